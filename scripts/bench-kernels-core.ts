@@ -1,0 +1,71 @@
+// The kernel benchmark itself, platform-neutral: scripts/bench-kernels.ts runs it
+// in Node and, with --browser, inside a Chromium Worker.
+import type { Kernels } from '../src/model/kernels.ts';
+import { WeightType } from '../src/model/kernels.ts';
+
+export interface BenchOptions {
+  /** Seconds of repeated calls per measurement (the best call is kept). */
+  minSeconds: number;
+  types?: string[];
+  tokens?: number[];
+}
+
+const SHAPES = [{ rows: 9728, cols: 2560 }, { rows: 2560, cols: 9728 }];
+const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: number[] }> = {
+  Q4_0: { id: WeightType.Q4_0, blockBytes: 18, halfOffsets: [0] },
+  Q4_K: { id: WeightType.Q4_K, blockBytes: 144, halfOffsets: [0, 2] },
+  Q6_K: { id: WeightType.Q6_K, blockBytes: 210, halfOffsets: [208] },
+};
+
+export const BENCH_HEADER = 'type  rows x cols    tokens threads build      ms/call    GB/s  GFLOP/s';
+
+function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: number, halfOffsets: number[]): void {
+  const u8 = k.bytes();
+  let s = 12345;
+  for (let i = 0; i < bytes; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) | 0;
+    u8[ptr + i] = s >>> 24;
+  }
+  // a sane half (0x2000 = 2^-7) wherever d / dmin live: no inf/NaN in the sums
+  for (let b = 0; b < bytes; b += blockBytes) for (const o of halfOffsets) { u8[ptr + b + o] = 0; u8[ptr + b + o + 1] = 0x20; }
+}
+
+function best(fn: () => void, minSeconds: number): number {
+  fn();  // warm up
+  let result = Infinity;
+  const deadline = performance.now() + minSeconds * 1000;
+  for (let rounds = 0; rounds < 3 || performance.now() < deadline; rounds++) {
+    const t0 = performance.now();
+    fn();
+    result = Math.min(result, (performance.now() - t0) / 1000);
+  }
+  return result;
+}
+
+/** Runs every type x shape x token count on `k`, one line per measurement through `log`. */
+export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: string) => void): void {
+  const tokens = options.tokens ?? [1, 32];
+  const maxTok = Math.max(...tokens);
+  for (const name of options.types ?? Object.keys(TYPES)) {
+    const t = TYPES[name];
+    if (!t) throw new Error(`unknown type ${name}`);
+    for (const { rows, cols } of SHAPES) {
+      const wBytes = rows * k.rowBytes(t.id, cols);
+      const w = k.alloc(wBytes);
+      fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
+      const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
+      const f = k.f32();
+      for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
+      for (const nTok of tokens) {
+        k.poolStats();  // reset
+        const seconds = best(() => k.matmul(dst, w, t.id, rows, cols, src, nTok), options.minSeconds);
+        const items = k.poolStats();
+        const total = items.reduce((a, b) => a + b, 0);
+        const shares = k.threads > 1 ? `  work split ${items.map((n) => `${Math.round((100 * n) / total)}%`).join('/')}` : '';
+        log(`${name.padEnd(5)} ${`${rows}x${cols}`.padEnd(14)} ${String(nTok).padStart(6)} ${String(k.threads).padStart(7)} ` +
+          `${k.build.padEnd(8)} ${(seconds * 1e3).toFixed(2).padStart(9)} ${(wBytes / seconds / 1e9).toFixed(2).padStart(7)} ` +
+          `${((2 * rows * cols * nTok) / seconds / 1e9).toFixed(1).padStart(8)}${shares}`);
+      }
+    }
+  }
+}

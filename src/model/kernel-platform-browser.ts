@@ -1,0 +1,43 @@
+// Browser host for the kernels (used inside a Worker: the caller thread blocks
+// on atomics, which a page's main thread may not). Wasm bytes come from URLs
+// vite resolves and bundles; pool threads are module Workers.
+import type { KernelBuild, KernelPlatform, KernelWorkerHandle, KernelWorkerInit } from './kernel-platform.ts';
+
+function wasmUrl(build: KernelBuild): URL {
+  // Literal `new URL(..., import.meta.url)` expressions, so vite emits the assets.
+  return build === 'relaxed'
+    ? new URL('../../wasm/build/qwen-relaxed.wasm', import.meta.url)
+    : new URL('../../wasm/build/qwen-simd128.wasm', import.meta.url);
+}
+
+export const browserPlatform: KernelPlatform = {
+  // Without cross-origin isolation there is no SharedArrayBuffer: one thread,
+  // non-shared memory.
+  sharedMemory: globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer !== 'undefined',
+  // A page's main thread may not wait on atomics: only a Worker can run the pool's caller.
+  canBlock: typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined',
+
+  hardwareThreads(): number {
+    return globalThis.navigator?.hardwareConcurrency ?? 1;
+  },
+
+  async wasmBytes(build: KernelBuild): Promise<Uint8Array> {
+    const url = wasmUrl(build);
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`cannot load ${url.href}: HTTP ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  },
+
+  startWorker(init: KernelWorkerInit): KernelWorkerHandle {
+    const worker = new Worker(new URL('./kernel-worker.ts', import.meta.url), { type: 'module', name: `kernel-${init.threadIndex}` });
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent) => {
+        if (e.data === 'ready') resolve();
+        else reject(new Error(`kernel worker ${init.threadIndex}: ${String(e.data)}`));
+      };
+      worker.onerror = (e: ErrorEvent) => reject(new Error(`kernel worker ${init.threadIndex} failed: ${e.message}`));
+    });
+    worker.postMessage(init);
+    return { ready, terminate: () => worker.terminate() };
+  },
+};

@@ -1,0 +1,32 @@
+// What the kernel binding needs from its host (Node or a browser Worker).
+// One small implementation per platform: kernel-platform-node.ts,
+// kernel-platform-browser.ts.
+
+export type KernelBuild = 'simd128' | 'relaxed';
+
+/** Everything a pool thread needs to join: it instantiates `module` on `memory`,
+ * moves its stack pointer to `stackTop` and calls `pool_worker_main(threadIndex)`. */
+export interface KernelWorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  threadIndex: number;
+  stackTop: number;
+}
+
+export interface KernelWorkerHandle {
+  /** Resolves once the worker has instantiated the module and is entering the pool. */
+  ready: Promise<void>;
+  terminate(): void;
+}
+
+export interface KernelPlatform {
+  /** True when SharedArrayBuffer / shared wasm memory is usable. */
+  readonly sharedMemory: boolean;
+  /** True when this thread may block on atomics (Node, Workers; never a page's main thread). */
+  readonly canBlock: boolean;
+  /** Logical cores the host reports. */
+  hardwareThreads(): number;
+  /** The raw bytes of one build. */
+  wasmBytes(build: KernelBuild): Promise<Uint8Array>;
+  startWorker(init: KernelWorkerInit): KernelWorkerHandle;
+}

@@ -1,0 +1,557 @@
+// TypeScript binding of the wasm kernels (wasm/*.c).
+//
+// One WebAssembly.Memory (shared when the host allows it, at most 4 GiB) holds
+// everything: weights, KV cache, activations, scratch. Every pointer below is a
+// byte offset into it, handed out by `alloc`. The caller thread (this one) runs
+// its share of each threaded kernel and waits on atomics for the pool threads,
+// so in a browser the kernels must only be used inside a Worker.
+import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-platform.ts';
+
+export type { KernelBuild } from './kernel-platform.ts';
+
+/** ggml type ids of the weight formats `matmul` and `getRow` accept. */
+export const WeightType = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q8_0: 8,
+  Q4_K: 12,
+  Q6_K: 14,
+} as const;
+export type WeightType = (typeof WeightType)[keyof typeof WeightType];
+
+const WEIGHT_BLOCKS: Record<number, { name: string; elems: number; bytes: number }> = {
+  [WeightType.F32]: { name: 'F32', elems: 1, bytes: 4 },
+  [WeightType.F16]: { name: 'F16', elems: 1, bytes: 2 },
+  [WeightType.Q4_0]: { name: 'Q4_0', elems: 32, bytes: 18 },
+  [WeightType.Q8_0]: { name: 'Q8_0', elems: 32, bytes: 34 },
+  [WeightType.Q4_K]: { name: 'Q4_K', elems: 256, bytes: 144 },
+  [WeightType.Q6_K]: { name: 'Q6_K', elems: 256, bytes: 210 },
+};
+
+export interface KernelOptions {
+  /** Pool threads including the calling one; default: all cores. Forced to 1 without shared
+   * memory (no cross-origin isolation) and on a page's main thread (it may not block). */
+  threads?: number;
+  /** 'auto' (default) uses relaxed SIMD when a known-answer probe passes, else SIMD128. */
+  build?: 'auto' | KernelBuild;
+  /** Initial memory size; it grows on demand up to 4 GiB. Default 16 MiB. */
+  initialBytes?: number;
+}
+
+export interface Kernels {
+  readonly memory: WebAssembly.Memory;
+  readonly build: KernelBuild;
+  readonly threads: number;
+  /** First byte after the module's own data; `alloc` starts here. */
+  readonly heapBase: number;
+  /** End of the last allocation. */
+  readonly allocatedBytes: number;
+
+  /** Bump allocation of `bytes` aligned to `align` (a power of two); grows the memory. Never freed. */
+  alloc(bytes: number, align?: number): number;
+  /** Views of the whole memory, re-created after growth (take a fresh one after any alloc). */
+  bytes(): Uint8Array;
+  f32(): Float32Array;
+  i32(): Int32Array;
+  u16(): Uint16Array;
+
+  /** Bytes of one weight row of `cols` elements. */
+  rowBytes(wtype: WeightType, cols: number): number;
+  /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W is GGUF layout (rows contiguous). */
+  matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
+  /** Same result through the scalar reference kernels, single-threaded (tests). */
+  matmulRef(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
+  /** dst[0..cols) = dequantized row `row` of W. */
+  getRow(dst: number, w: number, wtype: WeightType, cols: number, row: number): void;
+  /** Per row of n: dst = src / sqrt(mean(src^2) + eps) * weight. dst may equal src. */
+  rmsnorm(dst: number, src: number, weight: number, n: number, nRows: number, eps: number): void;
+  /** NEOX RoPE in place on x [nTokens][nHeads][headDim]; positions: int32[nTokens]. */
+  ropeNeox(x: number, nTokens: number, nHeads: number, headDim: number, positions: number, thetaBase: number): void;
+  /** gate = silu(gate) * up. */
+  siluMul(gate: number, up: number, n: number): void;
+  /** dst += src. */
+  add(dst: number, src: number, n: number): void;
+  /** f16 cache [pos][kvDim] (kvDim = nKvHeads*headDim): rows k, v [nTokens][kvDim] go to positions startPos... */
+  kvStore(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void;
+  /** Causal GQA over the f16 cache: out, q [nTokens][nHeads][headDim]; token t sees positions 0..startPos+t.
+   * headDim a multiple of 8; scale defaults to 1/sqrt(headDim). */
+  attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
+    nHeads: number, nKvHeads: number, headDim: number, scale?: number): void;
+  /** The kernels' expf (scalar) and its f32x4 version over an array (tests). */
+  expf(x: number): number;
+  expfVec(dst: number, src: number, n: number): void;
+
+  /** Work items each pool thread ran since the previous call (index 0 = the calling thread). */
+  poolStats(): number[];
+
+  /** Stops the pool threads. The memory stays readable. */
+  dispose(): void;
+}
+
+interface KernelExports {
+  __stack_pointer: WebAssembly.Global;
+  __heap_base: WebAssembly.Global;
+  kernels_init(): void;
+  kernels_build_is_relaxed(): number;
+  relaxed_probe?: (seed: number) => number;
+  pool_init(threads: number): void;
+  pool_shutdown(): void;
+  pool_items_taken(thread: number): number;
+  row_bytes(wtype: number, cols: number): number;
+  matmul_scratch_bytes(wtype: number, cols: number, nTokens: number): number;
+  matmul(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
+  matmul_ref(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
+  get_row(dst: number, w: number, wtype: number, cols: number, row: number): number;
+  rmsnorm(dst: number, src: number, weight: number, n: number, nRows: number, eps: number): void;
+  rope_neox(x: number, nTokens: number, nHeads: number, headDim: number, positions: number, thetaScale: number, scratch: number): number;
+  silu_mul(gate: number, up: number, n: number): void;
+  add(dst: number, src: number, n: number): void;
+  kv_store(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void;
+  attention_scratch_bytes(nTokens: number, startPos: number, nHeads: number, nKvHeads: number, headDim: number): number;
+  attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number, nHeads: number,
+    nKvHeads: number, headDim: number, scale: number, scratch: number): number;
+  kernel_expf(x: number): number;
+  expf_vec(dst: number, src: number, n: number): void;
+}
+
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+/** wasm32 addresses: 4 GiB. */
+export const MAX_MEMORY_BYTES = PAGE * MAX_PAGES;
+const WORKER_STACK_BYTES = 256 * 1024;
+const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Module bytes: the memory import's limits, and a non-shared variant
+
+interface MemoryImport {
+  minPages: number;
+  /** Offset of the limits flag byte (0x03 = shared with maximum). */
+  flagOffset: number;
+  shared: boolean;
+}
+
+function readLeb(bytes: Uint8Array, pos: number): [value: number, next: number] {
+  let value = 0;
+  let shift = 0;
+  for (;;) {
+    const b = bytes[pos++];
+    if (b === undefined) throw new Error('truncated wasm module');
+    value += (b & 0x7f) * 2 ** shift;
+    if ((b & 0x80) === 0) return [value, pos];
+    shift += 7;
+  }
+}
+
+/** Finds `env.memory` in the import section. */
+export function findMemoryImport(bytes: Uint8Array): MemoryImport {
+  let pos = 8;  // magic + version
+  while (pos < bytes.length) {
+    const id = bytes[pos++];
+    let size: number;
+    [size, pos] = readLeb(bytes, pos);
+    const end = pos + size;
+    if (id === 2) {
+      let count: number;
+      [count, pos] = readLeb(bytes, pos);
+      for (let i = 0; i < count; i++) {
+        let len: number;
+        [len, pos] = readLeb(bytes, pos);
+        pos += len;  // module name
+        [len, pos] = readLeb(bytes, pos);
+        pos += len;  // field name
+        const kind = bytes[pos++];
+        if (kind === 0) [, pos] = readLeb(bytes, pos);                   // function: type index
+        else if (kind === 1) { pos++; pos = skipLimits(bytes, pos); }    // table: reftype + limits
+        else if (kind === 3) pos += 2;                                    // global: type + mutability
+        else if (kind === 2) {
+          const flagOffset = pos;
+          const flags = bytes[pos++];
+          const [minPages] = readLeb(bytes, pos);
+          return { minPages, flagOffset, shared: (flags & 2) !== 0 };
+        } else throw new Error(`unexpected import kind ${kind}`);
+      }
+    }
+    pos = end;
+  }
+  throw new Error('the kernel module imports no memory');
+}
+
+function skipLimits(bytes: Uint8Array, pos: number): number {
+  const flags = bytes[pos++];
+  [, pos] = readLeb(bytes, pos);
+  if (flags & 1) [, pos] = readLeb(bytes, pos);
+  return pos;
+}
+
+/** The same module importing a non-shared memory (hosts without SharedArrayBuffer).
+ * Atomic instructions stay valid on unshared memory; the pool never waits with one thread. */
+export function withUnsharedMemory(bytes: Uint8Array): Uint8Array {
+  const imp = findMemoryImport(bytes);
+  if (!imp.shared) return bytes;
+  const copy = bytes.slice();
+  copy[imp.flagOffset] = copy[imp.flagOffset]! & ~2;
+  return copy;
+}
+
+// ---------------------------------------------------------------------------
+// Relaxed-SIMD probe
+
+/** What `relaxed_probe(seed)` in wasm/matmul.c must return, computed from the spec:
+ * lane k = acc[k] + sum over i in 4k..4k+3 of a[i] * b[i], weighted 1, 3, 5, 7. */
+export function expectedRelaxedProbe(seed: number): number {
+  const acc = [1000 + seed, -2000, 3000, seed];
+  const lanes = acc.slice();
+  for (let i = 0; i < 16; i++) {
+    const a = ((seed * (i + 1) - 100 + 13 * i) << 24) >> 24;  // int8 wrap
+    const b = (seed + 37 * i) & 127;
+    lanes[i >> 2]! += a * b;
+  }
+  return (lanes[0]! + 3 * lanes[1]! + 5 * lanes[2]! + 7 * lanes[3]!) | 0;
+}
+
+const PROBE_SEEDS = [1, 5, 77, -3];
+
+/** Compiles the relaxed build and runs its probe; returns why not when it cannot be used. */
+async function probeRelaxed(platform: KernelPlatform): Promise<{ module: WebAssembly.Module; bytes: Uint8Array } | string> {
+  let bytes: Uint8Array;
+  let module: WebAssembly.Module;
+  try {
+    bytes = await platform.wasmBytes('relaxed');
+    if (!platform.sharedMemory) bytes = withUnsharedMemory(bytes);
+    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    return `relaxed build does not compile here (${e instanceof Error ? e.message : String(e)})`;
+  }
+  const { minPages } = findMemoryImport(bytes);
+  const memory = new WebAssembly.Memory({ initial: minPages, maximum: MAX_PAGES, shared: platform.sharedMemory });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const probe = (instance.exports as unknown as KernelExports).relaxed_probe;
+  if (!probe) return 'relaxed build has no relaxed_probe export';
+  for (const seed of PROBE_SEEDS) {
+    const got = probe(seed);
+    const want = expectedRelaxedProbe(seed);
+    if (got !== want) return `relaxed SIMD computes wrong results here (probe(${seed}) = ${got}, expected ${want})`;
+  }
+  return { module, bytes };
+}
+
+async function loadPlatform(): Promise<KernelPlatform> {
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string' &&
+    typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === 'undefined';
+  if (isNode) {
+    // Hidden from bundlers: browser builds never include the Node host.
+    const nodeHost = './kernel-platform-node.ts';
+    const mod = (await import(/* @vite-ignore */ nodeHost)) as typeof import('./kernel-platform-node.ts');
+    return mod.nodePlatform;
+  }
+  return (await import('./kernel-platform-browser.ts')).browserPlatform;
+}
+
+// ---------------------------------------------------------------------------
+
+export async function createKernels(options: KernelOptions = {}, platformOverride?: KernelPlatform): Promise<Kernels> {
+  const platform = platformOverride ?? (await loadPlatform());
+  const requested = options.build ?? 'auto';
+
+  let build: KernelBuild = 'simd128';
+  let bytes: Uint8Array | undefined;
+  let module: WebAssembly.Module | undefined;
+  if (requested !== 'simd128') {
+    const probed = await probeRelaxed(platform);
+    if (typeof probed !== 'string') {
+      build = 'relaxed';
+      ({ bytes, module } = probed);
+    } else if (requested === 'relaxed') {
+      throw new Error(`build 'relaxed' requested but unusable: ${probed}`);
+    }
+  }
+  if (!module || !bytes) {
+    bytes = await platform.wasmBytes('simd128');
+    if (!platform.sharedMemory) bytes = withUnsharedMemory(bytes);
+    try {
+      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      throw new Error(`the kernels need WebAssembly SIMD128 and threads support: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  // The pool needs shared memory, and a caller thread that may wait for its workers.
+  const threads = platform.sharedMemory && platform.canBlock
+    ? Math.max(1, Math.min(Math.floor(options.threads ?? platform.hardwareThreads()), 256))
+    : 1;
+
+  const { minPages } = findMemoryImport(bytes);
+  const initialBytes = options.initialBytes ?? DEFAULT_INITIAL_BYTES;
+  if (!(initialBytes >= 0 && initialBytes <= MAX_MEMORY_BYTES)) {
+    throw new RangeError(`initialBytes must be between 0 and ${MAX_MEMORY_BYTES}, got ${initialBytes}`);
+  }
+  const memory = new WebAssembly.Memory({
+    initial: Math.max(minPages, Math.ceil(initialBytes / PAGE)),
+    maximum: MAX_PAGES,
+    shared: platform.sharedMemory,
+  });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const exports = instance.exports as unknown as KernelExports;
+  exports.kernels_init();
+  exports.pool_init(threads);
+
+  const kernels = new WasmKernels(memory, exports, build, threads);
+  const workers: KernelWorkerHandle[] = [];
+  try {
+    for (let i = 1; i < threads; i++) {
+      const stackBase = kernels.alloc(WORKER_STACK_BYTES, 16);
+      workers.push(platform.startWorker({ module, memory, threadIndex: i, stackTop: stackBase + WORKER_STACK_BYTES }));
+    }
+    await Promise.all(workers.map((w) => w.ready));
+  } catch (e) {
+    for (const w of workers) w.terminate();
+    throw e;
+  }
+  kernels.attachWorkers(workers);
+  return kernels;
+}
+
+// ---------------------------------------------------------------------------
+
+class WasmKernels implements Kernels {
+  readonly heapBase: number;
+  private top: number;
+  private workers: KernelWorkerHandle[] = [];
+  private disposed = false;
+  private views: { length: number; u8: Uint8Array; f32: Float32Array; i32: Int32Array; u16: Uint16Array } | undefined;
+  // Scratch areas, re-allocated larger when a call needs more.
+  private scratch = { ptr: 0, bytes: 0 };
+  private attnScratch = { ptr: 0, bytes: 0 };
+  private ropeScratch = { ptr: 0, bytes: 0 };
+
+  constructor(
+    readonly memory: WebAssembly.Memory,
+    private readonly x: KernelExports,
+    readonly build: KernelBuild,
+    readonly threads: number,
+  ) {
+    this.heapBase = alignUp(x.__heap_base.value as number, 64);
+    this.top = this.heapBase;
+  }
+
+  attachWorkers(workers: KernelWorkerHandle[]): void {
+    this.workers = workers;
+  }
+
+  get allocatedBytes(): number {
+    return this.top;
+  }
+
+  alloc(bytes: number, align = 64): number {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`alloc: bytes must be a non-negative integer, got ${bytes}`);
+    if (!Number.isSafeInteger(align) || align <= 0 || (align & (align - 1)) !== 0) {
+      throw new RangeError(`alloc: align must be a power of two, got ${align}`);
+    }
+    const start = alignUp(this.top, align);
+    const end = start + bytes;
+    if (end > MAX_MEMORY_BYTES) {
+      throw new RangeError(
+        `alloc(${bytes}) does not fit: it would end at byte ${end}, past the 4 GiB (${MAX_MEMORY_BYTES} bytes) ` +
+          `limit of wasm32 memory; ${this.top} bytes are already allocated, ${MAX_MEMORY_BYTES - start} remain`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / PAGE);
+      try {
+        this.memory.grow(pages);
+      } catch (e) {
+        throw new RangeError(
+          `alloc(${bytes}): could not grow wasm memory from ${have} to ${have + pages * PAGE} bytes ` +
+            `(${e instanceof Error ? e.message : String(e)})`);
+      }
+    }
+    this.top = end;
+    return start;
+  }
+
+  private view() {
+    const buffer = this.memory.buffer;
+    if (!this.views || this.views.length !== buffer.byteLength) {
+      this.views = {
+        length: buffer.byteLength,
+        u8: new Uint8Array(buffer),
+        f32: new Float32Array(buffer),
+        i32: new Int32Array(buffer),
+        u16: new Uint16Array(buffer),
+      };
+    }
+    return this.views;
+  }
+
+  bytes(): Uint8Array { return this.view().u8; }
+  f32(): Float32Array { return this.view().f32; }
+  i32(): Int32Array { return this.view().i32; }
+  u16(): Uint16Array { return this.view().u16; }
+
+  rowBytes(wtype: WeightType, cols: number): number {
+    const block = WEIGHT_BLOCKS[wtype];
+    if (!block) throw new RangeError(`unsupported weight type ${wtype}`);
+    if (!Number.isInteger(cols) || cols <= 0 || cols % block.elems !== 0) {
+      throw new RangeError(`${block.name} rows need a positive multiple of ${block.elems} columns, got ${cols}`);
+    }
+    return (cols / block.elems) * block.bytes;
+  }
+
+  matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens = 1): void {
+    this.runMatmul('matmul', dst, w, wtype, rows, cols, src, nTokens);
+  }
+
+  matmulRef(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens = 1): void {
+    this.runMatmul('matmul_ref', dst, w, wtype, rows, cols, src, nTokens);
+  }
+
+  private runMatmul(fn: 'matmul' | 'matmul_ref', dst: number, w: number, wtype: WeightType, rows: number, cols: number,
+    src: number, nTokens: number): void {
+    this.live();
+    const rb = this.rowBytes(wtype, cols);
+    positive('rows', rows);
+    positive('nTokens', nTokens);
+    this.range('matmul weights', w, rows * rb);
+    this.range('matmul src', src, nTokens * cols * 4);
+    this.range('matmul dst', dst, nTokens * rows * 4);
+    const need = this.x.matmul_scratch_bytes(wtype, cols, nTokens);
+    check(need, 'matmul_scratch_bytes');
+    const scratch = this.ensure(this.scratch, need);
+    check(this.x[fn](dst, w, wtype, rows, cols, src, nTokens, scratch), fn);
+  }
+
+  getRow(dst: number, w: number, wtype: WeightType, cols: number, row: number): void {
+    this.live();
+    const rb = this.rowBytes(wtype, cols);
+    if (!Number.isInteger(row) || row < 0) throw new RangeError(`getRow: row must be a non-negative integer, got ${row}`);
+    this.range('getRow weights', w, (row + 1) * rb);
+    this.range('getRow dst', dst, cols * 4);
+    check(this.x.get_row(dst, w, wtype, cols, row), 'get_row');
+  }
+
+  rmsnorm(dst: number, src: number, weight: number, n: number, nRows: number, eps: number): void {
+    this.live();
+    positive('n', n);
+    positive('nRows', nRows);
+    this.range('rmsnorm src', src, n * nRows * 4);
+    this.range('rmsnorm dst', dst, n * nRows * 4);
+    this.range('rmsnorm weight', weight, n * 4);
+    this.x.rmsnorm(dst, src, weight, n, nRows, eps);
+  }
+
+  ropeNeox(x: number, nTokens: number, nHeads: number, headDim: number, positions: number, thetaBase: number): void {
+    this.live();
+    positive('nTokens', nTokens);
+    positive('nHeads', nHeads);
+    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) throw new RangeError(`headDim must be a positive even integer, got ${headDim}`);
+    this.range('rope x', x, nTokens * nHeads * headDim * 4);
+    this.range('rope positions', positions, nTokens * 4);
+    // llama.cpp: theta_scale = powf(freq_base, -2.0f / n_dims), in float.
+    const thetaScale = Math.fround(Math.pow(thetaBase, Math.fround(-2 / headDim)));
+    const scratch = this.ensure(this.ropeScratch, headDim * 4);
+    check(this.x.rope_neox(x, nTokens, nHeads, headDim, positions, thetaScale, scratch), 'rope_neox');
+  }
+
+  siluMul(gate: number, up: number, n: number): void {
+    this.live();
+    this.range('siluMul gate', gate, n * 4);
+    this.range('siluMul up', up, n * 4);
+    this.x.silu_mul(gate, up, n);
+  }
+
+  add(dst: number, src: number, n: number): void {
+    this.live();
+    this.range('add dst', dst, n * 4);
+    this.range('add src', src, n * 4);
+    this.x.add(dst, src, n);
+  }
+
+  kvStore(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void {
+    this.live();
+    positive('nTokens', nTokens);
+    positive('kvDim', kvDim);
+    if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
+    this.range('kvStore cacheK', cacheK, (startPos + nTokens) * kvDim * 2);
+    this.range('kvStore cacheV', cacheV, (startPos + nTokens) * kvDim * 2);
+    this.range('kvStore k', k, nTokens * kvDim * 4);
+    this.range('kvStore v', v, nTokens * kvDim * 4);
+    this.x.kv_store(cacheK, cacheV, k, v, nTokens, startPos, kvDim);
+  }
+
+  attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
+    nHeads: number, nKvHeads: number, headDim: number, scale = 1 / Math.sqrt(headDim)): void {
+    this.live();
+    positive('nTokens', nTokens);
+    positive('nHeads', nHeads);
+    positive('nKvHeads', nKvHeads);
+    if (nHeads % nKvHeads !== 0) throw new RangeError(`nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
+    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 8 !== 0) throw new RangeError(`headDim must be a positive multiple of 8, got ${headDim}`);
+    if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
+    const kvBytes = (startPos + nTokens) * nKvHeads * headDim * 2;
+    this.range('attention cacheK', cacheK, kvBytes);
+    this.range('attention cacheV', cacheV, kvBytes);
+    this.range('attention q', q, nTokens * nHeads * headDim * 4);
+    this.range('attention out', out, nTokens * nHeads * headDim * 4);
+    const need = this.x.attention_scratch_bytes(nTokens, startPos, nHeads, nKvHeads, headDim);
+    check(need, 'attention_scratch_bytes');
+    const scratch = this.ensure(this.attnScratch, need);
+    check(this.x.attention(out, q, cacheK, cacheV, nTokens, startPos, nHeads, nKvHeads, headDim, scale, scratch), 'attention');
+  }
+
+  expf(x: number): number {
+    return this.x.kernel_expf(x);
+  }
+
+  expfVec(dst: number, src: number, n: number): void {
+    this.live();
+    this.range('expfVec src', src, n * 4);
+    this.range('expfVec dst', dst, n * 4);
+    this.x.expf_vec(dst, src, n);
+  }
+
+  poolStats(): number[] {
+    return Array.from({ length: this.threads }, (_, i) => this.x.pool_items_taken(i));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.x.pool_shutdown();
+    for (const w of this.workers) w.terminate();
+    this.workers = [];
+  }
+
+  private live(): void {
+    if (this.disposed) throw new Error('kernels used after dispose()');
+  }
+
+  private range(what: string, ptr: number, bytes: number): void {
+    if (!Number.isInteger(ptr) || ptr < 0 || ptr + bytes > this.memory.buffer.byteLength) {
+      throw new RangeError(`${what}: [${ptr}, ${ptr + bytes}) is outside the ${this.memory.buffer.byteLength}-byte memory`);
+    }
+  }
+
+  private ensure(area: { ptr: number; bytes: number }, bytes: number): number {
+    if (bytes > area.bytes) {
+      // Grow geometrically: a bump allocator cannot free the old area.
+      const size = Math.max(bytes, area.bytes * 2, 64 * 1024);
+      area.ptr = this.alloc(size, 64);
+      area.bytes = size;
+    }
+    return area.ptr;
+  }
+}
+
+function alignUp(value: number, align: number): number {
+  return Math.ceil(value / align) * align;
+}
+
+function positive(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+}
+
+function check(status: number, fn: string): void {
+  if (status < 0) throw new RangeError(`${fn} rejected its arguments (status ${status})`);
+}

@@ -1,0 +1,334 @@
+// The Qwen3 forward pass on the wasm kernels.
+//
+// Everything lives in one wasm memory laid out here: the weights (placed straight from the byte
+// source, tensor by tensor), the f16 KV cache, and activation buffers for a batch of tokens.
+// `forward` reads top to bottom like llama2.c's: one layer loop, a comment per step.
+import type { ByteSource } from '../gguf/byte-source.ts';
+import { GGMLType, ggmlTypeName } from '../gguf/ggml-types.ts';
+import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
+import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
+import { ModelError } from './errors.ts';
+import { MAX_MEMORY_BYTES, WeightType, createKernels, type KernelOptions, type Kernels } from './kernels.ts';
+
+export interface LoadOptions extends KernelOptions {
+  /** Tokens the KV cache holds; default min(4096, the model's trained context). */
+  contextLength?: number;
+  /** Most tokens one forward step processes (longer prompts are split); default 64. */
+  maxBatch?: number;
+  /** Called as weight bytes arrive in wasm memory. */
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** Stop loading early (e.g. the user closed the model). */
+  signal?: AbortSignal;
+}
+
+/** A matrix in wasm memory: `rows` output features of `cols` inputs, in GGUF layout. */
+interface Matrix {
+  ptr: number;
+  type: WeightType;
+  rows: number;
+  cols: number;
+}
+
+interface LayerWeights {
+  attnNorm: number; // f32 [hidden]
+  wq: Matrix; // [nHeads*headDim, hidden]
+  wk: Matrix; // [nKvHeads*headDim, hidden]
+  wv: Matrix; // [nKvHeads*valueDim, hidden]
+  qNorm: number; // f32 [headDim], shared by all heads
+  kNorm: number; // f32 [headDim]
+  wo: Matrix; // [hidden, nHeads*valueDim]
+  ffnNorm: number; // f32 [hidden]
+  wGate: Matrix; // [ffn, hidden]
+  wUp: Matrix; // [ffn, hidden]
+  wDown: Matrix; // [hidden, ffn]
+  cacheK: number; // f16 [context][nKvHeads*headDim]
+  cacheV: number; // f16 [context][nKvHeads*valueDim]
+}
+
+/** Activation buffers for up to `maxBatch` tokens (f32 unless noted). */
+interface RunState {
+  x: number; // residual stream [batch][hidden]
+  xb: number; // normalized input of a sublayer [batch][hidden]
+  xb2: number; // sublayer output [batch][hidden]
+  q: number; // [batch][nHeads*headDim]
+  k: number; // [batch][nKvHeads*headDim]
+  v: number; // [batch][nKvHeads*valueDim]
+  att: number; // attention output [batch][nHeads*valueDim]
+  gate: number; // [batch][ffn]
+  up: number; // [batch][ffn]
+  positions: number; // i32 [batch]
+  logits: number; // [logitRows][vocab]
+  logitRows: number;
+}
+
+const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType));
+const ALIGN = 64;
+const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+/** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
+const READ_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Room the kernels need beside our buffers: module data, matmul/attention scratch, thread stacks. */
+const KERNEL_OVERHEAD_BYTES = 64 * 1024 * 1024;
+
+export class Qwen3Model {
+  /** Tokens currently in the KV cache (the next token's position). */
+  position = 0;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly gguf: GGUFFile,
+    readonly kernels: Kernels,
+    readonly contextLength: number,
+    readonly maxBatch: number,
+    readonly memoryBytes: number,
+    private readonly tokenEmbd: Matrix,
+    private readonly outputNorm: number,
+    private readonly output: Matrix,
+    private readonly layers: LayerWeights[],
+    private readonly state: RunState,
+  ) {}
+
+  /** Reads the GGUF header from `source`, checks the model fits, and places its weights in wasm memory. */
+  static async load(source: ByteSource, options: LoadOptions = {}): Promise<Qwen3Model> {
+    const gguf = await readGGUF(source);
+    const config = readModelConfig(gguf);
+    const contextLength = options.contextLength ?? Math.min(4096, config.contextLength);
+    const maxBatch = options.maxBatch ?? 64;
+    if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`contextLength must be a positive integer, got ${contextLength}`);
+    if (!(Number.isInteger(maxBatch) && maxBatch > 0)) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+
+    if (config.valueDim !== config.headDim) {
+      throw new ModelError('bad-model', `value heads (${config.valueDim}) wider or narrower than key heads (${config.headDim}) are not supported`);
+    }
+    const tensors = modelTensors(gguf, config);
+    const weightBytes = tensors.reduce((sum, t) => sum + alignUp(t.byteSize), 0);
+    const kvBytes = kvCacheBytes(config, contextLength);
+    const stateBytes = runStateBytes(config, maxBatch, 1);
+    const needed = weightBytes + kvBytes + stateBytes + KERNEL_OVERHEAD_BYTES;
+    if (needed > MAX_MEMORY_BYTES) {
+      throw new ModelError(
+        'model-too-large',
+        `this model needs ${gib(needed)} of WebAssembly memory (weights ${gib(weightBytes)}, KV cache ${gib(kvBytes)} for ` +
+          `${contextLength} tokens, buffers ${gib(stateBytes + KERNEL_OVERHEAD_BYTES)}), more than the 4 GiB a wasm32 ` +
+          `memory can hold. Choose a smaller quantization or model, or a shorter context.`,
+      );
+    }
+
+    const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed });
+    try {
+      // Weights: one arena, each tensor read straight into its place.
+      const weightBase = kernels.alloc(weightBytes, ALIGN);
+      const placed = new Map<string, number>();
+      let offset = weightBase;
+      let loaded = 0;
+      for (const t of tensors) {
+        for (let done = 0; done < t.byteSize; done += READ_CHUNK_BYTES) {
+          options.signal?.throwIfAborted();
+          const length = Math.min(READ_CHUNK_BYTES, t.byteSize - done);
+          await source.readInto(t.offset + done, kernels.bytes().subarray(offset + done, offset + done + length));
+          loaded += length;
+          options.onProgress?.(loaded, weightBytes);
+        }
+        placed.set(t.name, offset);
+        offset += alignUp(t.byteSize);
+      }
+
+      const matrix = (name: string): Matrix => {
+        const t = gguf.tensor(name)!;
+        return { ptr: placed.get(name)!, type: t.type as WeightType, rows: t.dims[1], cols: t.dims[0] };
+      };
+      const vector = (name: string): number => placed.get(name)!;
+      const kvK = config.nKvHeads * config.headDim;
+      const kvV = config.nKvHeads * config.valueDim;
+      const layers: LayerWeights[] = [];
+      for (let l = 0; l < config.nLayers; l++) {
+        const p = `blk.${l}.`;
+        layers.push({
+          attnNorm: vector(`${p}attn_norm.weight`),
+          wq: matrix(`${p}attn_q.weight`),
+          wk: matrix(`${p}attn_k.weight`),
+          wv: matrix(`${p}attn_v.weight`),
+          qNorm: vector(`${p}attn_q_norm.weight`),
+          kNorm: vector(`${p}attn_k_norm.weight`),
+          wo: matrix(`${p}attn_output.weight`),
+          ffnNorm: vector(`${p}ffn_norm.weight`),
+          wGate: matrix(`${p}ffn_gate.weight`),
+          wUp: matrix(`${p}ffn_up.weight`),
+          wDown: matrix(`${p}ffn_down.weight`),
+          cacheK: kernels.alloc(contextLength * kvK * 2, ALIGN),
+          cacheV: kernels.alloc(contextLength * kvV * 2, ALIGN),
+        });
+      }
+      const tokenEmbd = matrix('token_embd.weight');
+      const output = config.tiedEmbeddings ? tokenEmbd : matrix('output.weight');
+      const state = allocRunState(kernels, config, maxBatch, 1);
+      return new Qwen3Model(config, gguf, kernels, contextLength, maxBatch, needed, tokenEmbd,
+        vector('output_norm.weight'), output, layers, state);
+    } catch (error) {
+      kernels.dispose();
+      throw error;
+    }
+  }
+
+  /** Appends `tokens` to the KV cache and returns the logits after the last one ([vocab]). */
+  prefill(tokens: readonly number[]): Float32Array {
+    return this.forward(tokens, this.position, false);
+  }
+
+  /** One step of generation: the logits after `token`. */
+  decode(token: number): Float32Array {
+    return this.forward([token], this.position, false);
+  }
+
+  /** Forgets cached positions from `position` on (e.g. to reuse a shared prompt prefix). */
+  truncate(position: number): void {
+    if (!(Number.isInteger(position) && position >= 0 && position <= this.position)) {
+      throw new RangeError(`truncate(${position}): the cache holds ${this.position} tokens`);
+    }
+    this.position = position;
+  }
+
+  /**
+   * Runs `tokens` at positions startPos.. and returns logits: for the last token only, or with
+   * `allLogits` for every token ([n][vocab], row t predicts the token after tokens[t]).
+   */
+  forward(tokens: readonly number[], startPos: number, allLogits: boolean): Float32Array {
+    const c = this.config;
+    if (tokens.length === 0) throw new RangeError('forward needs at least one token');
+    if (startPos > this.position) throw new RangeError(`startPos ${startPos} is past the ${this.position} cached tokens`);
+    if (startPos + tokens.length > this.contextLength) {
+      throw new ModelError('context-overflow',
+        `${startPos + tokens.length} tokens do not fit the ${this.contextLength}-token context`);
+    }
+    for (const t of tokens) {
+      if (!(Number.isInteger(t) && t >= 0 && t < c.vocabSize)) throw new RangeError(`token id ${t} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    }
+    const out = new Float32Array((allLogits ? tokens.length : 1) * c.vocabSize);
+    for (let start = 0; start < tokens.length; start += this.maxBatch) {
+      const batch = tokens.slice(start, start + this.maxBatch);
+      const last = start + batch.length === tokens.length;
+      if (!allLogits && !last) {
+        this.forwardBatch(batch, startPos + start, 0);
+        continue;
+      }
+      const rows = allLogits ? batch.length : 1;
+      const logits = this.forwardBatch(batch, startPos + start, rows);
+      out.set(logits, allLogits ? start * c.vocabSize : 0);
+    }
+    this.position = startPos + tokens.length;
+    return out;
+  }
+
+  /** The transformer over one batch; returns a view of the logits of the last `logitRows` tokens. */
+  private forwardBatch(tokens: readonly number[], startPos: number, logitRows: number): Float32Array {
+    const k = this.kernels;
+    const c = this.config;
+    const n = tokens.length;
+    const H = c.hiddenSize;
+    const kvDim = c.nKvHeads * c.headDim;
+    const s = this.state;
+    if (logitRows > s.logitRows) {
+      // Only tests ask for every position's logits; grow that one buffer when they do.
+      s.logits = k.alloc(logitRows * c.vocabSize * 4, ALIGN);
+      s.logitRows = logitRows;
+    }
+
+    // Token embeddings into the residual stream; positions for RoPE.
+    tokens.forEach((token, t) => k.getRow(s.x + t * H * 4, this.tokenEmbd.ptr, this.tokenEmbd.type, H, token));
+    const positions = k.i32();
+    for (let t = 0; t < n; t++) positions[s.positions / 4 + t] = startPos + t;
+
+    for (const L of this.layers) {
+      // Attention: pre-norm, projections, per-head QK RMSNorm, RoPE, cache, grouped-query attention.
+      k.rmsnorm(s.xb, s.x, L.attnNorm, H, n, c.rmsEps);
+      matmul(k, s.q, L.wq, s.xb, n);
+      matmul(k, s.k, L.wk, s.xb, n);
+      matmul(k, s.v, L.wv, s.xb, n);
+      k.rmsnorm(s.q, s.q, L.qNorm, c.headDim, n * c.nHeads, c.rmsEps);
+      k.rmsnorm(s.k, s.k, L.kNorm, c.headDim, n * c.nKvHeads, c.rmsEps);
+      k.ropeNeox(s.q, n, c.nHeads, c.headDim, s.positions, c.ropeTheta);
+      k.ropeNeox(s.k, n, c.nKvHeads, c.headDim, s.positions, c.ropeTheta);
+      k.kvStore(L.cacheK, L.cacheV, s.k, s.v, n, startPos, kvDim);
+      k.attention(s.att, s.q, L.cacheK, L.cacheV, n, startPos, c.nHeads, c.nKvHeads, c.headDim);
+      // Output projection back into the residual stream.
+      matmul(k, s.xb2, L.wo, s.att, n);
+      k.add(s.x, s.xb2, n * H);
+      // Feed-forward: pre-norm, SwiGLU, down projection, residual.
+      k.rmsnorm(s.xb, s.x, L.ffnNorm, H, n, c.rmsEps);
+      matmul(k, s.gate, L.wGate, s.xb, n);
+      matmul(k, s.up, L.wUp, s.xb, n);
+      k.siluMul(s.gate, s.up, n * c.ffnSize);
+      matmul(k, s.xb2, L.wDown, s.gate, n);
+      k.add(s.x, s.xb2, n * H);
+    }
+    if (logitRows === 0) return new Float32Array(0);
+
+    // Final norm and the LM head, only for the rows whose logits are wanted.
+    const first = n - logitRows;
+    k.rmsnorm(s.xb, s.x + first * H * 4, this.outputNorm, H, logitRows, c.rmsEps);
+    matmul(k, s.logits, this.output, s.xb, logitRows);
+    return k.f32().subarray(s.logits / 4, s.logits / 4 + logitRows * c.vocabSize);
+  }
+
+  dispose(): void {
+    this.kernels.dispose();
+  }
+}
+
+function matmul(k: Kernels, dst: number, w: Matrix, src: number, nTokens: number): void {
+  k.matmul(dst, w.ptr, w.type, w.rows, w.cols, src, nTokens);
+}
+
+/** The tensors the forward pass reads, each checked for a type the kernels support. */
+function modelTensors(gguf: GGUFFile, config: ModelConfig): GGUFTensorInfo[] {
+  const names = ['token_embd.weight', 'output_norm.weight'];
+  if (!config.tiedEmbeddings) names.push('output.weight');
+  for (let l = 0; l < config.nLayers; l++) {
+    for (const part of ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_q_norm', 'attn_k_norm', 'attn_output',
+      'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down']) {
+      names.push(`blk.${l}.${part}.weight`);
+    }
+  }
+  return names.map((name) => {
+    const t = gguf.tensor(name);
+    if (!t) throw new ModelError('bad-model', `tensor '${name}' is missing`);
+    const isVector = t.dims.length === 1;
+    if (isVector ? t.type !== GGMLType.F32 : !SUPPORTED_MATRIX_TYPES.has(t.type)) {
+      throw new ModelError('unsupported-quant',
+        `tensor '${name}' is ${ggmlTypeName(t.type)}, which qwen-web cannot run yet ` +
+          `(supported: F32 norms; F32, F16, Q8_0, Q4_0, Q4_K, Q6_K matrices)`);
+    }
+    return t;
+  });
+}
+
+function kvCacheBytes(c: ModelConfig, contextLength: number): number {
+  return c.nLayers * contextLength * c.nKvHeads * (c.headDim + c.valueDim) * 2;
+}
+
+function runStateBytes(c: ModelConfig, batch: number, logitRows: number): number {
+  const floats = batch * (3 * c.hiddenSize + c.nHeads * c.headDim + c.nKvHeads * (c.headDim + c.valueDim) +
+    c.nHeads * c.valueDim + 2 * c.ffnSize + 1) + logitRows * c.vocabSize;
+  return floats * 4 + 12 * ALIGN;
+}
+
+function allocRunState(k: Kernels, c: ModelConfig, batch: number, logitRows: number): RunState {
+  const f32 = (count: number) => k.alloc(count * 4, ALIGN);
+  return {
+    x: f32(batch * c.hiddenSize),
+    xb: f32(batch * c.hiddenSize),
+    xb2: f32(batch * c.hiddenSize),
+    q: f32(batch * c.nHeads * c.headDim),
+    k: f32(batch * c.nKvHeads * c.headDim),
+    v: f32(batch * c.nKvHeads * c.valueDim),
+    att: f32(batch * c.nHeads * c.valueDim),
+    gate: f32(batch * c.ffnSize),
+    up: f32(batch * c.ffnSize),
+    positions: k.alloc(batch * 4, ALIGN),
+    logits: f32(logitRows * c.vocabSize),
+    logitRows,
+  };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}

@@ -1,0 +1,322 @@
+// The kernels in headless Chromium, where the relaxed-SIMD build runs correctly:
+// a vite dev server (cross-origin isolated: COOP + COEP) serves a page whose
+// module Worker imports src/model/kernels.ts, lets it pick a build ('auto' must
+// choose relaxed here: Chromium computes the probe right), and runs matmul
+// through the SIMD kernels and the scalar reference on inputs made in Node.
+// Node checks the answers: relaxed vs scalar reference (same integers, only
+// float rounding differs) and vs an f64 dequantize-then-dot.
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Plugin, type ViteDevServer } from 'vite';
+import { createKernels, type Kernels, WeightType } from '../src/model/kernels.ts';
+import { f16BitsToF32, f32ToF16Bits } from './fixtures/quantize.ts';
+import { Rng } from './fixtures/random.ts';
+import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
+
+const EPS32 = 2 ** -24;
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
+// The non-matmul kernels on one input, the same way in Node and in the page
+// (its source is sent to the Worker as text): rmsnorm, RoPE, SiLU*up, KV store
+// and attention. Returns all outputs concatenated.
+function runOps(k: Kernels, input: Uint8Array): Uint8Array {
+  const n = input.length / 4;  // floats: used as activations of 8 tokens x 4 heads x 32 dims = 1024
+  const put = (u8: Uint8Array) => { const p = k.alloc(u8.length, 64); k.bytes().set(u8, p); return p; };
+  const x = put(input), w = put(input.slice(0, 128)), out = k.alloc(n * 4);
+  k.rmsnorm(out, x, w, 32, n / 32, 1e-6);
+  const pos = k.alloc(8 * 4);
+  for (let t = 0; t < 8; t++) k.i32()[pos / 4 + t] = 3 * t + 1000;
+  const r = put(input);
+  k.ropeNeox(r, 8, 4, 32, pos, 1e6);
+  const g = put(input), u = put(input.slice().reverse());
+  k.siluMul(g, u, n);
+  // 8 tokens, 4 query heads on 2 KV heads of 32 dims: K and V from the input, cache of 8 positions
+  const kvDim = 64, ck = k.alloc(8 * kvDim * 2), cv = k.alloc(8 * kvDim * 2);
+  k.kvStore(ck, cv, x, r, 8, 0, kvDim);
+  const att = k.alloc(8 * 4 * 32 * 4);
+  k.attention(att, g, ck, cv, 8, 0, 4, 2, 32);
+  const result = new Uint8Array(n * 4 * 4);
+  for (const [i, p] of [out, r, g, att].entries()) result.set(k.bytes().slice(p, p + n * 4), i * n * 4);
+  return result;
+}
+const RUN_OPS_SOURCE = runOps.toString();
+
+// Runs in the page's Worker (plain JS, imports resolved by vite).
+const WORKER_JS = `
+import { createKernels } from '/src/model/kernels.ts';
+const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 8192) s += String.fromCharCode(...u8.subarray(i, i + 8192)); return btoa(s); };
+const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+let kernels;
+${RUN_OPS_SOURCE}
+self.onmessage = async (e) => {
+  try {
+    const { cases, expfInputs, threads } = e.data;
+    kernels ??= await createKernels({ threads, build: 'auto' });
+    const k = kernels;
+    const put = (u8) => { const p = k.alloc(u8.length, 64); k.bytes().set(u8, p); return p; };
+    const outputs = [];
+    for (const c of cases) {
+      const w = put(unb64(c.weights)), src = put(unb64(c.x));
+      const n = c.rows * c.nTokens;
+      const simd = k.alloc(n * 4), ref = k.alloc(n * 4);
+      k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
+      k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
+      outputs.push({ simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)) });
+    }
+    const xs = unb64(expfInputs);
+    const src = put(xs), dst = k.alloc(xs.length);
+    k.expfVec(dst, src, xs.length / 4);
+    self.postMessage({
+      build: k.build, threads: k.threads, isolated: self.crossOriginIsolated, outputs,
+      expf: b64(k.bytes().slice(dst, dst + xs.length)),
+      ops: b64(runOps(k, unb64(e.data.opsInput))),
+    });
+  } catch (err) {
+    self.postMessage({ error: String(err && err.stack || err) });
+  }
+};
+`;
+
+const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>kernels</title><link rel="icon" href="data:,">
+<script type="module">
+  const worker = new Worker('/__kernels-test/worker.js', { type: 'module' });
+  window.runInWorker = (request) => new Promise((resolve) => {
+    worker.onmessage = (e) => resolve(e.data);
+    worker.onerror = (e) => resolve({ error: 'worker error: ' + e.message });
+    worker.postMessage(request);
+  });
+</script>`;
+
+function testPages(): Plugin {
+  return {
+    name: 'kernels-browser-test-pages',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        const routes: Record<string, [string, string]> = {
+          '/__kernels-test/index.html': ['text/html', PAGE_HTML],
+          '/__kernels-test/worker.js': ['text/javascript', WORKER_JS],
+        };
+        const route = req.url ? routes[req.url] : undefined;
+        if (!route) return next();
+        res.writeHead(200, { 'Content-Type': route[0], ...ISOLATION });
+        res.end(route[1]);
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// inputs and from-spec references (as in tests/kernels.test.ts)
+
+const INFO: Record<number, { elems: number; bytes: number; act: number }> = {
+  [WeightType.F16]: { elems: 1, bytes: 2, act: 0 },
+  [WeightType.Q4_0]: { elems: 32, bytes: 18, act: 32 },
+  [WeightType.Q8_0]: { elems: 32, bytes: 34, act: 32 },
+  [WeightType.Q4_K]: { elems: 256, bytes: 144, act: 256 },
+  [WeightType.Q6_K]: { elems: 256, bytes: 210, act: 256 },
+};
+
+function half(b: Uint8Array, o: number): number {
+  return f16BitsToF32(b[o]! | (b[o + 1]! << 8));
+}
+
+function setHalf(b: Uint8Array, o: number, v: number): void {
+  const h = f32ToF16Bits(v);
+  b[o] = h & 255;
+  b[o + 1] = h >>> 8;
+}
+
+function randomWeights(type: WeightType, n: number, rng: Rng): Uint8Array {
+  const info = INFO[type]!;
+  const out = new Uint8Array((n / info.elems) * info.bytes);
+  if (type === WeightType.F16) {
+    for (let i = 0; i < n; i++) setHalf(out, 2 * i, rng.nextGaussian() * 0.5);
+    return out;
+  }
+  rng.fillBytes(out);
+  const sign = () => (rng.nextFloat() < 0.5 ? -1 : 1);
+  for (let o = 0; o < out.length; o += info.bytes) {
+    if (type === WeightType.Q4_0) setHalf(out, o, sign() * 0.05 * (0.25 + rng.nextFloat()));
+    if (type === WeightType.Q8_0) setHalf(out, o, sign() * 0.004 * (0.25 + rng.nextFloat()));
+    if (type === WeightType.Q4_K) {
+      setHalf(out, o, 0.003 * (0.25 + rng.nextFloat()));
+      setHalf(out, o + 2, 0.01 * (0.25 + rng.nextFloat()));
+    }
+    if (type === WeightType.Q6_K) setHalf(out, o + 208, sign() * 0.0005 * (0.25 + rng.nextFloat()));
+  }
+  return out;
+}
+
+function q4KScaleMin(s: Uint8Array, o: number, j: number): [number, number] {
+  if (j < 4) return [s[o + j]! & 63, s[o + j + 4]! & 63];
+  return [(s[o + j + 4]! & 15) | ((s[o + j - 4]! >> 6) << 4), (s[o + j + 4]! >> 4) | ((s[o + j]! >> 6) << 4)];
+}
+
+/** Decoded weights and, per element, the magnitude float rounding scales with. */
+function decode(type: WeightType, b: Uint8Array, n: number): { w: Float64Array; mag: Float64Array } {
+  const w = new Float64Array(n), mag = new Float64Array(n);
+  const info = INFO[type]!;
+  for (let i = 0; i < n; i++) {
+    const blk = Math.floor(i / info.elems), o = blk * info.bytes, e = i % info.elems;
+    let v: number, m = 0;
+    if (type === WeightType.F16) v = half(b, 2 * i);
+    else if (type === WeightType.Q4_0) v = half(b, o) * ((e < 16 ? b[o + 2 + e]! & 15 : b[o + 2 + e - 16]! >> 4) - 8);
+    else if (type === WeightType.Q8_0) v = half(b, o) * ((b[o + 2 + e]! << 24) >> 24);
+    else if (type === WeightType.Q4_K) {
+      const j = e >> 5, byte = b[o + 16 + 32 * (j >> 1) + (e & 31)]!;
+      const [sc, mn] = q4KScaleMin(b, o + 4, j);
+      v = half(b, o) * sc * (j & 1 ? byte >> 4 : byte & 15) - half(b, o + 2) * mn;
+      m = 2 * Math.abs(half(b, o + 2) * mn);
+    } else {
+      const h = e >> 7, k = (e >> 5) & 3, l = e & 31;
+      const qlByte = b[o + 64 * h + 32 * (k & 1) + l]!;
+      const q = ((k >= 2 ? qlByte >> 4 : qlByte & 15) | (((b[o + 128 + 32 * h + l]! >> (2 * k)) & 3) << 4)) - 32;
+      v = half(b, o + 208) * ((b[o + 192 + (e >> 4)]! << 24) >> 24) * q;
+    }
+    w[i] = v;
+    mag[i] = Math.abs(v) + m;
+  }
+  return { w, mag };
+}
+
+interface Case { type: WeightType; rows: number; cols: number; nTokens: number; raw: Uint8Array; x: Float32Array }
+
+function makeCases(): Case[] {
+  const rng = new Rng(4242);
+  const cases: Case[] = [];
+  const shapes: [WeightType, number][] = [
+    [WeightType.F16, 45], [WeightType.Q4_0, 160], [WeightType.Q8_0, 160], [WeightType.Q4_K, 512], [WeightType.Q6_K, 512],
+  ];
+  for (const [type, cols] of shapes) {
+    for (const [rows, nTokens] of [[37, 1], [67, 3], [19, 17]] as const) {
+      const raw = randomWeights(type, rows * cols, rng);
+      const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
+      cases.push({ type, rows, cols, nTokens, raw, x });
+    }
+  }
+  return cases;
+}
+
+const b64 = (u8: Uint8Array) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('base64');
+const f32FromB64 = (s: string) => {
+  const buf = Buffer.from(s, 'base64');
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+};
+
+// ---------------------------------------------------------------------------
+
+interface WorkerReply {
+  error?: string;
+  ops: string;
+  build: string;
+  threads: number;
+  isolated: boolean;
+  outputs: { simd: string; ref: string }[];
+  expf: string;
+}
+
+let server: ViteDevServer;
+let chromium: LaunchedChromium;
+let reply: WorkerReply;
+let cases: Case[];
+let expfInputs: Float32Array;
+let opsInput: Float32Array;
+let nodeKernels: Kernels;
+
+beforeAll(async () => {
+  server = await createServer({
+    configFile: false,
+    root: process.cwd(),
+    logLevel: 'silent',
+    plugins: [testPages()],
+    server: { host: '127.0.0.1', port: 0, headers: ISOLATION, hmr: false },
+    optimizeDeps: { noDiscovery: true, include: [] },
+  });
+  await server.listen();
+  const port = (server.httpServer!.address() as AddressInfo).port;
+  chromium = await launchChromium();
+  const page = await chromium.newPage();
+  await page.goto(`http://127.0.0.1:${port}/__kernels-test/index.html`);
+  await page.waitForFunction(() => typeof (window as unknown as { runInWorker?: unknown }).runInWorker === 'function');
+
+  cases = makeCases();
+  const rng = new Rng(99);
+  expfInputs = new Float32Array(4001).map(() => -104 + rng.nextFloat() * 193);
+  opsInput = new Float32Array(1024).map(() => rng.nextGaussian() * 2);
+  const request = {
+    threads: 2,
+    cases: cases.map((c) => ({ type: c.type, rows: c.rows, cols: c.cols, nTokens: c.nTokens, weights: b64(c.raw), x: b64(new Uint8Array(c.x.buffer)) })),
+    expfInputs: b64(new Uint8Array(expfInputs.buffer)),
+    opsInput: b64(new Uint8Array(opsInput.buffer)),
+  };
+  reply = await page.evaluate(
+    (req) => (window as unknown as { runInWorker(r: unknown): Promise<unknown> }).runInWorker(req),
+    request,
+  ) as WorkerReply;
+  nodeKernels = await createKernels({ threads: 1, build: 'simd128' });
+}, 300_000);
+
+afterAll(async () => {
+  nodeKernels?.dispose();
+  await chromium?.close();
+  await server?.close();
+});
+
+describe('kernels in Chromium', () => {
+  it('runs cross-origin isolated with threads and picks the relaxed build after its probe', () => {
+    expect(reply.error).toBeUndefined();
+    expect(reply.isolated).toBe(true);
+    expect(reply.threads).toBe(2);
+    expect(reply.build).toBe('relaxed');
+    expect(chromium.consoleErrors).toEqual([]);
+  });
+
+  it('relaxed matmul agrees with the scalar reference and with f64', () => {
+    expect(reply.error).toBeUndefined();
+    cases.forEach((c, ci) => {
+      const simd = f32FromB64(reply.outputs[ci]!.simd), ref = f32FromB64(reply.outputs[ci]!.ref);
+      const { w, mag } = decode(c.type, c.raw, c.rows * c.cols);
+      const block = INFO[c.type]!.act;
+      // float accumulation bound, as in tests/kernels.test.ts: (blocks + 8) roundings, twice
+      const ACCUMULATION = 2 * ((block ? c.cols / INFO[c.type]!.elems : c.cols) + 8) * EPS32;
+      for (let t = 0; t < c.nTokens; t++) {
+        const halfStep = new Float64Array(c.cols);
+        if (block) {
+          for (let b0 = 0; b0 < c.cols; b0 += block) {
+            let amax = 0;
+            for (let i = 0; i < block; i++) amax = Math.max(amax, Math.abs(c.x[t * c.cols + b0 + i]!));
+            halfStep.fill((amax / 254) * 1.001, b0, b0 + block);  // |x - d*round(x/d)| <= d/2
+          }
+        }
+        for (let r = 0; r < c.rows; r++) {
+          let want = 0, size = 0, quantization = 0;
+          for (let i = 0; i < c.cols; i++) {
+            const xi = c.x[t * c.cols + i]!;
+            want += w[r * c.cols + i]! * xi;
+            size += mag[r * c.cols + i]! * (Math.abs(xi) + halfStep[i]!);
+            quantization += Math.abs(w[r * c.cols + i]!) * halfStep[i]!;
+          }
+          const g = simd[t * c.rows + r]!, rf = ref[t * c.rows + r]!;
+          const where = `type ${c.type} ${c.rows}x${c.cols} token ${t} row ${r}`;
+          if (!(Math.abs(g - rf) <= ACCUMULATION * size + 1e-30)) throw new Error(`${where}: relaxed ${g} vs reference ${rf}`);
+          if (!(Math.abs(g - want) <= quantization + ACCUMULATION * size + 1e-30)) throw new Error(`${where}: relaxed ${g} vs f64 ${want}`);
+        }
+      }
+    });
+  });
+
+  it('relaxed expf (clang 22) returns the same bits as the SIMD128 build (clang 14) in Node', () => {
+    const got = f32FromB64(reply.expf);
+    const src = nodeKernels.alloc(expfInputs.length * 4), dst = nodeKernels.alloc(expfInputs.length * 4);
+    nodeKernels.f32().set(expfInputs, src / 4);
+    nodeKernels.expfVec(dst, src, expfInputs.length);
+    expect(got).toEqual(nodeKernels.f32().slice(dst / 4, dst / 4 + expfInputs.length));
+  });
+
+  it('relaxed-build rmsnorm, RoPE, SiLU, KV store and attention return the same bits as the SIMD128 build', () => {
+    // Same C source, no fused multiply-adds (-ffp-contract=off) and no reassociation: identical results.
+    const got = f32FromB64(reply.ops);
+    const want = runOps(nodeKernels, new Uint8Array(opsInput.buffer));
+    expect(got).toEqual(new Float32Array(want.buffer));
+  });
+});

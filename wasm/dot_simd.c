@@ -1,0 +1,488 @@
+// SIMD dot-product kernels: a few weight rows against a few activation rows.
+//
+// Each rows_<type>() walks tokens in tiles of TILE_T: every weight block is
+// unpacked once per tile and multiplied with TILE_T activation rows, which is
+// where prefill speed comes from; decode (one token) runs the T = 1 tile.
+//
+// SIMD128 build: activations are int16, permuted (quants.h), and products use
+// i32x4.dot_i16x8_s. A block of weight bytes read as uint16 lanes gives the
+// even bytes with "& 0x000f"-style masks and the odd bytes with ">> 8": no
+// shuffles and no widening of activations in the hot loop.
+//
+// Relaxed build: activations are int8 in natural order and products use
+// i32x4.relaxed_dot_i8x16_i7x16_add_s. Its second operand must lie in 0..127
+// for the result to be the same on every engine: we always pass the weight
+// quants there (4-bit 0..15 or 6-bit 0..63), never the signed activations.
+#include "kernels.h"
+
+#define TILE_T 4
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+#if !KERNELS_RELAXED
+// sum of 32 products of 4 int16 weight vectors with 32 permuted activations, in 4 lanes
+INLINE v128_t dot4_i16(v128_t w0, v128_t w1, v128_t w2, v128_t w3, const int16_t *a) {
+    v128_t s0 = wasm_i32x4_dot_i16x8(w0, wasm_v128_load(a + 0));
+    v128_t s1 = wasm_i32x4_dot_i16x8(w1, wasm_v128_load(a + 8));
+    v128_t s2 = wasm_i32x4_dot_i16x8(w2, wasm_v128_load(a + 16));
+    v128_t s3 = wasm_i32x4_dot_i16x8(w3, wasm_v128_load(a + 24));
+    return wasm_i32x4_add(wasm_i32x4_add(s0, s1), wasm_i32x4_add(s2, s3));
+}
+#endif
+
+#if KERNELS_RELAXED
+// sum of 16 products w[i] * a[i] (w in 0..127) added to acc, in 4 lanes
+INLINE v128_t rdot(v128_t a_i8, v128_t w_u7, v128_t acc) {
+    return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(a_i8, w_u7, acc);
+}
+#endif
+
+// Writes the T results of one tile.
+#define STORE_TILE(out, out_stride, acc, T)                                    \
+    UNROLL for (int t = 0; t < (T); t++) (out)[(size_t)t * (out_stride)] = hsum_f32x4((acc)[t])
+
+// Runs TILE(out, stride, wrow, x, xs, cols, T) over rows x tokens in tiles.
+#define ROWS_LOOP(TILE)                                                                     \
+    for (int t0 = 0; t0 < n_tok; t0 += TILE_T) {                                            \
+        int nt = n_tok - t0 < TILE_T ? n_tok - t0 : TILE_T;                                 \
+        const uint8_t *xt = x + (size_t)t0 * x_row_bytes;                                   \
+        float *ot = out + (size_t)t0 * out_stride;                                          \
+        for (int r = 0; r < n_rows; r++) {                                                  \
+            const uint8_t *wr = w + (size_t)r * w_row_bytes;                                \
+            if (nt == TILE_T) {                                                             \
+                TILE(ot + r, out_stride, wr, xt, x_row_bytes, cols, TILE_T);                \
+            } else {                                                                        \
+                for (int t = 0; t < nt; t++)                                                \
+                    TILE(ot + (size_t)t * out_stride + r, out_stride, wr,                   \
+                         xt + (size_t)t * x_row_bytes, x_row_bytes, cols, 1);               \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+// ---------------------------------------------------------------------------
+// F32 and F16 weights: f32 activations, f32 products.
+
+INLINE void tile_f32(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                     int cols, const int T) {
+    const float *w = (const float *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    int i = 0;
+    for (; i + 4 <= cols; i += 4) {
+        v128_t wv = wasm_v128_load(w + i);
+        UNROLL for (int t = 0; t < T; t++)
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wv, wasm_v128_load((const float *)(x + t * xs) + i)));
+    }
+    for (; i < cols; i++) {
+        UNROLL for (int t = 0; t < T; t++)
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_make(w[i] * ((const float *)(x + t * xs))[i], 0, 0, 0));
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+
+INLINE void tile_f16(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                     int cols, const int T) {
+    const uint16_t *w = (const uint16_t *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    int i = 0;
+    for (; i + 8 <= cols; i += 8) {
+        v128_t lo, hi;
+        fp16x8_to_f32x4x2(w + i, &lo, &hi);
+        UNROLL for (int t = 0; t < T; t++) {
+            const float *a = (const float *)(x + t * xs) + i;
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_add(wasm_f32x4_mul(lo, wasm_v128_load(a)),
+                                                           wasm_f32x4_mul(hi, wasm_v128_load(a + 4))));
+        }
+    }
+    for (; i < cols; i++) {
+        float wi = fp16_to_fp32(w[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_make(wi * ((const float *)(x + t * xs))[i], 0, 0, 0));
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+
+void rows_f32(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+              const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_f32)
+}
+
+void rows_f16(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+              const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_f16)
+}
+
+// ---------------------------------------------------------------------------
+// Q4_0
+
+#if KERNELS_RELAXED
+INLINE void tile_q4_0(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q4_0 *w = (const block_q4_0 *)wrow;
+    const v128_t low4 = wasm_i8x16_splat(15);
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK4_0; b++) {
+        v128_t v = wasm_v128_load(w[b].qs);
+        v128_t lo = wasm_v128_and(v, low4);                      // elements 0..15
+        v128_t hi = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);   // elements 16..31
+        float dw = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_32 *a = (const block_q8_32 *)(x + t * xs) + b;
+            v128_t s = rdot(wasm_v128_load(a->qs), lo, wasm_i32x4_make(-8 * a->sum, 0, 0, 0));
+            s = rdot(wasm_v128_load(a->qs + 16), hi, s);
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(dw * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+#else
+INLINE void tile_q4_0(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q4_0 *w = (const block_q4_0 *)wrow;
+    const v128_t low4 = wasm_i16x8_splat(15);
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK4_0; b++) {
+        v128_t v = wasm_v128_load(w[b].qs);
+        v128_t e_lo = wasm_v128_and(v, low4);                    // elements 0 2 .. 14
+        v128_t e_hi = wasm_v128_and(wasm_u16x8_shr(v, 4), low4); // 16 18 .. 30
+        v128_t o_lo = wasm_v128_and(wasm_u16x8_shr(v, 8), low4); // 1 3 .. 15
+        v128_t o_hi = wasm_u16x8_shr(v, 12);                     // 17 19 .. 31
+        float dw = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_32w *a = (const block_q8_32w *)(x + t * xs) + b;
+            v128_t s = wasm_i32x4_add(dot4_i16(e_lo, e_hi, o_lo, o_hi, a->qs), wasm_v128_load(a->offset));
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(dw * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+#endif
+
+void rows_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+               const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q4_0)
+}
+
+// ---------------------------------------------------------------------------
+// Q8_0
+
+#if KERNELS_RELAXED
+// Both operands are signed 8-bit here, so the i7 dot does not apply: widen
+// with extmul (pairs of products fit int16: 2 * 128 * 127 < 32768).
+INLINE v128_t dot16_i8(v128_t w, v128_t a) {
+    return wasm_i32x4_extadd_pairwise_i16x8(
+        wasm_i16x8_add(wasm_i16x8_extmul_low_i8x16(w, a), wasm_i16x8_extmul_high_i8x16(w, a)));
+}
+
+INLINE void tile_q8_0(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q8_0 *w = (const block_q8_0 *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK8_0; b++) {
+        v128_t v0 = wasm_v128_load(w[b].qs), v1 = wasm_v128_load(w[b].qs + 16);
+        float dw = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_32 *a = (const block_q8_32 *)(x + t * xs) + b;
+            v128_t s = wasm_i32x4_add(dot16_i8(v0, wasm_v128_load(a->qs)), dot16_i8(v1, wasm_v128_load(a->qs + 16)));
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(dw * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+#else
+INLINE void tile_q8_0(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q8_0 *w = (const block_q8_0 *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK8_0; b++) {
+        v128_t v0 = wasm_v128_load(w[b].qs), v1 = wasm_v128_load(w[b].qs + 16);
+        // sign-extend the even bytes (<< 8 then arithmetic >> 8) and the odd bytes (>> 8)
+        v128_t e0 = wasm_i16x8_shr(wasm_i16x8_shl(v0, 8), 8);   // elements 0 2 .. 14
+        v128_t e1 = wasm_i16x8_shr(wasm_i16x8_shl(v1, 8), 8);   // 16 18 .. 30
+        v128_t o0 = wasm_i16x8_shr(v0, 8);                      // 1 3 .. 15
+        v128_t o1 = wasm_i16x8_shr(v1, 8);                      // 17 19 .. 31
+        float dw = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_32w *a = (const block_q8_32w *)(x + t * xs) + b;
+            v128_t s = dot4_i16(e0, e1, o0, o1, a->qs);
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(dw * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+#endif
+
+void rows_q8_0(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+               const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q8_0)
+}
+
+// ---------------------------------------------------------------------------
+// Q4_K
+
+// The 8 scales and 8 mins of a Q4_K block as vectors, unpacked 4 at a time in
+// 32-bit words (bytes 0-3 hold sc0..3 and the top bits of sc4..7, bytes 4-7 the
+// same for the mins, bytes 8-11 the low 4 bits of sc4..7 and m4..7):
+//   sc_lo = [sc0..sc3], sc_hi = [sc4..sc7] as i32x4;
+//   mins_lo/hi = [m0 m0 m1 m1 .. m7 m7] as i16x8, one per 16 activations, to
+//   pair with the activation block's bsums[16] in i32x4.dot_i16x8.
+INLINE void q4_K_scale_vectors(const uint8_t *s, v128_t *sc_lo, v128_t *sc_hi, v128_t *mins_lo, v128_t *mins_hi) {
+    uint32_t u0, u1, u2;
+    __builtin_memcpy(&u0, s, 4);
+    __builtin_memcpy(&u1, s + 4, 4);
+    __builtin_memcpy(&u2, s + 8, 4);
+    uint32_t sc03 = u0 & 0x3f3f3f3fu, m03 = u1 & 0x3f3f3f3fu;
+    uint32_t sc47 = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t m47 = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    v128_t v = wasm_i32x4_make((int32_t)sc03, (int32_t)sc47, (int32_t)m03, (int32_t)m47);  // bytes sc0..7, m0..7
+    v128_t sc16 = wasm_u16x8_extend_low_u8x16(v);
+    *sc_lo = wasm_u32x4_extend_low_u16x8(sc16);
+    *sc_hi = wasm_u32x4_extend_high_u16x8(sc16);
+    v128_t mdup = wasm_i8x16_shuffle(v, v, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    *mins_lo = wasm_u16x8_extend_low_u8x16(mdup);
+    *mins_hi = wasm_u16x8_extend_high_u8x16(mdup);
+}
+
+// lane j of v in all four lanes
+#define LANE_SPLAT(v, j) wasm_i32x4_shuffle((v), (v), (j), (j), (j), (j))
+
+// sum_j m_j * (bsums[2j] + bsums[2j+1]) in 4 lanes
+INLINE v128_t q4_K_min_sums(v128_t mins_lo, v128_t mins_hi, const int16_t *bsums) {
+    return wasm_i32x4_add(wasm_i32x4_dot_i16x8(mins_lo, wasm_v128_load(bsums)),
+                          wasm_i32x4_dot_i16x8(mins_hi, wasm_v128_load(bsums + 8)));
+}
+
+#if KERNELS_RELAXED
+// Chunk c (64 quants: sub-blocks 2c and 2c+1) against T activation rows;
+// s_even, s_odd: the two sub-blocks' scales, splat.
+INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *x, size_t xs, int c,
+                       v128_t s_even, v128_t s_odd, const int T) {
+    const v128_t low4 = wasm_i8x16_splat(15);
+    v128_t v0 = wasm_v128_load(w[b].qs + 32 * c), v1 = wasm_v128_load(w[b].qs + 32 * c + 16);
+    v128_t lo0 = wasm_v128_and(v0, low4), lo1 = wasm_v128_and(v1, low4);
+    v128_t hi0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), hi1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
+    UNROLL for (int t = 0; t < T; t++) {
+        const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 64 * c;
+        v128_t zero = wasm_i32x4_splat(0);
+        v128_t p_lo = rdot(wasm_v128_load(a + 16), lo1, rdot(wasm_v128_load(a), lo0, zero));
+        v128_t p_hi = rdot(wasm_v128_load(a + 48), hi1, rdot(wasm_v128_load(a + 32), hi0, zero));
+        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p_lo, s_even), wasm_i32x4_mul(p_hi, s_odd)));
+    }
+}
+
+INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q4_K *w = (const block_q4_K *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK_K; b++) {
+        v128_t sc_lo, sc_hi, mins_lo, mins_hi;
+        q4_K_scale_vectors(w[b].scales, &sc_lo, &sc_hi, &mins_lo, &mins_hi);
+        v128_t isum[TILE_T];
+        UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
+        // splat scales in a small array so the chunk loop can stay a loop (a fully
+        // unrolled super-block is slower in V8: register pressure)
+        v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
+                            LANE_SPLAT(sc_hi, 0), LANE_SPLAT(sc_hi, 1), LANE_SPLAT(sc_hi, 2), LANE_SPLAT(sc_hi, 3) };
+        for (int c = 0; c < 4; c++) q4_K_chunk(isum, w, b, x, xs, c, scale[2 * c], scale[2 * c + 1], T);
+        float d = fp16_lookup(w[b].d), dmin = fp16_lookup(w[b].dmin);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_256 *a = (const block_q8_256 *)(x + t * xs) + b;
+            v128_t msum = q4_K_min_sums(mins_lo, mins_hi, a->bsums);
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)),
+                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+#else
+INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *x, size_t xs, int c,
+                       v128_t s_even, v128_t s_odd, const int T) {
+    const v128_t low4 = wasm_i16x8_splat(15);
+    const uint8_t *q = w[b].qs + 32 * c;
+    // sub-block 2c: low nibbles of the chunk's 32 bytes
+    {
+        v128_t v0 = wasm_v128_load(q), v1 = wasm_v128_load(q + 16);
+        v128_t w0 = wasm_v128_and(v0, low4), w1 = wasm_v128_and(v1, low4);
+        v128_t w2 = wasm_v128_and(wasm_u16x8_shr(v0, 8), low4), w3 = wasm_v128_and(wasm_u16x8_shr(v1, 8), low4);
+        UNROLL for (int t = 0; t < T; t++) {
+            const int16_t *a = ((const block_q8_256w *)(x + t * xs) + b)->qs + 64 * c;
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_mul(dot4_i16(w0, w1, w2, w3, a), s_even));
+        }
+    }
+    // sub-block 2c+1: high nibbles
+    {
+        v128_t v0 = wasm_v128_load(q), v1 = wasm_v128_load(q + 16);
+        v128_t w0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), w1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
+        v128_t w2 = wasm_u16x8_shr(v0, 12), w3 = wasm_u16x8_shr(v1, 12);
+        UNROLL for (int t = 0; t < T; t++) {
+            const int16_t *a = ((const block_q8_256w *)(x + t * xs) + b)->qs + 64 * c + 32;
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_mul(dot4_i16(w0, w1, w2, w3, a), s_odd));
+        }
+    }
+}
+
+INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q4_K *w = (const block_q4_K *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK_K; b++) {
+        v128_t sc_lo, sc_hi, mins_lo, mins_hi;
+        q4_K_scale_vectors(w[b].scales, &sc_lo, &sc_hi, &mins_lo, &mins_hi);
+        v128_t isum[TILE_T];
+        UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
+        // splat scales in a small array so the chunk loop can stay a loop (a fully
+        // unrolled super-block is slower in V8: register pressure)
+        v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
+                            LANE_SPLAT(sc_hi, 0), LANE_SPLAT(sc_hi, 1), LANE_SPLAT(sc_hi, 2), LANE_SPLAT(sc_hi, 3) };
+        for (int c = 0; c < 4; c++) q4_K_chunk(isum, w, b, x, xs, c, scale[2 * c], scale[2 * c + 1], T);
+        float d = fp16_lookup(w[b].d), dmin = fp16_lookup(w[b].dmin);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_256w *a = (const block_q8_256w *)(x + t * xs) + b;
+            v128_t msum = q4_K_min_sums(mins_lo, mins_hi, a->bsums);
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)),
+                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+#endif
+
+void rows_q4_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+               const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q4_K)
+}
+
+// ---------------------------------------------------------------------------
+// Q6_K
+
+// 32 * sum_k scales[k] * bsums[k] in 4 lanes: the "- 32" of every quant, per super-block.
+INLINE v128_t q6_K_offset(v128_t sc16_lo, v128_t sc16_hi, const int16_t bsums[16]) {
+    v128_t lo = wasm_i32x4_dot_i16x8(sc16_lo, wasm_v128_load(bsums));
+    v128_t hi = wasm_i32x4_dot_i16x8(sc16_hi, wasm_v128_load(bsums + 8));
+    return wasm_i32x4_shl(wasm_i32x4_add(lo, hi), 5);
+}
+
+// The 16 int8 scales as two i16x8 (for the offset).
+INLINE void q6_K_scale_vectors(const int8_t *scales, v128_t *sc16_lo, v128_t *sc16_hi) {
+    v128_t s = wasm_v128_load(scales);
+    *sc16_lo = wasm_i16x8_extend_low_i8x16(s);
+    *sc16_hi = wasm_i16x8_extend_high_i8x16(s);
+}
+
+// One group of 32 quants (32g .. 32g+31 of half h) against T activation rows;
+// s0, s1: the scales of its two sub-blocks of 16, splat.
+#if KERNELS_RELAXED
+INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *x, size_t xs, int h,
+                       const int g, v128_t s0, v128_t s1, const int T) {
+    const v128_t low4 = wasm_i8x16_splat(15), bits45 = wasm_i8x16_splat(0x30);
+    const uint8_t *ql = w[b].ql + 64 * h + 32 * (g & 1), *qh = w[b].qh + 32 * h;
+    // nibble of ql (low for g < 2, else high) | qh bits 2g, 2g+1 moved to bits 4, 5
+    v128_t l0 = wasm_v128_load(ql), l1 = wasm_v128_load(ql + 16);
+    v128_t h0 = wasm_v128_load(qh), h1 = wasm_v128_load(qh + 16);
+    if (g >= 2) { l0 = wasm_u16x8_shr(l0, 4); l1 = wasm_u16x8_shr(l1, 4); }
+    v128_t hb0 = g == 0 ? wasm_i16x8_shl(h0, 4) : g == 1 ? wasm_i16x8_shl(h0, 2) : g == 2 ? h0 : wasm_u16x8_shr(h0, 2);
+    v128_t hb1 = g == 0 ? wasm_i16x8_shl(h1, 4) : g == 1 ? wasm_i16x8_shl(h1, 2) : g == 2 ? h1 : wasm_u16x8_shr(h1, 2);
+    v128_t q0 = wasm_v128_or(wasm_v128_and(l0, low4), wasm_v128_and(hb0, bits45));  // quants 0..15 of the group
+    v128_t q1 = wasm_v128_or(wasm_v128_and(l1, low4), wasm_v128_and(hb1, bits45));  // 16..31
+    UNROLL for (int t = 0; t < T; t++) {
+        const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 128 * h + 32 * g;
+        v128_t zero = wasm_i32x4_splat(0);
+        v128_t p0 = rdot(wasm_v128_load(a), q0, zero), p1 = rdot(wasm_v128_load(a + 16), q1, zero);
+        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p0, s0), wasm_i32x4_mul(p1, s1)));
+    }
+}
+#else
+INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *x, size_t xs, int h,
+                       const int g, v128_t s0, v128_t s1, const int T) {
+    const v128_t low4 = wasm_i16x8_splat(15), bits45 = wasm_i16x8_splat(0x30);
+    const uint8_t *ql = w[b].ql + 64 * h + 32 * (g & 1), *qh = w[b].qh + 32 * h;
+    // Lanes of 16 bytes: even bytes are "& 0x000f"-style, odd bytes ">> 8".
+    v128_t l0 = wasm_v128_load(ql), l1 = wasm_v128_load(ql + 16);
+    v128_t h0 = wasm_v128_load(qh), h1 = wasm_v128_load(qh + 16);
+    v128_t e0, e1, o0, o1;  // low 4 bits: even 0..14, even 16..30, odd 1..15, odd 17..31
+    if (g < 2) {
+        e0 = wasm_v128_and(l0, low4);
+        e1 = wasm_v128_and(l1, low4);
+        o0 = wasm_v128_and(wasm_u16x8_shr(l0, 8), low4);
+        o1 = wasm_v128_and(wasm_u16x8_shr(l1, 8), low4);
+    } else {
+        e0 = wasm_v128_and(wasm_u16x8_shr(l0, 4), low4);
+        e1 = wasm_v128_and(wasm_u16x8_shr(l1, 4), low4);
+        o0 = wasm_u16x8_shr(l0, 12);
+        o1 = wasm_u16x8_shr(l1, 12);
+    }
+    // high 2 bits moved to bits 4, 5: even bytes hold them at bits 2g, odd bytes at 8 + 2g
+    v128_t he0, he1, ho0, ho1;
+    if (g == 0) {
+        he0 = wasm_i16x8_shl(h0, 4); he1 = wasm_i16x8_shl(h1, 4);
+        ho0 = wasm_u16x8_shr(h0, 4); ho1 = wasm_u16x8_shr(h1, 4);
+    } else if (g == 1) {
+        he0 = wasm_i16x8_shl(h0, 2); he1 = wasm_i16x8_shl(h1, 2);
+        ho0 = wasm_u16x8_shr(h0, 6); ho1 = wasm_u16x8_shr(h1, 6);
+    } else if (g == 2) {
+        he0 = h0; he1 = h1;
+        ho0 = wasm_u16x8_shr(h0, 8); ho1 = wasm_u16x8_shr(h1, 8);
+    } else {
+        he0 = wasm_u16x8_shr(h0, 2); he1 = wasm_u16x8_shr(h1, 2);
+        ho0 = wasm_u16x8_shr(h0, 10); ho1 = wasm_u16x8_shr(h1, 10);
+    }
+    e0 = wasm_v128_or(e0, wasm_v128_and(he0, bits45));
+    e1 = wasm_v128_or(e1, wasm_v128_and(he1, bits45));
+    o0 = wasm_v128_or(o0, wasm_v128_and(ho0, bits45));
+    o1 = wasm_v128_or(o1, wasm_v128_and(ho1, bits45));
+    // quants 0..15 of the group (e0, o0) have scale s0, 16..31 (e1, o1) s1
+    UNROLL for (int t = 0; t < T; t++) {
+        const int16_t *a = ((const block_q8_256w *)(x + t * xs) + b)->qs + 128 * h + 32 * g;
+        v128_t first = wasm_i32x4_add(wasm_i32x4_dot_i16x8(e0, wasm_v128_load(a)),
+                                      wasm_i32x4_dot_i16x8(o0, wasm_v128_load(a + 16)));
+        v128_t second = wasm_i32x4_add(wasm_i32x4_dot_i16x8(e1, wasm_v128_load(a + 8)),
+                                       wasm_i32x4_dot_i16x8(o1, wasm_v128_load(a + 24)));
+        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(first, s0), wasm_i32x4_mul(second, s1)));
+    }
+}
+#endif
+
+#if KERNELS_RELAXED
+typedef block_q8_256 q6_K_act_block;
+#else
+typedef block_q8_256w q6_K_act_block;
+#endif
+
+INLINE void tile_q6_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q6_K *w = (const block_q6_K *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK_K; b++) {
+        v128_t isum[TILE_T];
+        UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
+        v128_t sc16_lo, sc16_hi;
+        q6_K_scale_vectors(w[b].scales, &sc16_lo, &sc16_hi);
+        for (int h = 0; h < 2; h++) {
+            // group g of half h uses scales 8h + 2g and 8h + 2g + 1
+            const int8_t *sc = w[b].scales + 8 * h;
+            q6_K_group(isum, w, b, x, xs, h, 0, wasm_i32x4_splat(sc[0]), wasm_i32x4_splat(sc[1]), T);
+            q6_K_group(isum, w, b, x, xs, h, 1, wasm_i32x4_splat(sc[2]), wasm_i32x4_splat(sc[3]), T);
+            q6_K_group(isum, w, b, x, xs, h, 2, wasm_i32x4_splat(sc[4]), wasm_i32x4_splat(sc[5]), T);
+            q6_K_group(isum, w, b, x, xs, h, 3, wasm_i32x4_splat(sc[6]), wasm_i32x4_splat(sc[7]), T);
+        }
+        float d = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const q6_K_act_block *a = (const q6_K_act_block *)(x + t * xs) + b;
+            v128_t total = wasm_i32x4_sub(isum[t], q6_K_offset(sc16_lo, sc16_hi, a->bsums));
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(total), wasm_f32x4_splat(d * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+
+void rows_q6_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+               const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q6_K)
+}

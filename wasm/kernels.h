@@ -1,0 +1,180 @@
+// Shared declarations for the qwen-web wasm kernels.
+//
+// The module is freestanding (no libc, no emscripten runtime): it imports one
+// WebAssembly.Memory, every thread instantiates it on that memory, and all
+// pointers the host passes in are byte offsets into it.
+//
+// Two builds come from these sources: SIMD128 (emcc, clang 14) and relaxed
+// SIMD (clang 22 with -mrelaxed-simd, which defines __wasm_relaxed_simd__).
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#include "quants.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define INLINE static inline __attribute__((always_inline))
+
+#if defined(__wasm_relaxed_simd__)
+#define KERNELS_RELAXED 1
+#else
+#define KERNELS_RELAXED 0
+#endif
+
+// Status codes returned by the exported entry points.
+enum { KERNEL_OK = 0, KERNEL_BAD_ARGS = -1, KERNEL_BAD_TYPE = -2 };
+
+// ---------------------------------------------------------------------------
+// freestanding helpers (libc.c)
+
+void *memset(void *dst, int value, size_t n);
+void *memcpy(void *dst, const void *src, size_t n);
+
+// ---------------------------------------------------------------------------
+// float helpers
+
+INLINE float f32_from_bits(uint32_t u) {
+    union { uint32_t u; float f; } v = { u };
+    return v.f;
+}
+
+INLINE uint32_t f32_to_bits(float f) {
+    union { float f; uint32_t u; } v = { f };
+    return v.u;
+}
+
+INLINE float minf(float a, float b) { return a < b ? a : b; }
+INLINE float maxf(float a, float b) { return a > b ? a : b; }
+INLINE float absf(float a) { return __builtin_fabsf(a); }
+
+// IEEE half -> float, exact for every input (normals, subnormals, inf, NaN).
+// Shifting the 15 magnitude bits into a float's exponent/mantissa position and
+// multiplying by 2^112 rebiases the exponent (15 -> 127) and also turns half
+// subnormals into the right float value; only inf/NaN need a special case.
+INLINE float fp16_to_fp32(uint16_t h) {
+    uint32_t magnitude = (uint32_t)(h & 0x7fff);
+    float f = (magnitude >= 0x7c00) ? f32_from_bits(0x7f800000u | (magnitude & 0x3ff) << 13)
+                                    : f32_from_bits(magnitude << 13) * 0x1p112f;
+    return (h & 0x8000) ? -f : f;
+}
+
+// float -> IEEE half, round to nearest even (what F16C's vcvtps2ph does, and so
+// what llama.cpp stores in its f16 KV cache on x86).
+INLINE uint16_t fp32_to_fp16(float f) {
+    uint32_t x = f32_to_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffff;
+    if (ax >= 0x7f800000) return sign | (ax > 0x7f800000 ? 0x7e00 : 0x7c00);  // NaN, inf
+    if (ax >= 0x477ff000) return sign | 0x7c00;  // >= 65520 rounds to inf
+    if (ax < 0x38800000) {                        // below 2^-14: half subnormal or zero
+        // value * 2^24 is exact in float and < 1024; rint rounds half to even.
+        return sign | (uint16_t)__builtin_rintf(f32_from_bits(ax) * 0x1p24f);
+    }
+    uint32_t rounded = ax + 0xfff + ((ax >> 13) & 1);  // round the 13 dropped bits, ties to even
+    return sign | (uint16_t)((rounded - ((uint32_t)(127 - 15) << 23)) >> 13);
+}
+
+// Table of all 65536 half values, filled by kernels_init(). A single load beats
+// the bit manipulation inside the hot dot-product loops.
+extern float fp16_table[65536];
+
+INLINE float fp16_lookup(uint16_t h) { return fp16_table[h]; }
+
+// Eight halves (unaligned) -> two f32x4. Finite inputs only (inf/NaN come out
+// as large finite numbers), which holds for weights and the KV cache.
+INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi) {
+    v128_t h = wasm_v128_load(p);
+    // Sign-extending puts the sign in bit 31; << 13 moves exponent+mantissa into
+    // float position; the mask clears the copies of the sign in bits 28..30.
+    const v128_t mask = wasm_i32x4_splat((int32_t)0x8fffe000u);
+    const v128_t scale = wasm_f32x4_splat(0x1p112f);
+    v128_t l = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), mask);
+    v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), mask);
+    *lo = wasm_f32x4_mul(l, scale);
+    *hi = wasm_f32x4_mul(u, scale);
+}
+
+// Rounds each lane to the nearest f16 value (ties to even), kept as f32, like
+// fp16_to_fp32(fp32_to_fp16(x)) for |x| < 65520. Normal halves: round the 13
+// dropped mantissa bits. Below 2^-14 halves are multiples of 2^-24, which
+// (x + 0.75) - 0.75 rounds to, 0.75's binade having exactly that spacing.
+INLINE v128_t round_to_f16_f32x4(v128_t x) {
+    v128_t lsb = wasm_v128_and(wasm_u32x4_shr(x, 13), wasm_i32x4_splat(1));
+    v128_t normal = wasm_v128_and(wasm_i32x4_add(wasm_i32x4_add(x, wasm_i32x4_splat(0xfff)), lsb),
+                                  wasm_i32x4_splat((int32_t)0xffffe000u));
+    v128_t c = wasm_f32x4_splat(0.75f);
+    v128_t subnormal = wasm_f32x4_sub(wasm_f32x4_add(x, c), c);
+    return wasm_v128_bitselect(subnormal, normal, wasm_f32x4_lt(wasm_f32x4_abs(x), wasm_f32x4_splat(0x1p-14f)));
+}
+
+INLINE float hsum_f32x4(v128_t v) {
+    return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+           (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+INLINE int32_t hsum_i32x4(v128_t v) {
+    return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) +
+           wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
+}
+
+// ---------------------------------------------------------------------------
+// math (ops.c)
+
+float expf_accurate(float x);
+v128_t expf_accurate_f32x4(v128_t x);
+
+// ---------------------------------------------------------------------------
+// thread pool (pool.c)
+
+// A task processes work items [item] on thread [thread_index] (0 = caller).
+typedef void (*pool_task_fn)(const void *args, int item, int thread_index);
+
+// Runs task(args, item, thread) for item in [0, n_items) on every pool thread;
+// returns when all items are done. Items are claimed dynamically.
+void pool_run(pool_task_fn task, const void *args, int n_items);
+int pool_thread_count(void);
+
+// ---------------------------------------------------------------------------
+// activation quantization (quantize.c)
+
+void quantize_row_q8_32(const float *x, block_q8_32 *y, int n);
+void quantize_row_q8_256(const float *x, block_q8_256 *y, int n);
+void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n);
+void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
+
+// Q4_K's packed 6-bit scales and mins for the 8 sub-blocks.
+INLINE void unpack_q4_K_scales(const uint8_t s[12], uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        m[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 15) | ((s[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// dot products (dot_ref.c, dot_simd.c)
+
+// Scalar reference: one weight row (n_blocks blocks) against one activation row
+// in the natural layout (block_q8_32 for Q4_0/Q8_0, block_q8_256 for Q4_K/Q6_K,
+// f32 for F32/F16).
+float dot_f32_ref(const float *w, const float *x, int n);
+float dot_f16_ref(const uint16_t *w, const float *x, int n);
+float dot_q4_0_ref(const block_q4_0 *w, const block_q8_32 *x, int n_blocks);
+float dot_q8_0_ref(const block_q8_0 *w, const block_q8_32 *x, int n_blocks);
+float dot_q4_K_ref(const block_q4_K *w, const block_q8_256 *x, int n_blocks);
+float dot_q6_K_ref(const block_q6_K *w, const block_q8_256 *x, int n_blocks);
+
+// SIMD: n_rows weight rows x n_tok activation rows, out[t * out_stride + r].
+// Activations are in this build's layout (act_layout_for()).
+typedef void (*rows_kernel_fn)(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
+                               int n_rows, const uint8_t *x, size_t x_row_bytes, int n_tok, int cols);
+
+void rows_f32(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void rows_f16(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void rows_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void rows_q8_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void rows_q4_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void rows_q6_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);

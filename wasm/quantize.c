@@ -1,0 +1,182 @@
+// On-the-fly quantization of f32 activations into the Q8 activation blocks,
+// and dequantization of weight rows (get_row).
+//
+// All four activation layouts run the same arithmetic (max, one division, one
+// multiply, round half to even), so they hold identical integers. That arithmetic
+// is llama.cpp's (x86 quantize_row_q8_0 and quantize_row_q8_K): multiplier
+// 127/amax, round half to even, Q8_0's scale rounded to f16, Q8_K's scale
+// 1/multiplier. Same integers and scales as llama.cpp make our quantized matmuls
+// differ from its only by float summation order.
+#include "kernels.h"
+
+INLINE float max_abs(const float *x, int n) {
+    v128_t m = wasm_f32x4_splat(0.0f);
+    for (int i = 0; i < n; i += 4) m = wasm_f32x4_max(m, wasm_f32x4_abs(wasm_v128_load(x + i)));
+    return maxf(maxf(wasm_f32x4_extract_lane(m, 0), wasm_f32x4_extract_lane(m, 1)),
+                maxf(wasm_f32x4_extract_lane(m, 2), wasm_f32x4_extract_lane(m, 3)));
+}
+
+// 32 floats -> 4 x i16x8 in natural order, q = round-half-even(x * inv_scale).
+INLINE void quantize_32_i16(const float *x, float inv_scale, v128_t q[4]) {
+    v128_t s = wasm_f32x4_splat(inv_scale);
+    for (int k = 0; k < 4; k++) {
+        v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + 8 * k), s)));
+        v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + 8 * k + 4), s)));
+        q[k] = wasm_i16x8_narrow_i32x4(a, b);
+    }
+}
+
+INLINE int32_t sum_i16x8(v128_t v) { return hsum_i32x4(wasm_i32x4_extadd_pairwise_i16x8(v)); }
+
+// The permutation of quants.h: [0 2 .. 14] [16 18 .. 30] [1 3 .. 15] [17 19 .. 31].
+INLINE void store_permuted_32(int16_t *dst, const v128_t q[4]) {
+    wasm_v128_store(dst + 0, wasm_i16x8_shuffle(q[0], q[1], 0, 2, 4, 6, 8, 10, 12, 14));
+    wasm_v128_store(dst + 8, wasm_i16x8_shuffle(q[2], q[3], 0, 2, 4, 6, 8, 10, 12, 14));
+    wasm_v128_store(dst + 16, wasm_i16x8_shuffle(q[0], q[1], 1, 3, 5, 7, 9, 11, 13, 15));
+    wasm_v128_store(dst + 24, wasm_i16x8_shuffle(q[2], q[3], 1, 3, 5, 7, 9, 11, 13, 15));
+}
+
+// Multiplier applied before rounding: 127 / max|x| (0 for an all-zero block).
+INLINE float q8_multiplier(float amax) { return amax != 0.0f ? 127.0f / amax : 0.0f; }
+
+// Scale of a 32-element block, as llama.cpp's block_q8_0 stores it: amax / 127 in f16.
+INLINE float q8_32_scale(float amax) { return fp16_to_fp32(fp32_to_fp16(amax / 127.0f)); }
+
+// Scale of a 256-element block, as llama.cpp's block_q8_K stores it: 1 / multiplier in f32.
+INLINE float q8_256_scale(float multiplier) { return multiplier != 0.0f ? 1.0f / multiplier : 0.0f; }
+
+void quantize_row_q8_32(const float *x, block_q8_32 *y, int n) {
+    for (int b = 0; b < n / 32; b++, x += 32) {
+        float amax = max_abs(x, 32);
+        v128_t q[4];
+        quantize_32_i16(x, q8_multiplier(amax), q);
+        y[b].d = q8_32_scale(amax);
+        y[b].sum = sum_i16x8(wasm_i16x8_add(wasm_i16x8_add(q[0], q[1]), wasm_i16x8_add(q[2], q[3])));
+        wasm_v128_store(y[b].qs, wasm_i8x16_narrow_i16x8(q[0], q[1]));
+        wasm_v128_store(y[b].qs + 16, wasm_i8x16_narrow_i16x8(q[2], q[3]));
+    }
+}
+
+void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n) {
+    for (int b = 0; b < n / 32; b++, x += 32) {
+        float amax = max_abs(x, 32);
+        v128_t q[4];
+        quantize_32_i16(x, q8_multiplier(amax), q);
+        int32_t sum = sum_i16x8(wasm_i16x8_add(wasm_i16x8_add(q[0], q[1]), wasm_i16x8_add(q[2], q[3])));
+        y[b].d = q8_32_scale(amax);
+        wasm_v128_store(y[b].offset, wasm_i32x4_make(-8 * sum, 0, 0, 0));
+        y[b].pad[0] = y[b].pad[1] = y[b].pad[2] = 0;
+        store_permuted_32(y[b].qs, q);
+    }
+}
+
+void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
+    for (int b = 0; b < n / QK_K; b++, x += QK_K) {
+        float id = q8_multiplier(max_abs(x, QK_K));
+        y[b].d = q8_256_scale(id);
+        for (int g = 0; g < QK_K / 32; g++) {
+            v128_t q[4];
+            quantize_32_i16(x + 32 * g, id, q);
+            y[b].bsums[2 * g] = (int16_t)sum_i16x8(wasm_i16x8_add(q[0], q[1]));
+            y[b].bsums[2 * g + 1] = (int16_t)sum_i16x8(wasm_i16x8_add(q[2], q[3]));
+            wasm_v128_store(y[b].qs + 32 * g, wasm_i8x16_narrow_i16x8(q[0], q[1]));
+            wasm_v128_store(y[b].qs + 32 * g + 16, wasm_i8x16_narrow_i16x8(q[2], q[3]));
+        }
+    }
+}
+
+void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n) {
+    for (int b = 0; b < n / QK_K; b++, x += QK_K) {
+        float id = q8_multiplier(max_abs(x, QK_K));
+        y[b].d = q8_256_scale(id);
+        y[b].pad[0] = y[b].pad[1] = y[b].pad[2] = 0;
+        for (int g = 0; g < QK_K / 32; g++) {
+            v128_t q[4];
+            quantize_32_i16(x + 32 * g, id, q);
+            y[b].bsums[2 * g] = (int16_t)sum_i16x8(wasm_i16x8_add(q[0], q[1]));
+            y[b].bsums[2 * g + 1] = (int16_t)sum_i16x8(wasm_i16x8_add(q[2], q[3]));
+            store_permuted_32(y[b].qs + 32 * g, q);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Weight rows -> f32 (embedding lookup, tests)
+
+static void dequantize_row_q4_0(const block_q4_0 *w, float *y, int n) {
+    for (int b = 0; b < n / QK4_0; b++, y += QK4_0) {
+        float d = fp16_to_fp32(w[b].d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)((w[b].qs[j] & 15) - 8);
+            y[j + 16] = d * (float)((w[b].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+static void dequantize_row_q8_0(const block_q8_0 *w, float *y, int n) {
+    for (int b = 0; b < n / QK8_0; b++, y += QK8_0) {
+        float d = fp16_to_fp32(w[b].d);
+        for (int j = 0; j < 32; j++) y[j] = d * (float)w[b].qs[j];
+    }
+}
+
+static void dequantize_row_q4_K(const block_q4_K *w, float *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        float d = fp16_to_fp32(w[b].d), dmin = fp16_to_fp32(w[b].dmin);
+        uint8_t sc[8], m[8];
+        unpack_q4_K_scales(w[b].scales, sc, m);
+        for (int c = 0; c < 4; c++) {
+            const uint8_t *q = w[b].qs + 32 * c;
+            float d_lo = d * sc[2 * c], m_lo = dmin * m[2 * c];
+            float d_hi = d * sc[2 * c + 1], m_hi = dmin * m[2 * c + 1];
+            for (int l = 0; l < 32; l++) {
+                y[l] = d_lo * (float)(q[l] & 15) - m_lo;
+                y[l + 32] = d_hi * (float)(q[l] >> 4) - m_hi;
+            }
+            y += 64;
+        }
+    }
+}
+
+static void dequantize_row_q6_K(const block_q6_K *w, float *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        float d = fp16_to_fp32(w[b].d);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
+            const int8_t *sc = w[b].scales + 8 * h;
+            for (int l = 0; l < 32; l++) {
+                int s = l / 16;
+                int q0 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
+                int q1 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
+                int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                y[l] = d * (float)sc[s] * (float)q0;
+                y[l + 32] = d * (float)sc[s + 2] * (float)q1;
+                y[l + 64] = d * (float)sc[s + 4] * (float)q2;
+                y[l + 96] = d * (float)sc[s + 6] * (float)q3;
+            }
+            y += 128;
+        }
+    }
+}
+
+int row_bytes(int wtype, int cols);
+
+// dst[0 .. cols) = row `row` of weight matrix w (GGUF layout: rows contiguous).
+EXPORT int get_row(float *dst, const uint8_t *w, int wtype, int cols, int row) {
+    int rb = row_bytes(wtype, cols);
+    if (rb <= 0 || row < 0) return rb < 0 ? rb : KERNEL_BAD_ARGS;
+    const uint8_t *src = w + (size_t)row * (size_t)rb;
+    switch (wtype) {
+    case GGML_TYPE_F32: memcpy(dst, src, (size_t)cols * 4); break;
+    case GGML_TYPE_F16:
+        for (int i = 0; i < cols; i++) dst[i] = fp16_to_fp32(((const uint16_t *)src)[i]);
+        break;
+    case GGML_TYPE_Q4_0: dequantize_row_q4_0((const block_q4_0 *)src, dst, cols); break;
+    case GGML_TYPE_Q8_0: dequantize_row_q8_0((const block_q8_0 *)src, dst, cols); break;
+    case GGML_TYPE_Q4_K: dequantize_row_q4_K((const block_q4_K *)src, dst, cols); break;
+    case GGML_TYPE_Q6_K: dequantize_row_q6_K((const block_q6_K *)src, dst, cols); break;
+    default: return KERNEL_BAD_TYPE;
+    }
+    return KERNEL_OK;
+}

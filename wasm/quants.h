@@ -1,0 +1,119 @@
+// Quantized block formats: the GGUF weight blocks (byte-exact with ggml) and
+// the activation blocks the kernels quantize f32 inputs into on the fly.
+//
+// Halves (d, dmin) are IEEE binary16 stored as uint16_t. Every struct is packed
+// by construction (2-byte alignment at most for weights); the sizes are asserted
+// because GGUF rows are arrays of these structs.
+#pragma once
+
+#include <stdint.h>
+
+// ggml type ids of the weight formats the kernels accept.
+enum {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q4_0 = 2,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q6_K = 14,
+};
+
+#define QK4_0 32
+#define QK8_0 32
+#define QK_K 256
+
+// Q4_0: 32 weights, 4.5 bits each.
+// Layout: d, then 16 bytes; byte j holds element j in its low nibble and
+// element j + 16 in its high nibble.  w = d * (nibble - 8).
+typedef struct {
+    uint16_t d;              // scale (half)
+    uint8_t qs[QK4_0 / 2];   // nibbles
+} block_q4_0;
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 is 18 bytes");
+
+// Q8_0: 32 weights, 8.5 bits each.  w = d * qs[j].
+typedef struct {
+    uint16_t d;              // scale (half)
+    int8_t qs[QK8_0];        // quants
+} block_q8_0;
+_Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 is 34 bytes");
+
+// Q4_K: 256 weights in 8 sub-blocks of 32, 4.5 bits each.
+// Each sub-block j has a 6-bit scale sc[j] and a 6-bit min m[j], packed in
+// scales[12] (see unpack_q4_K_scales).  qs holds 4 chunks of 64 weights; chunk c
+// is 32 bytes whose low nibbles are sub-block 2c and high nibbles sub-block 2c+1.
+// w = d * sc[j] * q - dmin * m[j].
+typedef struct {
+    uint16_t d;              // super-block scale for the scales (half)
+    uint16_t dmin;           // super-block scale for the mins (half)
+    uint8_t scales[12];      // 8 scales + 8 mins, 6 bits each
+    uint8_t qs[QK_K / 2];    // nibbles
+} block_q4_K;
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K is 144 bytes");
+
+// Q6_K: 256 weights in 16 sub-blocks of 16, 6.5625 bits each.
+// Two halves of 128 weights; in half h, for l in 0..31:
+//   q[128h + l]      = (ql[64h + l]      & 15) | ((qh[32h + l] >> 0) & 3) << 4
+//   q[128h + l + 32] = (ql[64h + l + 32] & 15) | ((qh[32h + l] >> 2) & 3) << 4
+//   q[128h + l + 64] = (ql[64h + l]      >> 4) | ((qh[32h + l] >> 4) & 3) << 4
+//   q[128h + l + 96] = (ql[64h + l + 32] >> 4) | ((qh[32h + l] >> 6) & 3) << 4
+// w[i] = d * scales[i / 16] * (q[i] - 32).   d comes LAST.
+typedef struct {
+    uint8_t ql[QK_K / 2];    // low 4 bits
+    uint8_t qh[QK_K / 4];    // high 2 bits
+    int8_t scales[QK_K / 16];// signed 8-bit sub-block scales
+    uint16_t d;              // super-block scale (half)
+} block_q6_K;
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K is 210 bytes");
+
+// ---------------------------------------------------------------------------
+// Activation blocks (our own; never stored in files).
+//
+// x ~= d * q with d = max|x| / 127 and q = round-half-even(x / d), the same
+// integers in every layout below, so the SIMD kernels and the scalar reference
+// compute identical integer sums.
+
+// Q8_32: 32 activations (for Q4_0 and Q8_0 weights), 10 bits each.
+// sum = sum of qs folds Q4_0's "- 8" into one multiply per block.
+typedef struct {
+    float d;
+    int32_t sum;
+    int8_t qs[32];
+} block_q8_32;
+_Static_assert(sizeof(block_q8_32) == 40, "block_q8_32 is 40 bytes");
+
+// Q8_256: 256 activations (for Q4_K and Q6_K weights), one scale per super-block
+// so sub-block products add up in integers. bsums[k] = sum of qs[16k .. 16k+15]
+// folds Q4_K's "- dmin * m" and Q6_K's "- 32" into a few multiplies.
+typedef struct {
+    float d;
+    int16_t bsums[16];
+    int8_t qs[QK_K];
+} block_q8_256;
+_Static_assert(sizeof(block_q8_256) == 292, "block_q8_256 is 292 bytes");
+
+// SIMD128 builds have no 8-bit dot product, only i32x4.dot_i16x8_s. Their
+// activations are therefore stored widened to int16 and permuted so that a
+// weight vector read as 8 uint16 lanes lines up without shuffles. Per group of
+// 32 activations the stored order is
+//     [0 2 4 .. 14] [16 18 .. 30] [1 3 .. 15] [17 19 .. 31]
+// because lane k of 16 weight bytes holds bytes 2k (low half) and 2k+1 (high half).
+
+// Q8_32W: Q8_32 widened; offset = { -8 * sum, 0, 0, 0 } is added to the i32x4
+// partial sums of a Q4_0 block (its "- 8") with one vector add.
+typedef struct {
+    int16_t qs[32];
+    int32_t offset[4];
+    float d;
+    int32_t pad[3];
+} block_q8_32w;
+_Static_assert(sizeof(block_q8_32w) == 96, "block_q8_32w is 96 bytes");
+
+// Q8_256W: Q8_256 widened and permuted per group of 32.
+typedef struct {
+    int16_t qs[QK_K];
+    int16_t bsums[16];
+    float d;
+    int32_t pad[3];
+} block_q8_256w;
+_Static_assert(sizeof(block_q8_256w) == 560, "block_q8_256w is 560 bytes");
