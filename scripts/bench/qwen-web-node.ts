@@ -1,6 +1,9 @@
 // qwen-web's own runtime in Node (wasm kernels on worker_threads): the seam the benchmark calls.
 // Runs inside a bench child process; the child replaces `peakBytes` with its own maxRSS.
-import { NotYetAvailableError, type BenchResult } from './types.ts';
+import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
+import { argmax } from '../../src/engine/sampler.ts';
+import { Qwen3Model } from '../../src/model/qwen3.ts';
+import type { BenchResult } from './types.ts';
 
 export interface QwenWebNodeOptions {
   modelPath: string;
@@ -15,7 +18,33 @@ export interface QwenWebNodeOptions {
  * single-token steps (decodeTokensPerSecond).
  */
 export async function runQwenWebNode(options: QwenWebNodeOptions): Promise<BenchResult> {
-  // TODO(lead): wire in the runtime (src/model + src/engine) once it exists.
-  void options;
-  throw new NotYetAvailableError('qwen-web in Node: not yet available (scripts/bench/qwen-web-node.ts)');
+  const { modelPath, threads, promptTokens, decodeSteps } = options;
+  const loadStart = performance.now();
+  const source = await NodeFileSource.open(modelPath);
+  const model = await Qwen3Model.load(source, {
+    threads,
+    contextLength: promptTokens.length + decodeSteps + 16,
+    maxBatch: promptTokens.length,
+  });
+  const loadSeconds = (performance.now() - loadStart) / 1000;
+  try {
+    // Untimed warm-up step (first-touch of scratch memory, JIT), then start from an empty cache.
+    model.forward([promptTokens[0]], 0, false);
+    const prefillStart = performance.now();
+    let logits = model.forward(promptTokens, 0, false);
+    const prefillSeconds = (performance.now() - prefillStart) / 1000;
+    const decodeStart = performance.now();
+    for (let step = 0; step < decodeSteps; step++) logits = model.decode(argmax(logits));
+    const decodeSeconds = (performance.now() - decodeStart) / 1000;
+    return {
+      loadSeconds,
+      promptTokensPerSecond: promptTokens.length / prefillSeconds,
+      decodeTokensPerSecond: decodeSteps / decodeSeconds,
+      peakBytes: 0,
+      note: `${model.kernels.build}, ${model.kernels.threads} threads`,
+    };
+  } finally {
+    model.dispose();
+    await source.close();
+  }
 }
