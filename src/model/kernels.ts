@@ -5,6 +5,7 @@
 // byte offset into it, handed out by `alloc`. The caller thread (this one) runs
 // its share of each threaded kernel and waits on atomics for the pool threads,
 // so in a browser the kernels must only be used inside a Worker.
+import { GGML_TYPE_INFO } from '../gguf/ggml-types.ts';
 import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-platform.ts';
 
 export type { KernelBuild } from './kernel-platform.ts';
@@ -20,14 +21,7 @@ export const WeightType = {
 } as const;
 export type WeightType = (typeof WeightType)[keyof typeof WeightType];
 
-const WEIGHT_BLOCKS: Record<number, { name: string; elems: number; bytes: number }> = {
-  [WeightType.F32]: { name: 'F32', elems: 1, bytes: 4 },
-  [WeightType.F16]: { name: 'F16', elems: 1, bytes: 2 },
-  [WeightType.Q4_0]: { name: 'Q4_0', elems: 32, bytes: 18 },
-  [WeightType.Q8_0]: { name: 'Q8_0', elems: 32, bytes: 34 },
-  [WeightType.Q4_K]: { name: 'Q4_K', elems: 256, bytes: 144 },
-  [WeightType.Q6_K]: { name: 'Q6_K', elems: 256, bytes: 210 },
-};
+const WEIGHT_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType));
 
 export interface KernelOptions {
   /** Pool threads including the calling one; default: all cores. Forced to 1 without shared
@@ -391,12 +385,12 @@ class WasmKernels implements Kernels {
   u16(): Uint16Array { return this.view().u16; }
 
   rowBytes(wtype: WeightType, cols: number): number {
-    const block = WEIGHT_BLOCKS[wtype];
-    if (!block) throw new RangeError(`unsupported weight type ${wtype}`);
-    if (!Number.isInteger(cols) || cols <= 0 || cols % block.elems !== 0) {
-      throw new RangeError(`${block.name} rows need a positive multiple of ${block.elems} columns, got ${cols}`);
+    if (!WEIGHT_TYPES.has(wtype)) throw new RangeError(`unsupported weight type ${wtype}`);
+    const { name, blockSize, blockBytes } = GGML_TYPE_INFO[wtype];
+    if (!Number.isInteger(cols) || cols <= 0 || cols % blockSize !== 0) {
+      throw new RangeError(`${name} rows need a positive multiple of ${blockSize} columns, got ${cols}`);
     }
-    return (cols / block.elems) * block.bytes;
+    return (cols / blockSize) * blockBytes;
   }
 
   matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens = 1): void {
