@@ -1,12 +1,17 @@
-// qwen-web's own runtime in a Chromium Worker: the seam the benchmark calls. The harness is
-// complete; what is missing is the page's side (scripts/bench/qwen-web.html), which throws
-// "not yet available" until the runtime exists.
-import { dirname, join } from 'node:path';
+// qwen-web's own runtime in a Chromium Worker: the seam the benchmark calls. The model worker
+// (workers/model-worker.ts, its kernel workers and the wasm builds) is bundled by vite into
+// .cache/bench/qwen-web/ and served under /qwen-web/ next to the page; the page loads the model
+// by URL (Range reads) in that worker, as an application would.
+import { readdir } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'vite';
 import { runBrowserBench } from './browser.ts';
 import type { BenchResult, EngineRunOptions } from './types.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..', '..');
+const OUT_DIR = join(ROOT, '.cache', 'bench', 'qwen-web');
 
 /** What scripts/bench/qwen-web.html's runBench must resolve to. */
 export interface QwenWebPageResult {
@@ -16,19 +21,52 @@ export interface QwenWebPageResult {
   note?: string;
 }
 
+/** Bundles the model worker (with its kernel worker and wasm assets) and returns URL path → file. */
+async function buildWorker(): Promise<Record<string, string>> {
+  await build({
+    configFile: false,
+    root: ROOT,
+    logLevel: 'warn',
+    // Relative asset URLs (new URL('./…', import.meta.url)), so the bundle works under /qwen-web/.
+    base: './',
+    worker: { format: 'es' },
+    build: {
+      outDir: OUT_DIR,
+      emptyOutDir: true,
+      target: 'es2022',
+      copyPublicDir: false,
+      modulePreload: false,
+      // Wasm must stay a separate file: inlining 2 builds as base64 would inflate the worker.
+      assetsInlineLimit: 0,
+      rollupOptions: {
+        input: { 'model-worker': join(ROOT, 'workers', 'model-worker.ts') },
+        output: { entryFileNames: '[name].js' },
+      },
+    },
+  });
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(OUT_DIR, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    files[`/qwen-web/${relative(OUT_DIR, path).split(sep).join('/')}`] = path;
+  }
+  if (!files['/qwen-web/model-worker.js']) throw new Error(`vite build left no model-worker.js in ${OUT_DIR}`);
+  return files;
+}
+
 export async function runQwenWebBrowser(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
 ): Promise<BenchResult> {
   const outcome = await runBrowserBench<QwenWebPageResult>({
     pagePath: join(HERE, 'qwen-web.html'),
     modelPath: options.modelPath,
-    // TODO(lead): serve the built runtime here, e.g. '/qwen-web/worker.js' → a vite build of
-    // workers/…, and '/qwen-web/qwen-simd128.wasm' → wasm/build/qwen-simd128.wasm.
-    files: {},
+    files: await buildWorker(),
     params: {
       threads: options.threads,
       promptTokens: options.promptTokens,
       decodeSteps: options.decodeSteps,
+      // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
+      contextLength: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
     },
     timeoutMs: options.timeoutMs,
     log: options.log,

@@ -65,7 +65,7 @@ const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(Weight
 const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
-const READ_CHUNK_BYTES = 16 * 1024 * 1024;
+export const READ_CHUNK_BYTES = 64 * 1024 * 1024;
 /** Room the kernels need beside our buffers: module data, matmul/attention scratch, thread stacks. */
 const KERNEL_OVERHEAD_BYTES = 64 * 1024 * 1024;
 

@@ -1,0 +1,264 @@
+// The whole runtime in headless Chromium: a page starts workers/model-worker.ts (served by a vite
+// dev server, cross-origin isolated), which loads fixtures by URL from the static test server
+// (Range reads through UrlSource, never the whole file) and runs a 32-token prompt with logits
+// for every position. Node runs the same computation and compares:
+//  - build 'simd128' in both, 2 threads: the same wasm module on the same inputs. Every kernel is
+//    integer/float arithmetic in wasm (deterministic by spec, no relaxed ops), each output element
+//    is computed by one thread in a fixed order, and the JS side only does integer bookkeeping,
+//    so the logits must be bit-identical; a difference means the two hosts fed different bytes.
+//  - build 'auto' in Chromium picks 'relaxed' (its probe passes there). The relaxed build differs
+//    only in the int8 block dot product (i32x4.relaxed_dot_i8x16_i7x16_add), whose result is the
+//    same exact integer as SIMD128's; the float code around it is the same C, though compiled by
+//    another clang (22 vs 14). Bit-identical logits were observed on both fixtures; the check
+//    allows f32 rounding-level differences (1e-4 of the largest logit) so that a compiler
+//    scheduling float operations differently does not fail it, while any real defect would.
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Plugin, type ViteDevServer } from 'vite';
+import { NodeFileSource } from '../src/gguf/node-file-source.ts';
+import { Qwen3Model, READ_CHUNK_BYTES } from '../src/model/qwen3.ts';
+import type { ModelResponse } from '../workers/model-protocol.ts';
+import { ensureFixture } from './fixtures/fixtures.ts';
+import { Rng } from './fixtures/random.ts';
+import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
+import { startStaticServer, type StaticServer } from './support/static-server.ts';
+
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+const THREADS = 2;
+const PROMPT_LENGTH = 32;
+const FIXTURES = ['small-q4_k_m', 'tiny-f32'] as const;
+/** Qwen3Model reads weights in pieces of READ_CHUNK_BYTES: no request may ask for more. */
+const MAX_READ_BYTES = READ_CHUNK_BYTES;
+
+// The page: one model worker and a request/reply helper (progress messages are counted).
+const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>model</title><link rel="icon" href="data:,">
+<script type="module">
+  const worker = new Worker('/workers/model-worker.ts', { type: 'module' });
+  const pending = new Map(), progress = new Map();
+  let nextId = 1;
+  worker.onmessage = (e) => {
+    const m = e.data;
+    if (m.type === 'progress') { progress.set(m.id, m); return; }
+    const resolve = pending.get(m.id);
+    pending.delete(m.id);
+    resolve?.({ ...m, lastProgress: progress.get(m.id) });
+  };
+  worker.onerror = (e) => {
+    for (const resolve of pending.values()) resolve({ type: 'error', error: { name: 'WorkerError', message: e.message } });
+    pending.clear();
+  };
+  const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 8192) s += String.fromCharCode(...u8.subarray(i, i + 8192)); return btoa(s); };
+  window.call = async (request) => {
+    const id = nextId++;
+    const reply = await new Promise((resolve) => { pending.set(id, resolve); worker.postMessage({ ...request, id }); });
+    if (reply.logits) reply.logits = b64(new Uint8Array(reply.logits.buffer, reply.logits.byteOffset, reply.logits.byteLength));
+    return reply;
+  };
+  window.loadBlob = async (url, options) => {
+    const blob = await (await fetch(url)).blob();
+    return window.call({ type: 'load', source: { kind: 'blob', blob }, ...options });
+  };
+</script>`;
+
+function testPage(): Plugin {
+  return {
+    name: 'model-browser-test-page',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        if (req.url !== '/__model-test/index.html') return next();
+        res.writeHead(200, { 'Content-Type': 'text/html', ...ISOLATION });
+        res.end(PAGE_HTML);
+      });
+    },
+  };
+}
+
+type Reply = ModelResponse & { lastProgress?: { loadedBytes: number; totalBytes: number } };
+type ForwardReply = Extract<ModelResponse, { type: 'forward-result' }> & { logits?: string };
+
+let vite: ViteDevServer;
+let files: StaticServer;
+let chromium: LaunchedChromium;
+let call: (request: Record<string, unknown>) => Promise<Reply>;
+let loadBlob: (url: string, options: Record<string, unknown>) => Promise<Reply>;
+const paths: Record<string, string> = {};
+
+const f32FromB64 = (s: string) => {
+  const buf = Buffer.from(s, 'base64');
+  return new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+};
+
+function expectReply<T extends ModelResponse['type']>(reply: Reply, type: T): Extract<Reply, { type: T }> {
+  if (reply.type === 'error') throw new Error(`worker error: ${JSON.stringify(reply.error)}`);
+  expect(reply.type).toBe(type);
+  return reply as Extract<Reply, { type: T }>;
+}
+
+function promptFor(name: string, vocabSize: number): number[] {
+  const rng = new Rng(31 + name.length);
+  return Array.from({ length: PROMPT_LENGTH }, () => Math.floor(rng.nextFloat() * vocabSize));
+}
+
+/** The same forward pass in Node: 2 threads, SIMD128 build. */
+async function nodeLogits(path: string, tokens: number[]): Promise<Float32Array> {
+  const source = await NodeFileSource.open(path);
+  try {
+    const model = await Qwen3Model.load(source, { threads: THREADS, build: 'simd128', contextLength: 64 });
+    try {
+      return model.forward(tokens, 0, true);
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+beforeAll(async () => {
+  for (const name of FIXTURES) paths[name] = await ensureFixture(name);
+  files = await startStaticServer({
+    files: {
+      ...Object.fromEntries(FIXTURES.map((name) => [`/${name}.gguf`, paths[name]!])),
+      '/cut/tiny-f32.gguf': paths['tiny-f32']!,
+      '/fail/tiny-f32.gguf': paths['tiny-f32']!,
+    },
+    faults: {
+      // Every response cut after 64 KiB: the GGUF header (the whole vocabulary) cannot be read.
+      '/cut/tiny-f32.gguf': { cutAfterBytes: 65_536 },
+      '/fail/tiny-f32.gguf': { status: 503, times: 1 },
+    },
+  });
+  vite = await createServer({
+    configFile: false,
+    root: process.cwd(),
+    logLevel: 'silent',
+    plugins: [testPage()],
+    server: { host: '127.0.0.1', port: 0, headers: ISOLATION, hmr: false },
+    optimizeDeps: { noDiscovery: true, include: [] },
+    worker: { format: 'es' },
+  });
+  await vite.listen();
+  const port = (vite.httpServer!.address() as AddressInfo).port;
+  chromium = await launchChromium();
+  const page = await chromium.newPage();
+  await page.goto(`http://127.0.0.1:${port}/__model-test/index.html`);
+  await page.waitForFunction(() => typeof (window as unknown as { call?: unknown }).call === 'function');
+  call = (request) => page.evaluate((r) => (window as unknown as { call(r: unknown): Promise<Reply> }).call(r), request);
+  loadBlob = (url, options) => page.evaluate(([u, o]) =>
+    (window as unknown as { loadBlob(u: unknown, o: unknown): Promise<Reply> }).loadBlob(u, o), [url, options] as const);
+}, 300_000);
+
+afterAll(async () => {
+  await chromium?.close();
+  await vite?.close();
+  await files?.close();
+});
+
+describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
+  let tokens: number[];
+  let expected: Float32Array;
+  let vocabSize: number;
+
+  it('loads with SIMD128 on 2 threads, cross-origin isolated, by range reads only', async () => {
+    files.requests.length = 0;
+    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/${name}.gguf` },
+      threads: THREADS, build: 'simd128', contextLength: 64 }), 'loaded');
+    expect(loaded.crossOriginIsolated).toBe(true);
+    expect(loaded.threads).toBe(THREADS);
+    expect(loaded.build).toBe('simd128');
+    expect(loaded.lastProgress?.loadedBytes).toBe(loaded.lastProgress?.totalBytes);
+    vocabSize = loaded.vocabSize;
+    const model = files.requests.filter((r) => r.path === `/${name}.gguf` && r.method === 'GET');
+    expect(model.length).toBeGreaterThan(2);
+    for (const r of model) {
+      expect(r.status).toBe(206);
+      const [, a, b] = /^bytes=(\d+)-(\d+)$/.exec(r.range ?? '') ?? [];
+      expect(Number(b) - Number(a) + 1).toBeLessThanOrEqual(MAX_READ_BYTES);
+    }
+    tokens = promptFor(name, vocabSize);
+    expected = await nodeLogits(paths[name]!, tokens);
+  }, 300_000);
+
+  it('gives logits bit-identical to Node for every position (same SIMD128 build)', async () => {
+    const reply = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, topK: 4, returnLogits: true }),
+      'forward-result') as ForwardReply;
+    expect(reply.rows).toBe(PROMPT_LENGTH);
+    const got = f32FromB64(reply.logits!);
+    expect(got.length).toBe(PROMPT_LENGTH * vocabSize);
+    expect(expected.length).toBe(got.length);
+    let mismatches = 0;
+    for (let i = 0; i < got.length; i++) if (Object.is(got[i], expected[i]) === false) mismatches++;
+    expect(mismatches).toBe(0);
+    // The top-k the worker reports is the argmax of the same rows.
+    for (let r = 0; r < PROMPT_LENGTH; r++) {
+      const row = expected.subarray(r * vocabSize, (r + 1) * vocabSize);
+      expect(reply.topK[r]!.logits[0]).toBe(row.reduce((a, b) => Math.max(a, b), -Infinity));
+      expect(row[reply.topK[r]!.ids[0]!]).toBe(reply.topK[r]!.logits[0]);
+      expect(reply.topK[r]!.logits).toEqual([...reply.topK[r]!.logits].sort((x, y) => y - x));
+    }
+  }, 120_000);
+
+  it("picks the relaxed build with 'auto' and agrees with Node's SIMD128 logits", async () => {
+    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/${name}.gguf` },
+      threads: THREADS, build: 'auto', contextLength: 64 }), 'loaded');
+    expect(loaded.build).toBe('relaxed');
+    expect(loaded.threads).toBe(THREADS);
+    const reply = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
+      'forward-result') as ForwardReply;
+    const got = f32FromB64(reply.logits!);
+    let scale = 0, worst = 0, differing = 0;
+    for (let i = 0; i < got.length; i++) {
+      scale = Math.max(scale, Math.abs(expected[i]!));
+      worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+      if (got[i] !== expected[i]) differing++;
+    }
+    console.info(`${name}: relaxed vs simd128: ${differing} of ${got.length} logits differ, worst ${worst.toExponential(2)} (max |logit| ${scale.toFixed(2)})`);
+    // f32 rounding of re-associated sums through the layers: far below any meaningful change.
+    expect(worst).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
+  }, 300_000);
+
+  it('generates greedily from the cached prompt', async () => {
+    const prefill = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: false, topK: 1 }), 'forward-result');
+    const first = prefill.topK[0]!.ids[0]!;
+    const generated = expectReply(await call({ type: 'generate', tokens: [first], startPos: PROMPT_LENGTH, maxTokens: 4 }), 'generate-result');
+    expect(generated.tokens).toHaveLength(4);
+    // Step by step with forward must give the same tokens.
+    let next = first, pos = PROMPT_LENGTH;
+    for (const token of generated.tokens) {
+      const step = expectReply(await call({ type: 'forward', tokens: [next], startPos: pos++, allLogits: false, topK: 1 }), 'forward-result');
+      expect(step.topK[0]!.ids[0]).toBe(token);
+      next = token;
+    }
+  }, 120_000);
+});
+
+describe('model worker in Chromium: other sources and failures', () => {
+  it('loads from a Blob and computes the same logits as from the URL', async () => {
+    const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
+    const request = { type: 'forward', tokens, startPos: 0, allLogits: true, topK: 5 };
+    expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/tiny-f32.gguf` }, threads: THREADS, build: 'simd128' }), 'loaded');
+    const byUrl = expectReply(await call(request), 'forward-result');
+    expectReply(await loadBlob(`${files.url}/tiny-f32.gguf`, { threads: THREADS, build: 'simd128' }), 'loaded');
+    const byBlob = expectReply(await call(request), 'forward-result');
+    expect(byBlob.topK).toEqual(byUrl.topK);
+  }, 120_000);
+
+  it('answers a truncated URL with a typed error, not a hang', async () => {
+    const reply = await call({ type: 'load', source: { kind: 'url', url: `${files.url}/cut/tiny-f32.gguf` }, threads: THREADS });
+    expect(reply.type).toBe('error');
+    if (reply.type !== 'error') return;
+    expect(reply.error).toMatchObject({ name: 'UrlSourceError', code: 'truncated', status: 206 });
+    // The failed load left no model behind.
+    const after = await call({ type: 'forward', tokens: [1], startPos: 0, allLogits: false });
+    expect(after.type).toBe('error');
+  }, 120_000);
+
+  it('answers an HTTP 503 with a typed error, then loads on retry', async () => {
+    const request = { type: 'load', source: { kind: 'url', url: `${files.url}/fail/tiny-f32.gguf` }, threads: THREADS };
+    const reply = await call(request);
+    expect(reply).toMatchObject({ type: 'error', error: { name: 'UrlSourceError', code: 'http-status', status: 503 } });
+    expectReply(await call(request), 'loaded');
+    expectReply(await call({ type: 'dispose' }), 'disposed');
+    expect(chromium.consoleErrors).toEqual([]);
+  }, 120_000);
+});

@@ -1,0 +1,84 @@
+// Messages between a page and workers/model-worker.ts. Every request carries an `id`; the worker
+// answers it with exactly one final message of the same id (a result or an `error`), after any
+// number of `progress` messages. Kept small on purpose: the comlink Engine API replaces it later.
+import type { KernelBuild } from '../src/model/kernels.ts';
+
+/** Where the model bytes come from. A Blob/File is read slice by slice, a URL range by range. */
+export type ModelSource = { kind: 'url'; url: string } | { kind: 'blob'; blob: Blob };
+
+export type ModelRequest =
+  | {
+      type: 'load';
+      id: number;
+      source: ModelSource;
+      threads?: number;
+      build?: 'auto' | KernelBuild;
+      contextLength?: number;
+      maxBatch?: number;
+    }
+  | {
+      /** Runs `tokens` at positions startPos.. (later cached positions are forgotten). */
+      type: 'forward';
+      id: number;
+      tokens: number[];
+      startPos: number;
+      /** Logits for every token instead of the last only. */
+      allLogits: boolean;
+      /** The k best tokens per returned row (default 8). */
+      topK?: number;
+      /** Also send the raw logits ([rows][vocab] f32, transferred). */
+      returnLogits?: boolean;
+    }
+  | {
+      /** Greedy: runs `tokens` at startPos, then appends the argmax `maxTokens` times. */
+      type: 'generate';
+      id: number;
+      tokens: number[];
+      startPos: number;
+      maxTokens: number;
+      /** Stop after producing one of these (it is included in the output). */
+      stopTokens?: number[];
+    }
+  | { type: 'dispose'; id: number };
+
+export interface TopK {
+  ids: number[];
+  logits: number[];
+}
+
+export interface LoadedInfo {
+  build: KernelBuild;
+  threads: number;
+  crossOriginIsolated: boolean;
+  vocabSize: number;
+  contextLength: number;
+  nLayers: number;
+  fileBytes: number;
+  /** Wasm memory the model reserved. */
+  memoryBytes: number;
+  loadMs: number;
+}
+
+export type ModelErrorInfo = {
+  /** The error class: UrlSourceError, GGUFError, ModelError, RangeError, … */
+  name: string;
+  /** Its `code` when it has one (e.g. 'truncated', 'http-status', 'model-too-large'). */
+  code?: string;
+  /** HTTP status for URL failures. */
+  status?: number;
+  message: string;
+};
+
+export type ModelResponse =
+  | { type: 'progress'; id: number; loadedBytes: number; totalBytes: number }
+  | ({ type: 'loaded'; id: number } & LoadedInfo)
+  | { type: 'forward-result'; id: number; rows: number; vocabSize: number; topK: TopK[]; logits?: Float32Array; ms: number }
+  | { type: 'generate-result'; id: number; tokens: number[]; firstStepMs: number; restMs: number }
+  | { type: 'disposed'; id: number }
+  | { type: 'error'; id: number; error: ModelErrorInfo };
+
+/** The final reply to a request, by request type. */
+export type ModelReply<T extends ModelRequest['type']> = Extract<
+  ModelResponse,
+  { type: { load: 'loaded'; forward: 'forward-result'; generate: 'generate-result'; dispose: 'disposed' }[T] }
+>;

@@ -1,0 +1,143 @@
+// Module Web Worker hosting the runtime: loads a Qwen3 GGUF (by URL, range by range, or from a
+// Blob/File) into the wasm kernels and answers forward/generate requests. The kernels' calling
+// thread blocks on atomics, which only a Worker may do, so this must never run on a page.
+// Requests run one at a time in arrival order: the model (its KV cache) is a single state.
+import { BlobSource, type ByteSource } from '../src/gguf/byte-source.ts';
+import { Qwen3Model } from '../src/model/qwen3.ts';
+import { UrlSource } from '../src/storage/url-source.ts';
+import type { ModelErrorInfo, ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<ModelRequest>) => void) | null;
+  postMessage(message: ModelResponse, transfer?: Transferable[]): void;
+  crossOriginIsolated?: boolean;
+}
+const scope = globalThis as unknown as WorkerScope;
+
+let model: Qwen3Model | undefined;
+let queue: Promise<void> = Promise.resolve();
+
+scope.onmessage = (event) => {
+  const request = event.data;
+  queue = queue.then(() => handle(request)).catch((error: unknown) => {
+    scope.postMessage({ type: 'error', id: typeof request?.id === 'number' ? request.id : -1, error: errorInfo(error) });
+  });
+};
+
+function errorInfo(error: unknown): ModelErrorInfo {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const info: ModelErrorInfo = { name: error.name, message: error.message };
+  const { code, status } = error as { code?: unknown; status?: unknown };
+  if (typeof code === 'string') info.code = code;
+  if (typeof status === 'number') info.status = status;
+  return info;
+}
+
+function requireModel(): Qwen3Model {
+  if (!model) throw new Error('no model loaded: send a load request first');
+  return model;
+}
+
+function argmax(logits: Float32Array, from: number, n: number): number {
+  let best = from;
+  for (let i = from + 1; i < from + n; i++) if (logits[i]! > logits[best]!) best = i;
+  return best - from;
+}
+
+/** The k largest logits of one row, best first (ties: lower id first). */
+function topK(logits: Float32Array, from: number, n: number, k: number): TopK {
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = logits[from + i]!;
+    if (ids.length === k && v <= logits[from + ids[k - 1]!]!) continue;
+    let at = ids.length;
+    while (at > 0 && logits[from + ids[at - 1]!]! < v) at--;
+    ids.splice(at, 0, i);
+    if (ids.length > k) ids.pop();
+  }
+  return { ids, logits: ids.map((id) => logits[from + id]!) };
+}
+
+async function handle(request: ModelRequest): Promise<void> {
+  switch (request.type) {
+    case 'load': {
+      const started = performance.now();
+      model?.dispose();
+      model = undefined;
+      const source: ByteSource = request.source.kind === 'url'
+        ? await UrlSource.open(request.source.url)
+        : new BlobSource(request.source.blob);
+      const loaded = await Qwen3Model.load(source, {
+        threads: request.threads,
+        build: request.build,
+        contextLength: request.contextLength,
+        maxBatch: request.maxBatch,
+        onProgress: (loadedBytes, totalBytes) => scope.postMessage({ type: 'progress', id: request.id, loadedBytes, totalBytes }),
+      });
+      model = loaded;
+      scope.postMessage({
+        type: 'loaded',
+        id: request.id,
+        build: loaded.kernels.build,
+        threads: loaded.kernels.threads,
+        crossOriginIsolated: scope.crossOriginIsolated === true,
+        vocabSize: loaded.config.vocabSize,
+        contextLength: loaded.contextLength,
+        nLayers: loaded.config.nLayers,
+        fileBytes: source.size,
+        memoryBytes: loaded.memoryBytes,
+        loadMs: performance.now() - started,
+      });
+      return;
+    }
+    case 'forward': {
+      const m = requireModel();
+      const started = performance.now();
+      if (request.startPos < m.position) m.truncate(request.startPos);
+      const logits = m.forward(request.tokens, request.startPos, request.allLogits);
+      const ms = performance.now() - started;
+      const vocab = m.config.vocabSize;
+      const rows = logits.length / vocab;
+      const k = Math.min(request.topK ?? 8, vocab);
+      const top: TopK[] = [];
+      for (let r = 0; r < rows; r++) top.push(topK(logits, r * vocab, vocab, k));
+      const reply: ModelResponse = { type: 'forward-result', id: request.id, rows, vocabSize: vocab, topK: top, ms };
+      if (request.returnLogits) {
+        reply.logits = logits; // a fresh copy from forward(): safe to transfer
+        scope.postMessage(reply, [logits.buffer]);
+      } else {
+        scope.postMessage(reply);
+      }
+      return;
+    }
+    case 'generate': {
+      const m = requireModel();
+      const vocab = m.config.vocabSize;
+      const stop = new Set(request.stopTokens ?? []);
+      const out: number[] = [];
+      let started = performance.now();
+      if (request.startPos < m.position) m.truncate(request.startPos);
+      let logits = m.forward(request.tokens, request.startPos, false);
+      const firstStepMs = performance.now() - started;
+      started = performance.now();
+      while (out.length < request.maxTokens) {
+        const next = argmax(logits, 0, vocab);
+        out.push(next);
+        if (stop.has(next) || out.length === request.maxTokens) break;
+        logits = m.decode(next);
+      }
+      scope.postMessage({ type: 'generate-result', id: request.id, tokens: out, firstStepMs, restMs: performance.now() - started });
+      return;
+    }
+    case 'dispose': {
+      model?.dispose();
+      model = undefined;
+      scope.postMessage({ type: 'disposed', id: request.id });
+      return;
+    }
+    default: {
+      const unknown = request as { type?: unknown; id?: unknown };
+      throw new Error(`unknown request type ${JSON.stringify(unknown.type)}`);
+    }
+  }
+}
