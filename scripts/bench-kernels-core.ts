@@ -15,7 +15,9 @@ const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: n
   Q4_0: { id: WeightType.Q4_0, blockBytes: 18, halfOffsets: [0] },
   Q4_K: { id: WeightType.Q4_K, blockBytes: 144, halfOffsets: [0, 2] },
   Q6_K: { id: WeightType.Q6_K, blockBytes: 210, halfOffsets: [208] },
+  Q8_0: { id: WeightType.Q8_0, blockBytes: 34, halfOffsets: [0] },
 };
+const DEFAULT_TYPES = ['Q4_0', 'Q4_K', 'Q6_K'];
 
 export const BENCH_HEADER = 'type  rows x cols    tokens threads build      ms/call    GB/s  GFLOP/s';
 
@@ -46,7 +48,7 @@ function best(fn: () => void, minSeconds: number): number {
 export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: string) => void): void {
   const tokens = options.tokens ?? [1, 32];
   const maxTok = Math.max(...tokens);
-  for (const name of options.types ?? Object.keys(TYPES)) {
+  for (const name of options.types ?? DEFAULT_TYPES) {
     const t = TYPES[name];
     if (!t) throw new Error(`unknown type ${name}`);
     for (const { rows, cols } of SHAPES) {

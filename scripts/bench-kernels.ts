@@ -1,6 +1,7 @@
 // Matrix-vector and small-batch matmul speed of the wasm kernels.
 //
 //   npx tsx scripts/bench-kernels.ts [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
+//                                    [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0]
 //   npx tsx scripts/bench-kernels.ts --browser [--threads 1,2] [--quick]   (headless Chromium, build auto)
 //
 // Shapes are Qwen3-4B's FFN: 9728 x 2560 (gate/up) and 2560 x 9728 (down), for
@@ -18,6 +19,8 @@ function arg(name: string): string | undefined {
 
 const threadList = (arg('--threads') ?? '1,2').split(',').map(Number);
 const minSeconds = process.argv.includes('--quick') ? 0.3 : 1.5;
+const tokens = arg('--tokens')?.split(',').map(Number);
+const types = arg('--types')?.split(',');
 
 async function inNode(): Promise<void> {
   const build = (arg('--build') ?? 'simd128') as KernelBuild | 'auto';
@@ -26,7 +29,7 @@ async function inNode(): Promise<void> {
   for (const threads of threadList) {
     const k = await createKernels({ threads, build });
     try {
-      runKernelBench(k, { minSeconds }, (line) => console.log(line));
+      runKernelBench(k, { minSeconds, tokens, types }, (line) => console.log(line));
     } finally {
       k.dispose();
     }
@@ -41,7 +44,7 @@ self.onmessage = async (e) => {
   try {
     for (const threads of e.data.threadList) {
       const k = await createKernels({ threads, build: 'auto' });
-      runKernelBench(k, { minSeconds: e.data.minSeconds }, (line) => self.postMessage({ line }));
+      runKernelBench(k, { minSeconds: e.data.minSeconds, tokens: e.data.tokens, types: e.data.types }, (line) => self.postMessage({ line }));
       k.dispose();
     }
     self.postMessage({ done: true });
@@ -99,7 +102,7 @@ async function inBrowser(): Promise<void> {
     console.log(`${version} (headless), build auto`);
     console.log(BENCH_HEADER);
     await page.waitForFunction(() => typeof (window as unknown as { startBench?: unknown }).startBench === 'function');
-    await page.evaluate((req) => (window as unknown as { startBench(r: unknown): void }).startBench(req), { threadList, minSeconds });
+    await page.evaluate((req) => (window as unknown as { startBench(r: unknown): void }).startBench(req), { threadList, minSeconds, tokens, types });
     const error = await finished;
     if (error) throw new Error(error);
   } finally {

@@ -285,13 +285,15 @@ describe('kernels in Chromium', () => {
           for (let b0 = 0; b0 < c.cols; b0 += block) {
             let amax = 0;
             for (let i = 0; i < block; i++) amax = Math.max(amax, Math.abs(c.x[t * c.cols + b0 + i]!));
-            halfStep.fill((amax / 254) * 1.001, b0, b0 + block);  // |x - d*round(x/d)| <= d/2
+            // |x - d*round(x/d)| <= d/2 = amax/254; blocks of 32 store d in f16, off by <= 2^-11 * d per unit of q (|q| <= 127)
+            halfStep.fill((amax / 254) * 1.001 + (block === 32 ? amax * 2 ** -11 : 0), b0, b0 + block);
           }
         }
         for (let r = 0; r < c.rows; r++) {
           let want = 0, size = 0, quantization = 0;
           for (let i = 0; i < c.cols; i++) {
-            const xi = c.x[t * c.cols + i]!;
+            // F16 weights see activations rounded to f16, as llama.cpp converts them
+            const xi = c.type === WeightType.F16 ? f16BitsToF32(f32ToF16Bits(c.x[t * c.cols + i]!)) : c.x[t * c.cols + i]!;
             want += w[r * c.cols + i]! * xi;
             size += mag[r * c.cols + i]! * (Math.abs(xi) + halfStep[i]!);
             quantization += Math.abs(w[r * c.cols + i]!) * halfStep[i]!;

@@ -426,7 +426,8 @@ describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) 
         for (let b = 0; b < c.cols; b += block) {
           let amax = 0;
           for (let i = 0; i < block; i++) amax = Math.max(amax, Math.abs(x[t * c.cols + b + i]!));
-          halfStep.fill((amax / 254) * 1.001, b, b + block);
+          // blocks of 32 store their scale in f16 (as llama.cpp's Q8_0): off by <= 2^-11 * d per unit of |q| <= 127
+          halfStep.fill((amax / 254) * 1.001 + (block === 32 ? amax * 2 ** -11 : 0), b, b + block);
         }
       }
       for (let r = 0; r < c.rows; r++) {
@@ -458,6 +459,51 @@ describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) 
     const x = randomActivations(c.cols * c.nTokens, rng);
     expect(runMatmul(k1, c, raw, x)).toEqual(runMatmul(k2, c, raw, x));
   });
+});
+
+// Largest integer products each format allows (all quants and scales at their extremes,
+// activations at +-127 of one sign per row): the SIMD kernels' integer intermediates
+// (int16 scaled weights, i32 sums) must not overflow. Tokens: one full tile plus a remainder.
+describe('matmul at the integer extremes', () => {
+  function extremeWeights(type: WeightType, rows: number, cols: number): Uint8Array {
+    const info = TYPE_INFO[type];
+    const raw = new Uint8Array((rows * cols / info.elems) * info.bytes);
+    for (let o = 0; o < raw.length; o += info.bytes) {
+      switch (type) {
+        case WeightType.Q4_0: raw.fill(0x00, o + 2, o + 18); writeU16(raw, o, f32ToF16Bits(2 ** -6)); break;  // q - 8 = -8
+        case WeightType.Q8_0: raw.fill(0x80, o + 2, o + 34); writeU16(raw, o, f32ToF16Bits(2 ** -6)); break;  // -128
+        case WeightType.Q4_K:  // nibbles 15, scales and mins 63
+          raw.fill(0xff, o + 4, o + 144);
+          writeU16(raw, o, f32ToF16Bits(2 ** -10)); writeU16(raw, o + 2, f32ToF16Bits(2 ** -12));
+          break;
+        default:  // Q6_K: q = 63 (63 - 32 = 31) or 0 (-32), scales -128 / 127
+          raw.fill(0xff, o, o + 192);
+          for (let j = 0; j < 16; j++) raw[o + 192 + j] = j % 3 === 0 ? 127 : 0x80;
+          raw.fill(0x00, o + 64, o + 128);
+          writeU16(raw, o + 208, f32ToF16Bits(2 ** -10));
+      }
+    }
+    return raw;
+  }
+  for (const type of [WeightType.Q4_0, WeightType.Q8_0, WeightType.Q4_K, WeightType.Q6_K]) {
+    it(`${TYPE_INFO[type].name}: SIMD vs scalar reference`, () => {
+      const c: MatmulCase = { type, rows: 5, cols: 512, nTokens: 6 };
+      const raw = extremeWeights(type, c.rows, c.cols);
+      const x = new Float32Array(c.cols * c.nTokens).map((_, i) => (Math.floor(i / c.cols) % 2 ? -1 : 1) * (i % 7 === 0 ? 3 : 3 - 3 / 255));
+      const got = runMatmul(k2, c, raw, x), ref = runMatmul(k2, c, raw, x, true);
+      const w = dequantizeWeights(type, raw, c.rows, c.cols);
+      const blocks = c.cols / TYPE_INFO[type].elems;
+      for (let t = 0; t < c.nTokens; t++) {
+        for (let r = 0; r < c.rows; r++) {
+          let size = 0;
+          for (let i = 0; i < c.cols; i++) size += Math.abs(w[r * c.cols + i]! * x[t * c.cols + i]!);
+          const g = got[t * c.rows + r]!, rf = ref[t * c.rows + r]!;
+          expect(Math.abs(rf)).toBeGreaterThan(0.05 * size);  // the products do not cancel
+          if (!(Math.abs(g - rf) <= 2 * (blocks + 8) * EPS32 * size)) throw new Error(`token ${t} row ${r}: SIMD ${g} vs reference ${rf}`);
+        }
+      }
+    });
+  }
 });
 
 describe('getRow', () => {

@@ -363,9 +363,11 @@ describe.skipIf(!existsSync(CHROMIUM_PATH))('chromium with the static server', (
       expect(errors.filter((line) => line.includes('favicon'))).toEqual([]);
 
       const memory = await browser.processMemory();
-      expect(memory.some((p) => p.type === 'browser')).toBe(true);
-      expect(memory.some((p) => p.type === 'renderer')).toBe(true);
-      expect(memory.every((p) => p.peakRssBytes >= p.rssBytes && p.rssBytes > 0)).toBe(true);
+      // A helper process may be exiting while /proc is read (a zombie has no VmRSS): judge the live ones.
+      const live = memory.filter((p) => p.rssBytes > 0);
+      expect(live.some((p) => p.type === 'browser')).toBe(true);
+      expect(live.some((p) => p.type === 'renderer')).toBe(true);
+      expect(live.every((p) => p.peakRssBytes >= p.rssBytes)).toBe(true);
     } finally {
       await browser.close();
       await isolated.close();

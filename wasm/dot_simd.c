@@ -300,28 +300,32 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
     STORE_TILE(out, out_stride, acc, T);
 }
 #else
+// Chunk c (64 quants: sub-blocks 2c and 2c+1) against T activation rows. The weights
+// are multiplied by their sub-block scale in int16 (15 * 63 fits) once per chunk, so
+// the per-token work is the dot products alone.
 INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *x, size_t xs, int c,
                        v128_t s_even, v128_t s_odd, const int T) {
     const v128_t low4 = wasm_i16x8_splat(15);
     const uint8_t *q = w[b].qs + 32 * c;
+    v128_t v0 = wasm_v128_load(q), v1 = wasm_v128_load(q + 16);
     // sub-block 2c: low nibbles of the chunk's 32 bytes
     {
-        v128_t v0 = wasm_v128_load(q), v1 = wasm_v128_load(q + 16);
-        v128_t w0 = wasm_v128_and(v0, low4), w1 = wasm_v128_and(v1, low4);
-        v128_t w2 = wasm_v128_and(wasm_u16x8_shr(v0, 8), low4), w3 = wasm_v128_and(wasm_u16x8_shr(v1, 8), low4);
+        v128_t w0 = wasm_i16x8_mul(wasm_v128_and(v0, low4), s_even), w1 = wasm_i16x8_mul(wasm_v128_and(v1, low4), s_even);
+        v128_t w2 = wasm_i16x8_mul(wasm_v128_and(wasm_u16x8_shr(v0, 8), low4), s_even);
+        v128_t w3 = wasm_i16x8_mul(wasm_v128_and(wasm_u16x8_shr(v1, 8), low4), s_even);
         UNROLL for (int t = 0; t < T; t++) {
             const int16_t *a = ((const block_q8_256w *)(x + t * xs) + b)->qs + 64 * c;
-            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_mul(dot4_i16(w0, w1, w2, w3, a), s_even));
+            isum[t] = wasm_i32x4_add(isum[t], dot4_i16(w0, w1, w2, w3, a));
         }
     }
     // sub-block 2c+1: high nibbles
     {
-        v128_t v0 = wasm_v128_load(q), v1 = wasm_v128_load(q + 16);
-        v128_t w0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), w1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
-        v128_t w2 = wasm_u16x8_shr(v0, 12), w3 = wasm_u16x8_shr(v1, 12);
+        v128_t w0 = wasm_i16x8_mul(wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), s_odd);
+        v128_t w1 = wasm_i16x8_mul(wasm_v128_and(wasm_u16x8_shr(v1, 4), low4), s_odd);
+        v128_t w2 = wasm_i16x8_mul(wasm_u16x8_shr(v0, 12), s_odd), w3 = wasm_i16x8_mul(wasm_u16x8_shr(v1, 12), s_odd);
         UNROLL for (int t = 0; t < T; t++) {
             const int16_t *a = ((const block_q8_256w *)(x + t * xs) + b)->qs + 64 * c + 32;
-            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_mul(dot4_i16(w0, w1, w2, w3, a), s_odd));
+            isum[t] = wasm_i32x4_add(isum[t], dot4_i16(w0, w1, w2, w3, a));
         }
     }
 }
@@ -336,10 +340,12 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         q4_K_scale_vectors(w[b].scales, &sc_lo, &sc_hi, &mins_lo, &mins_hi);
         v128_t isum[TILE_T];
         UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
-        // splat scales in a small array so the chunk loop can stay a loop (a fully
-        // unrolled super-block is slower in V8: register pressure)
-        v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
-                            LANE_SPLAT(sc_hi, 0), LANE_SPLAT(sc_hi, 1), LANE_SPLAT(sc_hi, 2), LANE_SPLAT(sc_hi, 3) };
+        // the 8 scales splat as i16x8 (sc_lo/hi hold them in the low half of 32-bit lanes)
+        v128_t sc16 = wasm_i16x8_narrow_i32x4(sc_lo, sc_hi);
+        v128_t scale[8] = { wasm_i16x8_shuffle(sc16, sc16, 0, 0, 0, 0, 0, 0, 0, 0), wasm_i16x8_shuffle(sc16, sc16, 1, 1, 1, 1, 1, 1, 1, 1),
+                            wasm_i16x8_shuffle(sc16, sc16, 2, 2, 2, 2, 2, 2, 2, 2), wasm_i16x8_shuffle(sc16, sc16, 3, 3, 3, 3, 3, 3, 3, 3),
+                            wasm_i16x8_shuffle(sc16, sc16, 4, 4, 4, 4, 4, 4, 4, 4), wasm_i16x8_shuffle(sc16, sc16, 5, 5, 5, 5, 5, 5, 5, 5),
+                            wasm_i16x8_shuffle(sc16, sc16, 6, 6, 6, 6, 6, 6, 6, 6), wasm_i16x8_shuffle(sc16, sc16, 7, 7, 7, 7, 7, 7, 7, 7) };
         for (int c = 0; c < 4; c++) q4_K_chunk(isum, w, b, x, xs, c, scale[2 * c], scale[2 * c + 1], T);
         float d = fp16_lookup(w[b].d), dmin = fp16_lookup(w[b].dmin);
         UNROLL for (int t = 0; t < T; t++) {
@@ -436,22 +442,25 @@ INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *
     e1 = wasm_v128_or(e1, wasm_v128_and(he1, bits45));
     o0 = wasm_v128_or(o0, wasm_v128_and(ho0, bits45));
     o1 = wasm_v128_or(o1, wasm_v128_and(ho1, bits45));
-    // quants 0..15 of the group (e0, o0) have scale s0, 16..31 (e1, o1) s1
+    // quants 0..15 of the group (e0, o0) have scale s0, 16..31 (e1, o1) s1: multiplied in
+    // int16 (63 * 128 fits) once per group, so the per-token work is the dot products alone
+    e0 = wasm_i16x8_mul(e0, s0);
+    o0 = wasm_i16x8_mul(o0, s0);
+    e1 = wasm_i16x8_mul(e1, s1);
+    o1 = wasm_i16x8_mul(o1, s1);
     UNROLL for (int t = 0; t < T; t++) {
         const int16_t *a = ((const block_q8_256w *)(x + t * xs) + b)->qs + 128 * h + 32 * g;
-        v128_t first = wasm_i32x4_add(wasm_i32x4_dot_i16x8(e0, wasm_v128_load(a)),
-                                      wasm_i32x4_dot_i16x8(o0, wasm_v128_load(a + 16)));
-        v128_t second = wasm_i32x4_add(wasm_i32x4_dot_i16x8(e1, wasm_v128_load(a + 8)),
-                                       wasm_i32x4_dot_i16x8(o1, wasm_v128_load(a + 24)));
-        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(first, s0), wasm_i32x4_mul(second, s1)));
+        isum[t] = wasm_i32x4_add(isum[t], dot4_i16(e0, e1, o0, o1, a));
     }
 }
 #endif
 
 #if KERNELS_RELAXED
 typedef block_q8_256 q6_K_act_block;
+#define Q6_K_SCALE_SPLAT(s) wasm_i32x4_splat(s)   // multiplies i32 dot products
 #else
 typedef block_q8_256w q6_K_act_block;
+#define Q6_K_SCALE_SPLAT(s) wasm_i16x8_splat(s)   // multiplies int16 weights
 #endif
 
 INLINE void tile_q6_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
@@ -467,10 +476,10 @@ INLINE void tile_q6_K(float *out, int out_stride, const uint8_t *wrow, const uin
         for (int h = 0; h < 2; h++) {
             // group g of half h uses scales 8h + 2g and 8h + 2g + 1
             const int8_t *sc = w[b].scales + 8 * h;
-            q6_K_group(isum, w, b, x, xs, h, 0, wasm_i32x4_splat(sc[0]), wasm_i32x4_splat(sc[1]), T);
-            q6_K_group(isum, w, b, x, xs, h, 1, wasm_i32x4_splat(sc[2]), wasm_i32x4_splat(sc[3]), T);
-            q6_K_group(isum, w, b, x, xs, h, 2, wasm_i32x4_splat(sc[4]), wasm_i32x4_splat(sc[5]), T);
-            q6_K_group(isum, w, b, x, xs, h, 3, wasm_i32x4_splat(sc[6]), wasm_i32x4_splat(sc[7]), T);
+            q6_K_group(isum, w, b, x, xs, h, 0, Q6_K_SCALE_SPLAT(sc[0]), Q6_K_SCALE_SPLAT(sc[1]), T);
+            q6_K_group(isum, w, b, x, xs, h, 1, Q6_K_SCALE_SPLAT(sc[2]), Q6_K_SCALE_SPLAT(sc[3]), T);
+            q6_K_group(isum, w, b, x, xs, h, 2, Q6_K_SCALE_SPLAT(sc[4]), Q6_K_SCALE_SPLAT(sc[5]), T);
+            q6_K_group(isum, w, b, x, xs, h, 3, Q6_K_SCALE_SPLAT(sc[6]), Q6_K_SCALE_SPLAT(sc[7]), T);
         }
         float d = fp16_lookup(w[b].d);
         UNROLL for (int t = 0; t < T; t++) {
