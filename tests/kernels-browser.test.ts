@@ -5,16 +5,15 @@
 // through the SIMD kernels and the scalar reference on inputs made in Node.
 // Node checks the answers: relaxed vs scalar reference (same integers, only
 // float rounding differs) and vs an f64 dequantize-then-dot.
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Plugin, type ViteDevServer } from 'vite';
 import { createKernels, type Kernels, WeightType } from '../src/model/kernels.ts';
 import { f16BitsToF32, f32ToF16Bits } from './fixtures/quantize.ts';
 import { Rng } from './fixtures/random.ts';
 import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
+import { startVitePages } from './support/vite-pages.ts';
+import type { ViteDevServer } from 'vite';
 
 const EPS32 = 2 ** -24;
-const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 
 // The non-matmul kernels on one input, the same way in Node and in the page
 // (its source is sent to the Worker as text): rmsnorm, RoPE, SiLU*up, KV store
@@ -87,23 +86,10 @@ const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>kernels</title><l
   });
 </script>`;
 
-function testPages(): Plugin {
-  return {
-    name: 'kernels-browser-test-pages',
-    configureServer(server) {
-      server.middlewares.use((req, res, next) => {
-        const routes: Record<string, [string, string]> = {
-          '/__kernels-test/index.html': ['text/html', PAGE_HTML],
-          '/__kernels-test/worker.js': ['text/javascript', WORKER_JS],
-        };
-        const route = req.url ? routes[req.url] : undefined;
-        if (!route) return next();
-        res.writeHead(200, { 'Content-Type': route[0], ...ISOLATION });
-        res.end(route[1]);
-      });
-    },
-  };
-}
+const TEST_PAGES = {
+  '/__kernels-test/index.html': { type: 'text/html', body: PAGE_HTML },
+  '/__kernels-test/worker.js': { type: 'text/javascript', body: WORKER_JS },
+};
 
 // ---------------------------------------------------------------------------
 // inputs and from-spec references (as in tests/kernels.test.ts)
@@ -224,19 +210,11 @@ let opsInput: Float32Array;
 let nodeKernels: Kernels;
 
 beforeAll(async () => {
-  server = await createServer({
-    configFile: false,
-    root: process.cwd(),
-    logLevel: 'silent',
-    plugins: [testPages()],
-    server: { host: '127.0.0.1', port: 0, headers: ISOLATION, hmr: false },
-    optimizeDeps: { noDiscovery: true, include: [] },
-  });
-  await server.listen();
-  const port = (server.httpServer!.address() as AddressInfo).port;
+  const pages = await startVitePages(TEST_PAGES);
+  server = pages.server;
   chromium = await launchChromium();
   const page = await chromium.newPage();
-  await page.goto(`http://127.0.0.1:${port}/__kernels-test/index.html`);
+  await page.goto(`${pages.url}/__kernels-test/index.html`);
   await page.waitForFunction(() => typeof (window as unknown as { runInWorker?: unknown }).runInWorker === 'function');
 
   cases = makeCases();

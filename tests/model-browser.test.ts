@@ -12,9 +12,8 @@
 //    another clang (22 vs 14). Bit-identical logits were observed on both fixtures; the check
 //    allows f32 rounding-level differences (1e-4 of the largest logit) so that a compiler
 //    scheduling float operations differently does not fail it, while any real defect would.
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Plugin, type ViteDevServer } from 'vite';
+import type { ViteDevServer } from 'vite';
 import { NodeFileSource } from '../src/gguf/node-file-source.ts';
 import { Qwen3Model, READ_CHUNK_BYTES } from '../src/model/qwen3.ts';
 import type { ModelResponse } from '../workers/model-protocol.ts';
@@ -22,8 +21,8 @@ import { ensureFixture } from './fixtures/fixtures.ts';
 import { Rng } from './fixtures/random.ts';
 import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
 import { startStaticServer, type StaticServer } from './support/static-server.ts';
+import { startVitePages } from './support/vite-pages.ts';
 
-const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 const THREADS = 2;
 const PROMPT_LENGTH = 32;
 const FIXTURES = ['small-q4_k_m', 'tiny-f32'] as const;
@@ -60,18 +59,6 @@ const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>model</title><lin
   };
 </script>`;
 
-function testPage(): Plugin {
-  return {
-    name: 'model-browser-test-page',
-    configureServer(server) {
-      server.middlewares.use((req, res, next) => {
-        if (req.url !== '/__model-test/index.html') return next();
-        res.writeHead(200, { 'Content-Type': 'text/html', ...ISOLATION });
-        res.end(PAGE_HTML);
-      });
-    },
-  };
-}
 
 type Reply = ModelResponse & { lastProgress?: { loadedBytes: number; totalBytes: number } };
 type ForwardReply = Extract<ModelResponse, { type: 'forward-result' }> & { logits?: string };
@@ -128,20 +115,11 @@ beforeAll(async () => {
       '/fail/tiny-f32.gguf': { status: 503, times: 1 },
     },
   });
-  vite = await createServer({
-    configFile: false,
-    root: process.cwd(),
-    logLevel: 'silent',
-    plugins: [testPage()],
-    server: { host: '127.0.0.1', port: 0, headers: ISOLATION, hmr: false },
-    optimizeDeps: { noDiscovery: true, include: [] },
-    worker: { format: 'es' },
-  });
-  await vite.listen();
-  const port = (vite.httpServer!.address() as AddressInfo).port;
+  const pages = await startVitePages({ '/__model-test/index.html': { type: 'text/html', body: PAGE_HTML } });
+  vite = pages.server;
   chromium = await launchChromium();
   const page = await chromium.newPage();
-  await page.goto(`http://127.0.0.1:${port}/__model-test/index.html`);
+  await page.goto(`${pages.url}/__model-test/index.html`);
   await page.waitForFunction(() => typeof (window as unknown as { call?: unknown }).call === 'function');
   call = (request) => page.evaluate((r) => (window as unknown as { call(r: unknown): Promise<Reply> }).call(r), request);
   loadBlob = (url, options) => page.evaluate(([u, o]) =>

@@ -3,6 +3,7 @@
 // thread blocks on atomics, which only a Worker may do, so this must never run on a page.
 // Requests run one at a time in arrival order: the model (its KV cache) is a single state.
 import { BlobSource, type ByteSource } from '../src/gguf/byte-source.ts';
+import { argmax, topCandidates } from '../src/engine/sampler.ts';
 import { Qwen3Model } from '../src/model/qwen3.ts';
 import { UrlSource } from '../src/storage/url-source.ts';
 import type { ModelErrorInfo, ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
@@ -38,24 +39,11 @@ function requireModel(): Qwen3Model {
   return model;
 }
 
-function argmax(logits: Float32Array, from: number, n: number): number {
-  let best = from;
-  for (let i = from + 1; i < from + n; i++) if (logits[i]! > logits[best]!) best = i;
-  return best - from;
-}
-
 /** The k largest logits of one row, best first (ties: lower id first). */
 function topK(logits: Float32Array, from: number, n: number, k: number): TopK {
-  const ids: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const v = logits[from + i]!;
-    if (ids.length === k && v <= logits[from + ids[k - 1]!]!) continue;
-    let at = ids.length;
-    while (at > 0 && logits[from + ids[at - 1]!]! < v) at--;
-    ids.splice(at, 0, i);
-    if (ids.length > k) ids.pop();
-  }
-  return { ids, logits: ids.map((id) => logits[from + id]!) };
+  const row = logits.subarray(from, from + n);
+  const ids = topCandidates(row, k);
+  return { ids, logits: ids.map((id) => row[id]!) };
 }
 
 async function handle(request: ModelRequest): Promise<void> {
@@ -112,7 +100,6 @@ async function handle(request: ModelRequest): Promise<void> {
     }
     case 'generate': {
       const m = requireModel();
-      const vocab = m.config.vocabSize;
       const stop = new Set(request.stopTokens ?? []);
       const out: number[] = [];
       let started = performance.now();
@@ -121,7 +108,7 @@ async function handle(request: ModelRequest): Promise<void> {
       const firstStepMs = performance.now() - started;
       started = performance.now();
       while (out.length < request.maxTokens) {
-        const next = argmax(logits, 0, vocab);
+        const next = argmax(logits);
         out.push(next);
         if (stop.has(next) || out.length === request.maxTokens) break;
         logits = m.decode(next);

@@ -305,26 +305,36 @@ function kvCacheBytes(c: ModelConfig, contextLength: number): number {
   return c.nLayers * contextLength * c.nKvHeads * (c.headDim + c.valueDim) * 2;
 }
 
+/** f32 counts of the activation buffers for `batch` tokens (positions is i32 [batch]). */
+function runStateFloats(c: ModelConfig, batch: number, logitRows: number) {
+  return {
+    x: batch * c.hiddenSize,
+    xb: batch * c.hiddenSize,
+    xb2: batch * c.hiddenSize,
+    q: batch * c.nHeads * c.headDim,
+    k: batch * c.nKvHeads * c.headDim,
+    v: batch * c.nKvHeads * c.valueDim,
+    att: batch * c.nHeads * c.valueDim,
+    gate: batch * c.ffnSize,
+    up: batch * c.ffnSize,
+    positions: batch,
+    logits: logitRows * c.vocabSize,
+  };
+}
+
 function runStateBytes(c: ModelConfig, batch: number, logitRows: number): number {
-  const floats = batch * (3 * c.hiddenSize + c.nHeads * c.headDim + c.nKvHeads * (c.headDim + c.valueDim) +
-    c.nHeads * c.valueDim + 2 * c.ffnSize + 1) + logitRows * c.vocabSize;
-  return floats * 4 + 12 * ALIGN;
+  return Object.values(runStateFloats(c, batch, logitRows)).reduce((sum, n) => sum + alignUp(n * 4), 0);
 }
 
 function allocRunState(k: Kernels, c: ModelConfig, batch: number, logitRows: number): RunState {
-  const f32 = (count: number) => k.alloc(count * 4, ALIGN);
+  const floats = runStateFloats(c, batch, logitRows);
+  const buffer = (name: keyof typeof floats) => k.alloc(floats[name] * 4, ALIGN);
   return {
-    x: f32(batch * c.hiddenSize),
-    xb: f32(batch * c.hiddenSize),
-    xb2: f32(batch * c.hiddenSize),
-    q: f32(batch * c.nHeads * c.headDim),
-    k: f32(batch * c.nKvHeads * c.headDim),
-    v: f32(batch * c.nKvHeads * c.valueDim),
-    att: f32(batch * c.nHeads * c.valueDim),
-    gate: f32(batch * c.ffnSize),
-    up: f32(batch * c.ffnSize),
-    positions: k.alloc(batch * 4, ALIGN),
-    logits: f32(logitRows * c.vocabSize),
+    x: buffer('x'), xb: buffer('xb'), xb2: buffer('xb2'),
+    q: buffer('q'), k: buffer('k'), v: buffer('v'), att: buffer('att'),
+    gate: buffer('gate'), up: buffer('up'),
+    positions: buffer('positions'),
+    logits: buffer('logits'),
     logitRows,
   };
 }
