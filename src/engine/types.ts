@@ -1,0 +1,153 @@
+// The Engine API: what the UI and any embedding page talk to. Shaped like OpenAI's chat
+// completions and WebLLM's engine (snake_case wire fields, `create()` narrowed by `stream`), so
+// code written for either ports over. Two implementations share it: the CPU engine (our wasm
+// runtime, in-process in Node or in a Worker through comlink) and the optional WebGPU engine
+// (@mlc-ai/web-llm).
+
+/** Where a model comes from. */
+export type ModelSpec =
+  /** Any HTTP(S) GGUF URL (Hugging Face `resolve/main`, or a local server): cached in IndexedDB on first load. */
+  | { kind: 'url'; url: string; /** Keep a copy in IndexedDB (default true in the browser). */ cache?: boolean }
+  /** A model already downloaded into IndexedDB (its storage id). */
+  | { kind: 'cached'; id: string }
+  /** A local file the user picked or dropped; read in place, not copied. */
+  | { kind: 'blob'; blob: Blob; name?: string }
+  /** A file path (Node only: tests, CLI, benchmarks). */
+  | { kind: 'path'; path: string }
+  /** A web-llm model id (WebGPU engine only), e.g. `Qwen3-4B-q4f16_1-MLC`. */
+  | { kind: 'mlc'; modelId: string };
+
+export type Backend = 'cpu' | 'webgpu';
+
+export interface LoadProgress {
+  /** 'download': bytes arriving from the network into storage; 'load': bytes placed into (wasm or GPU) memory. */
+  phase: 'download' | 'load';
+  loadedBytes: number;
+  totalBytes: number;
+  /** Download rate, bytes per second (download phase). */
+  bytesPerSecond?: number;
+  /** Seconds left at the current rate (download phase). */
+  etaSeconds?: number;
+  /** A human-readable line (web-llm reports text only). */
+  text?: string;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  /** KV cache size in tokens (default min(4096, the model's context)). */
+  contextLength?: number;
+  /** Kernel threads (CPU engine; default: the machine's cores when cross-origin isolated, else 1). */
+  threads?: number;
+  signal?: AbortSignal;
+}
+
+export interface ModelInfo {
+  backend: Backend;
+  /** File or model id. */
+  name: string;
+  /** e.g. 'Q4_K_M', 'Q4_0', 'q4f16_1'. */
+  quant: string;
+  contextLength: number;
+  /** Memory the model holds (wasm memory or GPU buffers), bytes. */
+  memoryBytes: number;
+  /** Kernel threads in use (CPU engine). */
+  threads?: number;
+  /** Kernel build in use (CPU engine): 'simd128' | 'relaxed'. */
+  build?: string;
+  /** The chat template can think (`enable_thinking` changes the prompt). */
+  supportsThinking: boolean;
+  loadMs: number;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  /** Thinking text of an earlier assistant turn (not sent back to the model by Qwen3's template). */
+  reasoning_content?: string;
+}
+
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  stream?: boolean;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  presence_penalty?: number;
+  repetition_penalty?: number;
+  max_tokens?: number;
+  stop?: string | string[];
+  seed?: number;
+  /** Hybrid Qwen3 models: think before answering (template switch). */
+  enable_thinking?: boolean;
+  /** Stops generation like interrupt(). In-process only; across a worker, use interrupt(). */
+  signal?: AbortSignal;
+}
+
+/**
+ * 'stop': end-of-generation token or a stop string; 'length': max_tokens or the context is full;
+ * 'abort': interrupt() / signal.
+ */
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  extra: {
+    /** Prompt tokens found in the KV cache from the previous turn (not recomputed). */
+    cached_prompt_tokens: number;
+    /** Prompt tokens actually run through the model. */
+    prefilled_tokens: number;
+    /** Messages dropped from the start of the conversation (after the system prompt) to fit the context. */
+    dropped_messages: number;
+    time_to_first_token_s: number;
+    prefill_tokens_per_s: number;
+    decode_tokens_per_s: number;
+  };
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: Array<{
+    index: 0;
+    delta: { role?: 'assistant'; content?: string; reasoning_content?: string };
+    finish_reason: FinishReason | null;
+  }>;
+  /** On the last chunk only. */
+  usage?: CompletionUsage;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: Array<{
+    index: 0;
+    message: { role: 'assistant'; content: string; reasoning_content?: string };
+    finish_reason: FinishReason;
+  }>;
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion>;
+}
+
+export interface Engine {
+  readonly backend: Backend;
+  load(model: ModelSpec, options?: LoadOptions): Promise<ModelInfo>;
+  readonly chat: { readonly completions: ChatCompletions };
+  /** Stops the running generation within one token; the engine stays usable. */
+  interrupt(): void;
+  /** Frees the model (wasm memory / GPU buffers). */
+  unload(): Promise<void>;
+  /** The loaded model, or undefined. */
+  info(): ModelInfo | undefined;
+}
