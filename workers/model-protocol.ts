@@ -4,7 +4,11 @@
 import type { KernelBuild } from '../src/model/kernels.ts';
 
 /** Where the model bytes come from. A Blob/File is read slice by slice, a URL range by range. */
-export type ModelSource = { kind: 'url'; url: string } | { kind: 'blob'; blob: Blob };
+export type ModelSource =
+  | { kind: 'url'; url: string }
+  | { kind: 'blob'; blob: Blob }
+  /** A complete model in the IndexedDB ModelStore named `store` (default 'qwen-web'), read chunk by chunk. */
+  | { kind: 'cached'; id: string; store?: string };
 
 export type ModelRequest =
   | {

@@ -5,6 +5,7 @@
 import { BlobSource, type ByteSource } from '../src/gguf/byte-source.ts';
 import { argmax, topCandidates } from '../src/engine/sampler.ts';
 import { Qwen3Model } from '../src/model/qwen3.ts';
+import { ModelStore } from '../src/storage/model-store.ts';
 import { UrlSource } from '../src/storage/url-source.ts';
 import type { ModelErrorInfo, ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
 
@@ -54,7 +55,9 @@ async function handle(request: ModelRequest): Promise<void> {
       model = undefined;
       const source: ByteSource = request.source.kind === 'url'
         ? await UrlSource.open(request.source.url)
-        : new BlobSource(request.source.blob);
+        : request.source.kind === 'cached'
+          ? await ModelStore.open(request.source.store).openSource(request.source.id)
+          : new BlobSource(request.source.blob);
       const loaded = await Qwen3Model.load(source, {
         threads: request.threads,
         build: request.build,

@@ -41,6 +41,11 @@ export interface StaticServerOptions {
   isolation?: boolean;
   /** URL path → fault. Change later with `setFault`. */
   faults?: Record<string, ServerFault>;
+  /**
+   * URL path → extra headers on its file/inline responses (e.g. Hugging Face's `X-Linked-ETag`),
+   * also named in Access-Control-Expose-Headers so a page can read them.
+   */
+  headers?: Record<string, Record<string, string>>;
 }
 
 export interface RequestRecord {
@@ -74,6 +79,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
 };
+
+const EXPOSED_HEADERS = 'Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified, Content-Type';
 
 export function contentTypeFor(path: string): string {
   return CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream';
@@ -168,10 +175,7 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
 
   function setCommonHeaders(res: ServerResponse): void {
     res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader(
-      'Access-Control-Expose-Headers',
-      'Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified, Content-Type',
-    );
+    res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
     if (isolation) {
       res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
       res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
@@ -244,6 +248,11 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
     }
 
     const size = resource.kind === 'file' ? resource.size : resource.body.length;
+    const extra = options.headers?.[urlPath];
+    if (extra) {
+      for (const [name, value] of Object.entries(extra)) res.setHeader(name, value);
+      res.setHeader('Access-Control-Expose-Headers', [EXPOSED_HEADERS, ...Object.keys(extra)].join(', '));
+    }
     res.setHeader('Content-Type', resource.type);
     res.setHeader('Accept-Ranges', 'bytes');
     if (resource.kind === 'file') {
