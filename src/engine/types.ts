@@ -38,6 +38,8 @@ export interface LoadOptions {
   contextLength?: number;
   /** Kernel threads (CPU engine; default: the machine's cores when cross-origin isolated, else 1). */
   threads?: number;
+  /** Kernel build (CPU engine): 'auto' (default) picks relaxed SIMD where it works, else SIMD128. */
+  build?: 'auto' | 'simd128' | 'relaxed';
   signal?: AbortSignal;
 }
 

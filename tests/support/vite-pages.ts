@@ -20,15 +20,23 @@ export interface VitePages {
   server: ViteDevServer;
 }
 
-/** Serves `pages` (URL path → content) beside the repository's own modules. */
-export async function startVitePages(pages: Record<string, TestPage>): Promise<VitePages> {
+/**
+ * Serves `pages` (URL path → content) beside the repository's own modules. `options.headers`
+ * are sent with every response besides the isolation headers (e.g. a Content-Security-Policy,
+ * which must come with the worker scripts too, not only with the page).
+ */
+export async function startVitePages(
+  pages: Record<string, TestPage>,
+  options: { headers?: Record<string, string> } = {},
+): Promise<VitePages> {
+  const headers = { ...ISOLATION_HEADERS, ...options.headers };
   const plugin: Plugin = {
     name: 'test-pages',
     configureServer(server) {
       server.middlewares.use((req, res, next) => {
         const page = req.url ? pages[req.url] : undefined;
         if (!page) return next();
-        res.writeHead(200, { 'Content-Type': page.type, ...ISOLATION_HEADERS });
+        res.writeHead(200, { 'Content-Type': page.type, ...headers });
         res.end(page.body);
       });
     },
@@ -38,8 +46,9 @@ export async function startVitePages(pages: Record<string, TestPage>): Promise<V
     root: process.cwd(),
     logLevel: 'silent',
     plugins: [plugin],
-    server: { host: '127.0.0.1', port: 0, headers: ISOLATION_HEADERS, hmr: false },
-    optimizeDeps: { noDiscovery: true, include: [] },
+    server: { host: '127.0.0.1', port: 0, headers, hmr: false },
+    // highlight.js ships its core as CommonJS only (es/core.js re-exports lib/core.js): pre-bundle it.
+    optimizeDeps: { noDiscovery: true, include: ['highlight.js/lib/core'] },
     worker: { format: 'es' },
   });
   await server.listen();

@@ -1,0 +1,445 @@
+// The CPU engine: our wasm runtime behind the OpenAI-shaped Engine API. Runs in-process (Node, or
+// inside the engine Worker; never on a page's main thread, whose kernels could not block).
+//
+// One model, one KV cache. `cachedTokens` is always exactly what the cache holds, so the next
+// request reuses the longest common prefix of its prompt and only prefills the rest. Generation
+// is an async generator that yields to the event loop after every token (and every prefill
+// batch), so interrupt() — a worker message, a timer, an AbortSignal — is seen within one token.
+import { ggmlTypeName } from '../gguf/ggml-types.ts';
+import { readChatTemplate, readTokenizerData } from '../gguf/metadata.ts';
+import { Qwen3Model } from '../model/qwen3.ts';
+import { renderChat } from '../tokenizer/chat-template.ts';
+import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { EngineError } from './errors.ts';
+import { fitConversation } from './fit-context.ts';
+import { openModelSource, type OpenedSource } from './model-source.ts';
+import { DEFAULT_SAMPLING, Sampler, SeededRandom, type SamplingParams } from './sampler.ts';
+import { StopFilter } from './stop-filter.ts';
+import type {
+  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, ChatMessage, CompletionUsage,
+  Engine, FinishReason, LoadOptions, ModelInfo, ModelSpec,
+} from './types.ts';
+
+/** Room kept free for the answer when the request sets no max_tokens (at most a quarter of the context). */
+const DEFAULT_ANSWER_ROOM = 512;
+
+interface Loaded {
+  model: Qwen3Model;
+  tokenizer: Tokenizer;
+  template: string | undefined;
+  source: OpenedSource;
+  info: ModelInfo;
+  thinkStart: number | undefined;
+  thinkEnd: number | undefined;
+  turnStart: number | undefined;
+}
+
+/** One generation; `stopped` is set by interrupt() or by a newer request taking the model. */
+interface Job {
+  stopped: boolean;
+}
+
+/** A request checked and tokenized, ready to run. */
+interface PreparedRequest {
+  loaded: Loaded;
+  id: string;
+  created: number;
+  startedAt: number;
+  promptTokens: number[];
+  droppedMessages: number;
+  sampling: SamplingParams;
+  seed: number;
+  maxTokens: number;
+  stops: string[];
+  /** The prompt ends inside an open <think> block (the template opened it). */
+  startsThinking: boolean;
+  signal: AbortSignal | undefined;
+}
+
+/** Resolves on the next macrotask: lets queued messages and timers run between tokens without setTimeout's clamping. */
+const nextMacrotask: () => Promise<void> = typeof setImmediate === 'function'
+  ? () => new Promise((resolve) => setImmediate(resolve))
+  : (() => {
+      const channel = new MessageChannel();
+      const waiting: (() => void)[] = [];
+      channel.port1.onmessage = () => waiting.shift()?.();
+      return () => new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        channel.port2.postMessage(0);
+      });
+    })();
+
+export interface CpuEngineOptions {
+  /** A Jinja chat template to use instead of the model's own (a GGUF without one, or a fixed one). */
+  chatTemplate?: string;
+}
+
+export class CpuEngine implements Engine {
+  readonly backend = 'cpu' as const;
+  readonly chat: { readonly completions: ChatCompletions };
+  private loaded: Loaded | undefined;
+  private loading = false;
+  /** Token ids whose keys and values are in the KV cache, in order. */
+  private cachedTokens: number[] = [];
+  private current: Job | undefined;
+
+  constructor(private readonly options: CpuEngineOptions = {}) {
+    const create = (request: ChatCompletionRequest) => this.create(request);
+    this.chat = { completions: { create } as ChatCompletions };
+  }
+
+  info(): ModelInfo | undefined {
+    return this.loaded?.info;
+  }
+
+  interrupt(): void {
+    if (this.current) this.current.stopped = true;
+  }
+
+  async unload(): Promise<void> {
+    this.interrupt();
+    const loaded = this.loaded;
+    this.loaded = undefined;
+    this.cachedTokens = [];
+    if (loaded) {
+      loaded.model.dispose();
+      await loaded.source.close();
+    }
+  }
+
+  async load(spec: ModelSpec, options: LoadOptions = {}): Promise<ModelInfo> {
+    if (this.loading) throw new EngineError('busy', 'a model is already loading');
+    this.loading = true;
+    try {
+      await this.unload();
+      const started = performance.now();
+      const { signal, onProgress } = options;
+      let source: OpenedSource | undefined;
+      try {
+        source = await openModelSource(spec, signal, onProgress);
+        const model = await Qwen3Model.load(source.source, {
+          contextLength: options.contextLength,
+          threads: options.threads,
+          build: options.build,
+          signal,
+          onProgress: onProgress && ((loadedBytes, totalBytes) => onProgress({ phase: 'load', loadedBytes, totalBytes })),
+        });
+        try {
+          this.loaded = this.describe(model, source, performance.now() - started);
+        } catch (error) {
+          model.dispose();
+          throw error;
+        }
+        return this.loaded.info;
+      } catch (error) {
+        await source?.close();
+        throw loadError(error, signal);
+      }
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  private describe(model: Qwen3Model, source: OpenedSource, loadMs: number): Loaded {
+    const tokenizerData = readTokenizerData(model.gguf);
+    const tokenizer = Tokenizer.fromData(tokenizerData);
+    const template = this.options.chatTemplate ?? readChatTemplate(model.gguf);
+    const info: ModelInfo = {
+      backend: 'cpu',
+      name: source.name,
+      quant: quantName(model),
+      contextLength: model.contextLength,
+      memoryBytes: model.memoryBytes,
+      threads: model.kernels.threads,
+      build: model.kernels.build,
+      supportsThinking: template?.includes('enable_thinking') ?? false,
+      loadMs,
+    };
+    return {
+      model, tokenizer, template, source, info,
+      thinkStart: tokenizer.tokenId('<think>'),
+      thinkEnd: tokenizer.tokenId('</think>'),
+      turnStart: tokenizer.tokenId('<|im_start|>'),
+    };
+  }
+
+  private create(request: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
+    try {
+      const prepared = this.prepare(request);
+      // A new request takes the model: a generation still running (or abandoned mid-stream) ends with 'abort'.
+      this.interrupt();
+      const job: Job = { stopped: false };
+      this.current = job;
+      const chunks = this.generate(prepared, job);
+      return Promise.resolve(request.stream ? chunks : collect(chunks));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Checks the request and renders its prompt, dropping old turns if it does not fit. */
+  private prepare(request: ChatCompletionRequest): PreparedRequest {
+    const loaded = this.loaded;
+    if (!loaded) throw new EngineError('no-model', this.loading ? 'the model is still loading' : 'no model loaded: call load() first');
+    checkRequest(request);
+    const { tokenizer, template, model } = loaded;
+    const contextLength = model.contextLength;
+    const answerRoom = Math.min(request.max_tokens ?? DEFAULT_ANSWER_ROOM, Math.floor(contextLength / 4));
+    const tokenize = (messages: ChatMessage[]) => {
+      let text: string;
+      try {
+        text = renderChat(template, messages.map(({ role, content, reasoning_content }) => ({ role, content, reasoning_content })), {
+          enableThinking: request.enable_thinking,
+          bosToken: tokenizer.bosId === undefined ? '' : tokenizer.tokenText(tokenizer.bosId),
+          eosToken: tokenizer.eosId === undefined ? '' : tokenizer.tokenText(tokenizer.eosId),
+        });
+      } catch (cause) {
+        // e.g. Qwen3's template raises for a conversation without a user message
+        throw new EngineError('bad-request', `the model's chat template refused these messages: ${(cause as Error).message}`, { cause });
+      }
+      return tokenizer.encode(text, { parseSpecial: true, addSpecial: true });
+    };
+    const fitted = fitConversation(request.messages, tokenize, contextLength, answerRoom);
+    const stops = request.stop === undefined ? [] : Array.isArray(request.stop) ? request.stop : [request.stop];
+    return {
+      loaded,
+      id: `chatcmpl-${randomId()}`,
+      created: Math.floor(Date.now() / 1000),
+      startedAt: performance.now(),
+      promptTokens: fitted.tokens,
+      droppedMessages: fitted.droppedMessages,
+      sampling: {
+        temperature: request.temperature ?? DEFAULT_SAMPLING.temperature,
+        topK: request.top_k ?? DEFAULT_SAMPLING.topK,
+        topP: request.top_p ?? DEFAULT_SAMPLING.topP,
+        minP: request.min_p ?? DEFAULT_SAMPLING.minP,
+        presencePenalty: request.presence_penalty ?? DEFAULT_SAMPLING.presencePenalty,
+        repetitionPenalty: request.repetition_penalty ?? DEFAULT_SAMPLING.repetitionPenalty,
+      },
+      seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
+      maxTokens: request.max_tokens ?? Infinity,
+      stops,
+      startsThinking: promptOpensThinking(fitted.tokens, loaded),
+      signal: request.signal,
+    };
+  }
+
+  private async *generate(request: PreparedRequest, job: Job): AsyncGenerator<ChatCompletionChunk> {
+    const { loaded } = request;
+    const { model, tokenizer } = loaded;
+    const stopped = () => job.stopped || this.current !== job || this.loaded !== loaded || request.signal?.aborted === true;
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null = null): ChatCompletionChunk =>
+      ({ id: request.id, object: 'chat.completion.chunk', created: request.created, model: loaded.info.name,
+        choices: [{ index: 0, delta, finish_reason: finish }] });
+    try {
+      yield chunk({ role: 'assistant', content: '' });
+      // Reuse the cached prefix; at least the last prompt token runs, for its logits.
+      const prompt = request.promptTokens;
+      const reused = stopped() ? 0 : Math.min(commonPrefixLength(this.cachedTokens, prompt), prompt.length - 1);
+      if (!stopped()) this.truncateCache(reused);
+      let finish: FinishReason = 'abort';
+      let logits: Float32Array | undefined;
+      let prefilled = 0;
+      const prefillStart = performance.now();
+      for (let start = reused; start < prompt.length && !stopped(); start += model.maxBatch) {
+        const batch = prompt.slice(start, start + model.maxBatch);
+        logits = model.forward(batch, start, false);
+        this.cachedTokens.push(...batch);
+        prefilled += batch.length;
+        await nextMacrotask();
+      }
+      const prefillSeconds = (performance.now() - prefillStart) / 1000;
+      const sampler = new Sampler(request.sampling, new SeededRandom(request.seed));
+      const text = new OutputText(tokenizer, loaded, request.stops, request.startsThinking);
+      let completionTokens = 0;
+      let firstTokenAt = 0;
+      const decodeStart = performance.now();
+      while (logits && !stopped()) {
+        const token = sampler.sample(logits);
+        sampler.accept(token);
+        firstTokenAt ||= performance.now();
+        if (tokenizer.eogIds.has(token)) { finish = 'stop'; break; }
+        completionTokens++;
+        const delta = text.push(token);
+        if (delta) yield chunk(delta);
+        if (text.stopped) { finish = 'stop'; break; }
+        if (completionTokens >= request.maxTokens || model.position >= model.contextLength) { finish = 'length'; break; }
+        await nextMacrotask(); // interrupt() and worker messages get in here
+        if (stopped()) break;
+        logits = model.decode(token);
+        this.cachedTokens.push(token);
+      }
+      const decodeSeconds = (performance.now() - decodeStart) / 1000;
+      const rest = text.end();
+      if (rest) yield chunk(rest);
+      const usage: CompletionUsage = {
+        prompt_tokens: prompt.length,
+        completion_tokens: completionTokens,
+        total_tokens: prompt.length + completionTokens,
+        extra: {
+          cached_prompt_tokens: reused,
+          prefilled_tokens: prefilled,
+          dropped_messages: request.droppedMessages,
+          time_to_first_token_s: firstTokenAt ? (firstTokenAt - request.startedAt) / 1000 : 0,
+          prefill_tokens_per_s: prefillSeconds > 0 ? prefilled / prefillSeconds : 0,
+          decode_tokens_per_s: decodeSeconds > 0 && completionTokens > 1 ? (completionTokens - 1) / decodeSeconds : 0,
+        },
+      };
+      yield { ...chunk({}, finish), usage };
+    } finally {
+      if (this.current === job) this.current = undefined;
+    }
+  }
+
+  /** Forgets cached positions from `length` on (the cache and `cachedTokens` together). */
+  private truncateCache(length: number): void {
+    const model = this.loaded!.model;
+    model.truncate(Math.min(length, model.position));
+    this.cachedTokens.length = model.position;
+  }
+}
+
+/**
+ * Turns generated token ids into deltas: `<think>`…`</think>` text goes to reasoning_content, the
+ * rest to content; each side is cut at stop strings, and UTF-8 characters split across tokens are
+ * held until complete.
+ */
+export class OutputText {
+  private readonly decoder;
+  private readonly reasoningStops: StopFilter;
+  private readonly contentStops: StopFilter;
+  private thinking: boolean;
+  /** Whitespace right after a think tag is layout, not text. */
+  private trimNext = false;
+
+  constructor(
+    tokenizer: Tokenizer,
+    private readonly ids: { thinkStart?: number; thinkEnd?: number },
+    stops: readonly string[],
+    startsThinking: boolean,
+  ) {
+    this.decoder = tokenizer.createStreamDecoder();
+    this.reasoningStops = new StopFilter(stops);
+    this.contentStops = new StopFilter(stops);
+    this.thinking = startsThinking;
+    this.trimNext = startsThinking;
+  }
+
+  get stopped(): boolean {
+    return this.reasoningStops.stopped || this.contentStops.stopped;
+  }
+
+  push(token: number): ChatCompletionChunk['choices'][0]['delta'] | undefined {
+    if (token === this.ids.thinkStart || token === this.ids.thinkEnd) {
+      const held = this.end();
+      this.thinking = token === this.ids.thinkStart;
+      this.trimNext = true;
+      return held;
+    }
+    let text = this.decoder.push(token);
+    if (this.trimNext) {
+      text = text.trimStart();
+      if (text) this.trimNext = false;
+    }
+    return this.delta(this.thinking ? this.reasoningStops.push(text) : this.contentStops.push(text));
+  }
+
+  /** Generation ended (or the channel switches): held text that turned out not to be a stop string. */
+  end(): ChatCompletionChunk['choices'][0]['delta'] | undefined {
+    // A character cut off by the end of generation is dropped, never shown broken.
+    const tail = this.decoder.flush().replace(/\uFFFD$/, '');
+    const filter = this.thinking ? this.reasoningStops : this.contentStops;
+    return this.delta(filter.push(tail) + filter.flush());
+  }
+
+  private delta(text: string): ChatCompletionChunk['choices'][0]['delta'] | undefined {
+    if (!text) return undefined;
+    return this.thinking ? { reasoning_content: text } : { content: text };
+  }
+}
+
+/** Runs a stream to its end and joins it into one completion. */
+async function collect(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
+  let content = '';
+  let reasoning = '';
+  let last: ChatCompletionChunk | undefined;
+  for await (const chunk of chunks) {
+    content += chunk.choices[0].delta.content ?? '';
+    reasoning += chunk.choices[0].delta.reasoning_content ?? '';
+    last = chunk;
+  }
+  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content };
+  if (reasoning) message.reasoning_content = reasoning;
+  return {
+    id: last!.id, object: 'chat.completion', created: last!.created, model: last!.model,
+    choices: [{ index: 0, message, finish_reason: last!.choices[0].finish_reason ?? 'abort' }],
+    usage: last!.usage!,
+  };
+}
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** True when the last turn of the prompt opened <think> and did not close it (the template starts the reasoning). */
+function promptOpensThinking(tokens: readonly number[], ids: Pick<Loaded, 'thinkStart' | 'thinkEnd' | 'turnStart'>): boolean {
+  for (let i = tokens.length - 1; i >= 0 && tokens[i] !== ids.turnStart; i--) {
+    if (tokens[i] === ids.thinkEnd) return false;
+    if (tokens[i] === ids.thinkStart) return true;
+  }
+  return false;
+}
+
+function checkRequest(request: ChatCompletionRequest): void {
+  const bad = (message: string) => new EngineError('bad-request', message);
+  if (!Array.isArray(request.messages) || request.messages.length === 0) throw bad('messages must be a non-empty array');
+  for (const [i, m] of request.messages.entries()) {
+    if (!m || !['system', 'user', 'assistant', 'tool'].includes(m.role)) throw bad(`messages[${i}].role must be system, user, assistant or tool`);
+    if (typeof m.content !== 'string') throw bad(`messages[${i}].content must be a string`);
+  }
+  const number = (name: keyof ChatCompletionRequest, ok: (v: number) => boolean, rule: string) => {
+    const v = request[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && ok(v))) throw bad(`${name} must be ${rule}, got ${String(v)}`);
+  };
+  number('temperature', (v) => v >= 0, 'a number >= 0');
+  number('top_p', (v) => v > 0 && v <= 1, 'in (0, 1]');
+  number('top_k', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0');
+  number('min_p', (v) => v >= 0 && v <= 1, 'in [0, 1]');
+  number('presence_penalty', () => true, 'a number');
+  number('repetition_penalty', (v) => v > 0, 'a number > 0');
+  number('max_tokens', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
+  number('seed', (v) => Number.isInteger(v), 'an integer');
+  const stops = request.stop === undefined ? [] : Array.isArray(request.stop) ? request.stop : [request.stop];
+  if (!stops.every((s) => typeof s === 'string')) throw bad('stop must be a string or an array of strings');
+}
+
+/** llama_ftype names (llama.h) for general.file_type. */
+const FILE_TYPE_NAMES: Record<number, string> = {
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K_S', 12: 'Q3_K_M',
+  13: 'Q3_K_L', 14: 'Q4_K_S', 15: 'Q4_K_M', 16: 'Q5_K_S', 17: 'Q5_K_M', 18: 'Q6_K', 32: 'BF16',
+};
+
+/** The file's declared quantization, else the tensor type holding the most bytes. */
+function quantName(model: Qwen3Model): string {
+  const declared = model.config.fileType === undefined ? undefined : FILE_TYPE_NAMES[model.config.fileType];
+  if (declared) return declared;
+  const bytesByType = new Map<number, number>();
+  for (const t of model.gguf.tensors) bytesByType.set(t.type, (bytesByType.get(t.type) ?? 0) + t.byteSize);
+  const [dominant] = [...bytesByType].sort((a, b) => b[1] - a[1])[0];
+  return ggmlTypeName(dominant);
+}
+
+function loadError(error: unknown, signal: AbortSignal | undefined): Error {
+  if (error instanceof EngineError) return error;
+  if (signal?.aborted) return new EngineError('aborted', 'loading the model was cancelled', { cause: error });
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return new EngineError('load-failed', typeof message === 'string' ? message : String(error),
+    { cause: error, detail: typeof code === 'string' ? code : undefined });
+}
+
+function randomId(): string {
+  return Math.floor(Math.random() * 2 ** 48).toString(36);
+}
