@@ -19,7 +19,7 @@ describe('GGUF inspector page', () => {
   beforeAll(async () => {
     server = await createServer({ configFile: 'vite.config.ts', server: { port: 0, host: '127.0.0.1' }, logLevel: 'error' });
     await server.listen();
-    url = `http://127.0.0.1:${(server.httpServer!.address() as AddressInfo).port}/`;
+    url = `http://127.0.0.1:${(server.httpServer!.address() as AddressInfo).port}/inspector.html`;
     chromium = await launchChromium();
   });
 

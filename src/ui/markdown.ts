@@ -1,0 +1,151 @@
+// Model output → safe DOM. Model text is untrusted: it may hold HTML, script, event handlers and
+// javascript: links (a prompt injection only has to ask for them). Three layers:
+//  1. marked renders Markdown. Raw HTML in the text is shown as text, not parsed (an answer that
+//     mentions <div> means the words; and hostile markup never reaches an HTML parser, where even
+//     inert parsing reports CSP violations). Images become plain links (no request to a URL the
+//     model chose); task checkboxes become text.
+//  2. highlight.js colours fenced code; its output is escaped text in <span class="hljs-…">.
+//  3. DOMPurify, with an allowlist of formatting tags and a handful of attributes, removes
+//     anything else marked might let through (script, iframe, object, svg, style, forms, on*
+//     handlers, style attributes, every URL that is not http(s)/mailto); links get target=_blank
+//     and rel=noopener.
+// The result is a DocumentFragment (no second parse of an HTML string), then copy buttons, made
+// here after sanitizing, are added to code blocks.
+import DOMPurify from 'dompurify';
+import hljs from 'highlight.js/lib/core';
+import bash from 'highlight.js/lib/languages/bash';
+import c from 'highlight.js/lib/languages/c';
+import cpp from 'highlight.js/lib/languages/cpp';
+import css from 'highlight.js/lib/languages/css';
+import go from 'highlight.js/lib/languages/go';
+import java from 'highlight.js/lib/languages/java';
+import javascript from 'highlight.js/lib/languages/javascript';
+import json from 'highlight.js/lib/languages/json';
+import markdown from 'highlight.js/lib/languages/markdown';
+import python from 'highlight.js/lib/languages/python';
+import rust from 'highlight.js/lib/languages/rust';
+import sql from 'highlight.js/lib/languages/sql';
+import typescript from 'highlight.js/lib/languages/typescript';
+import xml from 'highlight.js/lib/languages/xml';
+import yaml from 'highlight.js/lib/languages/yaml';
+import { Marked, type Tokens } from 'marked';
+
+// A handful of common languages (with their usual aliases: js, ts, py, sh, html, …) keeps the
+// bundle small; anything else is shown as escaped plain text.
+const LANGUAGES = { bash, c, cpp, css, go, java, javascript, json, markdown, python, rust, sql, typescript, xml, yaml };
+for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);
+
+const ALLOWED_TAGS = [
+  'a', 'abbr', 'b', 'blockquote', 'br', 'code', 'dd', 'del', 'details', 'div', 'dl', 'dt', 'em',
+  'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'i', 'ins', 'kbd', 'li', 'mark', 'ol', 'p', 'pre', 'q',
+  's', 'samp', 'small', 'span', 'strong', 'sub', 'summary', 'sup', 'table', 'tbody', 'td', 'tfoot',
+  'th', 'thead', 'tr', 'u', 'ul', 'var',
+];
+const ALLOWED_ATTR = ['href', 'title', 'class', 'align', 'start', 'colspan', 'rowspan'];
+/** Only absolute http(s) and mailto URLs survive: no javascript:, data:, vbscript:, relative paths. */
+const ALLOWED_URI = /^(?:https?:\/\/|mailto:)/i;
+/** Class names highlight.js emits (hljs-keyword, "hljs-title function_") and our language tag. */
+const ALLOWED_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+#.-]+|[a-z]+_+)$/;
+
+const PURIFY_CONFIG = {
+  ALLOWED_TAGS,
+  ALLOWED_ATTR,
+  ALLOWED_URI_REGEXP: ALLOWED_URI,
+  ALLOW_DATA_ATTR: false,
+  ALLOW_ARIA_ATTR: false,
+};
+
+const purify = DOMPurify(window);
+purify.addHook('uponSanitizeAttribute', (_node, data) => {
+  if (data.attrName === 'class') {
+    data.attrValue = data.attrValue
+      .split(/\s+/)
+      .filter((name) => ALLOWED_CLASS.test(name))
+      .join(' ');
+    if (data.attrValue === '') data.keepAttr = false;
+  }
+});
+purify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.nodeName === 'A' && node.hasAttribute('href')) {
+    node.setAttribute('target', '_blank');
+    node.setAttribute('rel', 'noopener noreferrer nofollow');
+  }
+});
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
+
+function highlight(code: string, lang: string | undefined): { html: string; language: string | undefined } {
+  const name = lang?.trim().split(/\s+/)[0]?.toLowerCase();
+  if (name && hljs.getLanguage(name)) {
+    return { html: hljs.highlight(code, { language: name, ignoreIllegals: true }).value, language: name };
+  }
+  return { html: escapeHtml(code), language: undefined };
+}
+
+const marked = new Marked({
+  gfm: true,
+  async: false,
+  renderer: {
+    code({ text, lang }: Tokens.Code): string {
+      const { html, language } = highlight(text, lang);
+      const languageClass = language ? ` language-${language}` : '';
+      return `<pre><code class="hljs${languageClass}">${html}</code></pre>\n`;
+    },
+    image({ href, text }: Tokens.Image): string {
+      // A plain link: an <img> would fetch a URL of the model's choosing (a way to leak the chat).
+      return `<a href="${escapeHtml(href)}">${escapeHtml(text || href)}</a>`;
+    },
+    html({ text }: Tokens.HTML | Tokens.Tag): string {
+      return escapeHtml(text);
+    },
+    checkbox({ checked }: Tokens.Checkbox): string {
+      return checked ? '☑ ' : '☐ ';
+    },
+  },
+});
+
+export interface CodeCopyLabels {
+  copy: string;
+  copied: string;
+}
+
+/**
+ * Model-output Markdown as a sanitized DocumentFragment with a copy button on every code block.
+ * The buttons are created after sanitizing, so model output can never make one.
+ */
+export function renderMarkdown(text: string, labels: CodeCopyLabels): DocumentFragment {
+  const html = marked.parse(text) as string;
+  const fragment = purify.sanitize(html, { ...PURIFY_CONFIG, RETURN_DOM_FRAGMENT: true });
+  for (const pre of fragment.querySelectorAll('pre')) {
+    const code = pre.querySelector('code');
+    if (!code) continue;
+    const wrapper = document.createElement('div');
+    wrapper.className = 'code-block';
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'copy-code';
+    button.textContent = labels.copy;
+    button.addEventListener('click', () => {
+      void copyText(code.textContent ?? '').then((ok) => {
+        if (!ok) return;
+        button.textContent = labels.copied;
+        setTimeout(() => (button.textContent = labels.copy), 1500);
+      });
+    });
+    pre.replaceWith(wrapper);
+    wrapper.append(button, pre);
+  }
+  return fragment;
+}
+
+/** Copies text to the clipboard; false when the browser refuses (no permission, no focus). */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

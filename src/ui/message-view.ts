@@ -1,0 +1,267 @@
+// One message: the user's text (plain, never parsed as Markdown) or the assistant's Markdown
+// (sanitized, see markdown.ts), its reasoning in a collapsible block, the speed status from usage
+// and the actions: copy, edit-and-resend (user), regenerate (last answer).
+import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
+import type { StoredMessage } from './conversation-store.ts';
+import { formatNumber } from './format.ts';
+import { t, type Lang } from './i18n.ts';
+import { copyText, renderMarkdown } from './markdown.ts';
+import { baseStyles, markdownStyles } from './styles.ts';
+
+export type MessageAction = 'edit' | 'regenerate';
+
+export interface MessageActionDetail {
+  action: MessageAction;
+  id: string;
+  /** The new text (edit). */
+  text?: string;
+}
+
+export class QwenMessage extends LitElement {
+  static override properties = {
+    message: { attribute: false },
+    locale: { attribute: false },
+    streaming: { type: Boolean, reflect: true },
+    canRegenerate: { attribute: false },
+    busy: { attribute: false },
+    editing: { state: true },
+    copied: { state: true },
+  };
+
+  static override styles = [
+    baseStyles,
+    markdownStyles,
+    css`
+      :host {
+        display: block;
+      }
+      article {
+        padding: 0.75rem 0.9rem;
+        border-radius: var(--qwen-radius);
+        max-width: min(52rem, 100%);
+      }
+      article.user {
+        background: var(--qwen-user-bg);
+        margin-left: auto;
+        width: fit-content;
+      }
+      article.assistant {
+        background: var(--qwen-surface);
+        border: 1px solid var(--qwen-border);
+      }
+      .role {
+        font-size: 0.75rem;
+        font-weight: 600;
+        color: var(--qwen-muted);
+        margin-bottom: 0.3rem;
+      }
+      .user-text {
+        white-space: pre-wrap;
+        overflow-wrap: anywhere;
+      }
+      details.reasoning {
+        margin-bottom: 0.5rem;
+        color: var(--qwen-muted);
+        font-size: 0.9em;
+      }
+      details.reasoning summary {
+        cursor: pointer;
+      }
+      details.reasoning .reasoning-text {
+        white-space: pre-wrap;
+        border-left: 3px solid var(--qwen-border);
+        padding-left: 0.6rem;
+        margin-top: 0.3rem;
+      }
+      .footer {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.25rem 0.5rem;
+        margin-top: 0.45rem;
+        font-size: 0.75rem;
+        color: var(--qwen-muted);
+      }
+      .status {
+        margin-right: auto;
+      }
+      .error {
+        color: var(--qwen-danger);
+        margin-top: 0.4rem;
+        white-space: pre-wrap;
+      }
+      .cursor::after {
+        content: '▍';
+        animation: blink 1s steps(2) infinite;
+        color: var(--qwen-accent);
+      }
+      @keyframes blink {
+        50% {
+          opacity: 0;
+        }
+      }
+      textarea {
+        width: 100%;
+        min-height: 5rem;
+        resize: vertical;
+      }
+      .edit-actions {
+        display: flex;
+        gap: 0.5rem;
+        justify-content: flex-end;
+        margin-top: 0.4rem;
+      }
+    `,
+  ];
+
+  declare message: StoredMessage;
+  declare locale: Lang;
+  /** This answer is being written now. */
+  declare streaming: boolean;
+  declare canRegenerate: boolean;
+  /** Some answer is streaming: edit and regenerate wait. */
+  declare busy: boolean;
+  declare editing: boolean;
+  declare copied: boolean;
+
+  /** Markdown is rendered only when the text changes, not on every re-render. */
+  private renderedFor: { content: string; locale: Lang } | undefined;
+  private renderedNodes: Node[] = [];
+
+  constructor() {
+    super();
+    this.locale = 'en';
+    this.streaming = false;
+    this.canRegenerate = false;
+    this.busy = false;
+    this.editing = false;
+    this.copied = false;
+  }
+
+  protected override willUpdate(changed: PropertyValues<this>): void {
+    if (!changed.has('message') && !changed.has('locale')) return;
+    if (this.message.role !== 'assistant') return;
+    const content = this.message.content;
+    if (this.renderedFor?.content === content && this.renderedFor.locale === this.locale) return;
+    this.renderedFor = { content, locale: this.locale };
+    const fragment = renderMarkdown(content, { copy: t(this.locale, 'copyCode'), copied: t(this.locale, 'copied') });
+    // Lit moves a fragment's children into the page; keep the nodes to render them again.
+    this.renderedNodes = [...fragment.childNodes];
+  }
+
+  override render() {
+    const message = this.message;
+    if (!message) return nothing;
+    const isUser = message.role === 'user';
+    const who = t(this.locale, isUser ? 'you' : 'assistant');
+    return html`<article class=${message.role} aria-label=${who}>
+      <div class="role">${who}</div>
+      ${isUser ? this.renderUser() : this.renderAssistant()}
+      ${message.error ? html`<div class="error" role="alert">${message.error}</div>` : nothing}
+      ${this.editing ? nothing : this.renderFooter()}
+    </article>`;
+  }
+
+  private renderUser() {
+    if (!this.editing) return html`<div class="user-text">${this.message.content}</div>`;
+    return html`<label class="sr-only" for="edit">${t(this.locale, 'edit')}</label>
+      <textarea id="edit" .value=${this.message.content} @keydown=${this.onEditKey}></textarea>
+      <div class="edit-actions">
+        <button type="button" @click=${() => (this.editing = false)}>${t(this.locale, 'cancel')}</button>
+        <button type="button" class="primary save" ?disabled=${this.busy} @click=${this.saveEdit}>
+          ${t(this.locale, 'saveAndResend')}
+        </button>
+      </div>`;
+  }
+
+  private renderAssistant() {
+    const message = this.message;
+    const reasoning = message.reasoning
+      ? html`<details class="reasoning" ?open=${this.streaming && !message.content}>
+          <summary>${this.streaming && !message.content ? t(this.locale, 'thinking') : t(this.locale, 'reasoning')}</summary>
+          <div class="reasoning-text">${message.reasoning}</div>
+        </details>`
+      : nothing;
+    return html`${reasoning}
+      <div class="markdown content ${this.streaming ? 'cursor' : ''}">${this.renderedNodes}</div>`;
+  }
+
+  private renderFooter() {
+    const message = this.message;
+    if (this.streaming) return nothing;
+    const isUser = message.role === 'user';
+    return html`<div class="footer">
+      ${isUser ? nothing : html`<span class="status">${this.statusText()}</span>`}
+      <button type="button" class="link copy" @click=${this.copy}>${t(this.locale, this.copied ? 'copied' : 'copy')}</button>
+      ${isUser
+        ? html`<button type="button" class="link edit" ?disabled=${this.busy} @click=${this.startEdit}>${t(this.locale, 'edit')}</button>`
+        : nothing}
+      ${!isUser && this.canRegenerate
+        ? html`<button type="button" class="link regenerate" ?disabled=${this.busy} @click=${() => this.emit({ action: 'regenerate', id: message.id })}>
+            ${t(this.locale, 'regenerate')}
+          </button>`
+        : nothing}
+    </div>`;
+  }
+
+  /** "42 tokens · 31.2 tok/s · first token 0.21 s", plus why it ended early. */
+  private statusText(): string {
+    const { usage, finishReason } = this.message;
+    const parts: string[] = [];
+    if (usage) {
+      parts.push(
+        t(this.locale, 'status', {
+          tokens: usage.completion_tokens,
+          rate: formatNumber(usage.extra.decode_tokens_per_s),
+          ttft: formatNumber(usage.extra.time_to_first_token_s),
+        }),
+      );
+      if (usage.extra.dropped_messages > 0) parts.push(t(this.locale, 'droppedMessages', { count: usage.extra.dropped_messages }));
+    }
+    if (finishReason === 'abort') parts.push(t(this.locale, 'stopped'));
+    if (finishReason === 'length') parts.push(t(this.locale, 'truncated'));
+    return parts.join(' · ');
+  }
+
+  private async copy(): Promise<void> {
+    if (!(await copyText(this.message.content))) return;
+    this.copied = true;
+    setTimeout(() => (this.copied = false), 1500);
+  }
+
+  private async startEdit(): Promise<void> {
+    this.editing = true;
+    await this.updateComplete;
+    const textarea = this.renderRoot.querySelector<HTMLTextAreaElement>('textarea');
+    textarea?.focus();
+  }
+
+  private onEditKey(event: KeyboardEvent): void {
+    if (event.key === 'Escape') {
+      event.stopPropagation();
+      this.editing = false;
+    } else if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.saveEdit();
+    }
+  }
+
+  private saveEdit(): void {
+    const text = this.renderRoot.querySelector<HTMLTextAreaElement>('textarea')?.value.trim();
+    if (!text || this.busy) return;
+    this.editing = false;
+    this.emit({ action: 'edit', id: this.message.id, text });
+  }
+
+  private emit(detail: MessageActionDetail): void {
+    this.dispatchEvent(new CustomEvent<MessageActionDetail>('message-action', { detail, bubbles: true, composed: true }));
+  }
+}
+
+if (!customElements.get('qwen-message')) customElements.define('qwen-message', QwenMessage);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'qwen-message': QwenMessage;
+  }
+}

@@ -1,0 +1,832 @@
+// <qwen-chat>: the whole chat app as one element, usable in any page.
+//
+//   <qwen-chat model="qwen3-0.6b-q4_k_m" theme="light" lang="zh" temperature="0.6"></qwen-chat>
+//
+// Attributes: model (catalogue id or GGUF URL, loaded when set), system-prompt, temperature,
+// top-p, top-k, max-tokens, thinking, backend ('auto' | 'cpu' | 'webgpu'), theme ('dark' default |
+// 'light'), lang ('en' default | 'zh'). Property `engine`: an Engine of the page's own (then the
+// element creates none). Events (CustomEvent, bubbling, composed): ready {info}, token {content,
+// reasoning_content, messageId}, message {conversationId, message}, error {error: {name, code,
+// message}}. Methods: send(text), stop(), loadModel(spec | id | url). Attributes are defaults:
+// what the user changes in the settings panel is kept (localStorage) and wins on the next visit.
+//
+// It holds the state (engine, model, conversations, settings) and hands pieces of it to small
+// elements: conversation list, message list, composer, settings panel, model manager. Answers
+// stream through a GenerationController; nothing here waits on the worker while input is handled.
+import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
+import type { Engine, LoadProgress, ModelInfo, ModelSpec } from '../engine/types.ts';
+import { findCatalogueEntry, findCatalogueEntryByUrl, type CatalogueEntry } from '../storage/catalogue.ts';
+import './composer.ts';
+import type { QwenComposer } from './composer.ts';
+import './conversation-list.ts';
+import type { ConversationActionDetail } from './conversation-list.ts';
+import {
+  ConversationStore,
+  conversationToJson,
+  conversationToMarkdown,
+  downloadText,
+  fileNameFor,
+  newConversation,
+  newId,
+  titleFrom,
+  type Conversation,
+  type StoredMessage,
+} from './conversation-store.ts';
+import type { CreatedEngine } from './engine-factory.ts';
+import { formatBytes, formatDuration } from './format.ts';
+import { GenerationController } from './generation-controller.ts';
+import { resolveLang, t, type Lang } from './i18n.ts';
+import './message-list.ts';
+import type { MessageActionDetail } from './message-view.ts';
+import './model-manager.ts';
+import type { LoadModelDetail } from './model-manager.ts';
+import './settings-panel.ts';
+import type { SettingsChange, WebGpuState } from './settings-panel.ts';
+import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions, type BackendChoice, type ChatSettings, type Theme } from './settings.ts';
+import { baseStyles, themeStyles } from './styles.ts';
+
+/** Where settings changed in the panel are kept (per origin, like any page setting). */
+const SETTINGS_KEY = 'qwen-web:settings';
+
+export interface ErrorDetail {
+  error: { name: string; code?: string; message: string };
+}
+
+interface LoadState {
+  name: string;
+  progress?: LoadProgress;
+}
+
+type Panel = 'settings' | 'models';
+
+export class QwenChat extends LitElement {
+  static override properties = {
+    model: { type: String },
+    systemPrompt: { type: String, attribute: 'system-prompt' },
+    temperature: { type: Number },
+    topP: { type: Number, attribute: 'top-p' },
+    topK: { type: Number, attribute: 'top-k' },
+    maxTokens: { type: Number, attribute: 'max-tokens' },
+    thinking: { type: Boolean },
+    backend: { type: String },
+    theme: { type: String, reflect: true },
+    locale: { attribute: 'lang', converter: { fromAttribute: (value: string | null) => resolveLang(value) } },
+    engine: { attribute: false },
+    modelInfo: { state: true },
+    loadState: { state: true },
+    errorText: { state: true },
+    notice: { state: true },
+    conversations: { state: true },
+    conversation: { state: true },
+    streamingId: { state: true },
+    panel: { state: true },
+    sidebarOpen: { state: true },
+    webgpu: { state: true },
+    storeRevision: { state: true },
+  };
+
+  static override styles = [
+    themeStyles,
+    baseStyles,
+    css`
+      :host {
+        display: block;
+        height: var(--qwen-height, 100%);
+        min-height: 24rem;
+        background: var(--qwen-bg);
+        container-type: inline-size;
+        position: relative;
+      }
+      .app {
+        display: grid;
+        grid-template-columns: 15rem minmax(0, 1fr) auto;
+        height: 100%;
+      }
+      .sidebar {
+        display: flex;
+        flex-direction: column;
+        min-height: 0;
+        background: var(--qwen-surface);
+        border-right: 1px solid var(--qwen-border);
+      }
+      .chat {
+        display: flex;
+        flex-direction: column;
+        min-width: 0;
+        min-height: 0;
+      }
+      header {
+        display: flex;
+        align-items: center;
+        gap: 0.5rem;
+        padding: 0.5rem 0.75rem;
+        border-bottom: 1px solid var(--qwen-border);
+        background: var(--qwen-surface);
+      }
+      .model-status {
+        flex: 1;
+        min-width: 0;
+        overflow: hidden;
+        text-overflow: ellipsis;
+        white-space: nowrap;
+        font-size: 0.875rem;
+      }
+      .menu {
+        display: none;
+      }
+      .banner {
+        display: flex;
+        gap: 0.75rem;
+        align-items: flex-start;
+        margin: 0.5rem 0.75rem 0;
+        padding: 0.5rem 0.75rem;
+        border-radius: 8px;
+        border: 1px solid var(--qwen-border);
+        font-size: 0.875rem;
+      }
+      .banner.error {
+        border-color: var(--qwen-danger);
+        color: var(--qwen-danger);
+      }
+      .banner span {
+        flex: 1;
+        white-space: pre-wrap;
+        overflow-wrap: anywhere;
+      }
+      .progress {
+        margin: 0.5rem 0.75rem 0;
+        font-size: 0.8rem;
+        color: var(--qwen-muted);
+      }
+      .progress-row {
+        display: flex;
+        gap: 0.5rem;
+        align-items: center;
+      }
+      progress {
+        flex: 1;
+        height: 0.5rem;
+        accent-color: var(--qwen-accent);
+      }
+      qwen-message-list {
+        flex: 1;
+      }
+      .panel {
+        width: 22rem;
+        overflow-y: auto;
+        border-left: 1px solid var(--qwen-border);
+        background: var(--qwen-surface);
+        padding: 0.75rem;
+      }
+      .panel-head {
+        display: flex;
+        align-items: center;
+        justify-content: space-between;
+        margin-bottom: 0.75rem;
+      }
+      .panel-head h2 {
+        font-size: 1rem;
+        margin: 0;
+      }
+      @container (max-width: 760px) {
+        .app {
+          grid-template-columns: minmax(0, 1fr);
+        }
+        .menu {
+          display: inline-block;
+        }
+        .sidebar {
+          display: none;
+        }
+        .sidebar.open {
+          display: flex;
+          position: absolute;
+          inset: 0 auto 0 0;
+          width: min(18rem, 85%);
+          z-index: 2;
+        }
+        .panel {
+          position: absolute;
+          inset: 0 0 0 auto;
+          width: min(24rem, 100%);
+          z-index: 3;
+        }
+      }
+    `,
+  ];
+
+  /** Catalogue id or GGUF URL; loaded as soon as it is set. */
+  declare model: string | undefined;
+  declare systemPrompt: string;
+  declare temperature: number;
+  declare topP: number;
+  declare topK: number;
+  declare maxTokens: number;
+  declare thinking: boolean;
+  declare backend: BackendChoice;
+  declare theme: Theme;
+  /** UI language (the `lang` attribute). */
+  declare locale: Lang;
+  /** An Engine of the page's own; the element then creates none. */
+  declare engine: Engine | undefined;
+
+  declare modelInfo: ModelInfo | undefined;
+  declare loadState: LoadState | undefined;
+  declare errorText: string | undefined;
+  declare notice: string | undefined;
+  declare conversations: Conversation[];
+  declare conversation: Conversation;
+  declare streamingId: string | undefined;
+  declare panel: Panel | undefined;
+  declare sidebarOpen: boolean;
+  declare webgpu: WebGpuState;
+  declare storeRevision: number;
+
+  private readonly generation = new GenerationController(this);
+  private created: CreatedEngine | undefined;
+  private creating: Promise<Engine> | undefined;
+  private loadController: AbortController | undefined;
+  private store: ConversationStore | undefined;
+  private conversationsLoaded: Promise<void> | undefined;
+  private lastLoad: LoadModelDetail | undefined;
+
+  constructor() {
+    super();
+    this.model = undefined;
+    this.systemPrompt = DEFAULT_SETTINGS.systemPrompt;
+    this.temperature = DEFAULT_SETTINGS.temperature;
+    this.topP = DEFAULT_SETTINGS.topP;
+    this.topK = DEFAULT_SETTINGS.topK;
+    this.maxTokens = DEFAULT_SETTINGS.maxTokens;
+    this.thinking = DEFAULT_SETTINGS.thinking;
+    this.backend = DEFAULT_SETTINGS.backend;
+    this.theme = 'dark';
+    this.locale = 'en';
+    this.engine = undefined;
+    this.modelInfo = undefined;
+    this.loadState = undefined;
+    this.errorText = undefined;
+    this.notice = undefined;
+    this.conversations = [];
+    this.conversation = newConversation('');
+    this.streamingId = undefined;
+    this.panel = undefined;
+    this.sidebarOpen = false;
+    this.webgpu = { state: 'checking' };
+    this.storeRevision = 0;
+    this.addEventListener('keydown', (event) => this.onKeyDown(event));
+  }
+
+  /** The settings every request uses, from the attributes/properties. */
+  get settings(): ChatSettings {
+    return {
+      systemPrompt: this.systemPrompt ?? '',
+      temperature: this.temperature,
+      topP: this.topP,
+      topK: this.topK,
+      maxTokens: this.maxTokens,
+      thinking: this.thinking,
+      backend: parseBackend(this.backend),
+    };
+  }
+
+  /** An answer is streaming. */
+  get generating(): boolean {
+    return this.generation.running;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    if (!this.conversationsLoaded) this.restoreSettings();
+    this.conversationsLoaded ??= this.loadConversations();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    // A move in the page reconnects at once; only an element that stays out frees its worker.
+    setTimeout(() => {
+      if (!this.isConnected) this.disposeEngine();
+    });
+  }
+
+  protected override willUpdate(changed: PropertyValues<this>): void {
+    if (changed.has('engine') && this.engine) {
+      this.modelInfo = this.engine.info();
+      if (this.modelInfo) this.emit('ready', { info: this.modelInfo });
+    }
+    if (changed.has('model') && this.model) {
+      this.loadModel(this.model).catch(() => undefined); // shown and emitted by loadModel
+    }
+  }
+
+  // ---- public API --------------------------------------------------------------------------
+
+  /** Loads a model: a ModelSpec, a catalogue id or a GGUF URL. Emits 'ready' (or 'error'). */
+  async loadModel(model: ModelSpec | string): Promise<ModelInfo> {
+    return this.load(this.resolveModel(model));
+  }
+
+  /** Sends a user message and streams the answer; resolves when the answer is complete. */
+  async send(text: string): Promise<void> {
+    const content = text.trim();
+    if (!content || this.generation.running) return;
+    // A page's engine set just now has not been looked at yet (that happens on the next update).
+    this.modelInfo ??= this.activeEngine()?.info();
+    if (!this.activeEngine() || !this.modelInfo) {
+      this.showError(t(this.locale, 'composerNoModel'));
+      return;
+    }
+    await this.conversationsLoaded;
+    const user: StoredMessage = { id: newId(), role: 'user', content, createdAt: Date.now() };
+    const title = this.conversation.messages.length === 0 ? titleFrom(content) : this.conversation.title;
+    this.conversation = { ...this.conversation, title, messages: [...this.conversation.messages, user] };
+    await this.answer();
+  }
+
+  /** Stops the streaming answer (Esc does the same). */
+  stop(): void {
+    this.generation.stop();
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------
+
+  override render() {
+    const l = this.locale;
+    return html`<div class="app">
+      <nav class="sidebar ${this.sidebarOpen ? 'open' : ''}" aria-label=${t(l, 'conversations')}>
+        <qwen-conversation-list
+          .conversations=${this.conversations}
+          .currentId=${this.conversation.id}
+          .locale=${l}
+          .busy=${this.generation.running}
+          @conversation-action=${this.onConversationAction}
+        ></qwen-conversation-list>
+      </nav>
+      <section class="chat" aria-label=${t(l, 'appTitle')}>
+        <header>
+          <button type="button" class="link menu" aria-label=${t(l, 'conversations')} @click=${() => (this.sidebarOpen = !this.sidebarOpen)}>☰</button>
+          <span class="model-status" role="status">${this.modelStatus()}</span>
+          <button type="button" class="open-models" aria-expanded=${this.panel === 'models' ? 'true' : 'false'} @click=${() => this.togglePanel('models')}>
+            ${t(l, 'models')}
+          </button>
+          <button type="button" class="open-settings" aria-expanded=${this.panel === 'settings' ? 'true' : 'false'} @click=${() => this.togglePanel('settings')}>
+            ${t(l, 'settings')}
+          </button>
+          <button type="button" class="clear" ?disabled=${this.generation.running || this.conversation.messages.length === 0} @click=${this.clear}>
+            ${t(l, 'clear')}
+          </button>
+        </header>
+        ${this.renderBanners()} ${this.renderProgress()}
+        <qwen-message-list
+          .messages=${this.conversation.messages}
+          .locale=${l}
+          .streamingId=${this.streamingId}
+          @message-action=${this.onMessageAction}
+        ></qwen-message-list>
+        <qwen-composer
+          .locale=${l}
+          .generating=${this.generation.running}
+          .disabled=${!this.modelInfo}
+          @send=${(e: CustomEvent<{ text: string }>) => void this.send(e.detail.text)}
+          @stop=${() => this.stop()}
+        ></qwen-composer>
+      </section>
+      ${this.panel ? this.renderPanel(this.panel) : nothing}
+    </div>`;
+  }
+
+  private modelStatus(): string {
+    const l = this.locale;
+    if (this.loadState) return t(l, 'loading', { name: this.loadState.name });
+    const info = this.modelInfo;
+    if (!info) return t(l, 'noModel');
+    return t(l, 'loaded', { name: info.name, quant: info.quant, backend: info.backend });
+  }
+
+  private renderBanners() {
+    const l = this.locale;
+    return html`${this.errorText
+      ? html`<div class="banner error" role="alert">
+          <span>${t(l, 'error')}: ${this.errorText}</span>
+          <button type="button" class="link dismiss" @click=${() => (this.errorText = undefined)}>${t(l, 'dismiss')}</button>
+        </div>`
+      : nothing}
+    ${this.notice
+      ? html`<div class="banner notice" role="status">
+          <span>${this.notice}</span>
+          <button type="button" class="link" @click=${() => (this.notice = undefined)}>${t(l, 'dismiss')}</button>
+        </div>`
+      : nothing}`;
+  }
+
+  private renderProgress() {
+    const state = this.loadState;
+    if (!state) return nothing;
+    const l = this.locale;
+    const p = state.progress;
+    let line = t(l, 'loading', { name: state.name });
+    if (p?.phase === 'download') {
+      line = `${t(l, 'downloading', { name: state.name })}: ${t(l, 'progressDownload', {
+        loaded: formatBytes(p.loadedBytes),
+        total: formatBytes(p.totalBytes),
+        rate: formatBytes(p.bytesPerSecond ?? 0),
+        eta: formatDuration(p.etaSeconds),
+      })}`;
+    } else if (p?.phase === 'load') {
+      line = t(l, 'progressLoad', { loaded: formatBytes(p.loadedBytes), total: formatBytes(p.totalBytes) });
+    } else if (p?.text) {
+      line = p.text;
+    }
+    const fraction = p && p.totalBytes > 0 ? p.loadedBytes / p.totalBytes : undefined;
+    return html`<div class="progress">
+      <div class="progress-row">
+        <progress
+          aria-label=${t(l, 'loading', { name: state.name })}
+          max="1"
+          .value=${fraction ?? 0}
+          ?indeterminate=${fraction === undefined}
+        ></progress>
+        <button type="button" class="link cancel-load" @click=${() => this.loadController?.abort()}>${t(l, 'cancelDownload')}</button>
+      </div>
+      <div class="progress-text">${line}</div>
+    </div>`;
+  }
+
+  private renderPanel(panel: Panel) {
+    const l = this.locale;
+    const title = t(l, panel === 'settings' ? 'settings' : 'models');
+    return html`<aside class="panel ${panel}" role="dialog" aria-label=${title}>
+      <div class="panel-head">
+        <h2>${title}</h2>
+        <button type="button" class="link close-panel" @click=${() => this.closePanel()}>${t(l, 'close')}</button>
+      </div>
+      ${panel === 'settings'
+        ? html`<qwen-settings-panel
+            .settings=${this.settings}
+            .locale=${l}
+            .theme=${this.theme}
+            .modelInfo=${this.modelInfo}
+            .webgpu=${this.webgpu}
+            @settings-change=${this.onSettingsChange}
+          ></qwen-settings-panel>`
+        : html`<qwen-model-manager
+            .locale=${l}
+            .modelInfo=${this.modelInfo}
+            .loading=${this.loadState !== undefined}
+            .revision=${this.storeRevision}
+            @load-model=${(e: CustomEvent<LoadModelDetail>) => void this.load(e.detail).catch(() => undefined)}
+          ></qwen-model-manager>`}
+    </aside>`;
+  }
+
+  // ---- models ------------------------------------------------------------------------------
+
+  private activeEngine(): Engine | undefined {
+    return this.engine ?? this.created?.engine;
+  }
+
+  private async ensureEngine(): Promise<Engine> {
+    const own = this.activeEngine();
+    if (own) return own;
+    this.creating ??= (async () => {
+      const { createChatEngine } = await import('./engine-factory.ts');
+      this.created = await createChatEngine(parseBackend(this.backend), (reason) => {
+        this.notice = t(this.locale, 'fallback', { reason });
+      });
+      return this.created.engine;
+    })().finally(() => (this.creating = undefined));
+    return this.creating;
+  }
+
+  private disposeEngine(): void {
+    this.generation.stop();
+    this.loadController?.abort();
+    this.created?.dispose();
+    this.created = undefined;
+    if (!this.engine) this.modelInfo = undefined;
+  }
+
+  private resolveModel(model: ModelSpec | string): LoadModelDetail {
+    if (typeof model !== 'string') {
+      const name = model.kind === 'url' ? model.url.split('/').pop() ?? model.url
+        : model.kind === 'blob' ? model.name ?? 'model.gguf'
+        : model.kind === 'cached' ? model.id
+        : model.kind === 'mlc' ? model.modelId
+        : model.path;
+      const entry = model.kind === 'url' ? findCatalogueEntryByUrl(model.url) : undefined;
+      return { spec: model, name: entry?.name ?? name, entry };
+    }
+    const entry: CatalogueEntry | undefined = findCatalogueEntry(model);
+    if (entry) return { spec: { kind: 'url', url: entry.url }, name: entry.name, entry };
+    const url = new URL(model, location.href).href;
+    return { spec: { kind: 'url', url }, name: decodeURIComponent(url.split('/').pop() || url) };
+  }
+
+  private async load(request: LoadModelDetail): Promise<ModelInfo> {
+    this.loadController?.abort();
+    const controller = new AbortController();
+    this.loadController = controller;
+    this.loadState = { name: request.name };
+    this.errorText = undefined;
+    this.lastLoad = request;
+    try {
+      // The engine picks the backend per model (a catalogue URL runs its web-llm build on WebGPU).
+      const engine = await this.ensureEngine();
+      this.modelInfo = undefined;
+      const info = await engine.load(request.spec, {
+        signal: controller.signal,
+        onProgress: (progress) => {
+          if (this.loadController === controller) this.loadState = { name: request.name, progress };
+        },
+      });
+      if (this.loadController !== controller) return info; // a newer load took over
+      this.modelInfo = info;
+      this.emit('ready', { info });
+      return info;
+    } catch (error) {
+      if (this.loadController === controller && !controller.signal.aborted) this.reportError(error);
+      throw error;
+    } finally {
+      if (this.loadController === controller) {
+        this.loadController = undefined;
+        this.loadState = undefined;
+      }
+      this.storeRevision++;
+    }
+  }
+
+  // ---- conversations -----------------------------------------------------------------------
+
+  private async loadConversations(): Promise<void> {
+    try {
+      this.store = ConversationStore.open();
+      const saved = await this.store.list();
+      this.conversations = saved;
+      // Reopen the latest conversation unless one was started meanwhile.
+      if (saved[0] && this.conversation.messages.length === 0) this.conversation = saved[0];
+    } catch (error) {
+      this.store = undefined; // no IndexedDB (private mode…): chat works, nothing is kept
+      this.notice = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  private async saveConversation(conversation: Conversation): Promise<void> {
+    const others = this.conversations.filter((c) => c.id !== conversation.id);
+    this.conversations = [conversation, ...others].sort((a, b) => b.updatedAt - a.updatedAt);
+    try {
+      await this.store?.save(conversation);
+    } catch (error) {
+      this.reportError(error);
+    }
+  }
+
+  private setMessages(messages: StoredMessage[]): void {
+    this.conversation = { ...this.conversation, messages, updatedAt: Date.now() };
+  }
+
+  private replaceMessage(conversationId: string, message: StoredMessage): void {
+    if (this.conversation.id !== conversationId) return;
+    this.conversation = {
+      ...this.conversation,
+      messages: this.conversation.messages.map((m) => (m.id === message.id ? message : m)),
+    };
+  }
+
+  /** Streams an answer to the conversation as it stands (its last message is the user's). */
+  private async answer(): Promise<void> {
+    const engine = this.activeEngine();
+    const info = this.modelInfo;
+    if (!engine || !info) return;
+    const history = this.conversation.messages;
+    const conversationId = this.conversation.id;
+    let message: StoredMessage = { id: newId(), role: 'assistant', content: '', createdAt: Date.now(), model: info.name };
+    this.setMessages([...history, message]);
+    this.streamingId = message.id;
+    void this.saveConversation(this.conversation);
+    const settings = this.settings;
+    const messages = [
+      ...(settings.systemPrompt.trim() ? [{ role: 'system' as const, content: settings.systemPrompt }] : []),
+      ...history
+        .filter((m) => m.role === 'user' || m.content)
+        .map((m) => (m.role === 'assistant' && m.reasoning ? { role: m.role, content: m.content, reasoning_content: m.reasoning } : { role: m.role, content: m.content })),
+    ];
+    try {
+      const result = await this.generation.generate(engine, { messages, ...samplingOptions(settings, info) }, (delta) => {
+        message = {
+          ...message,
+          content: message.content + (delta.content ?? ''),
+          reasoning: delta.reasoning_content ? (message.reasoning ?? '') + delta.reasoning_content : message.reasoning,
+        };
+        this.replaceMessage(conversationId, message);
+        this.emit('token', { content: delta.content, reasoning_content: delta.reasoning_content, messageId: message.id });
+      });
+      message = {
+        ...message,
+        content: result.content,
+        reasoning: result.reasoning || undefined,
+        usage: result.usage,
+        finishReason: result.finishReason ?? undefined,
+      };
+      this.replaceMessage(conversationId, message);
+      this.emit('message', { conversationId, message });
+    } catch (error) {
+      message = { ...message, error: describeError(error) };
+      this.replaceMessage(conversationId, message);
+      this.reportError(error, false);
+    } finally {
+      this.streamingId = undefined;
+      if (this.conversation.id === conversationId) {
+        this.conversation = { ...this.conversation, updatedAt: Date.now() };
+        await this.saveConversation(this.conversation);
+      }
+    }
+  }
+
+  private onMessageAction(event: CustomEvent<MessageActionDetail>): void {
+    if (this.generation.running) return;
+    const { action, id, text } = event.detail;
+    const messages = this.conversation.messages;
+    const index = messages.findIndex((m) => m.id === id);
+    if (index < 0) return;
+    if (action === 'regenerate') {
+      // Drop this answer (and anything after it) and answer the same question again.
+      this.setMessages(messages.slice(0, index));
+      void this.answer();
+    } else if (action === 'edit' && text) {
+      this.setMessages([...messages.slice(0, index), { ...messages[index], content: text }]);
+      void this.answer();
+    }
+  }
+
+  private clear(): void {
+    if (this.generation.running) return;
+    this.setMessages([]);
+    void this.saveConversation(this.conversation);
+  }
+
+  private async onConversationAction(event: CustomEvent<ConversationActionDetail>): Promise<void> {
+    const { action, id, title } = event.detail;
+    const target = this.conversations.find((c) => c.id === id);
+    switch (action) {
+      case 'new':
+        if (this.generation.running) return;
+        if (this.conversation.messages.length > 0) this.conversation = newConversation('');
+        this.sidebarOpen = false;
+        this.focusComposer();
+        return;
+      case 'select':
+        if (!target || this.generation.running) return;
+        this.conversation = target;
+        this.sidebarOpen = false;
+        return;
+      case 'rename':
+        if (!target || !title) return;
+        {
+          const renamed = { ...target, title };
+          if (this.conversation.id === renamed.id) this.conversation = { ...this.conversation, title };
+          await this.saveConversation(this.conversation.id === renamed.id ? this.conversation : renamed);
+        }
+        return;
+      case 'delete':
+        if (!target) return;
+        if (this.generation.running && this.conversation.id === target.id) return;
+        this.conversations = this.conversations.filter((c) => c.id !== target.id);
+        if (this.conversation.id === target.id) this.conversation = this.conversations[0] ?? newConversation('');
+        try {
+          await this.store?.delete(target.id);
+        } catch (error) {
+          this.reportError(error);
+        }
+        return;
+      case 'export-markdown':
+      case 'export-json':
+        if (!target) return;
+        if (action === 'export-markdown') {
+          downloadText(fileNameFor(target.title, 'md'), conversationToMarkdown(target, this.systemPrompt), 'text/markdown');
+        } else {
+          downloadText(fileNameFor(target.title, 'json'), conversationToJson(target, this.systemPrompt), 'application/json');
+        }
+        return;
+    }
+  }
+
+  // ---- settings and panels -----------------------------------------------------------------
+
+  /**
+   * Settings the user changed in the panel before (kept per origin). They win over the page's
+   * attributes, which are the defaults: the user chose them explicitly.
+   */
+  private restoreSettings(): void {
+    let saved: SettingsChange;
+    try {
+      saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? '{}') as SettingsChange;
+    } catch {
+      return; // no storage here, or not ours: keep the defaults
+    }
+    if (saved && typeof saved === 'object') this.applySettings(saved);
+  }
+
+  private saveSettings(change: SettingsChange): void {
+    try {
+      const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? '{}') as SettingsChange;
+      localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...saved, ...change }));
+    } catch {
+      // Not kept (storage off or full): the change still applies to this page.
+    }
+  }
+
+  private onSettingsChange(event: CustomEvent<SettingsChange>): void {
+    this.saveSettings(event.detail);
+    this.applySettings(event.detail);
+  }
+
+  private applySettings(change: SettingsChange): void {
+    if (change.systemPrompt !== undefined) this.systemPrompt = change.systemPrompt;
+    if (change.temperature !== undefined) this.temperature = clampSetting('temperature', change.temperature);
+    if (change.topP !== undefined) this.topP = clampSetting('topP', change.topP);
+    if (change.topK !== undefined) this.topK = clampSetting('topK', change.topK);
+    if (change.maxTokens !== undefined) this.maxTokens = clampSetting('maxTokens', change.maxTokens);
+    if (change.thinking !== undefined) this.thinking = change.thinking === true;
+    if (change.theme !== undefined) this.theme = change.theme === 'light' ? 'light' : 'dark';
+    if (change.lang !== undefined) this.setAttribute('lang', resolveLang(change.lang));
+    if (change.backend !== undefined && parseBackend(change.backend) !== this.backend) {
+      this.backend = parseBackend(change.backend);
+      this.switchBackend();
+    }
+  }
+
+  /** A new backend takes a new engine: drop ours and load the same model again on the new one. */
+  private switchBackend(): void {
+    if (this.engine || !this.created) return; // the page's own engine is the page's business
+    this.disposeEngine();
+    if (this.lastLoad) this.load(this.lastLoad).catch(() => undefined);
+  }
+
+  private togglePanel(panel: Panel): void {
+    if (this.panel === panel) {
+      this.closePanel();
+      return;
+    }
+    this.panel = panel;
+    if (panel === 'settings' && this.webgpu.state === 'checking') void this.detectWebGpu();
+    void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>('.close-panel')?.focus());
+  }
+
+  private closePanel(): void {
+    this.panel = undefined;
+    this.focusComposer();
+  }
+
+  private async detectWebGpu(): Promise<void> {
+    const { detectWebGpu } = await import('./engine-factory.ts');
+    const support = await detectWebGpu();
+    this.webgpu = { state: 'done', available: support.available, detail: support.available ? support.adapter?.description || support.adapter?.vendor || undefined : support.reason };
+  }
+
+  private focusComposer(): void {
+    void this.updateComplete.then(() => this.renderRoot.querySelector<QwenComposer>('qwen-composer')?.focus());
+  }
+
+  private onKeyDown(event: KeyboardEvent): void {
+    if (event.key !== 'Escape' || event.defaultPrevented) return;
+    if (this.generation.running) {
+      event.preventDefault();
+      this.stop();
+    } else if (this.panel) {
+      event.preventDefault();
+      this.closePanel();
+    }
+  }
+
+  // ---- errors and events -------------------------------------------------------------------
+
+  private showError(text: string): void {
+    this.errorText = text;
+  }
+
+  private reportError(error: unknown, banner = true): void {
+    if (banner) this.showError(describeError(error));
+    const e = error instanceof Error ? error : new Error(String(error));
+    const code = (e as { code?: unknown }).code;
+    this.emit('error', { error: { name: e.name, code: typeof code === 'string' ? code : undefined, message: e.message } });
+  }
+
+  private emit(type: 'ready' | 'token' | 'message' | 'error', detail: unknown): void {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+}
+
+/** An error as one line for people: its message, with the code when it has one. */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? `${error.message} (${code})` : error.message;
+}
+
+if (!customElements.get('qwen-chat')) customElements.define('qwen-chat', QwenChat);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'qwen-chat': QwenChat;
+  }
+}

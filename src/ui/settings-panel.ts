@@ -1,0 +1,201 @@
+// The settings panel: system prompt, sampling, thinking (hybrid models only), backend with what
+// this browser offers, threads in use, cross-origin isolation, theme and language. Every change
+// goes up as one 'settings-change' event; the root element applies it.
+import { LitElement, css, html, nothing } from 'lit';
+import type { ModelInfo } from '../engine/types.ts';
+import { t, type Lang } from './i18n.ts';
+import { SETTING_LIMITS, clampSetting, parseBackend, type ChatSettings, type Theme } from './settings.ts';
+import { baseStyles } from './styles.ts';
+
+export type SettingsChange = Partial<ChatSettings> & { theme?: Theme; lang?: Lang };
+
+/** What the root found out about WebGPU: still checking, or the answer with the reason if not. */
+export type WebGpuState = { state: 'checking' } | { state: 'done'; available: boolean; detail?: string };
+
+export class QwenSettingsPanel extends LitElement {
+  static override properties = {
+    settings: { attribute: false },
+    locale: { attribute: false },
+    theme: { attribute: false },
+    modelInfo: { attribute: false },
+    webgpu: { attribute: false },
+  };
+
+  static override styles = [
+    baseStyles,
+    css`
+      :host {
+        display: block;
+      }
+      form {
+        display: grid;
+        gap: 0.8rem;
+      }
+      label,
+      .field-label {
+        display: block;
+        font-size: 0.8rem;
+        color: var(--qwen-muted);
+        margin-bottom: 0.2rem;
+      }
+      textarea {
+        width: 100%;
+        min-height: 5rem;
+        resize: vertical;
+      }
+      .row {
+        display: grid;
+        grid-template-columns: 1fr 1fr;
+        gap: 0.6rem;
+      }
+      input[type='number'],
+      select {
+        width: 100%;
+      }
+      .check {
+        display: flex;
+        gap: 0.5rem;
+        align-items: center;
+        color: var(--qwen-text);
+        font-size: 0.9rem;
+      }
+      dl {
+        display: grid;
+        grid-template-columns: auto 1fr;
+        gap: 0.25rem 0.75rem;
+        margin: 0;
+        font-size: 0.85rem;
+      }
+      dt {
+        color: var(--qwen-muted);
+      }
+      dd {
+        margin: 0;
+      }
+    `,
+  ];
+
+  declare settings: ChatSettings;
+  declare locale: Lang;
+  declare theme: Theme;
+  declare modelInfo: ModelInfo | undefined;
+  declare webgpu: WebGpuState;
+
+  constructor() {
+    super();
+    this.locale = 'en';
+    this.theme = 'dark';
+    this.modelInfo = undefined;
+    this.webgpu = { state: 'checking' };
+  }
+
+  override render() {
+    const l = this.locale;
+    const s = this.settings;
+    if (!s) return nothing;
+    const isolated = globalThis.crossOriginIsolated === true;
+    return html`<form @submit=${(e: Event) => e.preventDefault()}>
+      <div>
+        <label for="system-prompt">${t(l, 'systemPrompt')}</label>
+        <textarea
+          id="system-prompt"
+          .value=${s.systemPrompt}
+          @change=${(e: Event) => this.emit({ systemPrompt: (e.target as HTMLTextAreaElement).value })}
+        ></textarea>
+      </div>
+      <div class="row">
+        ${this.numberField('temperature', 'temperature', s.temperature)} ${this.numberField('topP', 'topP', s.topP)}
+        ${this.numberField('topK', 'topK', s.topK)} ${this.numberField('maxTokens', 'maxTokens', s.maxTokens)}
+      </div>
+      ${this.modelInfo?.supportsThinking
+        ? html`<label class="check"
+            ><input
+              type="checkbox"
+              id="thinking"
+              .checked=${s.thinking}
+              @change=${(e: Event) => this.emit({ thinking: (e.target as HTMLInputElement).checked })}
+            />${t(l, 'enableThinking')}</label
+          >`
+        : nothing}
+      <div>
+        <label for="backend">${t(l, 'backend')}</label>
+        <select id="backend" @change=${(e: Event) => this.emit({ backend: parseBackend((e.target as HTMLSelectElement).value) })}>
+          ${(['auto', 'cpu', 'webgpu'] as const).map(
+            (value) =>
+              html`<option value=${value} ?selected=${s.backend === value}>
+                ${t(l, value === 'auto' ? 'backendAuto' : value === 'cpu' ? 'backendCpu' : 'backendWebgpu')}
+              </option>`,
+          )}
+        </select>
+      </div>
+      <dl>
+        <dt>WebGPU</dt>
+        <dd class="webgpu-state">${this.webgpuText()}</dd>
+        <dt>${t(l, 'backendInUse')}</dt>
+        <dd class="backend-in-use">${this.modelInfo ? `${this.modelInfo.backend}${this.modelInfo.build ? ` (${this.modelInfo.build})` : ''}` : '—'}</dd>
+        <dt>${t(l, 'threads')}</dt>
+        <dd class="threads">${this.modelInfo?.threads ?? '—'}</dd>
+        <dt>${t(l, 'isolation')}</dt>
+        <dd class="isolated">${t(l, isolated ? 'yes' : 'no')}</dd>
+      </dl>
+      <div class="row">
+        <div>
+          <label for="theme">${t(l, 'theme')}</label>
+          <select id="theme" @change=${(e: Event) => this.emit({ theme: (e.target as HTMLSelectElement).value === 'light' ? 'light' : 'dark' })}>
+            <option value="dark" ?selected=${this.theme !== 'light'}>${t(l, 'dark')}</option>
+            <option value="light" ?selected=${this.theme === 'light'}>${t(l, 'light')}</option>
+          </select>
+        </div>
+        <div>
+          <label for="lang">${t(l, 'language')}</label>
+          <select id="lang" @change=${(e: Event) => this.emit({ lang: (e.target as HTMLSelectElement).value === 'zh' ? 'zh' : 'en' })}>
+            <option value="en" ?selected=${l === 'en'}>English</option>
+            <option value="zh" ?selected=${l === 'zh'}>简体中文</option>
+          </select>
+        </div>
+      </div>
+    </form>`;
+  }
+
+  private numberField(name: keyof typeof SETTING_LIMITS, label: 'temperature' | 'topP' | 'topK' | 'maxTokens', value: number) {
+    const limits = SETTING_LIMITS[name];
+    const id = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    return html`<div>
+      <label for=${id}>${t(this.locale, label)}</label>
+      <input
+        id=${id}
+        type="number"
+        min=${limits.min}
+        max=${limits.max}
+        step=${limits.step}
+        .value=${String(value)}
+        @change=${(e: Event) => {
+          const input = e.target as HTMLInputElement;
+          if (input.value.trim() === '') return;
+          const clamped = clampSetting(name, input.value);
+          input.value = String(clamped);
+          this.emit({ [name]: clamped });
+        }}
+      />
+    </div>`;
+  }
+
+  private webgpuText(): string {
+    const l = this.locale;
+    if (this.webgpu.state === 'checking') return t(l, 'checking');
+    const word = t(l, this.webgpu.available ? 'available' : 'unavailable');
+    return this.webgpu.detail ? `${word} (${this.webgpu.detail})` : word;
+  }
+
+  private emit(change: SettingsChange): void {
+    this.dispatchEvent(new CustomEvent<SettingsChange>('settings-change', { detail: change, bubbles: true, composed: true }));
+  }
+}
+
+if (!customElements.get('qwen-settings-panel')) customElements.define('qwen-settings-panel', QwenSettingsPanel);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'qwen-settings-panel': QwenSettingsPanel;
+  }
+}

@@ -1,0 +1,59 @@
+// Chat settings: what the settings panel edits and what every request carries.
+import type { ChatCompletionRequest, ModelInfo } from '../engine/types.ts';
+
+export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
+export type Theme = 'dark' | 'light';
+
+export interface ChatSettings {
+  systemPrompt: string;
+  temperature: number;
+  topP: number;
+  topK: number;
+  maxTokens: number;
+  /** Ask a hybrid model to think first (only sent when the model supports it). */
+  thinking: boolean;
+  backend: BackendChoice;
+}
+
+/** Qwen3's recommended non-thinking sampling (temperature 0.7, top-p 0.8, top-k 20). */
+export const DEFAULT_SETTINGS: ChatSettings = {
+  systemPrompt: '',
+  temperature: 0.7,
+  topP: 0.8,
+  topK: 20,
+  maxTokens: 1024,
+  thinking: false,
+  backend: 'auto',
+};
+
+/** Where each number may go; a value outside is clamped, a non-number falls back to the default. */
+export const SETTING_LIMITS = {
+  temperature: { min: 0, max: 2, step: 0.05 },
+  topP: { min: 0, max: 1, step: 0.05 },
+  topK: { min: 0, max: 200, step: 1 },
+  maxTokens: { min: 1, max: 32768, step: 1 },
+} as const;
+
+export function clampSetting(name: keyof typeof SETTING_LIMITS, value: unknown): number {
+  const { min, max } = SETTING_LIMITS[name];
+  const number = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(number)) return DEFAULT_SETTINGS[name];
+  const clamped = Math.min(max, Math.max(min, number));
+  return name === 'topK' || name === 'maxTokens' ? Math.round(clamped) : clamped;
+}
+
+export function parseBackend(value: unknown): BackendChoice {
+  return value === 'cpu' || value === 'webgpu' ? value : 'auto';
+}
+
+/** The sampling part of a request. */
+export function samplingOptions(settings: ChatSettings, model: ModelInfo | undefined): Partial<ChatCompletionRequest> {
+  const options: Partial<ChatCompletionRequest> = {
+    temperature: clampSetting('temperature', settings.temperature),
+    top_p: clampSetting('topP', settings.topP),
+    top_k: clampSetting('topK', settings.topK),
+    max_tokens: clampSetting('maxTokens', settings.maxTokens),
+  };
+  if (model?.supportsThinking) options.enable_thinking = settings.thinking;
+  return options;
+}

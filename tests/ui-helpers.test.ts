@@ -1,0 +1,109 @@
+// The chat UI's pure helpers, in Node: sizes and durations as people read them, settings limits,
+// what a request carries, conversation titles, file names and the Markdown export, and the
+// string dictionaries. Expected values are worked out by hand from the rules in the sources.
+import { describe, expect, it } from 'vitest';
+import type { ModelInfo } from '../src/engine/types.ts';
+import { conversationToMarkdown, fileNameFor, titleFrom, type Conversation } from '../src/ui/conversation-store.ts';
+import { formatBytes, formatDuration, formatNumber } from '../src/ui/format.ts';
+import { STRINGS, resolveLang, t } from '../src/ui/i18n.ts';
+import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions } from '../src/ui/settings.ts';
+
+const model = (supportsThinking: boolean): ModelInfo => ({
+  backend: 'cpu', name: 'm.gguf', quant: 'Q4_K_M', contextLength: 4096, memoryBytes: 0, supportsThinking, loadMs: 0,
+});
+
+describe('format', () => {
+  it('writes sizes in decimal units with one decimal under 10', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(999)).toBe('999 B');
+    expect(formatBytes(1500)).toBe('1.5 kB');
+    expect(formatBytes(45_126_304)).toBe('45 MB');
+    expect(formatBytes(2_497_280_224)).toBe('2.5 GB');
+    expect(formatBytes(-1)).toBe('?');
+    expect(formatBytes(Number.NaN)).toBe('?');
+  });
+
+  it('writes durations as m:ss or h:mm:ss', () => {
+    expect(formatDuration(0)).toBe('0:00');
+    expect(formatDuration(95)).toBe('1:35');
+    expect(formatDuration(3700)).toBe('1:01:40');
+    expect(formatDuration(Infinity)).toBe('?');
+    expect(formatDuration(undefined)).toBe('?');
+  });
+
+  it('writes rates with sensible digits', () => {
+    expect(formatNumber(123.4)).toBe('123');
+    expect(formatNumber(12.34)).toBe('12.3');
+    expect(formatNumber(0.0123)).toBe('0.012');
+  });
+});
+
+describe('settings', () => {
+  it('clamps numbers into their range and falls back to the default for non-numbers', () => {
+    expect(clampSetting('temperature', 5)).toBe(2);
+    expect(clampSetting('temperature', -1)).toBe(0);
+    expect(clampSetting('temperature', 'abc')).toBe(DEFAULT_SETTINGS.temperature);
+    expect(clampSetting('topK', 12.6)).toBe(13);
+    expect(clampSetting('maxTokens', 0)).toBe(1);
+    expect(clampSetting('topP', '0.5')).toBe(0.5);
+  });
+
+  it('sends sampling settings, and enable_thinking only to models that can think', () => {
+    const settings = { ...DEFAULT_SETTINGS, temperature: 0.3, topP: 0.9, topK: 40, maxTokens: 77, thinking: true };
+    expect(samplingOptions(settings, model(true))).toEqual({ temperature: 0.3, top_p: 0.9, top_k: 40, max_tokens: 77, enable_thinking: true });
+    expect(samplingOptions(settings, model(false))).toEqual({ temperature: 0.3, top_p: 0.9, top_k: 40, max_tokens: 77 });
+  });
+
+  it('reads backend and language attributes leniently', () => {
+    expect(parseBackend('webgpu')).toBe('webgpu');
+    expect(parseBackend('cpu')).toBe('cpu');
+    expect(parseBackend('gpu')).toBe('auto');
+    expect(resolveLang('zh-CN')).toBe('zh');
+    expect(resolveLang('zh')).toBe('zh');
+    expect(resolveLang('en-GB')).toBe('en');
+    expect(resolveLang(null)).toBe('en');
+  });
+});
+
+describe('strings', () => {
+  it('has every English key in Chinese, filled and with the same placeholders', () => {
+    for (const [key, english] of Object.entries(STRINGS.en)) {
+      const chinese = STRINGS.zh[key as keyof typeof STRINGS.zh];
+      expect(chinese, key).toBeTruthy();
+      const placeholders = (text: string) => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+      expect(placeholders(chinese), key).toEqual(placeholders(english));
+    }
+  });
+
+  it('fills placeholders', () => {
+    expect(t('en', 'status', { tokens: 5, rate: '9.5', ttft: '0.12' })).toBe('5 tokens · 9.5 tok/s · first token 0.12 s');
+    expect(t('zh', 'loading', { name: 'x.gguf' })).toBe('正在加载 x.gguf…');
+  });
+});
+
+describe('conversations', () => {
+  it('titles a conversation by the first line of its first message', () => {
+    expect(titleFrom('  Hello there\nsecond line')).toBe('Hello there');
+    expect(titleFrom('x'.repeat(60))).toBe(`${'x'.repeat(47)}…`);
+  });
+
+  it('makes file names of letters and digits of any script', () => {
+    expect(fileNameFor('My chat: part 2!', 'md')).toBe('My-chat-part-2.md');
+    expect(fileNameFor('你好 世界', 'json')).toBe('你好-世界.json');
+    expect(fileNameFor('???', 'md')).toBe('conversation.md');
+  });
+
+  it('exports Markdown with the system prompt, roles, reasoning and the text as written', () => {
+    const conversation: Conversation = {
+      id: '1', title: 'Sums', createdAt: 0, updatedAt: 0,
+      messages: [
+        { id: 'a', role: 'user', content: 'What is 2+2?', createdAt: 0 },
+        { id: 'b', role: 'assistant', content: '**4**', reasoning: 'add', model: 'm.gguf', createdAt: 0 },
+      ],
+    };
+    expect(conversationToMarkdown(conversation, 'Be brief.')).toBe(
+      '# Sums\n\n## System\n\nBe brief.\n\n## User\n\nWhat is 2+2?\n\n## Assistant (m.gguf)\n\n' +
+        '<details><summary>Reasoning</summary>\n\nadd\n\n</details>\n\n**4**\n',
+    );
+  });
+});
