@@ -21,6 +21,7 @@ import { checkRange, type ByteSource } from '../gguf/byte-source.ts';
 import { findCatalogueEntryByUrl } from './catalogue.ts';
 import { formatBytes, StorageError } from './errors.ts';
 import { Sha256, sha256FromHeader, type Sha256State } from './sha256.ts';
+import { parseContentRange } from './url-source.ts';
 
 export { StorageError, type StorageErrorCode } from './errors.ts';
 
@@ -153,15 +154,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** `bytes START-END/SIZE` → its numbers, or undefined. */
-function parseContentRange(header: string | null): { start: number; end: number; size: number } | undefined {
-  const match = header === null ? null : /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header.trim());
-  if (!match) return undefined;
-  const [start, end, size] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  if (![start, end, size].every(Number.isSafeInteger) || end < start || end >= size) return undefined;
-  return { start, end, size };
 }
 
 function parseLength(header: string | null): number | undefined {

@@ -43,7 +43,7 @@ export interface UrlSourceOptions {
 }
 
 /** `bytes START-END/SIZE` → its numbers, or undefined. */
-function parseContentRange(header: string | null): { start: number; end: number; size: number } | undefined {
+export function parseContentRange(header: string | null): { start: number; end: number; size: number } | undefined {
   const match = header === null ? null : /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header.trim());
   if (!match) return undefined;
   const [start, end, size] = [Number(match[1]), Number(match[2]), Number(match[3])];
