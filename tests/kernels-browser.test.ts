@@ -45,14 +45,23 @@ const WORKER_JS = `
 import { createKernels } from '/src/model/kernels.ts';
 const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 8192) s += String.fromCharCode(...u8.subarray(i, i + 8192)); return btoa(s); };
 const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-let kernels;
+let kernels, kernels1;
 ${RUN_OPS_SOURCE}
 self.onmessage = async (e) => {
   try {
     const { cases, expfInputs, threads } = e.data;
     kernels ??= await createKernels({ threads, build: 'auto' });
+    kernels1 ??= await createKernels({ threads: 1, build: 'auto' });
     const k = kernels;
     const put = (u8) => { const p = k.alloc(u8.length, 64); k.bytes().set(u8, p); return p; };
+    // the same case on one thread (its own memory)
+    const simdOneThread = (c, n) => {
+      const k1 = kernels1;
+      const put1 = (u8) => { const p = k1.alloc(u8.length, 64); k1.bytes().set(u8, p); return p; };
+      const w = put1(unb64(c.weights)), src = put1(unb64(c.x)), dst = k1.alloc(n * 4);
+      k1.matmul(dst, w, c.type, c.rows, c.cols, src, c.nTokens);
+      return b64(k1.bytes().slice(dst, dst + n * 4));
+    };
     const outputs = [];
     for (const c of cases) {
       const w = put(unb64(c.weights)), src = put(unb64(c.x));
@@ -60,13 +69,13 @@ self.onmessage = async (e) => {
       const simd = k.alloc(n * 4), ref = k.alloc(n * 4);
       k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
       k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
-      outputs.push({ simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)) });
+      outputs.push({ simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)), simd1: simdOneThread(c, n) });
     }
     const xs = unb64(expfInputs);
     const src = put(xs), dst = k.alloc(xs.length);
     k.expfVec(dst, src, xs.length / 4);
     self.postMessage({
-      build: k.build, threads: k.threads, isolated: self.crossOriginIsolated, outputs,
+      build: k.build, threads: k.threads, threads1: kernels1.threads, isolated: self.crossOriginIsolated, outputs,
       expf: b64(k.bytes().slice(dst, dst + xs.length)),
       ops: b64(runOps(k, unb64(e.data.opsInput))),
     });
@@ -180,6 +189,24 @@ function makeCases(): Case[] {
       cases.push({ type, rows, cols, nTokens, raw, x });
     }
   }
+  // Q4_0 prefill in groups of 4 tokens (relaxed build; the kernel takes 4 groups per pass):
+  // one group; a group and a remainder; a pass of 4 groups, a lone group and 3 tokens; past
+  // the 64-token chunk (4 passes, then 1 group and 2 tokens); 3 lone groups; rows not a
+  // multiple of the 16-row chunks; 1, 3, 5 and 13 blocks per row.
+  for (const [rows, cols, nTokens] of [[5, 32, 4], [37, 160, 5], [21, 416, 23], [19, 160, 70], [3, 96, 12]] as const) {
+    const raw = randomWeights(WeightType.Q4_0, rows * cols, rng);
+    const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
+    cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
+  }
+  // Integer extremes through the group kernel: every nibble 0 (q - 8 = -8) or 15, activations
+  // at +-127 of one sign per token, so the sums reach their largest magnitudes.
+  for (const nibbles of [0x00, 0xff]) {
+    const rows = 6, cols = 512, nTokens = 9;
+    const raw = new Uint8Array((rows * cols / 32) * 18);
+    for (let o = 0; o < raw.length; o += 18) { setHalf(raw, o, 2 ** -6); raw.fill(nibbles, o + 2, o + 18); }
+    const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * (i % 7 === 0 ? 3 : 3 - 3 / 255));
+    cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
+  }
   return cases;
 }
 
@@ -196,8 +223,9 @@ interface WorkerReply {
   ops: string;
   build: string;
   threads: number;
+  threads1: number;
   isolated: boolean;
-  outputs: { simd: string; ref: string }[];
+  outputs: { simd: string; ref: string; simd1: string }[];
   expf: string;
 }
 
@@ -245,6 +273,7 @@ describe('kernels in Chromium', () => {
     expect(reply.error).toBeUndefined();
     expect(reply.isolated).toBe(true);
     expect(reply.threads).toBe(2);
+    expect(reply.threads1).toBe(1);
     expect(reply.build).toBe('relaxed');
     expect(chromium.consoleErrors).toEqual([]);
   });
@@ -283,6 +312,30 @@ describe('kernels in Chromium', () => {
         }
       }
     });
+  });
+
+  it('relaxed matmul gives identical bits on 1 and 2 threads', () => {
+    expect(reply.error).toBeUndefined();
+    cases.forEach((c, ci) => {
+      const two = f32FromB64(reply.outputs[ci]!.simd), one = f32FromB64(reply.outputs[ci]!.simd1);
+      expect(two, `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(one);
+    });
+  });
+
+  it('Q4_0 prefill: tokens in groups of 4 equal the scalar reference bit for bit', () => {
+    // The group kernel rounds as the reference does: per block (d_w * d_x) * isum, added in
+    // block order (lanes are tokens, not partial sums). Tokens past the last full group of 4
+    // go through the per-token kernel, whose lanes hold partial sums: only checked above.
+    expect(reply.error).toBeUndefined();
+    let checked = 0;
+    cases.forEach((c, ci) => {
+      if (c.type !== WeightType.Q4_0 || c.nTokens < 4) return;
+      const simd = f32FromB64(reply.outputs[ci]!.simd), ref = f32FromB64(reply.outputs[ci]!.ref);
+      const grouped = 4 * Math.floor(c.nTokens / 4) * c.rows;
+      expect(simd.subarray(0, grouped), `${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(ref.subarray(0, grouped));
+      checked += grouped;
+    });
+    expect(checked).toBeGreaterThan(0);
   });
 
   it('relaxed expf (clang 22) returns the same bits as the SIMD128 build (clang 14) in Node', () => {

@@ -143,6 +143,7 @@ void quantize_row_q8_32(const float *x, block_q8_32 *y, int n);
 void quantize_row_q8_256(const float *x, block_q8_256 *y, int n);
 void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n);
 void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
+void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
 
 // Q4_K's packed 6-bit scales and mins for the 8 sub-blocks.
 INLINE void unpack_q4_K_scales(const uint8_t s[12], uint8_t sc[8], uint8_t m[8]) {
@@ -178,3 +179,12 @@ void rows_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size
 void rows_q8_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q4_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q6_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+
+// Prefill kernels on activations in groups of 4 tokens (block_q8_32x4, one row of
+// cols / 32 blocks per group): n_rows weight rows x n_groups groups,
+// out[(4 * g + k) * out_stride + r]. Relaxed build only (NULL in matmul's table otherwise).
+typedef void (*groups_kernel_fn)(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+                                 const uint8_t *xg, int n_groups, int cols);
+#if KERNELS_RELAXED
+void groups_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
+#endif

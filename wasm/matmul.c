@@ -4,7 +4,9 @@
 // in blocks). src is f32 [n_tokens][cols]. Quantized weights get their
 // activations quantized first (into `scratch`, see matmul_scratch_bytes), then
 // the work is split in items of ROW_CHUNK rows x TOKEN_CHUNK tokens claimed by
-// the pool threads. This file is the one place that picks a kernel per type.
+// the pool threads. Where the build has a group kernel for the type (relaxed
+// Q4_0), prefill also interleaves groups of 4 tokens (block_q8_32x4) and runs it
+// on them. This file is the one place that picks a kernel per type.
 #include "kernels.h"
 
 float fp16_table[65536];
@@ -45,15 +47,22 @@ typedef struct {
     int block_bytes;        // bytes per block
     int act;                // activation format
     rows_kernel_fn simd;    // this build's kernel
+    groups_kernel_fn groups; // this build's prefill kernel on 4-token groups (Q8_32x4), or NULL
 } wtype_info;
 
+#if KERNELS_RELAXED
+#define GROUPS_Q4_0 groups_q4_0
+#else
+#define GROUPS_Q4_0 0
+#endif
+
 static const wtype_info *wtype_lookup(int wtype) {
-    static const wtype_info f32 = { 1, 4, ACT_F32, rows_f32 };
-    static const wtype_info f16 = { 1, 2, ACT_F16, rows_f16 };
-    static const wtype_info q4_0 = { QK4_0, sizeof(block_q4_0), ACT_Q8_32, rows_q4_0 };
-    static const wtype_info q8_0 = { QK8_0, sizeof(block_q8_0), ACT_Q8_32, rows_q8_0 };
-    static const wtype_info q4_K = { QK_K, sizeof(block_q4_K), ACT_Q8_256, rows_q4_K };
-    static const wtype_info q6_K = { QK_K, sizeof(block_q6_K), ACT_Q8_256, rows_q6_K };
+    static const wtype_info f32 = { 1, 4, ACT_F32, rows_f32, 0 };
+    static const wtype_info f16 = { 1, 2, ACT_F16, rows_f16, 0 };
+    static const wtype_info q4_0 = { QK4_0, sizeof(block_q4_0), ACT_Q8_32, rows_q4_0, GROUPS_Q4_0 };
+    static const wtype_info q8_0 = { QK8_0, sizeof(block_q8_0), ACT_Q8_32, rows_q8_0, 0 };
+    static const wtype_info q4_K = { QK_K, sizeof(block_q4_K), ACT_Q8_256, rows_q4_K, 0 };
+    static const wtype_info q6_K = { QK_K, sizeof(block_q6_K), ACT_Q8_256, rows_q6_K, 0 };
     switch (wtype) {
     case GGML_TYPE_F32: return &f32;
     case GGML_TYPE_F16: return &f16;
@@ -95,7 +104,20 @@ static void quantize_activation_row(int act, const float *x, uint8_t *y, int col
     }
 }
 
-// Scratch `matmul` (or `matmul_ref`) needs for these arguments, or a negative status.
+// Prefill (this many tokens or more) splits rows in fixed chunks and, where the build
+// has one, runs the 4-token group kernel.
+#define PREFILL_MIN_TOKENS 4
+
+// Groups of 4 tokens the group kernel takes (0: the type or build has none, or decode).
+static int token_groups(const wtype_info *info, int n_tokens) {
+    return info->groups && n_tokens >= PREFILL_MIN_TOKENS ? n_tokens / 4 : 0;
+}
+
+// Bytes of one group's interleaved activations (block_q8_32x4 per 32 columns).
+static size_t group_row_bytes(int cols) { return (size_t)(cols / 32) * sizeof(block_q8_32x4); }
+
+// Scratch `matmul` (or `matmul_ref`) needs for these arguments, or a negative status:
+// the quantized activation rows, then the 4-token groups where the group kernel runs.
 EXPORT int matmul_scratch_bytes(int wtype, int cols, int n_tokens) {
     const wtype_info *info = wtype_lookup(wtype);
     if (!info) return KERNEL_BAD_TYPE;
@@ -103,6 +125,7 @@ EXPORT int matmul_scratch_bytes(int wtype, int cols, int n_tokens) {
     if (info->act == ACT_F32) return 0;
     size_t simd = act_row_bytes(info->act, cols, 0), natural = act_row_bytes(info->act, cols, 1);
     size_t bytes = (simd > natural ? simd : natural) * (size_t)n_tokens;
+    bytes += (size_t)token_groups(info, n_tokens) * group_row_bytes(cols);
     return bytes > 0x7fffffff ? KERNEL_BAD_ARGS : (int)bytes;
 }
 
@@ -114,12 +137,20 @@ typedef struct {
     uint8_t *dst;
     int act, cols;
     size_t dst_row_bytes;
+    int n_groups;         // items below this quantize 4 tokens and interleave them into `groups`
+    uint8_t *groups;
 } quantize_args;
 
 static void quantize_item(const void *vargs, int item, int thread_index) {
     (void)thread_index;
     const quantize_args *a = (const quantize_args *)vargs;
-    quantize_activation_row(a->act, a->src + (size_t)item * a->cols, a->dst + (size_t)item * a->dst_row_bytes, a->cols, 0);
+    int t0 = item < a->n_groups ? 4 * item : 3 * a->n_groups + item;
+    int n = item < a->n_groups ? 4 : 1;
+    for (int t = t0; t < t0 + n; t++)
+        quantize_activation_row(a->act, a->src + (size_t)t * a->cols, a->dst + (size_t)t * a->dst_row_bytes, a->cols, 0);
+    if (item < a->n_groups)
+        interleave_q8_32x4(a->dst + (size_t)t0 * a->dst_row_bytes, a->dst_row_bytes,
+                           (block_q8_32x4 *)(a->groups + (size_t)item * group_row_bytes(a->cols)), a->cols / 32);
 }
 
 // Rows per work item: enough work to hide the claim (one atomic add), small
@@ -131,8 +162,7 @@ static void quantize_item(const void *vargs, int item, int thread_index) {
 #define DECODE_ROW_CHUNK_MIN 32
 #define DECODE_ROW_CHUNK_MAX 256
 #define PREFILL_ROW_CHUNK 16
-#define TOKEN_CHUNK 64
-#define PREFILL_MIN_TOKENS 4
+#define TOKEN_CHUNK 64   // a multiple of 4: token chunks start on group boundaries
 
 typedef struct {
     float *dst;
@@ -143,6 +173,9 @@ typedef struct {
     size_t x_row_bytes;
     int row_chunk, n_row_chunks;
     rows_kernel_fn kernel;
+    groups_kernel_fn groups;   // for tokens < 4 * n_groups, else `kernel`
+    const uint8_t *xg;
+    int n_groups;
 } matmul_args;
 
 static void matmul_item(const void *vargs, int item, int thread_index) {
@@ -152,8 +185,17 @@ static void matmul_item(const void *vargs, int item, int thread_index) {
     int tok0 = (item / a->n_row_chunks) * TOKEN_CHUNK;
     int n_rows = a->rows - row0 < a->row_chunk ? a->rows - row0 : a->row_chunk;
     int n_tok = a->n_tokens - tok0 < TOKEN_CHUNK ? a->n_tokens - tok0 : TOKEN_CHUNK;
-    a->kernel(a->dst + (size_t)tok0 * a->rows + row0, a->rows, a->w + (size_t)row0 * a->w_row_bytes, a->w_row_bytes,
-              n_rows, a->x + (size_t)tok0 * a->x_row_bytes, a->x_row_bytes, n_tok, a->cols);
+    const uint8_t *w = a->w + (size_t)row0 * a->w_row_bytes;
+    int grouped = 4 * a->n_groups - tok0;
+    grouped = grouped < 0 ? 0 : grouped < n_tok ? grouped : n_tok;
+    if (grouped > 0)
+        a->groups(a->dst + (size_t)tok0 * a->rows + row0, a->rows, w, a->w_row_bytes, n_rows,
+                  a->xg + (size_t)(tok0 / 4) * group_row_bytes(a->cols), grouped / 4, a->cols);
+    if (n_tok > grouped) {
+        int t = tok0 + grouped;
+        a->kernel(a->dst + (size_t)t * a->rows + row0, a->rows, w, a->w_row_bytes,
+                  n_rows, a->x + (size_t)t * a->x_row_bytes, a->x_row_bytes, n_tok - grouped, a->cols);
+    }
 }
 
 EXPORT int matmul(float *dst, const uint8_t *w, int wtype, int rows, int cols, const float *src, int n_tokens,
@@ -170,15 +212,22 @@ EXPORT int matmul(float *dst, const uint8_t *w, int wtype, int rows, int cols, c
     a.cols = cols;
     a.n_tokens = n_tokens;
     a.kernel = info->simd;
+    a.groups = info->groups;
+    a.n_groups = token_groups(info, n_tokens);
+    a.xg = 0;
     if (info->act == ACT_F32) {
         a.x = (const uint8_t *)src;
         a.x_row_bytes = (size_t)cols * 4;
     } else {
-        quantize_args q = { src, scratch, info->act, cols, act_row_bytes(info->act, cols, 0) };
-        if (n_tokens >= 8) pool_run(quantize_item, &q, n_tokens);
-        else for (int t = 0; t < n_tokens; t++) quantize_item(&q, t, 0);
+        size_t x_row_bytes = act_row_bytes(info->act, cols, 0);
+        uint8_t *groups = scratch + x_row_bytes * (size_t)n_tokens;
+        quantize_args q = { src, scratch, info->act, cols, x_row_bytes, a.n_groups, groups };
+        int n_items = n_tokens - 3 * a.n_groups;  // a group of 4 tokens is one item
+        if (n_tokens >= 8) pool_run(quantize_item, &q, n_items);
+        else for (int i = 0; i < n_items; i++) quantize_item(&q, i, 0);
         a.x = scratch;
-        a.x_row_bytes = q.dst_row_bytes;
+        a.x_row_bytes = x_row_bytes;
+        a.xg = groups;
     }
     if (n_tokens < PREFILL_MIN_TOKENS) {
         int chunk = rows / (4 * pool_thread_count());

@@ -70,6 +70,33 @@ void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n) {
     }
 }
 
+// 4 x 4 transpose of 32-bit words: out[j] = word j of a, b, c, d.
+INLINE void transpose_words(v128_t a, v128_t b, v128_t c, v128_t d, v128_t out[4]) {
+    v128_t ab_lo = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), cd_lo = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
+    v128_t ab_hi = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7), cd_hi = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+    out[0] = wasm_i64x2_shuffle(ab_lo, cd_lo, 0, 2);
+    out[1] = wasm_i64x2_shuffle(ab_lo, cd_lo, 1, 3);
+    out[2] = wasm_i64x2_shuffle(ab_hi, cd_hi, 0, 2);
+    out[3] = wasm_i64x2_shuffle(ab_hi, cd_hi, 1, 3);
+}
+
+// Four tokens' Q8_32 rows (token k at x + k * x_row_bytes) -> one row of Q8_32x4 blocks.
+void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks) {
+    const block_q8_32 *t0 = (const block_q8_32 *)x, *t1 = (const block_q8_32 *)(x + x_row_bytes);
+    const block_q8_32 *t2 = (const block_q8_32 *)(x + 2 * x_row_bytes), *t3 = (const block_q8_32 *)(x + 3 * x_row_bytes);
+    for (int b = 0; b < n_blocks; b++) {
+        v128_t q[4];
+        transpose_words(wasm_v128_load(t0[b].qs), wasm_v128_load(t1[b].qs), wasm_v128_load(t2[b].qs), wasm_v128_load(t3[b].qs), q);
+        for (int j = 0; j < 4; j++) wasm_v128_store(y[b].qs[j], q[j]);
+        transpose_words(wasm_v128_load(t0[b].qs + 16), wasm_v128_load(t1[b].qs + 16), wasm_v128_load(t2[b].qs + 16),
+                        wasm_v128_load(t3[b].qs + 16), q);
+        for (int j = 0; j < 4; j++) wasm_v128_store(y[b].qs[4 + j], q[j]);
+        y[b].d[0] = t0[b].d; y[b].d[1] = t1[b].d; y[b].d[2] = t2[b].d; y[b].d[3] = t3[b].d;
+        y[b].offset[0] = -8 * t0[b].sum; y[b].offset[1] = -8 * t1[b].sum;
+        y[b].offset[2] = -8 * t2[b].sum; y[b].offset[3] = -8 * t3[b].sum;
+    }
+}
+
 void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
     for (int b = 0; b < n / QK_K; b++, x += QK_K) {
         float id = q8_multiplier(max_abs(x, QK_K));

@@ -92,6 +92,19 @@ typedef struct {
 } block_q8_256;
 _Static_assert(sizeof(block_q8_256) == 292, "block_q8_256 is 292 bytes");
 
+// Q8_32x4: one 32-activation block of 4 consecutive tokens, interleaved for the
+// relaxed build's prefill kernel (many tokens against one Q4_0 weight block).
+// qs[j] holds elements 4j .. 4j+3 of token 0, then of token 1, 2 and 3: a relaxed
+// dot with a weight vector that repeats weights 4j .. 4j+3 four times leaves token
+// k's partial sum in lane k. d[k], offset[k] = -8 * sum: token k's scale and Q4_0
+// "- 8" term, lined up with those lanes.
+typedef struct {
+    int8_t qs[8][16];
+    float d[4];
+    int32_t offset[4];
+} block_q8_32x4;
+_Static_assert(sizeof(block_q8_32x4) == 160, "block_q8_32x4 is 160 bytes");
+
 // SIMD128 builds have no 8-bit dot product, only i32x4.dot_i16x8_s. Their
 // activations are therefore stored widened to int16 and permuted so that a
 // weight vector read as 8 uint16 lanes lines up without shuffles. Per group of
