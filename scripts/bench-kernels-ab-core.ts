@@ -18,6 +18,21 @@ const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: n
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
+/** Seeded weights (with a sane half, 2^-7, wherever d / dmin live: no inf/NaN in the sums),
+ * activations and an output buffer for one matmul shape. */
+function matmulBuffers(k: Kernels, t: (typeof TYPES)[string], rows: number, cols: number, maxTok: number) {
+  const wBytes = rows * k.rowBytes(t.id, cols);
+  const w = k.alloc(wBytes);
+  const u8 = k.bytes();
+  let s = 12345;
+  for (let i = 0; i < wBytes; i++) { s = (Math.imul(s, 1103515245) + 12345) | 0; u8[w + i] = s >>> 24; }
+  for (let b = 0; b < wBytes; b += t.blockBytes) for (const o of t.halfOffsets) { u8[w + b + o] = 0; u8[w + b + o + 1] = 0x20; }
+  const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
+  const f = k.f32();
+  for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
+  return { w, src, dst };
+}
+
 /** Times one matmul per variant, the variants' calls interleaved round by round; one line per
  * type x shape x token count: median and best ms per call, and speed relative to variant 0. */
 export function runAb(kernels: Kernels[], options: AbOptions, log: (line: string) => void): void {
@@ -26,19 +41,7 @@ export function runAb(kernels: Kernels[], options: AbOptions, log: (line: string
     if (!t) throw new Error(`unknown type ${name}`);
     for (const { rows, cols } of SHAPES) {
       const maxTok = Math.max(...options.tokens);
-      const bufs = kernels.map((k) => {
-        const wBytes = rows * k.rowBytes(t.id, cols);
-        const w = k.alloc(wBytes);
-        const u8 = k.bytes();
-        let s = 12345;
-        for (let i = 0; i < wBytes; i++) { s = (Math.imul(s, 1103515245) + 12345) | 0; u8[w + i] = s >>> 24; }
-        // a sane half (2^-7) wherever d / dmin live: no inf/NaN in the sums
-        for (let b = 0; b < wBytes; b += t.blockBytes) for (const o of t.halfOffsets) { u8[w + b + o] = 0; u8[w + b + o + 1] = 0x20; }
-        const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
-        const f = k.f32();
-        for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
-        return { w, src, dst };
-      });
+      const bufs = kernels.map((k) => matmulBuffers(k, t, rows, cols, maxTok));
       for (const nTok of options.tokens) {
         const times = kernels.map(() => [] as number[]);
         kernels.forEach((k, i) => k.matmul(bufs[i]!.dst, bufs[i]!.w, t.id, rows, cols, bufs[i]!.src, nTok));
@@ -78,18 +81,7 @@ export function runAbBatches(kernels: Kernels[], options: AbOptions & { batchSec
     if (!t) throw new Error(`unknown type ${name}`);
     for (const { rows, cols } of SHAPES) {
       const maxTok = Math.max(...options.tokens);
-      const bufs = kernels.map((k) => {
-        const wBytes = rows * k.rowBytes(t.id, cols);
-        const w = k.alloc(wBytes);
-        const u8 = k.bytes();
-        let s = 12345;
-        for (let i = 0; i < wBytes; i++) { s = (Math.imul(s, 1103515245) + 12345) | 0; u8[w + i] = s >>> 24; }
-        for (let b = 0; b < wBytes; b += t.blockBytes) for (const o of t.halfOffsets) { u8[w + b + o] = 0; u8[w + b + o + 1] = 0x20; }
-        const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
-        const f = k.f32();
-        for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
-        return { w, src, dst };
-      });
+      const bufs = kernels.map((k) => matmulBuffers(k, t, rows, cols, maxTok));
       for (const nTok of options.tokens) {
         const label = `${name} ${rows}x${cols} t=${nTok}`;
         // calls per batch from one timed call of variant 0 (after a warm-up call of each)
