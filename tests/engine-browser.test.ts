@@ -218,6 +218,46 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     expect((await nodeComplete(request(7))).choices[0].message.content).toBe(first);
   }, 120_000);
 
+  it('reuses the cached prefix on a follow-up turn, cuts at stop strings and drops old turns, as Node does', async () => {
+    const complete = async (request: ChatCompletionRequest) => (await api<{ completion: ChatCompletion }>('complete', request)).completion;
+    // Prefix reuse: the follow-up turn extends the first one's prompt, so only its new tokens run.
+    const first = ask('Tell me about lighthouses.', { temperature: 0, max_tokens: 24 });
+    const answer = (await complete(first)).choices[0].message.content;
+    const followUp: ChatCompletionRequest = {
+      messages: [...first.messages, { role: 'assistant', content: answer }, { role: 'user', content: 'And harbours?' }],
+      temperature: 0, max_tokens: 24,
+    };
+    const second = await complete(followUp);
+    const { cached_prompt_tokens: cached, prefilled_tokens: prefilled } = second.usage.extra;
+    expect(cached).toBeGreaterThan(second.usage.prompt_tokens / 2);
+    expect(prefilled).toBe(second.usage.prompt_tokens - cached);
+    expect(second.choices[0].message.content).toBe((await nodeComplete(followUp)).choices[0].message.content);
+
+    // A stop string taken from the middle of the greedy answer: the answer ends right before it.
+    expect(answer.length).toBeGreaterThan(8);
+    const stop = answer.slice(Math.floor(answer.length / 2), Math.floor(answer.length / 2) + 4);
+    const stopped = await complete({ ...first, stop: [stop] });
+    expect(stopped.choices[0].finish_reason).toBe('stop');
+    expect(stopped.choices[0].message.content).toBe(answer.slice(0, answer.indexOf(stop)));
+
+    // A conversation longer than the context: the oldest turns go (never the system prompt), the
+    // caller is told how many, and the answer is Node's for the same request.
+    const turns = Array.from({ length: 12 }, (_, i) => [
+      { role: 'user' as const, content: `Question ${i}: ${'tell me more about the sea and its ships. '.repeat(4)}` },
+      { role: 'assistant' as const, content: `Answer ${i}: ${'the sea is wide and the ships are many. '.repeat(4)}` },
+    ]).flat();
+    const long: ChatCompletionRequest = {
+      messages: [{ role: 'system', content: 'You are brief.' }, ...turns, { role: 'user', content: 'Which ship is fastest?' }],
+      temperature: 0, max_tokens: 16,
+    };
+    const fitted = await complete(long);
+    expect(fitted.usage.extra.dropped_messages).toBeGreaterThan(0);
+    expect(fitted.usage.prompt_tokens + 16).toBeLessThanOrEqual(CONTEXT);
+    const expected = await nodeComplete(long);
+    expect(fitted.usage.extra.dropped_messages).toBe(expected.usage.extra.dropped_messages);
+    expect(fitted.choices[0].message.content).toBe(expected.choices[0].message.content);
+  }, 120_000);
+
   it('loads a Blob (a picked file) in place and answers as from the URL', async () => {
     const blob = await api<LoadReport>('loadBlob', modelUrl, { build: 'simd128', contextLength: CONTEXT });
     expect(blob.error).toBeUndefined();
