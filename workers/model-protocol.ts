@@ -1,6 +1,7 @@
 // Messages between a page and workers/model-worker.ts. Every request carries an `id`; the worker
 // answers it with exactly one final message of the same id (a result or an `error`), after any
 // number of `progress` messages. Kept small on purpose: the comlink Engine API replaces it later.
+import type { ErrorInfo } from '../src/engine/errors.ts';
 import type { KernelBuild } from '../src/model/kernels.ts';
 
 /** Where the model bytes come from. A Blob/File is read slice by slice, a URL range by range. */
@@ -63,15 +64,8 @@ export interface LoadedInfo {
   loadMs: number;
 }
 
-export type ModelErrorInfo = {
-  /** The error class: UrlSourceError, GGUFError, ModelError, RangeError, … */
-  name: string;
-  /** Its `code` when it has one (e.g. 'truncated', 'http-status', 'model-too-large'). */
-  code?: string;
-  /** HTTP status for URL failures. */
-  status?: number;
-  message: string;
-};
+/** An error as it crosses the worker boundary (name, message, code, HTTP status). */
+export type ModelErrorInfo = ErrorInfo;
 
 export type ModelResponse =
   | { type: 'progress'; id: number; loadedBytes: number; totalBytes: number }

@@ -7,7 +7,8 @@ import { argmax, topCandidates } from '../src/engine/sampler.ts';
 import { Qwen3Model } from '../src/model/qwen3.ts';
 import { ModelStore } from '../src/storage/model-store.ts';
 import { UrlSource } from '../src/storage/url-source.ts';
-import type { ModelErrorInfo, ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
+import { errorInfo } from '../src/engine/errors.ts';
+import type { ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
 
 interface WorkerScope {
   onmessage: ((event: MessageEvent<ModelRequest>) => void) | null;
@@ -25,15 +26,6 @@ scope.onmessage = (event) => {
     scope.postMessage({ type: 'error', id: typeof request?.id === 'number' ? request.id : -1, error: errorInfo(error) });
   });
 };
-
-function errorInfo(error: unknown): ModelErrorInfo {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
-  const info: ModelErrorInfo = { name: error.name, message: error.message };
-  const { code, status } = error as { code?: unknown; status?: unknown };
-  if (typeof code === 'string') info.code = code;
-  if (typeof status === 'number') info.status = status;
-  return info;
-}
 
 function requireModel(): Qwen3Model {
   if (!model) throw new Error('no model loaded: send a load request first');

@@ -45,14 +45,17 @@ export interface ErrorInfo {
   message: string;
   code?: string;
   detail?: string;
+  /** HTTP status, for URL failures. */
+  status?: number;
 }
 
 export function errorInfo(error: unknown): ErrorInfo {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
   const info: ErrorInfo = { name: error.name, message: error.message };
-  const { code, detail } = error as { code?: unknown; detail?: unknown };
+  const { code, detail, status } = error as { code?: unknown; detail?: unknown; status?: unknown };
   if (typeof code === 'string') info.code = code;
   if (typeof detail === 'string') info.detail = detail;
+  if (typeof status === 'number') info.status = status;
   return info;
 }
 
