@@ -8,7 +8,14 @@ export interface BenchOptions {
   minSeconds: number;
   types?: string[];
   tokens?: number[];
+  /**
+   * Rotate over copies of each matrix (≥ 256 MB in all), so every call streams its weights
+   * from DRAM as a model's decode does, instead of from a cache that holds one matrix.
+   */
+  cold?: boolean;
 }
+
+const COLD_BYTES = 256 * 1024 * 1024;
 
 const SHAPES = [{ rows: 9728, cols: 2560 }, { rows: 2560, cols: 9728 }];
 const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: number[] }> = {
@@ -19,7 +26,7 @@ const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: n
 };
 const DEFAULT_TYPES = ['Q4_0', 'Q4_K', 'Q6_K'];
 
-export const BENCH_HEADER = 'type  rows x cols    tokens threads build      ms/call    GB/s  GFLOP/s';
+export const BENCH_HEADER = 'type  rows x cols    tokens threads build      ms/call    GB/s  GFLOP/s mean GB/s';
 
 function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: number, halfOffsets: number[]): void {
   const u8 = k.bytes();
@@ -32,16 +39,19 @@ function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: number,
   for (let b = 0; b < bytes; b += blockBytes) for (const o of halfOffsets) { u8[ptr + b + o] = 0; u8[ptr + b + o + 1] = 0x20; }
 }
 
-function best(fn: () => void, minSeconds: number): number {
+/** Best and mean seconds per call of `fn` over `minSeconds` (and at least 3 calls). */
+function time(fn: () => void, minSeconds: number): { best: number; mean: number } {
   fn();  // warm up
-  let result = Infinity;
-  const deadline = performance.now() + minSeconds * 1000;
-  for (let rounds = 0; rounds < 3 || performance.now() < deadline; rounds++) {
+  let best = Infinity;
+  const started = performance.now();
+  const deadline = started + minSeconds * 1000;
+  let rounds = 0;
+  for (; rounds < 3 || performance.now() < deadline; rounds++) {
     const t0 = performance.now();
     fn();
-    result = Math.min(result, (performance.now() - t0) / 1000);
+    best = Math.min(best, (performance.now() - t0) / 1000);
   }
-  return result;
+  return { best, mean: (performance.now() - started) / 1000 / rounds };
 }
 
 /** Runs every type x shape x token count on `k`, one line per measurement through `log`. */
@@ -53,20 +63,23 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
     if (!t) throw new Error(`unknown type ${name}`);
     for (const { rows, cols } of SHAPES) {
       const wBytes = rows * k.rowBytes(t.id, cols);
-      const w = k.alloc(wBytes);
+      const copies = options.cold ? Math.ceil(COLD_BYTES / wBytes) : 1;
+      const w = k.alloc(wBytes * copies);
       fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
+      for (let c = 1; c < copies; c++) k.bytes().copyWithin(w + c * wBytes, w, w + wBytes);
+      let call = 0;
       const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
       const f = k.f32();
       for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
       for (const nTok of tokens) {
         k.poolStats();  // reset
-        const seconds = best(() => k.matmul(dst, w, t.id, rows, cols, src, nTok), options.minSeconds);
+        const { best: seconds, mean } = time(() => k.matmul(dst, w + (call++ % copies) * wBytes, t.id, rows, cols, src, nTok), options.minSeconds);
         const items = k.poolStats();
         const total = items.reduce((a, b) => a + b, 0);
         const shares = k.threads > 1 ? `  work split ${items.map((n) => `${Math.round((100 * n) / total)}%`).join('/')}` : '';
         log(`${name.padEnd(5)} ${`${rows}x${cols}`.padEnd(14)} ${String(nTok).padStart(6)} ${String(k.threads).padStart(7)} ` +
           `${k.build.padEnd(8)} ${(seconds * 1e3).toFixed(2).padStart(9)} ${(wBytes / seconds / 1e9).toFixed(2).padStart(7)} ` +
-          `${((2 * rows * cols * nTok) / seconds / 1e9).toFixed(1).padStart(8)}${shares}`);
+          `${((2 * rows * cols * nTok) / seconds / 1e9).toFixed(1).padStart(8)} ${(wBytes / mean / 1e9).toFixed(2).padStart(9)}${shares}`);
       }
     }
   }

@@ -2,12 +2,14 @@
 //
 //   npx tsx scripts/bench-kernels.ts [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
 //                                    [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0]
+//                                    [--cold]   (weights streamed from DRAM, as in a model's decode)
 //   npx tsx scripts/bench-kernels.ts --browser [--threads 1,2] [--quick]   (headless Chromium, build auto)
 //
 // Shapes are Qwen3-4B's FFN: 9728 x 2560 (gate/up) and 2560 x 9728 (down), for
 // Q4_0, Q4_K and Q6_K weights, with 1 token (decode) and 32 tokens (prefill).
 // Reports GB/s of weight bytes and GFLOP/s (2 * rows * cols * tokens); each
-// figure is the best call over the measuring time (shared machines are noisy).
+// figure is the best call over the measuring time (shared machines are noisy); "mean GB/s"
+// averages every call, as a model's decode sees them.
 import type { AddressInfo } from 'node:net';
 import { createKernels, type KernelBuild } from '../src/model/kernels.ts';
 import { BENCH_HEADER, runKernelBench } from './bench-kernels-core.ts';
@@ -21,6 +23,7 @@ const threadList = (arg('--threads') ?? '1,2').split(',').map(Number);
 const minSeconds = process.argv.includes('--quick') ? 0.3 : 1.5;
 const tokens = arg('--tokens')?.split(',').map(Number);
 const types = arg('--types')?.split(',');
+const cold = process.argv.includes('--cold');
 
 async function inNode(): Promise<void> {
   const build = (arg('--build') ?? 'simd128') as KernelBuild | 'auto';
@@ -29,7 +32,7 @@ async function inNode(): Promise<void> {
   for (const threads of threadList) {
     const k = await createKernels({ threads, build });
     try {
-      runKernelBench(k, { minSeconds, tokens, types }, (line) => console.log(line));
+      runKernelBench(k, { minSeconds, tokens, types, cold }, (line) => console.log(line));
     } finally {
       k.dispose();
     }
@@ -44,7 +47,7 @@ self.onmessage = async (e) => {
   try {
     for (const threads of e.data.threadList) {
       const k = await createKernels({ threads, build: 'auto' });
-      runKernelBench(k, { minSeconds: e.data.minSeconds, tokens: e.data.tokens, types: e.data.types }, (line) => self.postMessage({ line }));
+      runKernelBench(k, { minSeconds: e.data.minSeconds, tokens: e.data.tokens, types: e.data.types, cold: e.data.cold }, (line) => self.postMessage({ line }));
       k.dispose();
     }
     self.postMessage({ done: true });
@@ -102,7 +105,7 @@ async function inBrowser(): Promise<void> {
     console.log(`${version} (headless), build auto`);
     console.log(BENCH_HEADER);
     await page.waitForFunction(() => typeof (window as unknown as { startBench?: unknown }).startBench === 'function');
-    await page.evaluate((req) => (window as unknown as { startBench(r: unknown): void }).startBench(req), { threadList, minSeconds, tokens, types });
+    await page.evaluate((req) => (window as unknown as { startBench(r: unknown): void }).startBench(req), { threadList, minSeconds, tokens, types, cold });
     const error = await finished;
     if (error) throw new Error(error);
   } finally {

@@ -305,6 +305,31 @@ describe('lifecycle', () => {
     }
   });
 
+  // More threads than this machine has cores: workers are often late for a job or preempted
+  // in it, so jobs complete both with and without them (the pool's roster). Thousands of
+  // back-to-back jobs, each checked, catch a job rewritten while a worker still runs it.
+  it('gives every job of a long run of small jobs the single-thread result with 3 threads', async () => {
+    const k3 = await createKernels({ threads: 3, build: 'simd128' });
+    try {
+      const c = { type: WeightType.Q4_0, rows: 320, cols: 4096, nTokens: 1 };
+      const rng = new Rng(77);
+      const raw = randomWeights(c.type, c.rows, c.cols, rng);
+      const inputs = [randomActivations(c.cols, rng), randomActivations(c.cols, rng)];
+      const want = inputs.map((x) => runMatmul(k1, c, raw, x));
+      const w = put(k3, raw), src = inputs.map((x) => put(k3, x)), dst = k3.alloc(c.rows * 4);
+      k3.poolStats();
+      for (let i = 0; i < 3000; i++) {
+        k3.f32().fill(Number.NaN, dst / 4, dst / 4 + c.rows);
+        k3.matmul(dst, w, c.type, c.rows, c.cols, src[i % 2]!, 1);
+        const got = readF32(k3, dst, c.rows);
+        if (!got.every((v, r) => v === want[i % 2]![r])) throw new Error(`job ${i}: result differs from one thread's`);
+      }
+      expect(k3.poolStats().reduce((a, b) => a + b, 0)).toBe(3000 * Math.ceil(c.rows / 32));
+    } finally {
+      k3.dispose();
+    }
+  });
+
   it('stops its pool threads on dispose and refuses further calls', async () => {
     const k = await createKernels({ threads: 3 });
     expect(k.threads).toBe(3);
