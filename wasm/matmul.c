@@ -2,11 +2,14 @@
 //
 // W is in GGUF layout (row r = output feature r, contiguous, `cols` elements
 // in blocks). src is f32 [n_tokens][cols]. Quantized weights get their
-// activations quantized first (into `scratch`, see matmul_scratch_bytes), then
-// the work is split in items of ROW_CHUNK rows x TOKEN_CHUNK tokens claimed by
-// the pool threads. Where the build has a group kernel for the type (relaxed
-// Q4_0), prefill also interleaves groups of 4 tokens (block_q8_32x4) and runs it
-// on them. This file is the one place that picks a kernel per type.
+// activations quantized first (into `scratch`, see matmul_scratch_bytes).
+// Prefill splits the work in items of PREFILL_ROW_CHUNK rows x TOKEN_CHUNK
+// tokens claimed by the pool threads; decode lets each thread claim runs of
+// rows that shrink as the rows run out. Where the build has a group kernel for
+// the type (relaxed Q4_0), prefill also interleaves groups of 4 tokens
+// (block_q8_32x4) and runs it on them. matmul_multi does the same for one
+// input and several matrices (Q, K and V; gate and up) as one pool job. This
+// file is the one place that picks a kernel per type.
 #include "kernels.h"
 
 float fp16_table[65536];
@@ -153,15 +156,16 @@ static void quantize_item(const void *vargs, int item, int thread_index) {
                            (block_q8_32x4 *)(a->groups + (size_t)item * group_row_bytes(a->cols)), a->cols / 32);
 }
 
-// Rows per work item: enough work to hide the claim (one atomic add), small
-// enough to balance two or more threads.
+// Prefill: rows per work item, enough work to hide the claim (one atomic add),
+// small enough to balance two or more threads.
+#define PREFILL_ROW_CHUNK 16
 // Decode streams every weight once from memory: long runs of consecutive rows per
 // claim keep each thread's reads sequential (measured on the 4B model, 2 threads:
-// 32-row claims 5.1-5.4 tok/s, 256-row claims 6.3-6.6), while at least 4 claims per
-// thread keep them balanced on small matrices and many threads.
-#define DECODE_ROW_CHUNK_MIN 32
-#define DECODE_ROW_CHUNK_MAX 256
-#define PREFILL_ROW_CHUNK 16
+// 32-row claims 5.1-5.4 tok/s, 256-row claims 6.3-6.6). Claims shrink as the rows
+// run out (guided scheduling: a share of what is left), so the threads finish
+// together instead of one waiting out the other's last long claim.
+#define DECODE_CLAIM_MIN 16
+#define DECODE_CLAIM_MAX 256
 #define TOKEN_CHUNK 64   // a multiple of 4: token chunks start on group boundaries
 
 typedef struct {
@@ -176,6 +180,7 @@ typedef struct {
     groups_kernel_fn groups;   // for tokens < 4 * n_groups, else `kernel`
     const uint8_t *xg;
     int n_groups;
+    volatile int next_row;     // decode: first row not yet claimed
 } matmul_args;
 
 static void matmul_item(const void *vargs, int item, int thread_index) {
@@ -198,48 +203,129 @@ static void matmul_item(const void *vargs, int item, int thread_index) {
     }
 }
 
-EXPORT int matmul(float *dst, const uint8_t *w, int wtype, int rows, int cols, const float *src, int n_tokens,
-                  uint8_t *scratch) {
-    const wtype_info *info = wtype_lookup(wtype);
-    if (!info) return KERNEL_BAD_TYPE;
-    if (rows <= 0 || cols <= 0 || cols % info->block_elems || n_tokens <= 0) return KERNEL_BAD_ARGS;
+// Products of one input with up to MAX_TARGETS matrices (e.g. the Q, K and V
+// projections): the input is quantized once and all of them run as one pool job.
+#define MAX_TARGETS 4
 
-    matmul_args a;
-    a.dst = dst;
-    a.w = w;
-    a.w_row_bytes = (size_t)(cols / info->block_elems) * info->block_bytes;
-    a.rows = rows;
-    a.cols = cols;
-    a.n_tokens = n_tokens;
-    a.kernel = info->simd;
-    a.groups = info->groups;
-    a.n_groups = token_groups(info, n_tokens);
-    a.xg = 0;
-    if (info->act == ACT_F32) {
-        a.x = (const uint8_t *)src;
-        a.x_row_bytes = (size_t)cols * 4;
-    } else {
-        size_t x_row_bytes = act_row_bytes(info->act, cols, 0);
+typedef struct {
+    float *dst;
+    const uint8_t *w;
+    int wtype, rows;
+} matmul_target;
+
+typedef struct {
+    matmul_args m[MAX_TARGETS];
+    int n;
+    int first_item[MAX_TARGETS + 1];  // prefill: items of target i are first_item[i] ..
+} matmul_job;
+
+// Decode: one item per thread; each claims runs of rows (all tokens) of the
+// targets in turn until none are left. Claims are sized by all rows still left.
+static void matmul_decode_item(const void *vargs, int item, int thread_index) {
+    (void)item;
+    (void)thread_index;
+    matmul_job *job = (matmul_job *)vargs;
+    int threads = pool_thread_count();
+    int rows_after = 0;  // rows of the targets after i
+    for (int i = 0; i < job->n; i++) rows_after += job->m[i].rows;
+    for (int i = 0; i < job->n; i++) {
+        matmul_args *a = &job->m[i];
+        rows_after -= a->rows;
+        for (;;) {
+            int row0 = __atomic_load_n(&a->next_row, __ATOMIC_SEQ_CST);
+            int left = a->rows - row0;
+            if (left <= 0) break;
+            int n = ((left + rows_after) / (2 * threads)) & ~15;
+            n = n < DECODE_CLAIM_MIN ? DECODE_CLAIM_MIN : n > DECODE_CLAIM_MAX ? DECODE_CLAIM_MAX : n;
+            n = n < left ? n : left;
+            if (!__atomic_compare_exchange_n(&a->next_row, &row0, row0 + n, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
+            a->kernel(a->dst + row0, a->rows, a->w + (size_t)row0 * a->w_row_bytes, a->w_row_bytes, n, a->x,
+                      a->x_row_bytes, a->n_tokens, a->cols);
+        }
+    }
+}
+
+static void matmul_prefill_item(const void *vargs, int item, int thread_index) {
+    const matmul_job *job = (const matmul_job *)vargs;
+    int i = 0;
+    while (item >= job->first_item[i + 1]) i++;
+    matmul_item(&job->m[i], item - job->first_item[i], thread_index);
+}
+
+EXPORT int matmul_multi(const matmul_target *targets, int n_targets, int cols, const float *src, int n_tokens,
+                        uint8_t *scratch) {
+    if (n_targets <= 0 || n_targets > MAX_TARGETS || cols <= 0 || n_tokens <= 0) return KERNEL_BAD_ARGS;
+    const wtype_info *info[MAX_TARGETS];
+    int n_groups = 0, same_act = 1;
+    for (int i = 0; i < n_targets; i++) {
+        info[i] = wtype_lookup(targets[i].wtype);
+        if (!info[i]) return KERNEL_BAD_TYPE;
+        if (targets[i].rows <= 0 || cols % info[i]->block_elems) return KERNEL_BAD_ARGS;
+        same_act &= info[i]->act == info[0]->act;
+        int g = token_groups(info[i], n_tokens);
+        n_groups = g > n_groups ? g : n_groups;
+    }
+    if (!same_act) {  // inputs quantized differently: one job each
+        for (int i = 0; i < n_targets; i++) {
+            int status = matmul_multi(targets + i, 1, cols, src, n_tokens, scratch);
+            if (status != KERNEL_OK) return status;
+        }
+        return KERNEL_OK;
+    }
+
+    // The input, quantized once for all targets (with 4-token groups where a target has that kernel).
+    int act = info[0]->act;
+    const uint8_t *x = (const uint8_t *)src, *xg = 0;
+    size_t x_row_bytes = (size_t)cols * 4;
+    if (act != ACT_F32) {
+        x_row_bytes = act_row_bytes(act, cols, 0);
         uint8_t *groups = scratch + x_row_bytes * (size_t)n_tokens;
-        quantize_args q = { src, scratch, info->act, cols, x_row_bytes, a.n_groups, groups };
-        int n_items = n_tokens - 3 * a.n_groups;  // a group of 4 tokens is one item
+        quantize_args q = { src, scratch, act, cols, x_row_bytes, n_groups, groups };
+        int n_items = n_tokens - 3 * n_groups;  // a group of 4 tokens is one item
         if (n_tokens >= 8) pool_run(quantize_item, &q, n_items);
         else for (int i = 0; i < n_items; i++) quantize_item(&q, i, 0);
-        a.x = scratch;
-        a.x_row_bytes = x_row_bytes;
-        a.xg = groups;
+        x = scratch;
+        xg = groups;
+    }
+
+    matmul_job job;
+    job.n = n_targets;
+    job.first_item[0] = 0;
+    int n_token_chunks = (n_tokens + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
+    int rows_total = 0;
+    for (int i = 0; i < n_targets; i++) {
+        matmul_args *a = &job.m[i];
+        a->dst = targets[i].dst;
+        a->w = targets[i].w;
+        a->w_row_bytes = (size_t)(cols / info[i]->block_elems) * info[i]->block_bytes;
+        a->rows = targets[i].rows;
+        a->cols = cols;
+        a->n_tokens = n_tokens;
+        a->kernel = info[i]->simd;
+        a->groups = info[i]->groups;
+        a->n_groups = token_groups(info[i], n_tokens);
+        a->x = x;
+        a->x_row_bytes = x_row_bytes;
+        a->xg = xg;
+        a->next_row = 0;
+        a->row_chunk = PREFILL_ROW_CHUNK;
+        a->n_row_chunks = (a->rows + a->row_chunk - 1) / a->row_chunk;
+        job.first_item[i + 1] = job.first_item[i] + a->n_row_chunks * n_token_chunks;
+        rows_total += a->rows;
     }
     if (n_tokens < PREFILL_MIN_TOKENS) {
-        int chunk = rows / (4 * pool_thread_count());
-        chunk = chunk < DECODE_ROW_CHUNK_MIN ? DECODE_ROW_CHUNK_MIN : chunk > DECODE_ROW_CHUNK_MAX ? DECODE_ROW_CHUNK_MAX : chunk;
-        a.row_chunk = chunk & ~15;
+        int threads = pool_thread_count();
+        pool_run(matmul_decode_item, &job, rows_total < threads * DECODE_CLAIM_MIN ? 1 : threads);
     } else {
-        a.row_chunk = PREFILL_ROW_CHUNK;
+        pool_run(matmul_prefill_item, &job, job.first_item[n_targets]);
     }
-    a.n_row_chunks = (rows + a.row_chunk - 1) / a.row_chunk;
-    int n_token_chunks = (n_tokens + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
-    pool_run(matmul_item, &a, a.n_row_chunks * n_token_chunks);
     return KERNEL_OK;
+}
+
+EXPORT int matmul(float *dst, const uint8_t *w, int wtype, int rows, int cols, const float *src, int n_tokens,
+                  uint8_t *scratch) {
+    matmul_target target = { dst, w, wtype, rows };
+    return matmul_multi(&target, 1, cols, src, n_tokens, scratch);
 }
 
 // ---------------------------------------------------------------------------

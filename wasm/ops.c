@@ -202,14 +202,38 @@ EXPORT void add(float *dst, const float *src, int n) {
 // kv_dim = n_kv_heads * head_dim (so [position][kv_head][head_dim]).
 // Stores rows k, v ([n_tokens][kv_dim] f32) at positions start_pos ...
 
+// fp32_to_fp16 on 4 lanes, bit for bit (lanes as int32 holding the half).
+static v128_t fp32_to_fp16_i32x4(v128_t x) {
+    v128_t sign = wasm_v128_and(wasm_u32x4_shr(x, 16), wasm_i32x4_splat(0x8000));
+    v128_t ax = wasm_v128_and(x, wasm_i32x4_splat(0x7fffffff));
+    // normal halves: round the 13 dropped bits, ties to even, and rebias the exponent
+    v128_t lsb = wasm_v128_and(wasm_u32x4_shr(ax, 13), wasm_i32x4_splat(1));
+    v128_t rounded = wasm_i32x4_add(ax, wasm_i32x4_add(wasm_i32x4_splat(0xfff), lsb));
+    v128_t h = wasm_u32x4_shr(wasm_i32x4_sub(rounded, wasm_i32x4_splat((127 - 15) << 23)), 13);
+    // below 2^-14: a multiple of 2^-24, rint(|x| * 2^24), ties to even
+    v128_t sub = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(ax, wasm_f32x4_splat(0x1p24f))));
+    h = wasm_v128_bitselect(sub, h, wasm_i32x4_lt(ax, wasm_i32x4_splat(0x38800000)));
+    // >= 65520 rounds to inf; inf stays inf; NaN becomes the quiet NaN 0x7e00
+    h = wasm_v128_bitselect(wasm_i32x4_splat(0x7c00), h, wasm_i32x4_ge(ax, wasm_i32x4_splat(0x477ff000)));
+    h = wasm_v128_bitselect(wasm_i32x4_splat(0x7e00), h, wasm_i32x4_gt(ax, wasm_i32x4_splat(0x7f800000)));
+    return wasm_v128_or(h, sign);
+}
+
+static void fp32_to_fp16_row(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v128_t lo = fp32_to_fp16_i32x4(wasm_v128_load(src + i));
+        v128_t hi = fp32_to_fp16_i32x4(wasm_v128_load(src + i + 4));
+        wasm_v128_store(dst + i, wasm_u16x8_narrow_i32x4(lo, hi));
+    }
+    for (; i < n; i++) dst[i] = fp32_to_fp16(src[i]);
+}
+
 EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v,
                      int n_tokens, int start_pos, int kv_dim) {
     size_t n = (size_t)n_tokens * kv_dim;
-    uint16_t *ck = cache_k + (size_t)start_pos * kv_dim, *cv = cache_v + (size_t)start_pos * kv_dim;
-    for (size_t i = 0; i < n; i++) {
-        ck[i] = fp32_to_fp16(k[i]);
-        cv[i] = fp32_to_fp16(v[i]);
-    }
+    fp32_to_fp16_row(cache_k + (size_t)start_pos * kv_dim, k, n);
+    fp32_to_fp16_row(cache_v + (size_t)start_pos * kv_dim, v, n);
 }
 
 // ---------------------------------------------------------------------------

@@ -33,6 +33,14 @@ export interface KernelOptions {
   initialBytes?: number;
 }
 
+/** One matrix of a `matmulMulti`: dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]. */
+export interface MatmulTarget {
+  dst: number;
+  w: number;
+  type: WeightType;
+  rows: number;
+}
+
 export interface Kernels {
   readonly memory: WebAssembly.Memory;
   readonly build: KernelBuild;
@@ -54,6 +62,11 @@ export interface Kernels {
   rowBytes(wtype: WeightType, cols: number): number;
   /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W is GGUF layout (rows contiguous). */
   matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
+  /**
+   * The products of one input `src` ([nTokens][cols]) with up to 4 matrices (e.g. Q, K and V),
+   * each exactly as `matmul` gives it: the input is quantized once and all run as one job.
+   */
+  matmulMulti(targets: readonly MatmulTarget[], cols: number, src: number, nTokens?: number): void;
   /** Same result through the scalar reference kernels, single-threaded (tests). */
   matmulRef(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
   /** dst[0..cols) = dequantized row `row` of W. */
@@ -96,6 +109,7 @@ interface KernelExports {
   matmul_scratch_bytes(wtype: number, cols: number, nTokens: number): number;
   matmul(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
   matmul_ref(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
+  matmul_multi(targets: number, nTargets: number, cols: number, src: number, nTokens: number, scratch: number): number;
   get_row(dst: number, w: number, wtype: number, cols: number, row: number): number;
   rmsnorm(dst: number, src: number, weight: number, n: number, nRows: number, eps: number): void;
   rope_neox(x: number, nTokens: number, nHeads: number, headDim: number, positions: number, thetaScale: number, scratch: number): number;
@@ -109,6 +123,8 @@ interface KernelExports {
   expf_vec(dst: number, src: number, n: number): void;
 }
 
+/** MAX_TARGETS in wasm/matmul.c. */
+const MAX_MATMUL_TARGETS = 4;
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 /** wasm32 addresses: 4 GiB. */
@@ -317,6 +333,7 @@ class WasmKernels implements Kernels {
   private views: { length: number; u8: Uint8Array; f32: Float32Array; i32: Int32Array; u16: Uint16Array } | undefined;
   // Scratch areas, re-allocated larger when a call needs more.
   private scratch = { ptr: 0, bytes: 0 };
+  private targetsArea = { ptr: 0, bytes: 0 };
   private attnScratch = { ptr: 0, bytes: 0 };
   private ropeScratch = { ptr: 0, bytes: 0 };
 
@@ -395,6 +412,31 @@ class WasmKernels implements Kernels {
 
   matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens = 1): void {
     this.runMatmul('matmul', dst, w, wtype, rows, cols, src, nTokens);
+  }
+
+  matmulMulti(targets: readonly MatmulTarget[], cols: number, src: number, nTokens = 1): void {
+    this.live();
+    if (targets.length < 1 || targets.length > MAX_MATMUL_TARGETS) {
+      throw new RangeError(`matmulMulti takes 1 to ${MAX_MATMUL_TARGETS} matrices, got ${targets.length}`);
+    }
+    positive('nTokens', nTokens);
+    this.range('matmul src', src, nTokens * cols * 4);
+    let need = 0;
+    for (const t of targets) {
+      const rb = this.rowBytes(t.type, cols);
+      positive('rows', t.rows);
+      this.range('matmul weights', t.w, t.rows * rb);
+      this.range('matmul dst', t.dst, nTokens * t.rows * 4);
+      const bytes = this.x.matmul_scratch_bytes(t.type, cols, nTokens);
+      check(bytes, 'matmul_scratch_bytes');
+      need = Math.max(need, bytes);
+    }
+    const scratch = this.ensure(this.scratch, need);
+    // struct matmul_target { float *dst; const uint8_t *w; int wtype, rows; } in wasm memory
+    const area = this.ensure(this.targetsArea, MAX_MATMUL_TARGETS * 16);
+    const i32 = this.i32();
+    targets.forEach((t, i) => i32.set([t.dst, t.w, t.type, t.rows], area / 4 + 4 * i));
+    check(this.x.matmul_multi(area, targets.length, cols, src, nTokens, scratch), 'matmul_multi');
   }
 
   matmulRef(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens = 1): void {

@@ -240,9 +240,7 @@ export class Qwen3Model {
     for (const L of this.layers) {
       // Attention: pre-norm, projections, per-head QK RMSNorm, RoPE, cache, grouped-query attention.
       k.rmsnorm(s.xb, s.x, L.attnNorm, H, n, c.rmsEps);
-      matmul(k, s.q, L.wq, s.xb, n);
-      matmul(k, s.k, L.wk, s.xb, n);
-      matmul(k, s.v, L.wv, s.xb, n);
+      matmuls(k, s.xb, n, [s.q, L.wq], [s.k, L.wk], [s.v, L.wv]);
       k.rmsnorm(s.q, s.q, L.qNorm, c.headDim, n * c.nHeads, c.rmsEps);
       k.rmsnorm(s.k, s.k, L.kNorm, c.headDim, n * c.nKvHeads, c.rmsEps);
       k.ropeNeox(s.q, n, c.nHeads, c.headDim, s.positions, c.ropeTheta);
@@ -254,8 +252,7 @@ export class Qwen3Model {
       k.add(s.x, s.xb2, n * H);
       // Feed-forward: pre-norm, SwiGLU, down projection, residual.
       k.rmsnorm(s.xb, s.x, L.ffnNorm, H, n, c.rmsEps);
-      matmul(k, s.gate, L.wGate, s.xb, n);
-      matmul(k, s.up, L.wUp, s.xb, n);
+      matmuls(k, s.xb, n, [s.gate, L.wGate], [s.up, L.wUp]);
       k.siluMul(s.gate, s.up, n * c.ffnSize);
       matmul(k, s.xb2, L.wDown, s.gate, n);
       k.add(s.x, s.xb2, n * H);
@@ -276,6 +273,11 @@ export class Qwen3Model {
 
 function matmul(k: Kernels, dst: number, w: Matrix, src: number, nTokens: number): void {
   k.matmul(dst, w.ptr, w.type, w.rows, w.cols, src, nTokens);
+}
+
+/** Products of one input with several matrices of the same width, as one kernel job. */
+function matmuls(k: Kernels, src: number, nTokens: number, ...products: [dst: number, w: Matrix][]): void {
+  k.matmulMulti(products.map(([dst, w]) => ({ dst, w: w.ptr, type: w.type, rows: w.rows })), products[0]![1].cols, src, nTokens);
 }
 
 /** The tensors the forward pass reads, each checked for a type the kernels support. */
