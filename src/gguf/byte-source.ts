@@ -71,6 +71,49 @@ export class BlobSource implements ByteSource {
   }
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
-    target.set(await this.read(offset, target.length));
+    checkRange(this.size, offset, target.length);
+    const got = await readBlobInto(this.blob.slice(offset, offset + target.length), target);
+    if (got !== target.length) {
+      throw new GGUFError('truncated', `blob returned ${got} of ${target.length} bytes at byte ${offset}`);
+    }
+  }
+}
+
+// A buffer the BYOB reads below lend to the stream and get back (one per concurrent read).
+const BYOB_BUFFER_BYTES = 4 * 1024 * 1024;
+const spareBuffers: ArrayBuffer[] = [];
+
+/**
+ * Copies `blob` into `target` (up to its length) and returns how many bytes the blob gave.
+ * Reads through a BYOB stream reader where the browser has one: Chromium delivers a Blob
+ * (an IndexedDB value or a File) this way at about 1.6x the speed of blob.arrayBuffer()
+ * (measured 150-190 MB/s vs 110-118 MB/s), and no blob-sized ArrayBuffer is allocated.
+ */
+export async function readBlobInto(blob: Blob, target: Uint8Array): Promise<number> {
+  let reader: ReadableStreamBYOBReader | undefined;
+  try {
+    reader = blob.stream().getReader({ mode: 'byob' });
+  } catch {
+    // No byte stream here: one ArrayBuffer of the blob's size.
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    target.set(bytes.subarray(0, Math.min(bytes.length, target.length)));
+    return bytes.length;
+  }
+  let buffer = spareBuffers.pop() ?? new ArrayBuffer(BYOB_BUFFER_BYTES);
+  let filled = 0;
+  try {
+    for (;;) {
+      const room = Math.max(1, Math.min(buffer.byteLength, target.length - filled));
+      const { done, value } = await reader.read(new Uint8Array(buffer, 0, room));
+      if (value) buffer = value.buffer;  // the stream hands the (transferred) buffer back
+      if (done || !value) break;
+      if (filled + value.length > target.length) return filled + value.length;  // more than asked for
+      target.set(value, filled);
+      filled += value.length;
+    }
+    return filled;
+  } finally {
+    reader.releaseLock();
+    if (buffer.byteLength === BYOB_BUFFER_BYTES) spareBuffers.push(buffer);
   }
 }

@@ -17,7 +17,7 @@
 // loses at most 16 MiB and holds one 16 MiB buffer in memory. It is a multiple of 64, so the
 // SHA-256 state at a chunk boundary has no partial block and can be stored with the chunk.
 import { createStore, promisifyRequest, type UseStore } from 'idb-keyval';
-import { checkRange, type ByteSource } from '../gguf/byte-source.ts';
+import { checkRange, readBlobInto, type ByteSource } from '../gguf/byte-source.ts';
 import { findCatalogueEntryByUrl } from './catalogue.ts';
 import { formatBytes, StorageError } from './errors.ts';
 import { Sha256, sha256FromHeader, type Sha256State } from './sha256.ts';
@@ -737,11 +737,10 @@ class StoredModelSource implements ByteSource {
         const index = Math.floor(at / this.chunkBytes);
         const chunkStart = index * this.chunkBytes;
         const to = Math.min(end, chunkStart + this.chunkBytes);
-        const bytes = await this.chunks[index]!.slice(at - chunkStart, to - chunkStart).arrayBuffer();
-        if (bytes.byteLength !== to - at) {
-          throw new StorageError('corrupt', `${this.name}: chunk ${index} gave ${bytes.byteLength} of ${to - at} bytes`);
+        const got = await readBlobInto(this.chunks[index]!.slice(at - chunkStart, to - chunkStart), target.subarray(at - offset, to - offset));
+        if (got !== to - at) {
+          throw new StorageError('corrupt', `${this.name}: chunk ${index} gave ${got} of ${to - at} bytes`);
         }
-        target.set(new Uint8Array(bytes), at - offset);
         at = to;
       }
     } catch (error) {
