@@ -36,6 +36,17 @@ INLINE v128_t dot4_i16(v128_t w0, v128_t w1, v128_t w2, v128_t w3, const int16_t
 INLINE v128_t rdot(v128_t a_i8, v128_t w_u7, v128_t acc) {
     return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(a_i8, w_u7, acc);
 }
+
+// The same 16 products summed in pairs, in 8 int16 lanes: one instruction on x86
+// (pmaddubsw) where rdot takes three. With 4-bit weights a pair is at most
+// 2 * 128 * 15 = 3840 in magnitude, so up to 8 of these add up in int16 without
+// overflow (30720 < 32768) before widen_i16 folds them to 4 int32 lanes.
+INLINE v128_t rdot16(v128_t a_i8, v128_t w_u4) {
+    return wasm_i16x8_relaxed_dot_i8x16_i7x16(a_i8, w_u4);
+}
+
+// int32 lane k = int16 lanes 2k + 2k+1
+INLINE v128_t widen_i16(v128_t s) { return wasm_i32x4_extadd_pairwise_i16x8(s); }
 #endif
 
 // Writes the T results of one tile.
@@ -178,16 +189,16 @@ void rows_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
 #define GROUP_TILE 4   // groups per weight-row pass (A/B in Chromium: 3 and 4 up to 10% faster than 2; 1 slower)
 
 INLINE v128_t q4_0_dot_x4(v128_t lo, v128_t hi, const block_q8_32x4 *a) {
-    // two chains so consecutive dots do not wait on each other (one chain measured slower, four alike)
-    v128_t s0 = rdot(wasm_v128_load(a->qs[0]), wasm_i32x4_shuffle(lo, lo, 0, 0, 0, 0), wasm_v128_load(a->offset));
-    v128_t s1 = rdot(wasm_v128_load(a->qs[1]), wasm_i32x4_shuffle(lo, lo, 1, 1, 1, 1), wasm_i32x4_splat(0));
-    s0 = rdot(wasm_v128_load(a->qs[2]), wasm_i32x4_shuffle(lo, lo, 2, 2, 2, 2), s0);
-    s1 = rdot(wasm_v128_load(a->qs[3]), wasm_i32x4_shuffle(lo, lo, 3, 3, 3, 3), s1);
-    s0 = rdot(wasm_v128_load(a->qs[4]), wasm_i32x4_shuffle(hi, hi, 0, 0, 0, 0), s0);
-    s1 = rdot(wasm_v128_load(a->qs[5]), wasm_i32x4_shuffle(hi, hi, 1, 1, 1, 1), s1);
-    s0 = rdot(wasm_v128_load(a->qs[6]), wasm_i32x4_shuffle(hi, hi, 2, 2, 2, 2), s0);
-    s1 = rdot(wasm_v128_load(a->qs[7]), wasm_i32x4_shuffle(hi, hi, 3, 3, 3, 3), s1);
-    return wasm_i32x4_add(s0, s1);
+    // int16 pair sums of all 8 products (see rdot16), in two chains so consecutive adds do not wait
+    v128_t s0 = rdot16(wasm_v128_load(a->qs[0]), wasm_i32x4_shuffle(lo, lo, 0, 0, 0, 0));
+    v128_t s1 = rdot16(wasm_v128_load(a->qs[1]), wasm_i32x4_shuffle(lo, lo, 1, 1, 1, 1));
+    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[2]), wasm_i32x4_shuffle(lo, lo, 2, 2, 2, 2)));
+    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[3]), wasm_i32x4_shuffle(lo, lo, 3, 3, 3, 3)));
+    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[4]), wasm_i32x4_shuffle(hi, hi, 0, 0, 0, 0)));
+    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[5]), wasm_i32x4_shuffle(hi, hi, 1, 1, 1, 1)));
+    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[6]), wasm_i32x4_shuffle(hi, hi, 2, 2, 2, 2)));
+    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[7]), wasm_i32x4_shuffle(hi, hi, 3, 3, 3, 3)));
+    return wasm_i32x4_add(widen_i16(wasm_i16x8_add(s0, s1)), wasm_v128_load(a->offset));
 }
 
 // One weight row against G groups (group g's blocks at x + g * n_blocks).
@@ -324,7 +335,10 @@ INLINE v128_t q4_K_min_sums(v128_t mins_lo, v128_t mins_hi, const int16_t *bsums
 
 #if KERNELS_RELAXED
 // Chunk c (64 quants: sub-blocks 2c and 2c+1) against T activation rows;
-// s_even, s_odd: the two sub-blocks' scales, splat.
+// s_even, s_odd: the two sub-blocks' scales, splat (T = 1: as int32; else in all
+// 8 int16 lanes). For T > 1 a sub-block's 32 products are summed in pairs in
+// int16 (rdot16: at most 2 * 3840), then i32x4.dot_i16x8 scales and widens them
+// in one step (at most 2 * 7680 * 63).
 INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *x, size_t xs, int c,
                        v128_t s_even, v128_t s_odd, const int T) {
     const v128_t low4 = wasm_i8x16_splat(15);
@@ -333,10 +347,16 @@ INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *
     v128_t hi0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), hi1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
     UNROLL for (int t = 0; t < T; t++) {
         const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 64 * c;
-        v128_t zero = wasm_i32x4_splat(0);
-        v128_t p_lo = rdot(wasm_v128_load(a + 16), lo1, rdot(wasm_v128_load(a), lo0, zero));
-        v128_t p_hi = rdot(wasm_v128_load(a + 48), hi1, rdot(wasm_v128_load(a + 32), hi0, zero));
-        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p_lo, s_even), wasm_i32x4_mul(p_hi, s_odd)));
+        if (T == 1) {  // decode: the int32 dots measured 5% faster here (A/B in Chromium)
+            v128_t zero = wasm_i32x4_splat(0);
+            v128_t p_lo = rdot(wasm_v128_load(a + 16), lo1, rdot(wasm_v128_load(a), lo0, zero));
+            v128_t p_hi = rdot(wasm_v128_load(a + 48), hi1, rdot(wasm_v128_load(a + 32), hi0, zero));
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p_lo, s_even), wasm_i32x4_mul(p_hi, s_odd)));
+        } else {       // prefill: 13% faster with the int16 pair sums
+            v128_t p_lo = wasm_i16x8_add(rdot16(wasm_v128_load(a), lo0), rdot16(wasm_v128_load(a + 16), lo1));
+            v128_t p_hi = wasm_i16x8_add(rdot16(wasm_v128_load(a + 32), hi0), rdot16(wasm_v128_load(a + 48), hi1));
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(p_lo, s_even), wasm_i32x4_dot_i16x8(p_hi, s_odd)));
+        }
     }
 }
 
@@ -350,6 +370,10 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         q4_K_scale_vectors(w[b].scales, &sc_lo, &sc_hi, &mins_lo, &mins_hi);
         v128_t isum[TILE_T];
         UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
+        if (T > 1) {  // each scale in all 8 int16 lanes (see q4_K_chunk)
+            sc_lo = wasm_v128_or(sc_lo, wasm_i32x4_shl(sc_lo, 16));
+            sc_hi = wasm_v128_or(sc_hi, wasm_i32x4_shl(sc_hi, 16));
+        }
         // splat scales in a small array so the chunk loop can stay a loop (a fully
         // unrolled super-block is slower in V8: register pressure)
         v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
@@ -448,7 +472,7 @@ INLINE void q6_K_scale_vectors(const int8_t *scales, v128_t *sc16_lo, v128_t *sc
 }
 
 // One group of 32 quants (32g .. 32g+31 of half h) against T activation rows;
-// s0, s1: the scales of its two sub-blocks of 16, splat.
+// s0, s1: the scales of its two sub-blocks of 16, splat (Q6_K_SCALE_SPLAT).
 #if KERNELS_RELAXED
 INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *x, size_t xs, int h,
                        const int g, v128_t s0, v128_t s1, const int T) {
@@ -464,9 +488,14 @@ INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *
     v128_t q1 = wasm_v128_or(wasm_v128_and(l1, low4), wasm_v128_and(hb1, bits45));  // 16..31
     UNROLL for (int t = 0; t < T; t++) {
         const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 128 * h + 32 * g;
-        v128_t zero = wasm_i32x4_splat(0);
-        v128_t p0 = rdot(wasm_v128_load(a), q0, zero), p1 = rdot(wasm_v128_load(a + 16), q1, zero);
-        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p0, s0), wasm_i32x4_mul(p1, s1)));
+        if (T == 1) {  // decode: int32 dots (as in q4_K_chunk)
+            v128_t zero = wasm_i32x4_splat(0);
+            v128_t p0 = rdot(wasm_v128_load(a), q0, zero), p1 = rdot(wasm_v128_load(a + 16), q1, zero);
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p0, s0), wasm_i32x4_mul(p1, s1)));
+        } else {       // prefill: int16 pair sums (at most 2 * 128 * 63), scaled and widened by dot_i16x8
+            v128_t p0 = rdot16(wasm_v128_load(a), q0), p1 = rdot16(wasm_v128_load(a + 16), q1);
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(p0, s0), wasm_i32x4_dot_i16x8(p1, s1)));
+        }
     }
 }
 #else
@@ -523,7 +552,8 @@ INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *
 
 #if KERNELS_RELAXED
 typedef block_q8_256 q6_K_act_block;
-#define Q6_K_SCALE_SPLAT(s) wasm_i32x4_splat(s)   // multiplies i32 dot products
+// multiplies i32 dot products (T = 1) or int16 pair sums (see q6_K_group)
+#define Q6_K_SCALE_SPLAT(s) (T == 1 ? wasm_i32x4_splat(s) : wasm_i16x8_splat(s))
 #else
 typedef block_q8_256w q6_K_act_block;
 #define Q6_K_SCALE_SPLAT(s) wasm_i16x8_splat(s)   // multiplies int16 weights
