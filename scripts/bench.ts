@@ -8,6 +8,7 @@
 //   --model a.gguf,b.gguf    GGUF files instead of fixtures
 //   --engines native,wllama,qwen-node,qwen-browser
 //   --threads 1,2   --prompt 128   --decode 64
+//   --repeat 3               timed rounds after one load; each engine's best round is shown
 //   --timeout 1800           seconds per run
 //   --json out.json          also write the rows as JSON
 //   --verbose                echo engines' logs
@@ -46,6 +47,7 @@ interface BenchSettings {
   threads: number[];
   promptTokens: number;
   decodeSteps: number;
+  repeats: number;
   timeoutMs: number;
   jsonPath?: string;
   verbose: boolean;
@@ -83,6 +85,7 @@ function parseSettings(argv: string[]): BenchSettings {
       threads: { type: 'string', default: '1,2' },
       prompt: { type: 'string', default: '128' },
       decode: { type: 'string', default: '64' },
+      repeat: { type: 'string', default: '3' },
       timeout: { type: 'string', default: '1800' },
       json: { type: 'string' },
       verbose: { type: 'boolean', default: false },
@@ -112,6 +115,7 @@ function parseSettings(argv: string[]): BenchSettings {
     threads: splitList(values.threads).map((value) => positiveInteger(value, '--threads')),
     promptTokens: positiveInteger(values.prompt, '--prompt'),
     decodeSteps: positiveInteger(values.decode, '--decode'),
+    repeats: positiveInteger(values.repeat, '--repeat'),
     timeoutMs: positiveInteger(values.timeout, '--timeout') * 1000,
     jsonPath: values.json,
     verbose: values.verbose,
@@ -120,7 +124,7 @@ function parseSettings(argv: string[]): BenchSettings {
 
 function readUsage(): string {
   return 'usage: npm run bench -- [--models q4_0,q4_k_m | --model a.gguf] [--engines native,wllama,qwen-node,qwen-browser]\n' +
-    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--timeout 1800] [--json out.json] [--verbose]\n';
+    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--repeat 3] [--timeout 1800] [--json out.json] [--verbose]\n';
 }
 
 async function fixturePath(name: string): Promise<string> {
@@ -274,6 +278,7 @@ async function main(): Promise<void> {
         promptTokens: prompt.tokens,
         promptText: prompt.text,
         decodeSteps: settings.decodeSteps,
+        repeats: settings.repeats,
         bannedTokens: await invalidUtf8TokenIds(modelPath),
       };
       modelInfo.push(`${model.label}: ${modelPath} (${(statSync(modelPath).size / 1e9).toFixed(2)} GB)`);
@@ -314,7 +319,7 @@ async function main(): Promise<void> {
       '',
       `qwen-web benchmark — ${new Date().toISOString()}`,
       `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps; peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
+      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps, best of ${settings.repeats} rounds after one load (wllama: one round); peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
       ...modelInfo,
       '',
       renderTable(rows),

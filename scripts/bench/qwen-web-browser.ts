@@ -65,6 +65,7 @@ export async function runQwenWebBrowser(
       threads: options.threads,
       promptTokens: options.promptTokens,
       decodeSteps: options.decodeSteps,
+      repeats: options.repeats,
       // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
       contextLength: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
     },

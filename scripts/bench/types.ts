@@ -24,6 +24,11 @@ export interface EngineRunOptions {
   /** Greedy decode steps after the prompt. */
   decodeSteps: number;
   /**
+   * Timed rounds (prefill from an empty cache, then the decode steps) after one load; the best
+   * round's speeds are reported, so a passing slowdown of a shared machine hurts no engine.
+   */
+  repeats: number;
+  /**
    * Token ids whose bytes are not valid UTF-8 on their own. Random weights pick them freely and
    * some engines' text plumbing breaks on them; those engines ban them from sampling.
    */
@@ -40,6 +45,22 @@ export interface BenchResult {
   /** Peak resident memory of the engine's process (the renderer for browser engines). */
   peakBytes: number;
   note?: string;
+}
+
+/** Best prompt and decode speed (tok/s) over `repeats` rounds of `round`. */
+export async function bestOfRounds(
+  repeats: number,
+  round: () => Promise<{ promptTokensPerSecond: number; decodeTokensPerSecond: number }>,
+): Promise<{ promptTokensPerSecond: number; decodeTokensPerSecond: number }> {
+  let best = { promptTokensPerSecond: 0, decodeTokensPerSecond: 0 };
+  for (let i = 0; i < Math.max(1, repeats); i++) {
+    const r = await round();
+    best = {
+      promptTokensPerSecond: Math.max(best.promptTokensPerSecond, r.promptTokensPerSecond),
+      decodeTokensPerSecond: Math.max(best.decodeTokensPerSecond, r.decodeTokensPerSecond),
+    };
+  }
+  return best;
 }
 
 /** Thrown by engines that are not wired up yet; the table shows "not yet available". */
