@@ -268,11 +268,12 @@ describe('kernel module', () => {
 
   it('computes the relaxed probe answer from the spec', () => {
     // seed 0: a[i] = 13i - 100 (int8), b[i] = 37i mod 128, acc = [1000, -2000, 3000, 0];
-    // checksum = sum_k (2k+1) * (acc[k] + sum_{i in 4k..4k+3} a[i] b[i])
+    // checksum = sum_k (2k+1) * (acc[k] + sum_{i in 4k..4k+3} a[i] b[i])   (i32x4 dot)
+    //          + sum_k (2k+9) * sum_{i in 2k, 2k+1} a[i] b[i]                 (i16x8 dot)
     const a = (i: number) => (((13 * i - 100) % 256) + 256 + 128) % 256 - 128;
     const b = (i: number) => (37 * i) % 128;
     let want = 1000 - 3 * 2000 + 5 * 3000;
-    for (let i = 0; i < 16; i++) want += (2 * (i >> 2) + 1) * a(i) * b(i);
+    for (let i = 0; i < 16; i++) want += (2 * (i >> 2) + 1) * a(i) * b(i) + (2 * (i >> 1) + 9) * a(i) * b(i);
     expect(expectedRelaxedProbe(0)).toBe(want);
   });
 

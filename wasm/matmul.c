@@ -22,9 +22,9 @@ EXPORT void kernels_init(void) {
 EXPORT int kernels_build_is_relaxed(void) { return KERNELS_RELAXED; }
 
 #if KERNELS_RELAXED
-// Known-answer probe for the runtime check: the relaxed dot the kernels use
-// (i32x4 form) with a non-zero accumulator, negative 8-bit operands and 7-bit
-// operands spread over 0..127, folded into one checksum.
+// Known-answer probe for the runtime check: the relaxed dots the kernels use
+// (i32x4 form with a non-zero accumulator, and the i16x8 form) with negative
+// 8-bit operands and 7-bit operands spread over 0..127, folded into one checksum.
 // The host computes the same formula in JS; some engines validate relaxed SIMD
 // but compute it wrongly (Node 20 returned 2 x dot and dropped the accumulator).
 EXPORT int relaxed_probe(int seed) {
@@ -36,8 +36,11 @@ EXPORT int relaxed_probe(int seed) {
     }
     v128_t acc = wasm_i32x4_make(1000 + seed, -2000, 3000, seed);
     v128_t r = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(a), wasm_v128_load(b), acc);
+    v128_t p = wasm_i16x8_relaxed_dot_i8x16_i7x16(wasm_v128_load(a), wasm_v128_load(b));  // pairs: |sum| <= 2 * 128 * 127
+    int pairs = 0;
+    for (int k = 0; k < 8; k++) pairs += (2 * k + 9) * ((const int16_t *)&p)[k];
     return wasm_i32x4_extract_lane(r, 0) + 3 * wasm_i32x4_extract_lane(r, 1) + 5 * wasm_i32x4_extract_lane(r, 2) +
-           7 * wasm_i32x4_extract_lane(r, 3);
+           7 * wasm_i32x4_extract_lane(r, 3) + pairs;
 }
 #endif
 

@@ -208,17 +208,20 @@ export function withUnsharedMemory(bytes: Uint8Array): Uint8Array {
 // ---------------------------------------------------------------------------
 // Relaxed-SIMD probe
 
-/** What `relaxed_probe(seed)` in wasm/matmul.c must return, computed from the spec:
- * lane k = acc[k] + sum over i in 4k..4k+3 of a[i] * b[i], weighted 1, 3, 5, 7. */
+/** What `relaxed_probe(seed)` in wasm/matmul.c must return, computed from the spec: the i32x4
+ * dot's lane k = acc[k] + sum over i in 4k..4k+3 of a[i] * b[i], weighted 1, 3, 5, 7, plus the
+ * i16x8 dot's lane k = sum over i in 2k, 2k+1, weighted 9, 11, .., 23. */
 export function expectedRelaxedProbe(seed: number): number {
-  const acc = [1000 + seed, -2000, 3000, seed];
-  const lanes = acc.slice();
+  const lanes = [1000 + seed, -2000, 3000, seed];  // the i32x4 dot's accumulator
+  const pairs = new Array<number>(8).fill(0);     // the i16x8 dot
   for (let i = 0; i < 16; i++) {
     const a = ((seed * (i + 1) - 100 + 13 * i) << 24) >> 24;  // int8 wrap
     const b = (seed + 37 * i) & 127;
     lanes[i >> 2]! += a * b;
+    pairs[i >> 1]! += a * b;
   }
-  return (lanes[0]! + 3 * lanes[1]! + 5 * lanes[2]! + 7 * lanes[3]!) | 0;
+  const pairSum = pairs.reduce((sum, p, k) => sum + (2 * k + 9) * p, 0);
+  return (lanes[0]! + 3 * lanes[1]! + 5 * lanes[2]! + 7 * lanes[3]! + pairSum) | 0;
 }
 
 const PROBE_SEEDS = [1, 5, 77, -3];
