@@ -5,7 +5,7 @@
 import { access, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArrayBufferSource, BlobSource, type ByteSource } from '../src/gguf/byte-source.ts';
+import { ArrayBufferSource, BlobSource, readBlobInto, type ByteSource } from '../src/gguf/byte-source.ts';
 import { GGUFError, type GGUFErrorCode } from '../src/gguf/errors.ts';
 import { GGML_TYPE_INFO, GGMLType, rowBytes, tensorBytes } from '../src/gguf/ggml-types.ts';
 import { NodeFileSource } from '../src/gguf/node-file-source.ts';
@@ -665,6 +665,23 @@ function snapshot(file: GGUFFile): unknown {
 }
 
 describe('byte sources', () => {
+  // Blob reads go through a stream reader with a 4 MiB buffer lent back and forth: sizes around
+  // and across that buffer, and blobs shorter or longer than the target.
+  it('readBlobInto copies every byte of blobs of any size and reports how many there were', async () => {
+    const MiB = 1024 * 1024;
+    const data = new Uint8Array(9 * MiB + 5);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    for (const size of [0, 1, 4 * MiB - 1, 4 * MiB, 4 * MiB + 1, 9 * MiB + 5]) {
+      const target = new Uint8Array(size).fill(0xee);
+      expect(await readBlobInto(new Blob([data.subarray(0, size)]), target)).toBe(size);
+      expect(Buffer.compare(target, data.subarray(0, size))).toBe(0);  // (toEqual is slow on 9 MB)
+    }
+    const short = new Uint8Array(10).fill(0xee);
+    expect(await readBlobInto(new Blob([data.subarray(0, 6)]), short)).toBe(6);
+    expect(short.subarray(0, 6)).toEqual(data.subarray(0, 6));
+    expect(await readBlobInto(new Blob([data.subarray(0, 12)]), new Uint8Array(10))).toBeGreaterThan(10);
+  });
+
   it('ArrayBuffer, Uint8Array view, Blob and file give identical results', async () => {
     const spec = sampleSpec(3, undefined, 42);
     const bytes = encodeGGUF(spec);
