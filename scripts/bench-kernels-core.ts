@@ -17,8 +17,8 @@ export interface BenchOptions {
 
 const COLD_BYTES = 256 * 1024 * 1024;
 
-const SHAPES = [{ rows: 9728, cols: 2560 }, { rows: 2560, cols: 9728 }];
-const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: number[] }> = {
+export const SHAPES = [{ rows: 9728, cols: 2560 }, { rows: 2560, cols: 9728 }];
+export const TYPES: Record<string, { id: WeightType; blockBytes: number; halfOffsets: number[] }> = {
   Q4_0: { id: WeightType.Q4_0, blockBytes: 18, halfOffsets: [0] },
   Q4_K: { id: WeightType.Q4_K, blockBytes: 144, halfOffsets: [0, 2] },
   Q6_K: { id: WeightType.Q6_K, blockBytes: 210, halfOffsets: [208] },
@@ -28,7 +28,8 @@ const DEFAULT_TYPES = ['Q4_0', 'Q4_K', 'Q6_K'];
 
 export const BENCH_HEADER = 'type  rows x cols    tokens threads build      ms/call    GB/s  GFLOP/s mean GB/s';
 
-function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: number, halfOffsets: number[]): void {
+/** Seeded weights with a sane half (0x2000 = 2^-7) wherever d / dmin live. */
+export function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: number, halfOffsets: number[]): void {
   const u8 = k.bytes();
   let s = 12345;
   for (let i = 0; i < bytes; i++) {

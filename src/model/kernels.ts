@@ -424,16 +424,7 @@ class WasmKernels implements Kernels {
     }
     positive('nTokens', nTokens);
     this.range('matmul src', src, nTokens * cols * 4);
-    let need = 0;
-    for (const t of targets) {
-      const rb = this.rowBytes(t.type, cols);
-      positive('rows', t.rows);
-      this.range('matmul weights', t.w, t.rows * rb);
-      this.range('matmul dst', t.dst, nTokens * t.rows * 4);
-      const bytes = this.x.matmul_scratch_bytes(t.type, cols, nTokens);
-      check(bytes, 'matmul_scratch_bytes');
-      need = Math.max(need, bytes);
-    }
+    const need = Math.max(...targets.map((t) => this.checkMatmulTarget(t, cols, nTokens)));
     const scratch = this.ensure(this.scratch, need);
     // struct matmul_target { float *dst; const uint8_t *w; int wtype, rows; } in wasm memory
     const area = this.ensure(this.targetsArea, MAX_MATMUL_TARGETS * 16);
@@ -449,16 +440,21 @@ class WasmKernels implements Kernels {
   private runMatmul(fn: 'matmul' | 'matmul_ref', dst: number, w: number, wtype: WeightType, rows: number, cols: number,
     src: number, nTokens: number): void {
     this.live();
-    const rb = this.rowBytes(wtype, cols);
-    positive('rows', rows);
     positive('nTokens', nTokens);
-    this.range('matmul weights', w, rows * rb);
     this.range('matmul src', src, nTokens * cols * 4);
-    this.range('matmul dst', dst, nTokens * rows * 4);
-    const need = this.x.matmul_scratch_bytes(wtype, cols, nTokens);
-    check(need, 'matmul_scratch_bytes');
-    const scratch = this.ensure(this.scratch, need);
+    const scratch = this.ensure(this.scratch, this.checkMatmulTarget({ dst, w, type: wtype, rows }, cols, nTokens));
     check(this.x[fn](dst, w, wtype, rows, cols, src, nTokens, scratch), fn);
+  }
+
+  /** Checks one matrix and its output against the memory; returns the scratch its product needs. */
+  private checkMatmulTarget(t: MatmulTarget, cols: number, nTokens: number): number {
+    const rb = this.rowBytes(t.type, cols);
+    positive('rows', t.rows);
+    this.range('matmul weights', t.w, t.rows * rb);
+    this.range('matmul dst', t.dst, nTokens * t.rows * 4);
+    const need = this.x.matmul_scratch_bytes(t.type, cols, nTokens);
+    check(need, 'matmul_scratch_bytes');
+    return need;
   }
 
   getRow(dst: number, w: number, wtype: WeightType, cols: number, row: number): void {
