@@ -10,15 +10,16 @@ export interface AbOptions {
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
-/** Seeded weights, activations and an output buffer for one matmul shape. */
+/** Seeded weights in the variant's own layout (`repack`), activations and an output buffer for one matmul shape. */
 function matmulBuffers(k: Kernels, t: (typeof TYPES)[string], rows: number, cols: number, maxTok: number) {
   const wBytes = rows * k.rowBytes(t.id, cols);
   const w = k.alloc(wBytes);
   fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
+  const type = k.repack(w, t.id, rows, cols);
   const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
   const f = k.f32();
   for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
-  return { w, src, dst };
+  return { w, type, src, dst };
 }
 
 /** Every type x shape x token count: `measure(label, nTok, call)`, where call(i) runs variant i's
@@ -30,7 +31,7 @@ function eachCase(kernels: Kernels[], options: AbOptions, measure: (label: strin
     for (const { rows, cols } of SHAPES) {
       const bufs = kernels.map((k) => matmulBuffers(k, t, rows, cols, Math.max(...options.tokens)));
       for (const nTok of options.tokens) {
-        const call = (i: number) => kernels[i]!.matmul(bufs[i]!.dst, bufs[i]!.w, t.id, rows, cols, bufs[i]!.src, nTok);
+        const call = (i: number) => kernels[i]!.matmul(bufs[i]!.dst, bufs[i]!.w, bufs[i]!.type, rows, cols, bufs[i]!.src, nTok);
         kernels.forEach((_, i) => call(i));
         measure(`${name} ${rows}x${cols} t=${nTok}`, nTok, call);
       }

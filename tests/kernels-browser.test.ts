@@ -69,7 +69,23 @@ self.onmessage = async (e) => {
       const simd = k.alloc(n * 4), ref = k.alloc(n * 4);
       k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
       k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
-      outputs.push({ simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)), simd1: simdOneThread(c, n) });
+      const out = { simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)), simd1: simdOneThread(c, n) };
+      if (c.type === 2) {
+        // the same weights repacked: its matmul, every row through getRow, and the same on one thread
+        const wp = put(unb64(c.weights));
+        const type = k.repack(wp, c.type, c.rows, c.cols);
+        const packed = k.alloc(n * 4), rows = k.alloc(c.rows * c.cols * 4);
+        k.matmul(packed, wp, type, c.rows, c.cols, src, c.nTokens);
+        for (let r = 0; r < c.rows; r++) k.getRow(rows + r * c.cols * 4, wp, type, c.cols, r);
+        const k1 = kernels1;
+        const w1 = k1.alloc(c.weights.length, 64), src1 = k1.alloc(c.cols * c.nTokens * 4), dst1 = k1.alloc(n * 4);
+        k1.bytes().set(unb64(c.weights), w1);
+        k1.bytes().set(unb64(c.x), src1);
+        k1.matmul(dst1, w1, k1.repack(w1, c.type, c.rows, c.cols), c.rows, c.cols, src1, c.nTokens);
+        Object.assign(out, { packedType: type, packed: b64(k.bytes().slice(packed, packed + n * 4)),
+          packedRows: b64(k.bytes().slice(rows, rows + c.rows * c.cols * 4)), packed1: b64(k1.bytes().slice(dst1, dst1 + n * 4)) });
+      }
+      outputs.push(out);
     }
     const xs = unb64(expfInputs);
     const src = put(xs), dst = k.alloc(xs.length);
@@ -198,6 +214,13 @@ function makeCases(): Case[] {
     const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
     cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
   }
+  // Q4_0 rows of whole 4-block groups, which repack turns into Q4_0x4: decode (1 to 3 tokens),
+  // one group, a group and a remainder, past the 64-token chunk; 1, 4 and 20 groups per row.
+  for (const [rows, cols, nTokens] of [[37, 128, 1], [21, 512, 2], [67, 640, 3], [5, 256, 4], [19, 384, 23], [9, 2560, 70]] as const) {
+    const raw = randomWeights(WeightType.Q4_0, rows * cols, rng);
+    const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
+    cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
+  }
   // Integer extremes through the group kernel: every nibble 0 (q - 8 = -8) or 15, activations
   // at +-127 of one sign per token, so the sums reach their largest magnitudes.
   for (const nibbles of [0x00, 0xff]) {
@@ -225,7 +248,7 @@ interface WorkerReply {
   threads: number;
   threads1: number;
   isolated: boolean;
-  outputs: { simd: string; ref: string; simd1: string }[];
+  outputs: { simd: string; ref: string; simd1: string; packedType?: number; packed?: string; packedRows?: string; packed1?: string }[];
   expf: string;
 }
 
@@ -280,8 +303,13 @@ describe('kernels in Chromium', () => {
 
   it('relaxed matmul agrees with the scalar reference and with f64', () => {
     expect(reply.error).toBeUndefined();
+    let packedCases = 0;
     cases.forEach((c, ci) => {
-      const simd = f32FromB64(reply.outputs[ci]!.simd), ref = f32FromB64(reply.outputs[ci]!.ref);
+      const o = reply.outputs[ci]!;
+      const ref = f32FromB64(o.ref);
+      const variants: [string, Float32Array][] = [['relaxed', f32FromB64(o.simd)]];
+      if (o.packedType === WeightType.Q4_0x4) variants.push(['relaxed Q4_0x4', f32FromB64(o.packed!)]);
+      packedCases += variants.length - 1;
       const { w, mag } = decode(c.type, c.raw, c.rows * c.cols);
       const block = INFO[c.type]!.act;
       // float accumulation bound, as in tests/kernels.test.ts: (blocks + 8) roundings, twice
@@ -305,11 +333,31 @@ describe('kernels in Chromium', () => {
             size += mag[r * c.cols + i]! * (Math.abs(xi) + halfStep[i]!);
             quantization += Math.abs(w[r * c.cols + i]!) * halfStep[i]!;
           }
-          const g = simd[t * c.rows + r]!, rf = ref[t * c.rows + r]!;
-          const where = `type ${c.type} ${c.rows}x${c.cols} token ${t} row ${r}`;
-          if (!(Math.abs(g - rf) <= ACCUMULATION * size + 1e-30)) throw new Error(`${where}: relaxed ${g} vs reference ${rf}`);
-          if (!(Math.abs(g - want) <= quantization + ACCUMULATION * size + 1e-30)) throw new Error(`${where}: relaxed ${g} vs f64 ${want}`);
+          const rf = ref[t * c.rows + r]!;
+          for (const [name, simd] of variants) {
+            const g = simd[t * c.rows + r]!;
+            const where = `type ${c.type} ${c.rows}x${c.cols} token ${t} row ${r}`;
+            if (!(Math.abs(g - rf) <= ACCUMULATION * size + 1e-30)) throw new Error(`${where}: ${name} ${g} vs reference ${rf}`);
+            if (!(Math.abs(g - want) <= quantization + ACCUMULATION * size + 1e-30)) throw new Error(`${where}: ${name} ${g} vs f64 ${want}`);
+          }
         }
+      }
+    });
+    expect(packedCases).toBe(8);  // the six cases above and the two extremes
+  });
+
+  it('repack turns Q4_0 into Q4_0x4 exactly where rows hold whole 4-block groups; its rows decode to the same weights', () => {
+    expect(reply.error).toBeUndefined();
+    cases.forEach((c, ci) => {
+      if (c.type !== WeightType.Q4_0) return;
+      const o = reply.outputs[ci]!;
+      expect(o.packedType, `${c.rows}x${c.cols}`).toBe(c.cols % 128 === 0 ? WeightType.Q4_0x4 : WeightType.Q4_0);
+      const rows = f32FromB64(o.packedRows!);
+      const src = nodeKernels.alloc(c.raw.length, 64), dst = nodeKernels.alloc(c.cols * 4);
+      nodeKernels.bytes().set(c.raw, src);
+      for (let r = 0; r < c.rows; r++) {
+        nodeKernels.getRow(dst, src, WeightType.Q4_0, c.cols, r);
+        expect(rows.subarray(r * c.cols, (r + 1) * c.cols), `${c.rows}x${c.cols} row ${r}`).toEqual(nodeKernels.f32().slice(dst / 4, dst / 4 + c.cols));
       }
     });
   });
@@ -317,8 +365,9 @@ describe('kernels in Chromium', () => {
   it('relaxed matmul gives identical bits on 1 and 2 threads', () => {
     expect(reply.error).toBeUndefined();
     cases.forEach((c, ci) => {
-      const two = f32FromB64(reply.outputs[ci]!.simd), one = f32FromB64(reply.outputs[ci]!.simd1);
-      expect(two, `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(one);
+      const o = reply.outputs[ci]!;
+      expect(f32FromB64(o.simd), `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(f32FromB64(o.simd1));
+      if (o.packed) expect(f32FromB64(o.packed), `Q4_0x4 ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(f32FromB64(o.packed1!));
     });
   });
 
@@ -330,9 +379,12 @@ describe('kernels in Chromium', () => {
     let checked = 0;
     cases.forEach((c, ci) => {
       if (c.type !== WeightType.Q4_0 || c.nTokens < 4) return;
-      const simd = f32FromB64(reply.outputs[ci]!.simd), ref = f32FromB64(reply.outputs[ci]!.ref);
+      const o = reply.outputs[ci]!;
+      const ref = f32FromB64(o.ref);
       const grouped = 4 * Math.floor(c.nTokens / 4) * c.rows;
-      expect(simd.subarray(0, grouped), `${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(ref.subarray(0, grouped));
+      for (const [name, out] of [['Q4_0', o.simd], ['Q4_0x4', o.packed!]] as const) {
+        expect(f32FromB64(out).subarray(0, grouped), `${name} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(ref.subarray(0, grouped));
+      }
       checked += grouped;
     });
     expect(checked).toBeGreaterThan(0);

@@ -42,6 +42,7 @@ const TYPE_INFO: Record<WeightType, { name: string; elems: number; bytes: number
   [WeightType.Q8_0]: { name: 'Q8_0', elems: 32, bytes: 34 },
   [WeightType.Q4_K]: { name: 'Q4_K', elems: 256, bytes: 144 },
   [WeightType.Q6_K]: { name: 'Q6_K', elems: 256, bytes: 210 },
+  [WeightType.Q4_0x4]: { name: 'Q4_0x4', elems: 128, bytes: 72 },
 };
 
 /** Elements per activation quantization block (the activation format the kernels pick). */
@@ -588,6 +589,18 @@ describe('getRow', () => {
         expect(Math.abs(got[i]! - want[e]!)).toBeLessThanOrEqual(4 * EPS32 * mag[e]!);
       }
     }
+  });
+});
+
+describe('repack', () => {
+  it('keeps every GGUF layout on the SIMD128 build, which has no Q4_0x4 kernels', () => {
+    const raw = randomWeights(WeightType.Q4_0, 3, 256, new Rng(77));
+    const w = put(k1, raw);
+    expect(k1.repack(w, WeightType.Q4_0, 3, 256)).toBe(WeightType.Q4_0);
+    expect(k1.bytes().slice(w, w + raw.length)).toEqual(raw);
+    const src = k1.alloc(256 * 4), dst = k1.alloc(3 * 4);
+    expect(() => k1.matmul(dst, w, WeightType.Q4_0x4, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
+    expect(() => k1.repack(w, WeightType.Q4_0, 3, 100)).toThrow(/multiple of 32/);
   });
 });
 

@@ -25,7 +25,8 @@ import { startVitePages } from './support/vite-pages.ts';
 
 const THREADS = 2;
 const PROMPT_LENGTH = 32;
-const FIXTURES = ['small-q4_k_m', 'tiny-f32'] as const;
+// small-q4_0: the relaxed build repacks its Q4_0 matrices (Q4_0x4) and runs other kernels on them.
+const FIXTURES = ['small-q4_k_m', 'small-q4_0', 'tiny-f32'] as const;
 /** Qwen3Model reads weights in pieces of READ_CHUNK_BYTES: no request may ask for more. */
 const MAX_READ_BYTES = READ_CHUNK_BYTES;
 
@@ -183,16 +184,33 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
     expect(loaded.threads).toBe(THREADS);
     const reply = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
       'forward-result') as ForwardReply;
-    const got = f32FromB64(reply.logits!);
-    let scale = 0, worst = 0, differing = 0;
-    for (let i = 0; i < got.length; i++) {
-      scale = Math.max(scale, Math.abs(expected[i]!));
-      worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
-      if (got[i] !== expected[i]) differing++;
-    }
-    console.info(`${name}: relaxed vs simd128: ${differing} of ${got.length} logits differ, worst ${worst.toExponential(2)} (max |logit| ${scale.toFixed(2)})`);
     // f32 rounding of re-associated sums through the layers: far below any meaningful change.
-    expect(worst).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
+    // Except on Q4_0, whose relaxed kernels add the block products in another order than
+    // SIMD128's: once in a while an activation then rounds to the neighbouring int8 and later
+    // positions move by a few tenths (tests/forward-llama.test.ts bounds the same effect against
+    // llama.cpp by 0.5 for Q4_0). Position 0 must still agree closely.
+    const flips = name === 'small-q4_0';
+    const compare = (got: Float32Array, want: Float32Array, what: string, firstRow: number) => {
+      let scale = 0, worst = 0, worstFirst = 0, differing = 0;
+      for (let i = 0; i < got.length; i++) {
+        const diff = Math.abs(got[i]! - want[i]!);
+        scale = Math.max(scale, Math.abs(want[i]!));
+        worst = Math.max(worst, diff);
+        if (firstRow === 0 && i < vocabSize) worstFirst = Math.max(worstFirst, diff);
+        if (got[i] !== want[i]) differing++;
+      }
+      console.info(`${name} ${what}: relaxed vs simd128: ${differing} of ${got.length} logits differ, worst ${worst.toExponential(2)} (max |logit| ${scale.toFixed(2)})`);
+      expect(worstFirst, `${what}, position 0`).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
+      expect(worst, what).toBeLessThanOrEqual(flips ? 0.5 : 1e-4 * Math.max(1, scale));
+    };
+    compare(f32FromB64(reply.logits!), expected, 'prompt', 0);
+    // The first positions again in pieces: 5 tokens (a group of 4 for the prefill kernel, one
+    // through the one-token kernel), then one-token decode steps.
+    for (const [from, to] of [[0, 5], [5, 6], [6, 7], [7, 8]] as const) {
+      const piece = expectReply(await call({ type: 'forward', tokens: tokens.slice(from, to), startPos: from, allLogits: true, returnLogits: true }),
+        'forward-result') as ForwardReply;
+      compare(f32FromB64(piece.logits!), expected.subarray(from * vocabSize, to * vocabSize), `positions ${from}..${to - 1}`, from);
+    }
   }, 300_000);
 
   it('generates greedily from the cached prompt', async () => {

@@ -20,6 +20,9 @@
 #define TILE_T 4
 #define UNROLL _Pragma("clang loop unroll(full)")
 
+// lane j of v in all four lanes
+#define LANE_SPLAT(v, j) wasm_i32x4_shuffle((v), (v), (j), (j), (j), (j))
+
 #if !KERNELS_RELAXED
 // sum of 32 products of 4 int16 weight vectors with 32 permuted activations, in 4 lanes
 INLINE v128_t dot4_i16(v128_t w0, v128_t w1, v128_t w2, v128_t w3, const int16_t *a) {
@@ -188,35 +191,34 @@ void rows_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
 // added in block order, so results equal matmul_ref's bit for bit.
 #define GROUP_TILE 4   // groups per weight-row pass (A/B in Chromium: 3 and 4 up to 10% faster than 2; 1 slower)
 
-INLINE v128_t q4_0_dot_x4(v128_t lo, v128_t hi, const block_q8_32x4 *a) {
+// One Q4_0 block against a group of 4 tokens: w[j] repeats the block's quants
+// 4j .. 4j+3 in every lane (w[0..3]: low nibbles, elements 0..15; w[4..7]: high
+// nibbles, elements 16..31) and meets activation vector qs[j].
+INLINE v128_t q4_0_dot_x4(const v128_t w[8], const block_q8_32x4 *a) {
     // int16 pair sums of all 8 products (see rdot16), in two chains so consecutive adds do not wait
-    v128_t s0 = rdot16(wasm_v128_load(a->qs[0]), wasm_i32x4_shuffle(lo, lo, 0, 0, 0, 0));
-    v128_t s1 = rdot16(wasm_v128_load(a->qs[1]), wasm_i32x4_shuffle(lo, lo, 1, 1, 1, 1));
-    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[2]), wasm_i32x4_shuffle(lo, lo, 2, 2, 2, 2)));
-    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[3]), wasm_i32x4_shuffle(lo, lo, 3, 3, 3, 3)));
-    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[4]), wasm_i32x4_shuffle(hi, hi, 0, 0, 0, 0)));
-    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[5]), wasm_i32x4_shuffle(hi, hi, 1, 1, 1, 1)));
-    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[6]), wasm_i32x4_shuffle(hi, hi, 2, 2, 2, 2)));
-    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[7]), wasm_i32x4_shuffle(hi, hi, 3, 3, 3, 3)));
+    v128_t s0 = rdot16(wasm_v128_load(a->qs[0]), w[0]);
+    v128_t s1 = rdot16(wasm_v128_load(a->qs[1]), w[1]);
+    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[2]), w[2]));
+    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[3]), w[3]));
+    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[4]), w[4]));
+    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[5]), w[5]));
+    s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[6]), w[6]));
+    s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[7]), w[7]));
     return wasm_i32x4_add(widen_i16(wasm_i16x8_add(s0, s1)), wasm_v128_load(a->offset));
 }
 
-// One weight row against G groups (group g's blocks at x + g * n_blocks).
-INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
-    const v128_t low4 = wasm_i8x16_splat(15);
-    v128_t acc[GROUP_TILE];
-    UNROLL for (int g = 0; g < G; g++) acc[g] = wasm_f32x4_splat(0.0f);
-    for (int b = 0; b < n_blocks; b++) {
-        v128_t v = wasm_v128_load(w[b].qs);
-        v128_t lo = wasm_v128_and(v, low4);                      // elements 0..15
-        v128_t hi = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);   // elements 16..31
-        v128_t dw = wasm_f32x4_splat(fp16_lookup(w[b].d));
-        UNROLL for (int g = 0; g < G; g++) {
-            const block_q8_32x4 *a = x + (size_t)g * n_blocks + b;
-            v128_t scale = wasm_f32x4_mul(dw, wasm_v128_load(a->d));
-            acc[g] = wasm_f32x4_add(acc[g], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(q4_0_dot_x4(lo, hi, a)), scale));
-        }
+// Block b of a weight row (its repeated quants w, scale dw) against G groups
+// (group g's blocks at x + g * n_blocks), added to acc[g].
+INLINE void q4_0_block_x4(v128_t *acc, const v128_t w[8], float dw, const block_q8_32x4 *x, int n_blocks, int b, const int G) {
+    v128_t dwv = wasm_f32x4_splat(dw);
+    UNROLL for (int g = 0; g < G; g++) {
+        const block_q8_32x4 *a = x + (size_t)g * n_blocks + b;
+        v128_t scale = wasm_f32x4_mul(dwv, wasm_v128_load(a->d));
+        acc[g] = wasm_f32x4_add(acc[g], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(q4_0_dot_x4(w, a)), scale));
     }
+}
+
+INLINE void store_groups(float *out, int out_stride, const v128_t *acc, const int G) {
     UNROLL for (int g = 0; g < G; g++) {
         float *o = out + (size_t)(4 * g) * out_stride;
         o[0] = wasm_f32x4_extract_lane(acc[g], 0);
@@ -226,18 +228,107 @@ INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const 
     }
 }
 
+// One Q4_0 weight row against G groups.
+INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
+    const v128_t low4 = wasm_i8x16_splat(15);
+    v128_t acc[GROUP_TILE];
+    UNROLL for (int g = 0; g < G; g++) acc[g] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < n_blocks; b++) {
+        v128_t v = wasm_v128_load(w[b].qs);
+        v128_t lo = wasm_v128_and(v, low4), hi = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);
+        v128_t rep[8] = { LANE_SPLAT(lo, 0), LANE_SPLAT(lo, 1), LANE_SPLAT(lo, 2), LANE_SPLAT(lo, 3),
+                          LANE_SPLAT(hi, 0), LANE_SPLAT(hi, 1), LANE_SPLAT(hi, 2), LANE_SPLAT(hi, 3) };
+        q4_0_block_x4(acc, rep, fp16_lookup(w[b].d), x, n_blocks, b, G);
+    }
+    store_groups(out, out_stride, acc, G);
+}
+
+// One Q4_0x4 weight row against G groups. Block k of a 4-block group has its quants
+// 4j .. 4j+3 in lane k of qs[j]: a byte swizzle repeating lane k gives the vectors
+// tile_q4_0_x4 makes with lane shuffles. (Transposing each group back into 4 blocks,
+// or unpacking whole rows first, measured 6-13% slower.)
+INLINE void tile_q4_0x4_x4(float *out, int out_stride, const block_q4_0x4 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
+    const v128_t low4 = wasm_i8x16_splat(15);
+    v128_t acc[GROUP_TILE];
+    UNROLL for (int g = 0; g < G; g++) acc[g] = wasm_f32x4_splat(0.0f);
+    for (int q = 0; q < n_blocks / 4; q++) {
+        v128_t lo[4], hi[4];
+        UNROLL for (int j = 0; j < 4; j++) {
+            v128_t v = wasm_v128_load(w[q].qs[j]);
+            lo[j] = wasm_v128_and(v, low4);
+            hi[j] = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);
+        }
+        _Pragma("clang loop unroll(disable)")  // unrolled: larger code, measured slower
+        for (int k = 0; k < 4; k++) {
+            v128_t lane = wasm_i32x4_splat(0x03020100 + 0x04040404 * k);  // bytes 4k .. 4k+3, four times
+            v128_t rep[8];
+            UNROLL for (int j = 0; j < 4; j++) {
+                rep[j] = wasm_i8x16_relaxed_swizzle(lo[j], lane);
+                rep[4 + j] = wasm_i8x16_relaxed_swizzle(hi[j], lane);
+            }
+            q4_0_block_x4(acc, rep, fp16_lookup(w[q].d[k]), x, n_blocks, 4 * q + k, G);
+        }
+    }
+    store_groups(out, out_stride, acc, G);
+}
+
+// Runs TILE(out, stride, weight row, groups, n_blocks, G) over rows x groups, GROUP_TILE groups per pass.
+#define GROUPS_LOOP(TILE, WEIGHT_BLOCK)                                                                     \
+    int n_blocks = cols / QK4_0;                                                                            \
+    for (int g0 = 0; g0 < n_groups; g0 += GROUP_TILE) {                                                     \
+        const block_q8_32x4 *x = (const block_q8_32x4 *)xg + (size_t)g0 * n_blocks;                         \
+        float *o = out + (size_t)(4 * g0) * out_stride;                                                     \
+        int ng = n_groups - g0 < GROUP_TILE ? n_groups - g0 : GROUP_TILE;                                   \
+        for (int r = 0; r < n_rows; r++) {                                                                  \
+            const WEIGHT_BLOCK *wr = (const WEIGHT_BLOCK *)(w + (size_t)r * w_row_bytes);                   \
+            if (ng == GROUP_TILE) TILE(o + r, out_stride, wr, x, n_blocks, GROUP_TILE);                     \
+            else for (int g = 0; g < ng; g++)                                                               \
+                TILE(o + (size_t)(4 * g) * out_stride + r, out_stride, wr, x + (size_t)g * n_blocks, n_blocks, 1); \
+        }                                                                                                   \
+    }
+
 void groups_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
                  const uint8_t *xg, int n_groups, int cols) {
-    int n_blocks = cols / QK4_0;
-    for (int g0 = 0; g0 < n_groups; g0 += GROUP_TILE) {
-        const block_q8_32x4 *x = (const block_q8_32x4 *)xg + (size_t)g0 * n_blocks;
-        float *o = out + (size_t)(4 * g0) * out_stride;
-        int ng = n_groups - g0 < GROUP_TILE ? n_groups - g0 : GROUP_TILE;
-        for (int r = 0; r < n_rows; r++) {
-            const block_q4_0 *wr = (const block_q4_0 *)(w + (size_t)r * w_row_bytes);
-            if (ng == GROUP_TILE) tile_q4_0_x4(o + r, out_stride, wr, x, n_blocks, GROUP_TILE);
-            else for (int g = 0; g < ng; g++) tile_q4_0_x4(o + (size_t)(4 * g) * out_stride + r, out_stride, wr, x + (size_t)g * n_blocks, n_blocks, 1);
-        }
+    GROUPS_LOOP(tile_q4_0_x4, block_q4_0)
+}
+
+void groups_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+                   const uint8_t *xg, int n_groups, int cols) {
+    GROUPS_LOOP(tile_q4_0x4_x4, block_q4_0x4)
+}
+
+// Decode on Q4_0x4: one weight row against one token's block-interleaved row
+// (block_q8_32x4, lane k = block k of each 4). Lane k of every dot is block k, so
+// one vector holds 4 blocks' sums: no horizontal adds, and the float step
+// (convert, scale, add) and the scales' f16 -> f32 run once per 4 blocks. Lane k
+// of the accumulator sums blocks k, k+4, ...; the lanes are added at the end.
+INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4 *a, int n_groups) {
+    const v128_t low4 = wasm_i8x16_splat(15);
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int q = 0; q < n_groups; q++) {
+        v128_t v0 = wasm_v128_load(w[q].qs[0]), v1 = wasm_v128_load(w[q].qs[1]);
+        v128_t v2 = wasm_v128_load(w[q].qs[2]), v3 = wasm_v128_load(w[q].qs[3]);
+        // two chains of dots (low and high nibbles), so consecutive dots do not wait on each other
+        v128_t s_lo = rdot(wasm_v128_load(a[q].qs[0]), wasm_v128_and(v0, low4), wasm_v128_load(a[q].offset));
+        v128_t s_hi = rdot(wasm_v128_load(a[q].qs[4]), wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), wasm_i32x4_splat(0));
+        s_lo = rdot(wasm_v128_load(a[q].qs[1]), wasm_v128_and(v1, low4), s_lo);
+        s_hi = rdot(wasm_v128_load(a[q].qs[5]), wasm_v128_and(wasm_u16x8_shr(v1, 4), low4), s_hi);
+        s_lo = rdot(wasm_v128_load(a[q].qs[2]), wasm_v128_and(v2, low4), s_lo);
+        s_hi = rdot(wasm_v128_load(a[q].qs[6]), wasm_v128_and(wasm_u16x8_shr(v2, 4), low4), s_hi);
+        s_lo = rdot(wasm_v128_load(a[q].qs[3]), wasm_v128_and(v3, low4), s_lo);
+        s_hi = rdot(wasm_v128_load(a[q].qs[7]), wasm_v128_and(wasm_u16x8_shr(v3, 4), low4), s_hi);
+        v128_t scale = wasm_f32x4_mul(fp16x4_to_f32x4(w[q].d), wasm_v128_load(a[q].d));
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_add(s_lo, s_hi)), scale));
+    }
+    return hsum_f32x4(acc);
+}
+
+void rows_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+                 const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    for (int t = 0; t < n_tok; t++) {
+        const block_q8_32x4 *a = (const block_q8_32x4 *)(x + (size_t)t * x_row_bytes);
+        for (int r = 0; r < n_rows; r++)
+            out[(size_t)t * out_stride + r] = dot_q4_0x4((const block_q4_0x4 *)(w + (size_t)r * w_row_bytes), a, cols / 128);
     }
 }
 #endif
@@ -323,9 +414,6 @@ INLINE void q4_K_scale_vectors(const uint8_t *s, v128_t *sc_lo, v128_t *sc_hi, v
     *mins_lo = wasm_u16x8_extend_low_u8x16(mdup);
     *mins_hi = wasm_u16x8_extend_high_u8x16(mdup);
 }
-
-// lane j of v in all four lanes
-#define LANE_SPLAT(v, j) wasm_i32x4_shuffle((v), (v), (j), (j), (j), (j))
 
 // sum_j m_j * (bsums[2j] + bsums[2j+1]) in 4 lanes
 INLINE v128_t q4_K_min_sums(v128_t mins_lo, v128_t mins_hi, const int16_t *bsums) {

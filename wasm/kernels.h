@@ -96,6 +96,14 @@ INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi) {
     *hi = wasm_f32x4_mul(u, scale);
 }
 
+// Four halves (unaligned) -> f32x4, the same way. Finite inputs only: callers
+// check (repack_weights leaves a row with inf/NaN scales in its GGUF layout).
+INLINE v128_t fp16x4_to_f32x4(const uint16_t *p) {
+    v128_t h = wasm_v128_load64_zero(p);
+    v128_t bits = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), wasm_i32x4_splat((int32_t)0x8fffe000u));
+    return wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));
+}
+
 // Rounds each lane to the nearest f16 value (ties to even), kept as f32, like
 // fp16_to_fp32(fp32_to_fp16(x)) for |x| < 65520. Normal halves: round the 13
 // dropped mantissa bits. Below 2^-14 halves are multiples of 2^-24, which
@@ -112,6 +120,16 @@ INLINE v128_t round_to_f16_f32x4(v128_t x) {
 INLINE float hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+// 4 x 4 transpose of 32-bit words: out[j] = word j of a, b, c, d.
+INLINE void transpose_words(v128_t a, v128_t b, v128_t c, v128_t d, v128_t out[4]) {
+    v128_t ab_lo = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), cd_lo = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
+    v128_t ab_hi = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7), cd_hi = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+    out[0] = wasm_i64x2_shuffle(ab_lo, cd_lo, 0, 2);
+    out[1] = wasm_i64x2_shuffle(ab_lo, cd_lo, 1, 3);
+    out[2] = wasm_i64x2_shuffle(ab_hi, cd_hi, 0, 2);
+    out[3] = wasm_i64x2_shuffle(ab_hi, cd_hi, 1, 3);
 }
 
 INLINE int32_t hsum_i32x4(v128_t v) {
@@ -144,6 +162,10 @@ void quantize_row_q8_256(const float *x, block_q8_256 *y, int n);
 void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n);
 void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
+void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n);
+// Q4_0 blocks <-> Q4_0x4 (the same word transpose both ways).
+void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst);
+void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]);
 
 // Q4_K's packed 6-bit scales and mins for the 8 sub-blocks.
 INLINE void unpack_q4_K_scales(const uint8_t s[12], uint8_t sc[8], uint8_t m[8]) {
@@ -187,4 +209,6 @@ typedef void (*groups_kernel_fn)(float *out, int out_stride, const uint8_t *w, s
                                  const uint8_t *xg, int n_groups, int cols);
 #if KERNELS_RELAXED
 void groups_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
+void rows_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void groups_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
 #endif

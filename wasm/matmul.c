@@ -46,7 +46,8 @@ EXPORT int relaxed_probe(int seed) {
 
 // Activation formats. F16 weights take activations rounded to f16 (kept as f32), as
 // llama.cpp converts them to f16 before its f16 dot products.
-enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256 };
+// ACT_Q8_32X4B: Q8_32 with each 4 blocks interleaved (block_q8_32x4), for Q4_0x4.
+enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256, ACT_Q8_32X4B };
 
 typedef struct {
     int block_elems;        // weights per block
@@ -62,6 +63,9 @@ typedef struct {
 #define GROUPS_Q4_0 0
 #endif
 
+// Weight rows of Q4_0x4 hold whole groups of 4 blocks.
+#define Q4_0X4_COLS (4 * QK4_0)
+
 static const wtype_info *wtype_lookup(int wtype) {
     static const wtype_info f32 = { 1, 4, ACT_F32, rows_f32, 0 };
     static const wtype_info f16 = { 1, 2, ACT_F16, rows_f16, 0 };
@@ -69,6 +73,9 @@ static const wtype_info *wtype_lookup(int wtype) {
     static const wtype_info q8_0 = { QK8_0, sizeof(block_q8_0), ACT_Q8_32, rows_q8_0, 0 };
     static const wtype_info q4_K = { QK_K, sizeof(block_q4_K), ACT_Q8_256, rows_q4_K, 0 };
     static const wtype_info q6_K = { QK_K, sizeof(block_q6_K), ACT_Q8_256, rows_q6_K, 0 };
+#if KERNELS_RELAXED
+    static const wtype_info q4_0x4 = { Q4_0X4_COLS, sizeof(block_q4_0x4), ACT_Q8_32X4B, rows_q4_0x4, groups_q4_0x4 };
+#endif
     switch (wtype) {
     case GGML_TYPE_F32: return &f32;
     case GGML_TYPE_F16: return &f16;
@@ -76,6 +83,9 @@ static const wtype_info *wtype_lookup(int wtype) {
     case GGML_TYPE_Q8_0: return &q8_0;
     case GGML_TYPE_Q4_K: return &q4_K;
     case GGML_TYPE_Q6_K: return &q6_K;
+#if KERNELS_RELAXED
+    case KERNEL_TYPE_Q4_0X4: return &q4_0x4;
+#endif
     default: return 0;
     }
 }
@@ -93,6 +103,7 @@ static size_t act_row_bytes(int act, int cols, int natural) {
     switch (act) {
     case ACT_Q8_32: return (size_t)(cols / 32) * (natural || KERNELS_RELAXED ? sizeof(block_q8_32) : sizeof(block_q8_32w));
     case ACT_Q8_256: return (size_t)(cols / QK_K) * (natural || KERNELS_RELAXED ? sizeof(block_q8_256) : sizeof(block_q8_256w));
+    case ACT_Q8_32X4B: return (size_t)(cols / Q4_0X4_COLS) * sizeof(block_q8_32x4);  // = the natural Q8_32 row's size
     default: return (size_t)cols * 4;
     }
 }
@@ -104,6 +115,8 @@ static void quantize_activation_row(int act, const float *x, uint8_t *y, int col
     } else if (act == ACT_Q8_256) {
         if (natural || KERNELS_RELAXED) quantize_row_q8_256(x, (block_q8_256 *)y, cols);
         else quantize_row_q8_256w(x, (block_q8_256w *)y, cols);
+    } else if (act == ACT_Q8_32X4B) {
+        quantize_row_q8_32x4b(x, (block_q8_32x4 *)y, cols);
     } else if (act == ACT_F16) {
         float *yf = (float *)y;
         for (int i = 0; i < cols; i++) yf[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
@@ -152,8 +165,10 @@ static void quantize_item(const void *vargs, int item, int thread_index) {
     const quantize_args *a = (const quantize_args *)vargs;
     int t0 = item < a->n_groups ? 4 * item : 3 * a->n_groups + item;
     int n = item < a->n_groups ? 4 : 1;
+    // a group's rows are interleaved from plain Q8_32 rows (same size as the Q8_32X4B rows)
+    int act = item < a->n_groups && a->act == ACT_Q8_32X4B ? ACT_Q8_32 : a->act;
     for (int t = t0; t < t0 + n; t++)
-        quantize_activation_row(a->act, a->src + (size_t)t * a->cols, a->dst + (size_t)t * a->dst_row_bytes, a->cols, 0);
+        quantize_activation_row(act, a->src + (size_t)t * a->cols, a->dst + (size_t)t * a->dst_row_bytes, a->cols, 0);
     if (item < a->n_groups)
         interleave_q8_32x4(a->dst + (size_t)t0 * a->dst_row_bytes, a->dst_row_bytes,
                            (block_q8_32x4 *)(a->groups + (size_t)item * group_row_bytes(a->cols)), a->cols / 32);
@@ -332,13 +347,58 @@ EXPORT int matmul(float *dst, const uint8_t *w, int wtype, int rows, int cols, c
 }
 
 // ---------------------------------------------------------------------------
+// Repacking at load time
+
+typedef struct {
+    uint8_t *w;
+    size_t row_bytes;
+    int rows, groups_per_row;
+} repack_args;
+
+#define REPACK_ROW_CHUNK 64
+
+static void repack_q4_0x4_item(const void *vargs, int item, int thread_index) {
+    (void)thread_index;
+    const repack_args *a = (const repack_args *)vargs;
+    int r_end = (item + 1) * REPACK_ROW_CHUNK < a->rows ? (item + 1) * REPACK_ROW_CHUNK : a->rows;
+    for (int r = item * REPACK_ROW_CHUNK; r < r_end; r++) {
+        uint8_t *row = a->w + (size_t)r * a->row_bytes;
+        for (int g = 0; g < a->groups_per_row; g++) {
+            block_q4_0 blocks[4];
+            memcpy(blocks, row + (size_t)g * sizeof(blocks), sizeof(blocks));
+            pack_q4_0x4(blocks, (block_q4_0x4 *)(row + (size_t)g * sizeof(blocks)));
+        }
+    }
+}
+
+// Rewrites a weight matrix in place into the layout this build's kernels read
+// fastest, and returns the type to pass to matmul from then on (wtype itself
+// when the layout stays). The relaxed build repacks Q4_0 into Q4_0x4 when
+// rows hold whole groups of 4 blocks (at most Q4_0X4_MAX_COLS) and every scale
+// is finite (the kernel converts scales 4 at a time, finite values only).
+EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
+    int rb = row_bytes(wtype, cols);
+    if (rb < 0) return rb;
+    if (rows <= 0) return KERNEL_BAD_ARGS;
+    if (!KERNELS_RELAXED || wtype != GGML_TYPE_Q4_0 || cols % Q4_0X4_COLS || cols > Q4_0X4_MAX_COLS) return wtype;
+    size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
+    for (size_t b = 0; b < n_blocks; b++) {
+        uint16_t d = ((const block_q4_0 *)w)[b].d;
+        if ((d & 0x7c00) == 0x7c00) return wtype;  // inf or NaN
+    }
+    repack_args args = { w, (size_t)rb, rows, cols / Q4_0X4_COLS };
+    pool_run(repack_q4_0x4_item, &args, (rows + REPACK_ROW_CHUNK - 1) / REPACK_ROW_CHUNK);
+    return KERNEL_TYPE_Q4_0X4;
+}
+
+// ---------------------------------------------------------------------------
 // Scalar reference: same activation quantization (natural layout), scalar dots,
 // single thread.
 
 EXPORT int matmul_ref(float *dst, const uint8_t *w, int wtype, int rows, int cols, const float *src, int n_tokens,
                       uint8_t *scratch) {
     const wtype_info *info = wtype_lookup(wtype);
-    if (!info) return KERNEL_BAD_TYPE;
+    if (!info || wtype == KERNEL_TYPE_Q4_0X4) return KERNEL_BAD_TYPE;  // GGUF layouts only
     if (rows <= 0 || cols <= 0 || cols % info->block_elems || n_tokens <= 0) return KERNEL_BAD_ARGS;
     size_t wrb = (size_t)(cols / info->block_elems) * info->block_bytes;
     size_t xrb = act_row_bytes(info->act, cols, 1);

@@ -70,16 +70,6 @@ void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n) {
     }
 }
 
-// 4 x 4 transpose of 32-bit words: out[j] = word j of a, b, c, d.
-INLINE void transpose_words(v128_t a, v128_t b, v128_t c, v128_t d, v128_t out[4]) {
-    v128_t ab_lo = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), cd_lo = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
-    v128_t ab_hi = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7), cd_hi = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
-    out[0] = wasm_i64x2_shuffle(ab_lo, cd_lo, 0, 2);
-    out[1] = wasm_i64x2_shuffle(ab_lo, cd_lo, 1, 3);
-    out[2] = wasm_i64x2_shuffle(ab_hi, cd_hi, 0, 2);
-    out[3] = wasm_i64x2_shuffle(ab_hi, cd_hi, 1, 3);
-}
-
 // Four tokens' Q8_32 rows (token k at x + k * x_row_bytes) -> one row of Q8_32x4 blocks.
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks) {
     const block_q8_32 *t0 = (const block_q8_32 *)x, *t1 = (const block_q8_32 *)(x + x_row_bytes);
@@ -94,6 +84,34 @@ void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, 
         y[b].d[0] = t0[b].d; y[b].d[1] = t1[b].d; y[b].d[2] = t2[b].d; y[b].d[3] = t3[b].d;
         y[b].offset[0] = -8 * t0[b].sum; y[b].offset[1] = -8 * t1[b].sum;
         y[b].offset[2] = -8 * t2[b].sum; y[b].offset[3] = -8 * t3[b].sum;
+    }
+}
+
+// One token's Q8_32 row with each 4 consecutive blocks interleaved like 4 tokens
+// (block_q8_32x4, lane k = block k): the activations of Q4_0x4 weights.
+void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
+    for (int g = 0; g < n / 128; g++) {
+        block_q8_32 blocks[4];
+        quantize_row_q8_32(x + 128 * g, blocks, 128);
+        interleave_q8_32x4((const uint8_t *)blocks, sizeof(block_q8_32), y + g, 1);
+    }
+}
+
+void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst) {
+    v128_t q[4];
+    transpose_words(wasm_v128_load(src[0].qs), wasm_v128_load(src[1].qs), wasm_v128_load(src[2].qs),
+                    wasm_v128_load(src[3].qs), q);
+    for (int k = 0; k < 4; k++) dst->d[k] = src[k].d;
+    for (int m = 0; m < 4; m++) wasm_v128_store(dst->qs[m], q[m]);
+}
+
+void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
+    v128_t q[4];
+    transpose_words(wasm_v128_load(src->qs[0]), wasm_v128_load(src->qs[1]), wasm_v128_load(src->qs[2]),
+                    wasm_v128_load(src->qs[3]), q);
+    for (int k = 0; k < 4; k++) {
+        dst[k].d = src->d[k];
+        wasm_v128_store(dst[k].qs, q[k]);
     }
 }
 
@@ -200,6 +218,13 @@ EXPORT int get_row(float *dst, const uint8_t *w, int wtype, int cols, int row) {
         for (int i = 0; i < cols; i++) dst[i] = fp16_to_fp32(((const uint16_t *)src)[i]);
         break;
     case GGML_TYPE_Q4_0: dequantize_row_q4_0((const block_q4_0 *)src, dst, cols); break;
+    case KERNEL_TYPE_Q4_0X4:
+        for (int g = 0; g < cols / 128; g++) {
+            block_q4_0 blocks[4];
+            unpack_q4_0x4((const block_q4_0x4 *)src + g, blocks);
+            dequantize_row_q4_0(blocks, dst + 128 * g, 128);
+        }
+        break;
     case GGML_TYPE_Q8_0: dequantize_row_q8_0((const block_q8_0 *)src, dst, cols); break;
     case GGML_TYPE_Q4_K: dequantize_row_q4_K((const block_q4_K *)src, dst, cols); break;
     case GGML_TYPE_Q6_K: dequantize_row_q6_K((const block_q6_K *)src, dst, cols); break;

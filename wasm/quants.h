@@ -16,6 +16,8 @@ enum {
     GGML_TYPE_Q8_0 = 8,
     GGML_TYPE_Q4_K = 12,
     GGML_TYPE_Q6_K = 14,
+    // Not a GGUF type: Q4_0 rows repacked in memory by repack_weights (block_q4_0x4).
+    KERNEL_TYPE_Q4_0X4 = 1002,
 };
 
 #define QK4_0 32
@@ -30,6 +32,18 @@ typedef struct {
     uint8_t qs[QK4_0 / 2];   // nibbles
 } block_q4_0;
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 is 18 bytes");
+
+// Q4_0x4: 4 consecutive Q4_0 blocks of a row, repacked at load time (same 72
+// bytes). qs[m] holds bytes 4m .. 4m+3 of block 0, then of blocks 1, 2 and 3,
+// so a relaxed dot's lane k sums block k alone and one vector holds the 4 block
+// sums (see tile_q4_0x4); d[k] is block k's scale.
+typedef struct {
+    uint16_t d[4];
+    uint8_t qs[4][16];
+} block_q4_0x4;
+_Static_assert(sizeof(block_q4_0x4) == 4 * sizeof(block_q4_0), "block_q4_0x4 is 4 Q4_0 blocks");
+// Widest Q4_0x4 row: its prefill kernel unpacks one row on the stack.
+#define Q4_0X4_MAX_COLS 32768
 
 // Q8_0: 32 weights, 8.5 bits each.  w = d * qs[j].
 typedef struct {
@@ -98,6 +112,8 @@ _Static_assert(sizeof(block_q8_256) == 292, "block_q8_256 is 292 bytes");
 // dot with a weight vector that repeats weights 4j .. 4j+3 four times leaves token
 // k's partial sum in lane k. d[k], offset[k] = -8 * sum: token k's scale and Q4_0
 // "- 8" term, lined up with those lanes.
+// Decode on Q4_0x4 weights uses the same struct for 4 consecutive blocks of one
+// token (lane k: block k), lined up with block_q4_0x4.
 typedef struct {
     int8_t qs[8][16];
     float d[4];

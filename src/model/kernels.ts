@@ -10,7 +10,10 @@ import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-p
 
 export type { KernelBuild } from './kernel-platform.ts';
 
-/** ggml type ids of the weight formats `matmul` and `getRow` accept. */
+/**
+ * Weight formats `matmul` and `getRow` accept: ggml type ids, and Q4_0x4, the in-memory
+ * layout `repack` gives Q4_0 matrices on the relaxed build (KERNEL_TYPE_Q4_0X4 in wasm/quants.h).
+ */
 export const WeightType = {
   F32: 0,
   F16: 1,
@@ -18,10 +21,16 @@ export const WeightType = {
   Q8_0: 8,
   Q4_K: 12,
   Q6_K: 14,
+  Q4_0x4: 1002,
 } as const;
 export type WeightType = (typeof WeightType)[keyof typeof WeightType];
 
-const WEIGHT_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType));
+/** Elements and bytes per block of each weight format (Q4_0x4: 4 Q4_0 blocks). */
+const WEIGHT_LAYOUTS: ReadonlyMap<number, { name: string; blockSize: number; blockBytes: number }> = new Map(
+  Object.values(WeightType).map((t) => [t, t === WeightType.Q4_0x4
+    ? { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }
+    : GGML_TYPE_INFO[t]]),
+);
 
 export interface KernelOptions {
   /** Pool threads including the calling one; default: all cores. Forced to 1 without shared
@@ -60,6 +69,12 @@ export interface Kernels {
 
   /** Bytes of one weight row of `cols` elements. */
   rowBytes(wtype: WeightType, cols: number): number;
+  /**
+   * Rewrites a matrix in place into the layout this build's kernels read fastest and returns
+   * the type to use for it from then on (`wtype` when nothing changed). The relaxed build turns
+   * Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales).
+   */
+  repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType;
   /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W is GGUF layout (rows contiguous). */
   matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
   /**
@@ -67,7 +82,7 @@ export interface Kernels {
    * each exactly as `matmul` gives it: the input is quantized once and all run as one job.
    */
   matmulMulti(targets: readonly MatmulTarget[], cols: number, src: number, nTokens?: number): void;
-  /** Same result through the scalar reference kernels, single-threaded (tests). */
+  /** Same result through the scalar reference kernels, single-threaded (tests); GGUF types only. */
   matmulRef(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
   /** dst[0..cols) = dequantized row `row` of W. */
   getRow(dst: number, w: number, wtype: WeightType, cols: number, row: number): void;
@@ -111,6 +126,7 @@ interface KernelExports {
   matmul_ref(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
   matmul_multi(targets: number, nTargets: number, cols: number, src: number, nTokens: number, scratch: number): number;
   get_row(dst: number, w: number, wtype: number, cols: number, row: number): number;
+  repack_weights(w: number, wtype: number, rows: number, cols: number): number;
   rmsnorm(dst: number, src: number, weight: number, n: number, nRows: number, eps: number): void;
   rope_neox(x: number, nTokens: number, nHeads: number, headDim: number, positions: number, thetaScale: number, scratch: number): number;
   silu_mul(gate: number, up: number, n: number): void;
@@ -405,12 +421,22 @@ class WasmKernels implements Kernels {
   u16(): Uint16Array { return this.view().u16; }
 
   rowBytes(wtype: WeightType, cols: number): number {
-    if (!WEIGHT_TYPES.has(wtype)) throw new RangeError(`unsupported weight type ${wtype}`);
-    const { name, blockSize, blockBytes } = GGML_TYPE_INFO[wtype];
+    const layout = WEIGHT_LAYOUTS.get(wtype);
+    if (!layout) throw new RangeError(`unsupported weight type ${wtype}`);
+    const { name, blockSize, blockBytes } = layout;
     if (!Number.isInteger(cols) || cols <= 0 || cols % blockSize !== 0) {
       throw new RangeError(`${name} rows need a positive multiple of ${blockSize} columns, got ${cols}`);
     }
     return (cols / blockSize) * blockBytes;
+  }
+
+  repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType {
+    this.live();
+    positive('rows', rows);
+    this.range('repack weights', w, rows * this.rowBytes(wtype, cols));
+    const type = this.x.repack_weights(w, wtype, rows, cols);
+    check(type, 'repack_weights');
+    return type as WeightType;
   }
 
   matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens = 1): void {

@@ -61,7 +61,8 @@ interface RunState {
   logitRows: number;
 }
 
-const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType));
+/** GGUF types of the matrices the kernels run (Q4_0x4 is only ever made by `repack`). */
+const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => t !== WeightType.Q4_0x4));
 const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
@@ -132,9 +133,11 @@ export class Qwen3Model {
         offset += alignUp(t.byteSize);
       }
 
+      // Matrices in the layout the kernels read fastest (repacked in place: Q4_0 on the relaxed build).
       const matrix = (name: string): Matrix => {
         const t = gguf.tensor(name)!;
-        return { ptr: placed.get(name)!, type: t.type as WeightType, rows: t.dims[1], cols: t.dims[0] };
+        const ptr = placed.get(name)!, rows = t.dims[1], cols = t.dims[0];
+        return { ptr, type: kernels.repack(ptr, t.type as WeightType, rows, cols), rows, cols };
       };
       const vector = (name: string): number => placed.get(name)!;
       const kvK = config.nKvHeads * config.headDim;
