@@ -70,7 +70,7 @@ self.onmessage = async (e) => {
       k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
       k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
       const out = { simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)), simd1: simdOneThread(c, n) };
-      if (c.type === 2) {
+      if (c.type === 2 || c.type === 12) {
         // the same weights repacked: its matmul, every row through getRow, and the same on one thread
         const wp = put(unb64(c.weights));
         const type = k.repack(wp, c.type, c.rows, c.cols);
@@ -221,6 +221,12 @@ function makeCases(): Case[] {
     const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
     cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
   }
+  // Q4_K on a model's width, prefill tiles of 4 tokens and one more
+  {
+    const rows = 9, cols = 2560, nTokens = 5;
+    cases.push({ type: WeightType.Q4_K, rows, cols, nTokens, raw: randomWeights(WeightType.Q4_K, rows * cols, rng),
+      x: new Float32Array(cols * nTokens).map(() => rng.nextGaussian()) });
+  }
   // Integer extremes through the group kernel: every nibble 0 (q - 8 = -8) or 15, activations
   // at +-127 of one sign per token, so the sums reach their largest magnitudes.
   for (const nibbles of [0x00, 0xff]) {
@@ -229,6 +235,15 @@ function makeCases(): Case[] {
     for (let o = 0; o < raw.length; o += 18) { setHalf(raw, o, 2 ** -6); raw.fill(nibbles, o + 2, o + 18); }
     const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * (i % 7 === 0 ? 3 : 3 - 3 / 255));
     cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
+  }
+  // Q4_K (Q4_Kx on the relaxed build) at its largest int16 pair sums: every nibble 15, every
+  // 6-bit scale and min 63, activations at +-127 of one sign per token.
+  {
+    const rows = 5, cols = 512, nTokens = 5;
+    const raw = new Uint8Array((rows * cols / 256) * 144).fill(0xff);
+    for (let o = 0; o < raw.length; o += 144) { setHalf(raw, o, 2 ** -10); setHalf(raw, o + 2, 2 ** -12); }
+    const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * 3);
+    cases.push({ type: WeightType.Q4_K, rows, cols, nTokens, raw, x });
   }
   return cases;
 }
@@ -308,7 +323,7 @@ describe('kernels in Chromium', () => {
       const o = reply.outputs[ci]!;
       const ref = f32FromB64(o.ref);
       const variants: [string, Float32Array][] = [['relaxed', f32FromB64(o.simd)]];
-      if (o.packedType === WeightType.Q4_0x4) variants.push(['relaxed Q4_0x4', f32FromB64(o.packed!)]);
+      if (o.packedType !== undefined && o.packedType !== c.type) variants.push([`relaxed, repacked (type ${o.packedType})`, f32FromB64(o.packed!)]);
       packedCases += variants.length - 1;
       const { w, mag } = decode(c.type, c.raw, c.rows * c.cols);
       const block = INFO[c.type]!.act;
@@ -343,20 +358,21 @@ describe('kernels in Chromium', () => {
         }
       }
     });
-    expect(packedCases).toBe(8);  // the six cases above and the two extremes
+    expect(packedCases).toBe(8);  // the six Q4_0 cases of whole 4-block groups and the two extremes
   });
 
-  it('repack turns Q4_0 into Q4_0x4 exactly where rows hold whole 4-block groups; its rows decode to the same weights', () => {
+  it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups (Q4_K stays: Q4_Kx is for SIMD128); rows decode to the same weights', () => {
     expect(reply.error).toBeUndefined();
     cases.forEach((c, ci) => {
-      if (c.type !== WeightType.Q4_0) return;
+      if (c.type !== WeightType.Q4_0 && c.type !== WeightType.Q4_K) return;
       const o = reply.outputs[ci]!;
-      expect(o.packedType, `${c.rows}x${c.cols}`).toBe(c.cols % 128 === 0 ? WeightType.Q4_0x4 : WeightType.Q4_0);
+      const packed = c.type === WeightType.Q4_0 && c.cols % 128 === 0 ? WeightType.Q4_0x4 : c.type;
+      expect(o.packedType, `${c.rows}x${c.cols}`).toBe(packed);
       const rows = f32FromB64(o.packedRows!);
       const src = nodeKernels.alloc(c.raw.length, 64), dst = nodeKernels.alloc(c.cols * 4);
       nodeKernels.bytes().set(c.raw, src);
       for (let r = 0; r < c.rows; r++) {
-        nodeKernels.getRow(dst, src, WeightType.Q4_0, c.cols, r);
+        nodeKernels.getRow(dst, src, c.type, c.cols, r);
         expect(rows.subarray(r * c.cols, (r + 1) * c.cols), `${c.rows}x${c.cols} row ${r}`).toEqual(nodeKernels.f32().slice(dst / 4, dst / 4 + c.cols));
       }
     });
@@ -367,7 +383,7 @@ describe('kernels in Chromium', () => {
     cases.forEach((c, ci) => {
       const o = reply.outputs[ci]!;
       expect(f32FromB64(o.simd), `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(f32FromB64(o.simd1));
-      if (o.packed) expect(f32FromB64(o.packed), `Q4_0x4 ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(f32FromB64(o.packed1!));
+      if (o.packed) expect(f32FromB64(o.packed), `repacked ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toEqual(f32FromB64(o.packed1!));
     });
   });
 

@@ -43,6 +43,7 @@ const TYPE_INFO: Record<WeightType, { name: string; elems: number; bytes: number
   [WeightType.Q4_K]: { name: 'Q4_K', elems: 256, bytes: 144 },
   [WeightType.Q6_K]: { name: 'Q6_K', elems: 256, bytes: 210 },
   [WeightType.Q4_0x4]: { name: 'Q4_0x4', elems: 128, bytes: 72 },
+  [WeightType.Q4_Kx]: { name: 'Q4_Kx', elems: 256, bytes: 144 },
 };
 
 /** Elements per activation quantization block (the activation format the kernels pick). */
@@ -398,9 +399,14 @@ for (const type of TYPES) {
   }
 }
 
-function runMatmul(k: Kernels, c: MatmulCase, raw: Uint8Array, x: Float32Array, ref = false): Float32Array {
+/** 'simd': the GGUF layout; 'repacked': after `repack` (this SIMD128 build turns Q4_K into Q4_Kx). */
+type Layout = 'simd' | 'repacked';
+const layoutsOf = (type: WeightType): Layout[] => (type === WeightType.Q4_K ? ['simd', 'repacked'] : ['simd']);
+
+function runMatmul(k: Kernels, c: MatmulCase, raw: Uint8Array, x: Float32Array, how: Layout | 'ref' = 'simd'): Float32Array {
   const w = put(k, raw), src = put(k, x), dst = k.alloc(c.rows * c.nTokens * 4);
-  (ref ? k.matmulRef : k.matmul).call(k, dst, w, c.type, c.rows, c.cols, src, c.nTokens);
+  if (how === 'ref') k.matmulRef(dst, w, c.type, c.rows, c.cols, src, c.nTokens);
+  else k.matmul(dst, w, how === 'repacked' ? k.repack(w, c.type, c.rows, c.cols) : c.type, c.rows, c.cols, src, c.nTokens);
   return readF32(k, dst, c.rows * c.nTokens);
 }
 
@@ -421,17 +427,19 @@ describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) 
     const xSeen = activationsSeenBy(c.type, x);
     const w = dequantizeWeights(c.type, raw, c.rows, c.cols);
     const mag = weightMagnitudes(c.type, raw, c.rows, c.cols, w);
-    const got = runMatmul(k2, c, raw, x);
-    for (let t = 0; t < c.nTokens; t++) {
-      for (let r = 0; r < c.rows; r++) {
-        let want = 0, size = 0;
-        for (let i = 0; i < c.cols; i++) {
-          want += w[r * c.cols + i]! * xSeen[t * c.cols + i]!;
-          size += mag[r * c.cols + i]! * Math.abs(xSeen[t * c.cols + i]!);
-        }
-        const err = Math.abs(got[t * c.rows + r]! - want);
-        if (!(err <= ACCUMULATION * size + 1e-30)) {
-          throw new Error(`token ${t} row ${r}: got ${got[t * c.rows + r]}, want ${want} (error ${err}, allowed ${ACCUMULATION * size})`);
+    for (const how of layoutsOf(c.type)) {
+      const got = runMatmul(k2, c, raw, x, how);
+      for (let t = 0; t < c.nTokens; t++) {
+        for (let r = 0; r < c.rows; r++) {
+          let want = 0, size = 0;
+          for (let i = 0; i < c.cols; i++) {
+            want += w[r * c.cols + i]! * xSeen[t * c.cols + i]!;
+            size += mag[r * c.cols + i]! * Math.abs(xSeen[t * c.cols + i]!);
+          }
+          const err = Math.abs(got[t * c.rows + r]! - want);
+          if (!(err <= ACCUMULATION * size + 1e-30)) {
+            throw new Error(`${how} token ${t} row ${r}: got ${got[t * c.rows + r]}, want ${want} (error ${err}, allowed ${ACCUMULATION * size})`);
+          }
         }
       }
     }
@@ -444,8 +452,9 @@ describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) 
     const xSeen = activationsSeenBy(c.type, x);
     const w = dequantizeWeights(c.type, raw, c.rows, c.cols);
     const mag = weightMagnitudes(c.type, raw, c.rows, c.cols, w);
-    const got = runMatmul(k2, c, raw, x);
-    const ref = runMatmul(k2, c, raw, x, true);
+    const ref = runMatmul(k2, c, raw, x, 'ref');
+    for (const how of layoutsOf(c.type)) {
+    const got = runMatmul(k2, c, raw, x, how);
     for (let t = 0; t < c.nTokens; t++) {
       // amax of each activation's quantization block: round(x/d) is off by at most
       // d/2 = amax/254 (plus a few units of roundoff in x/d, hence 1.001).
@@ -470,14 +479,15 @@ describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) 
         // same integers on both sides: only accumulation rounding differs
         const simdVsRef = Math.abs(g - rf);
         if (!(simdVsRef <= ACCUMULATION * size + 1e-30)) {
-          throw new Error(`token ${t} row ${r}: SIMD ${g} vs reference ${rf} (allowed ${ACCUMULATION * size})`);
+          throw new Error(`${how} token ${t} row ${r}: SIMD ${g} vs reference ${rf} (allowed ${ACCUMULATION * size})`);
         }
         // worst case of activation quantization error, plus accumulation
         const vsF64 = Math.abs(g - want);
         if (!(vsF64 <= quantization + ACCUMULATION * size + 1e-30)) {
-          throw new Error(`token ${t} row ${r}: SIMD ${g} vs f64 ${want} (allowed ${quantization + ACCUMULATION * size})`);
+          throw new Error(`${how} token ${t} row ${r}: SIMD ${g} vs f64 ${want} (allowed ${quantization + ACCUMULATION * size})`);
         }
       }
+    }
     }
   });
 
@@ -485,7 +495,7 @@ describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) 
     const rng = new Rng(3000 + c.type * 31 + c.rows + c.nTokens);
     const raw = randomWeights(c.type, c.rows, c.cols, rng);
     const x = randomActivations(c.cols * c.nTokens, rng);
-    expect(runMatmul(k1, c, raw, x)).toEqual(runMatmul(k2, c, raw, x));
+    for (const how of layoutsOf(c.type)) expect(runMatmul(k1, c, raw, x, how), how).toEqual(runMatmul(k2, c, raw, x, how));
   });
 });
 
@@ -555,16 +565,19 @@ describe('matmul at the integer extremes', () => {
       const c: MatmulCase = { type, rows: 5, cols: 512, nTokens: 6 };
       const raw = extremeWeights(type, c.rows, c.cols);
       const x = new Float32Array(c.cols * c.nTokens).map((_, i) => (Math.floor(i / c.cols) % 2 ? -1 : 1) * (i % 7 === 0 ? 3 : 3 - 3 / 255));
-      const got = runMatmul(k2, c, raw, x), ref = runMatmul(k2, c, raw, x, true);
+      const ref = runMatmul(k2, c, raw, x, 'ref');
       const w = dequantizeWeights(type, raw, c.rows, c.cols);
       const blocks = c.cols / TYPE_INFO[type].elems;
-      for (let t = 0; t < c.nTokens; t++) {
-        for (let r = 0; r < c.rows; r++) {
-          let size = 0;
-          for (let i = 0; i < c.cols; i++) size += Math.abs(w[r * c.cols + i]! * x[t * c.cols + i]!);
-          const g = got[t * c.rows + r]!, rf = ref[t * c.rows + r]!;
-          expect(Math.abs(rf)).toBeGreaterThan(0.05 * size);  // the products do not cancel
-          if (!(Math.abs(g - rf) <= 2 * (blocks + 8) * EPS32 * size)) throw new Error(`token ${t} row ${r}: SIMD ${g} vs reference ${rf}`);
+      for (const how of layoutsOf(type)) {
+        const got = runMatmul(k2, c, raw, x, how);
+        for (let t = 0; t < c.nTokens; t++) {
+          for (let r = 0; r < c.rows; r++) {
+            let size = 0;
+            for (let i = 0; i < c.cols; i++) size += Math.abs(w[r * c.cols + i]! * x[t * c.cols + i]!);
+            const g = got[t * c.rows + r]!, rf = ref[t * c.rows + r]!;
+            expect(Math.abs(rf)).toBeGreaterThan(0.05 * size);  // the products do not cancel
+            if (!(Math.abs(g - rf) <= 2 * (blocks + 8) * EPS32 * size)) throw new Error(`${how} token ${t} row ${r}: SIMD ${g} vs reference ${rf}`);
+          }
         }
       }
     });
@@ -578,29 +591,38 @@ describe('getRow', () => {
     const raw = randomWeights(type, rows, cols, new Rng(40 + type));
     const want = dequantizeWeights(type, raw, rows, cols);
     const mag = weightMagnitudes(type, raw, rows, cols, want);
-    const w = put(k1, raw), dst = k1.alloc(cols * 4);
-    for (const row of [0, 3, 4]) {
-      k1.getRow(dst, w, type, cols, row);
-      const got = readF32(k1, dst, cols);
-      for (let i = 0; i < cols; i++) {
-        // a float product of at most three factors and one subtraction (Q4_K): four
-        // roundings relative to the parts' magnitude
-        const e = row * cols + i;
-        expect(Math.abs(got[i]! - want[e]!)).toBeLessThanOrEqual(4 * EPS32 * mag[e]!);
+    for (const how of layoutsOf(type)) {
+      const w = put(k1, raw), dst = k1.alloc(cols * 4);
+      const wtype = how === 'repacked' ? k1.repack(w, type, rows, cols) : type;
+      for (const row of [0, 3, 4]) {
+        k1.getRow(dst, w, wtype, cols, row);
+        const got = readF32(k1, dst, cols);
+        for (let i = 0; i < cols; i++) {
+          // a float product of at most three factors and one subtraction (Q4_K): four
+          // roundings relative to the parts' magnitude
+          const e = row * cols + i;
+          expect(Math.abs(got[i]! - want[e]!)).toBeLessThanOrEqual(4 * EPS32 * mag[e]!);
+        }
       }
     }
   });
 });
 
 describe('repack', () => {
-  it('keeps every GGUF layout on the SIMD128 build, which has no Q4_0x4 kernels', () => {
+  it('turns Q4_K into Q4_Kx on the SIMD128 build and keeps the other layouts (no Q4_0x4 kernels here)', () => {
+    for (const type of TYPES) {
+      const raw = randomWeights(type, 3, 256, new Rng(77));
+      const w = put(k1, raw);
+      expect(k1.repack(w, type, 3, 256), TYPE_INFO[type].name).toBe(type === WeightType.Q4_K ? WeightType.Q4_Kx : type);
+      if (type !== WeightType.Q4_K) expect(k1.bytes().slice(w, w + raw.length)).toEqual(raw);
+      else expect(k1.bytes().slice(w, w + raw.length)).not.toEqual(raw);
+    }
     const raw = randomWeights(WeightType.Q4_0, 3, 256, new Rng(77));
     const w = put(k1, raw);
-    expect(k1.repack(w, WeightType.Q4_0, 3, 256)).toBe(WeightType.Q4_0);
-    expect(k1.bytes().slice(w, w + raw.length)).toEqual(raw);
     const src = k1.alloc(256 * 4), dst = k1.alloc(3 * 4);
     expect(() => k1.matmul(dst, w, WeightType.Q4_0x4, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
     expect(() => k1.repack(w, WeightType.Q4_0, 3, 100)).toThrow(/multiple of 32/);
+    expect(() => k1.matmulRef(dst, w, WeightType.Q4_Kx, 1, 256, src)).toThrow(/matmul_ref rejected/);
   });
 });
 

@@ -27,6 +27,8 @@ const THREADS = 2;
 const PROMPT_LENGTH = 32;
 // small-q4_0: the relaxed build repacks its Q4_0 matrices (Q4_0x4) and runs other kernels on them.
 const FIXTURES = ['small-q4_k_m', 'small-q4_0', 'tiny-f32'] as const;
+/** Largest relaxed vs SIMD128 logit difference past an int8 rounding flip (see the relaxed test). */
+const FLIP_BOUND: Partial<Record<(typeof FIXTURES)[number], number>> = { 'small-q4_0': 0.5, 'small-q4_k_m': 0.8 };
 /** Qwen3Model reads weights in pieces of READ_CHUNK_BYTES: no request may ask for more. */
 const MAX_READ_BYTES = READ_CHUNK_BYTES;
 
@@ -185,11 +187,12 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
     const reply = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
       'forward-result') as ForwardReply;
     // f32 rounding of re-associated sums through the layers: far below any meaningful change.
-    // Except on Q4_0, whose relaxed kernels add the block products in another order than
-    // SIMD128's: once in a while an activation then rounds to the neighbouring int8 and later
-    // positions move by a few tenths (tests/forward-llama.test.ts bounds the same effect against
-    // llama.cpp by 0.5 for Q4_0). Position 0 must still agree closely.
-    const flips = name === 'small-q4_0';
+    // Except where the two builds run different layouts (relaxed: Q4_0x4; SIMD128: Q4_Kx) and
+    // so add block products in other orders: once in a while an activation then rounds to the
+    // neighbouring int8 and later positions move by a few tenths (tests/forward-llama.test.ts
+    // bounds the same effect against llama.cpp by 0.5 for Q4_0, 0.8 for Q4_K_M). Position 0
+    // must still agree closely.
+    const flipBound = FLIP_BOUND[name];
     const compare = (got: Float32Array, want: Float32Array, what: string, firstRow: number) => {
       let scale = 0, worst = 0, worstFirst = 0, differing = 0;
       for (let i = 0; i < got.length; i++) {
@@ -201,7 +204,7 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
       }
       console.info(`${name} ${what}: relaxed vs simd128: ${differing} of ${got.length} logits differ, worst ${worst.toExponential(2)} (max |logit| ${scale.toFixed(2)})`);
       expect(worstFirst, `${what}, position 0`).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
-      expect(worst, what).toBeLessThanOrEqual(flips ? 0.5 : 1e-4 * Math.max(1, scale));
+      expect(worst, what).toBeLessThanOrEqual(flipBound ?? 1e-4 * Math.max(1, scale));
     };
     compare(f32FromB64(reply.logits!), expected, 'prompt', 0);
     // The first positions again in pieces: 5 tokens (a group of 4 for the prefill kernel, one

@@ -163,9 +163,13 @@ void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n);
 void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
 void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n);
+void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n);  // SIMD128 build
 // Q4_0 blocks <-> Q4_0x4 (the same word transpose both ways).
 void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst);
 void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]);
+// Q4_K -> Q4_Kx in place, and back.
+void pack_q4_Kx(block_q4_K *b);
+void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst);
 
 // Q4_K's packed 6-bit scales and mins for the 8 sub-blocks.
 INLINE void unpack_q4_K_scales(const uint8_t s[12], uint8_t sc[8], uint8_t m[8]) {
@@ -201,6 +205,7 @@ void rows_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size
 void rows_q8_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q4_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q6_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
+void rows_q4_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // SIMD128 build
 
 // Prefill kernels on activations in groups of 4 tokens (block_q8_32x4, one row of
 // cols / 32 blocks per group): n_rows weight rows x n_groups groups,

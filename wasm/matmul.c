@@ -46,8 +46,9 @@ EXPORT int relaxed_probe(int seed) {
 
 // Activation formats. F16 weights take activations rounded to f16 (kept as f32), as
 // llama.cpp converts them to f16 before its f16 dot products.
-// ACT_Q8_32X4B: Q8_32 with each 4 blocks interleaved (block_q8_32x4), for Q4_0x4.
-enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256, ACT_Q8_32X4B };
+// ACT_Q8_32X4B: Q8_32 with each 4 blocks interleaved (block_q8_32x4), for Q4_0x4 (relaxed).
+// ACT_Q8_256X: Q8_256W with quants in Q4_Kx order, for Q4_Kx (SIMD128).
+enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256, ACT_Q8_32X4B, ACT_Q8_256X };
 
 typedef struct {
     int block_elems;        // weights per block
@@ -75,6 +76,8 @@ static const wtype_info *wtype_lookup(int wtype) {
     static const wtype_info q6_K = { QK_K, sizeof(block_q6_K), ACT_Q8_256, rows_q6_K, 0 };
 #if KERNELS_RELAXED
     static const wtype_info q4_0x4 = { Q4_0X4_COLS, sizeof(block_q4_0x4), ACT_Q8_32X4B, rows_q4_0x4, groups_q4_0x4 };
+#else
+    static const wtype_info q4_Kx = { QK_K, sizeof(block_q4_Kx), ACT_Q8_256X, rows_q4_Kx, 0 };
 #endif
     switch (wtype) {
     case GGML_TYPE_F32: return &f32;
@@ -85,6 +88,8 @@ static const wtype_info *wtype_lookup(int wtype) {
     case GGML_TYPE_Q6_K: return &q6_K;
 #if KERNELS_RELAXED
     case KERNEL_TYPE_Q4_0X4: return &q4_0x4;
+#else
+    case KERNEL_TYPE_Q4_KX: return &q4_Kx;
 #endif
     default: return 0;
     }
@@ -104,6 +109,7 @@ static size_t act_row_bytes(int act, int cols, int natural) {
     case ACT_Q8_32: return (size_t)(cols / 32) * (natural || KERNELS_RELAXED ? sizeof(block_q8_32) : sizeof(block_q8_32w));
     case ACT_Q8_256: return (size_t)(cols / QK_K) * (natural || KERNELS_RELAXED ? sizeof(block_q8_256) : sizeof(block_q8_256w));
     case ACT_Q8_32X4B: return (size_t)(cols / Q4_0X4_COLS) * sizeof(block_q8_32x4);  // = the natural Q8_32 row's size
+    case ACT_Q8_256X: return (size_t)(cols / QK_K) * sizeof(block_q8_256w);
     default: return (size_t)cols * 4;
     }
 }
@@ -115,8 +121,13 @@ static void quantize_activation_row(int act, const float *x, uint8_t *y, int col
     } else if (act == ACT_Q8_256) {
         if (natural || KERNELS_RELAXED) quantize_row_q8_256(x, (block_q8_256 *)y, cols);
         else quantize_row_q8_256w(x, (block_q8_256w *)y, cols);
+#if KERNELS_RELAXED
     } else if (act == ACT_Q8_32X4B) {
         quantize_row_q8_32x4b(x, (block_q8_32x4 *)y, cols);
+#else
+    } else if (act == ACT_Q8_256X) {
+        quantize_row_q8_256x(x, (block_q8_256w *)y, cols);
+#endif
     } else if (act == ACT_F16) {
         float *yf = (float *)y;
         for (int i = 0; i < cols; i++) yf[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
@@ -352,43 +363,53 @@ EXPORT int matmul(float *dst, const uint8_t *w, int wtype, int rows, int cols, c
 typedef struct {
     uint8_t *w;
     size_t row_bytes;
-    int rows, groups_per_row;
+    int rows, wtype;
 } repack_args;
 
 #define REPACK_ROW_CHUNK 64
 
-static void repack_q4_0x4_item(const void *vargs, int item, int thread_index) {
+static void repack_item(const void *vargs, int item, int thread_index) {
     (void)thread_index;
     const repack_args *a = (const repack_args *)vargs;
     int r_end = (item + 1) * REPACK_ROW_CHUNK < a->rows ? (item + 1) * REPACK_ROW_CHUNK : a->rows;
     for (int r = item * REPACK_ROW_CHUNK; r < r_end; r++) {
         uint8_t *row = a->w + (size_t)r * a->row_bytes;
-        for (int g = 0; g < a->groups_per_row; g++) {
+        if (a->wtype == GGML_TYPE_Q4_K) {
+            for (size_t b = 0; b < a->row_bytes / sizeof(block_q4_K); b++) pack_q4_Kx((block_q4_K *)row + b);
+            continue;
+        }
+        for (size_t g = 0; g < a->row_bytes / sizeof(block_q4_0x4); g++) {
             block_q4_0 blocks[4];
-            memcpy(blocks, row + (size_t)g * sizeof(blocks), sizeof(blocks));
-            pack_q4_0x4(blocks, (block_q4_0x4 *)(row + (size_t)g * sizeof(blocks)));
+            memcpy(blocks, row + g * sizeof(blocks), sizeof(blocks));
+            pack_q4_0x4(blocks, (block_q4_0x4 *)(row + g * sizeof(blocks)));
         }
     }
 }
 
 // Rewrites a weight matrix in place into the layout this build's kernels read
 // fastest, and returns the type to pass to matmul from then on (wtype itself
-// when the layout stays). The relaxed build repacks Q4_0 into Q4_0x4 when
-// rows hold whole groups of 4 blocks (at most Q4_0X4_MAX_COLS) and every scale
-// is finite (the kernel converts scales 4 at a time, finite values only).
+// when the layout stays). The SIMD128 build repacks Q4_K into Q4_Kx; the
+// relaxed build Q4_0 into Q4_0x4 when rows hold whole groups of 4 blocks (at
+// most Q4_0X4_MAX_COLS) and every scale is finite (the kernel converts scales 4
+// at a time, finite values only).
 EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
     int rb = row_bytes(wtype, cols);
     if (rb < 0) return rb;
     if (rows <= 0) return KERNEL_BAD_ARGS;
-    if (!KERNELS_RELAXED || wtype != GGML_TYPE_Q4_0 || cols % Q4_0X4_COLS || cols > Q4_0X4_MAX_COLS) return wtype;
-    size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
-    for (size_t b = 0; b < n_blocks; b++) {
-        uint16_t d = ((const block_q4_0 *)w)[b].d;
-        if ((d & 0x7c00) == 0x7c00) return wtype;  // inf or NaN
+    int packed = wtype;
+    if (!KERNELS_RELAXED && wtype == GGML_TYPE_Q4_K) packed = KERNEL_TYPE_Q4_KX;
+    if (KERNELS_RELAXED && wtype == GGML_TYPE_Q4_0 && cols % Q4_0X4_COLS == 0 && cols <= Q4_0X4_MAX_COLS) {
+        packed = KERNEL_TYPE_Q4_0X4;
+        size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
+        for (size_t b = 0; b < n_blocks; b++) {
+            uint16_t d = ((const block_q4_0 *)w)[b].d;
+            if ((d & 0x7c00) == 0x7c00) return wtype;  // inf or NaN
+        }
     }
-    repack_args args = { w, (size_t)rb, rows, cols / Q4_0X4_COLS };
-    pool_run(repack_q4_0x4_item, &args, (rows + REPACK_ROW_CHUNK - 1) / REPACK_ROW_CHUNK);
-    return KERNEL_TYPE_Q4_0X4;
+    if (packed == wtype) return wtype;
+    repack_args args = { w, (size_t)rb, rows, wtype };
+    pool_run(repack_item, &args, (rows + REPACK_ROW_CHUNK - 1) / REPACK_ROW_CHUNK);
+    return packed;
 }
 
 // ---------------------------------------------------------------------------
@@ -398,7 +419,7 @@ EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
 EXPORT int matmul_ref(float *dst, const uint8_t *w, int wtype, int rows, int cols, const float *src, int n_tokens,
                       uint8_t *scratch) {
     const wtype_info *info = wtype_lookup(wtype);
-    if (!info || wtype == KERNEL_TYPE_Q4_0X4) return KERNEL_BAD_TYPE;  // GGUF layouts only
+    if (!info || wtype == KERNEL_TYPE_Q4_0X4 || wtype == KERNEL_TYPE_Q4_KX) return KERNEL_BAD_TYPE;  // GGUF layouts only
     if (rows <= 0 || cols <= 0 || cols % info->block_elems || n_tokens <= 0) return KERNEL_BAD_ARGS;
     size_t wrb = (size_t)(cols / info->block_elems) * info->block_bytes;
     size_t xrb = act_row_bytes(info->act, cols, 1);

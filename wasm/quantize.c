@@ -97,6 +97,64 @@ void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
     }
 }
 
+// 4 runs of 32 bytes (run k at src + k * stride) -> 8 vectors at dst, vector m
+// holding bytes 4m .. 4m+3 of run 0, 1, 2, 3 (Q4_K chunks -> Q4_Kx).
+static void interleave_runs(const uint8_t *src, size_t stride, uint8_t *dst) {
+    for (int half = 0; half < 2; half++) {
+        v128_t q[4];
+        transpose_words(wasm_v128_load(src + 16 * half), wasm_v128_load(src + stride + 16 * half),
+                        wasm_v128_load(src + 2 * stride + 16 * half), wasm_v128_load(src + 3 * stride + 16 * half), q);
+        for (int m = 0; m < 4; m++) wasm_v128_store(dst + 16 * (4 * half + m), q[m]);
+    }
+}
+
+// The inverse: 8 vectors at src -> 4 runs of 32 bytes at dst + k * stride.
+static void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride) {
+    for (int half = 0; half < 2; half++) {
+        v128_t q[4];
+        transpose_words(wasm_v128_load(src + 64 * half), wasm_v128_load(src + 64 * half + 16),
+                        wasm_v128_load(src + 64 * half + 32), wasm_v128_load(src + 64 * half + 48), q);
+        for (int k = 0; k < 4; k++) wasm_v128_store(dst + k * stride + 16 * half, q[k]);
+    }
+}
+
+void pack_q4_Kx(block_q4_K *b) {
+    uint8_t qs[QK_K / 2];
+    interleave_runs(b->qs, 32, qs);
+    memcpy(b->qs, qs, sizeof(qs));
+}
+
+void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst) {
+    memcpy(dst, src, 16);  // d, dmin, scales
+    deinterleave_runs(&src->qs[0][0], dst->qs, 32);
+}
+
+#if !KERNELS_RELAXED
+// Q8_256 activations of Q4_Kx weights (SIMD128 build): per super-block, for each m
+// the int16 lanes its weight vector qs[m] gives when read as uint16 (tile_q4_Kx):
+// even bytes' low nibbles, odd bytes' low nibbles, then the same for the high
+// nibbles; lanes 2k and 2k+1 of each come from chunk k.
+void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        block_q8_256 natural;
+        quantize_row_q8_256(x + (size_t)b * QK_K, &natural, QK_K);
+        for (int m = 0; m < 8; m++) {
+            int16_t *dst = y[b].qs + 32 * m;
+            for (int k = 0; k < 4; k++) {
+                const int8_t *lo = natural.qs + 64 * k + 4 * m, *hi = lo + 32;
+                dst[2 * k] = lo[0];       dst[2 * k + 1] = lo[2];
+                dst[8 + 2 * k] = lo[1];   dst[8 + 2 * k + 1] = lo[3];
+                dst[16 + 2 * k] = hi[0];  dst[16 + 2 * k + 1] = hi[2];
+                dst[24 + 2 * k] = hi[1];  dst[24 + 2 * k + 1] = hi[3];
+            }
+        }
+        y[b].d = natural.d;
+        memcpy(y[b].bsums, natural.bsums, sizeof(natural.bsums));
+        y[b].pad[0] = y[b].pad[1] = y[b].pad[2] = 0;
+    }
+}
+#endif
+
 void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst) {
     v128_t q[4];
     transpose_words(wasm_v128_load(src[0].qs), wasm_v128_load(src[1].qs), wasm_v128_load(src[2].qs),
@@ -218,6 +276,13 @@ EXPORT int get_row(float *dst, const uint8_t *w, int wtype, int cols, int row) {
         for (int i = 0; i < cols; i++) dst[i] = fp16_to_fp32(((const uint16_t *)src)[i]);
         break;
     case GGML_TYPE_Q4_0: dequantize_row_q4_0((const block_q4_0 *)src, dst, cols); break;
+    case KERNEL_TYPE_Q4_KX:
+        for (int b = 0; b < cols / QK_K; b++) {
+            block_q4_K block;
+            unpack_q4_Kx((const block_q4_Kx *)src + b, &block);
+            dequantize_row_q4_K(&block, dst + QK_K * b, QK_K);
+        }
+        break;
     case KERNEL_TYPE_Q4_0X4:
         for (int g = 0; g < cols / 128; g++) {
             block_q4_0 blocks[4];

@@ -16,8 +16,9 @@ enum {
     GGML_TYPE_Q8_0 = 8,
     GGML_TYPE_Q4_K = 12,
     GGML_TYPE_Q6_K = 14,
-    // Not a GGUF type: Q4_0 rows repacked in memory by repack_weights (block_q4_0x4).
+    // Not GGUF types: rows repacked in memory by repack_weights (block_q4_0x4, block_q4_Kx).
     KERNEL_TYPE_Q4_0X4 = 1002,
+    KERNEL_TYPE_Q4_KX = 1012,
 };
 
 #define QK4_0 32
@@ -64,6 +65,19 @@ typedef struct {
     uint8_t qs[QK_K / 2];    // nibbles
 } block_q4_K;
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K is 144 bytes");
+
+// Q4_Kx: a Q4_K block repacked at load time by the SIMD128 build (same 144 bytes,
+// scales as in Q4_K). qs[m] holds bytes 4m .. 4m+3 of chunk 0, then of chunks 1,
+// 2 and 3, so int32 lane k of a dot product sums chunk k's low nibbles (sub-block
+// 2k) or high nibbles (2k+1): one vector holds 4 sub-blocks' sums and takes their
+// scales in one multiply. Its activations are block_q8_256w in a matching order.
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qs[8][16];
+} block_q4_Kx;
+_Static_assert(sizeof(block_q4_Kx) == sizeof(block_q4_K), "block_q4_Kx is a Q4_K block");
 
 // Q6_K: 256 weights in 16 sub-blocks of 16, 6.5625 bits each.
 // Two halves of 128 weights; in half h, for l in 0..31:

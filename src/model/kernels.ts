@@ -11,8 +11,8 @@ import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-p
 export type { KernelBuild } from './kernel-platform.ts';
 
 /**
- * Weight formats `matmul` and `getRow` accept: ggml type ids, and Q4_0x4, the in-memory
- * layout `repack` gives Q4_0 matrices on the relaxed build (KERNEL_TYPE_Q4_0X4 in wasm/quants.h).
+ * Weight formats `matmul` and `getRow` accept: ggml type ids, and Q4_0x4 and Q4_Kx, the
+ * in-memory layouts `repack` gives Q4_0 and Q4_K matrices on the relaxed build (wasm/quants.h).
  */
 export const WeightType = {
   F32: 0,
@@ -22,14 +22,16 @@ export const WeightType = {
   Q4_K: 12,
   Q6_K: 14,
   Q4_0x4: 1002,
+  Q4_Kx: 1012,
 } as const;
 export type WeightType = (typeof WeightType)[keyof typeof WeightType];
 
-/** Elements and bytes per block of each weight format (Q4_0x4: 4 Q4_0 blocks). */
+/** Elements and bytes per block of each weight format (Q4_0x4: 4 Q4_0 blocks; Q4_Kx: a Q4_K block). */
 const WEIGHT_LAYOUTS: ReadonlyMap<number, { name: string; blockSize: number; blockBytes: number }> = new Map(
-  Object.values(WeightType).map((t) => [t, t === WeightType.Q4_0x4
-    ? { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }
-    : GGML_TYPE_INFO[t]]),
+  Object.values(WeightType).map((t) => [t,
+    t === WeightType.Q4_0x4 ? { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }
+      : t === WeightType.Q4_Kx ? { name: 'Q4_Kx', blockSize: 256, blockBytes: 144 }
+        : GGML_TYPE_INFO[t]]),
 );
 
 export interface KernelOptions {
@@ -72,7 +74,7 @@ export interface Kernels {
   /**
    * Rewrites a matrix in place into the layout this build's kernels read fastest and returns
    * the type to use for it from then on (`wtype` when nothing changed). The relaxed build turns
-   * Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales).
+   * Q4_K into Q4_Kx, and Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales).
    */
   repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType;
   /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W is GGUF layout (rows contiguous). */

@@ -61,8 +61,8 @@ interface RunState {
   logitRows: number;
 }
 
-/** GGUF types of the matrices the kernels run (Q4_0x4 is only ever made by `repack`). */
-const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => t !== WeightType.Q4_0x4));
+/** GGUF types of the matrices the kernels run (Q4_0x4 and Q4_Kx are only ever made by `repack`). */
+const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => t !== WeightType.Q4_0x4 && t !== WeightType.Q4_Kx));
 const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
@@ -133,7 +133,7 @@ export class Qwen3Model {
         offset += alignUp(t.byteSize);
       }
 
-      // Matrices in the layout the kernels read fastest (repacked in place: Q4_0 on the relaxed build).
+      // Matrices in the layout the kernels read fastest (repacked in place: Q4_0 and Q4_K on the relaxed build).
       const matrix = (name: string): Matrix => {
         const t = gguf.tensor(name)!;
         const ptr = placed.get(name)!, rows = t.dims[1], cols = t.dims[0];
