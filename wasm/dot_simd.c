@@ -17,7 +17,9 @@
 // quants there (4-bit 0..15 or 6-bit 0..63), never the signed activations.
 #include "kernels.h"
 
-#define TILE_T 4
+// Tokens per tile. A/B, 64 tokens: relaxed, 8 vs 4: Q4_K 1.29-1.36x, Q6_K 1.08-1.11x (12 and
+// 16 no better); SIMD128, 8 vs 4: Q4_Kx 0.80x (its per-token int32 sums run out of registers).
+#define TILE_T (KERNELS_RELAXED ? 8 : 4)
 #define UNROLL _Pragma("clang loop unroll(full)")
 
 // lane j of v in all four lanes
