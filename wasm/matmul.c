@@ -389,16 +389,16 @@ static void repack_item(const void *vargs, int item, int thread_index) {
 // Rewrites a weight matrix in place into the layout this build's kernels read
 // fastest, and returns the type to pass to matmul from then on (wtype itself
 // when the layout stays). The SIMD128 build repacks Q4_K into Q4_Kx; the
-// relaxed build Q4_0 into Q4_0x4 when rows hold whole groups of 4 blocks (at
-// most Q4_0X4_MAX_COLS) and every scale is finite (the kernel converts scales 4
-// at a time, finite values only).
+// relaxed build Q4_0 into Q4_0x4 when rows hold whole groups of 4 blocks and
+// every scale is finite (the kernel converts scales 4 at a time, finite values
+// only).
 EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
     int rb = row_bytes(wtype, cols);
     if (rb < 0) return rb;
     if (rows <= 0) return KERNEL_BAD_ARGS;
     int packed = wtype;
     if (!KERNELS_RELAXED && wtype == GGML_TYPE_Q4_K) packed = KERNEL_TYPE_Q4_KX;
-    if (KERNELS_RELAXED && wtype == GGML_TYPE_Q4_0 && cols % Q4_0X4_COLS == 0 && cols <= Q4_0X4_MAX_COLS) {
+    if (KERNELS_RELAXED && wtype == GGML_TYPE_Q4_0 && cols % Q4_0X4_COLS == 0) {
         packed = KERNEL_TYPE_Q4_0X4;
         size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
         for (size_t b = 0; b < n_blocks; b++) {

@@ -37,14 +37,12 @@ _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 is 18 bytes");
 // Q4_0x4: 4 consecutive Q4_0 blocks of a row, repacked at load time (same 72
 // bytes). qs[m] holds bytes 4m .. 4m+3 of block 0, then of blocks 1, 2 and 3,
 // so a relaxed dot's lane k sums block k alone and one vector holds the 4 block
-// sums (see tile_q4_0x4); d[k] is block k's scale.
+// sums (see dot_q4_0x4); d[k] is block k's scale.
 typedef struct {
     uint16_t d[4];
     uint8_t qs[4][16];
 } block_q4_0x4;
 _Static_assert(sizeof(block_q4_0x4) == 4 * sizeof(block_q4_0), "block_q4_0x4 is 4 Q4_0 blocks");
-// Widest Q4_0x4 row: its prefill kernel unpacks one row on the stack.
-#define Q4_0X4_MAX_COLS 32768
 
 // Q8_0: 32 weights, 8.5 bits each.  w = d * qs[j].
 typedef struct {
