@@ -55,6 +55,8 @@ function time(fn: () => void, minSeconds: number): { best: number; mean: number 
   return { best, mean: (performance.now() - started) / 1000 / rounds };
 }
 
+const layoutName = (type: WeightType) => Object.entries(WeightType).find(([, id]) => id === type)![0];
+
 /** Runs every type x shape x token count on `k`, one line per measurement through `log`. */
 export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: string) => void): void {
   const tokens = options.tokens ?? [1, 32];
@@ -67,7 +69,7 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
       const copies = options.cold ? Math.ceil(COLD_BYTES / wBytes) : 1;
       const w = k.alloc(wBytes * copies);
       fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
-      // the layout a model runs on (Q4_0 becomes Q4_0x4 on the relaxed build)
+      // the layout a model runs on (Q4_0 becomes Q4_0x4 on the relaxed build, Q4_K Q4_Kx on SIMD128)
       const type = k.repack(w, t.id, rows, cols);
       for (let c = 1; c < copies; c++) k.bytes().copyWithin(w + c * wBytes, w, w + wBytes);
       let call = 0;
@@ -80,7 +82,7 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
         const items = k.poolStats();
         const total = items.reduce((a, b) => a + b, 0);
         const shares = k.threads > 1 ? `  work split ${items.map((n) => `${Math.round((100 * n) / total)}%`).join('/')}` : '';
-        log(`${(type === t.id ? name : `${name}x4`).padEnd(6)} ${`${rows}x${cols}`.padEnd(14)} ${String(nTok).padStart(6)} ${String(k.threads).padStart(7)} ` +
+        log(`${layoutName(type).padEnd(6)} ${`${rows}x${cols}`.padEnd(14)} ${String(nTok).padStart(6)} ${String(k.threads).padStart(7)} ` +
           `${k.build.padEnd(8)} ${(seconds * 1e3).toFixed(2).padStart(9)} ${(wBytes / seconds / 1e9).toFixed(2).padStart(7)} ` +
           `${((2 * rows * cols * nTok) / seconds / 1e9).toFixed(1).padStart(8)} ${(wBytes / mean / 1e9).toFixed(2).padStart(9)}${shares}`);
       }

@@ -546,13 +546,14 @@ void rows_q4_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
 
 #if !KERNELS_RELAXED
 // Q4_Kx (SIMD128 build only: the relaxed build's Q4_K kernel measured as fast
-// on this layout as on GGUF's, so it keeps that). A weight vector qs[m] read as uint16 lanes gives, with
-// the masks of tile_q4_0, the even and odd bytes' low and high nibbles; int32
-// lane k of each i32x4.dot_i16x8 then holds chunk k only (lanes 2k, 2k+1 are its
-// bytes), against activations stored in that order (quantize_row_q8_256x). So
-// the low nibbles' dots sum sub-blocks 0, 2, 4, 6 and the high ones' 1, 3, 5, 7,
-// and two int32 multiplies apply the 8 scales in decode, where the GGUF layout's
-// kernel multiplies every weight by its scale in int16.
+// on this layout as on GGUF's, so it keeps that). A weight vector qs[m] read as
+// uint16 lanes gives, with the masks of tile_q4_0, the even and odd bytes' low
+// and high nibbles; int32 lane k of each i32x4.dot_i16x8 then holds chunk k only
+// (lanes 2k, 2k+1 are its bytes), against activations stored in that order
+// (quantize_row_q8_256x). So the low nibbles' dots sum sub-blocks 0, 2, 4, 6 and
+// the high ones' 1, 3, 5, 7, and two int32 multiplies apply the 8 scales in
+// decode, where the GGUF layout's kernel multiplies every weight by its scale in
+// int16.
 INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
                        int cols, const int T) {
     const block_q4_Kx *w = (const block_q4_Kx *)wrow;

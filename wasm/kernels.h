@@ -97,7 +97,7 @@ INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi) {
 }
 
 // Four halves (unaligned) -> f32x4, the same way. Finite inputs only: callers
-// check (repack_weights leaves a row with inf/NaN scales in its GGUF layout).
+// check (repack_weights leaves a matrix with inf/NaN scales in its GGUF layout).
 INLINE v128_t fp16x4_to_f32x4(const uint16_t *p) {
     v128_t h = wasm_v128_load64_zero(p);
     v128_t bits = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), wasm_i32x4_splat((int32_t)0x8fffe000u));
@@ -164,7 +164,7 @@ void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
 void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n);
 void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n);  // SIMD128 build
-// Q4_0 blocks <-> Q4_0x4 (the same word transpose both ways).
+// Q4_0 blocks <-> Q4_0x4.
 void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst);
 void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]);
 // Q4_K -> Q4_Kx in place, and back.

@@ -97,36 +97,37 @@ void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
     }
 }
 
-// 4 runs of 32 bytes (run k at src + k * stride) -> 8 vectors at dst, vector m
-// holding bytes 4m .. 4m+3 of run 0, 1, 2, 3 (Q4_K chunks -> Q4_Kx).
-static void interleave_runs(const uint8_t *src, size_t stride, uint8_t *dst) {
-    for (int half = 0; half < 2; half++) {
+// 4 runs of 16 * n bytes (run k at src + k * stride) -> 4n vectors at dst, vector m
+// holding bytes 4m .. 4m+3 of run 0, 1, 2, 3: Q4_0 blocks -> Q4_0x4 (n = 1), Q4_K
+// chunks -> Q4_Kx (n = 2).
+static void interleave_runs(const uint8_t *src, size_t stride, int n, uint8_t *dst) {
+    for (int i = 0; i < n; i++) {
         v128_t q[4];
-        transpose_words(wasm_v128_load(src + 16 * half), wasm_v128_load(src + stride + 16 * half),
-                        wasm_v128_load(src + 2 * stride + 16 * half), wasm_v128_load(src + 3 * stride + 16 * half), q);
-        for (int m = 0; m < 4; m++) wasm_v128_store(dst + 16 * (4 * half + m), q[m]);
+        transpose_words(wasm_v128_load(src + 16 * i), wasm_v128_load(src + stride + 16 * i),
+                        wasm_v128_load(src + 2 * stride + 16 * i), wasm_v128_load(src + 3 * stride + 16 * i), q);
+        for (int m = 0; m < 4; m++) wasm_v128_store(dst + 16 * (4 * i + m), q[m]);
     }
 }
 
-// The inverse: 8 vectors at src -> 4 runs of 32 bytes at dst + k * stride.
-static void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride) {
-    for (int half = 0; half < 2; half++) {
+// The inverse: 4n vectors at src -> 4 runs of 16 * n bytes at dst + k * stride.
+static void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride, int n) {
+    for (int i = 0; i < n; i++) {
         v128_t q[4];
-        transpose_words(wasm_v128_load(src + 64 * half), wasm_v128_load(src + 64 * half + 16),
-                        wasm_v128_load(src + 64 * half + 32), wasm_v128_load(src + 64 * half + 48), q);
-        for (int k = 0; k < 4; k++) wasm_v128_store(dst + k * stride + 16 * half, q[k]);
+        transpose_words(wasm_v128_load(src + 64 * i), wasm_v128_load(src + 64 * i + 16),
+                        wasm_v128_load(src + 64 * i + 32), wasm_v128_load(src + 64 * i + 48), q);
+        for (int k = 0; k < 4; k++) wasm_v128_store(dst + k * stride + 16 * i, q[k]);
     }
 }
 
 void pack_q4_Kx(block_q4_K *b) {
     uint8_t qs[QK_K / 2];
-    interleave_runs(b->qs, 32, qs);
+    interleave_runs(b->qs, 32, 2, qs);
     memcpy(b->qs, qs, sizeof(qs));
 }
 
 void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst) {
     memcpy(dst, src, 16);  // d, dmin, scales
-    deinterleave_runs(&src->qs[0][0], dst->qs, 32);
+    deinterleave_runs(&src->qs[0][0], dst->qs, 32, 2);
 }
 
 #if !KERNELS_RELAXED
@@ -156,21 +157,13 @@ void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n) {
 #endif
 
 void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst) {
-    v128_t q[4];
-    transpose_words(wasm_v128_load(src[0].qs), wasm_v128_load(src[1].qs), wasm_v128_load(src[2].qs),
-                    wasm_v128_load(src[3].qs), q);
+    interleave_runs(src[0].qs, sizeof(block_q4_0), 1, &dst->qs[0][0]);
     for (int k = 0; k < 4; k++) dst->d[k] = src[k].d;
-    for (int m = 0; m < 4; m++) wasm_v128_store(dst->qs[m], q[m]);
 }
 
 void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
-    v128_t q[4];
-    transpose_words(wasm_v128_load(src->qs[0]), wasm_v128_load(src->qs[1]), wasm_v128_load(src->qs[2]),
-                    wasm_v128_load(src->qs[3]), q);
-    for (int k = 0; k < 4; k++) {
-        dst[k].d = src->d[k];
-        wasm_v128_store(dst[k].qs, q[k]);
-    }
+    deinterleave_runs(&src->qs[0][0], dst[0].qs, sizeof(block_q4_0), 1);
+    for (int k = 0; k < 4; k++) dst[k].d = src->d[k];
 }
 
 void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {

@@ -12,7 +12,8 @@ export type { KernelBuild } from './kernel-platform.ts';
 
 /**
  * Weight formats `matmul` and `getRow` accept: ggml type ids, and Q4_0x4 and Q4_Kx, the
- * in-memory layouts `repack` gives Q4_0 and Q4_K matrices on the relaxed build (wasm/quants.h).
+ * in-memory layouts `repack` gives Q4_0 matrices on the relaxed build and Q4_K matrices on the
+ * SIMD128 build (wasm/quants.h).
  */
 export const WeightType = {
   F32: 0,
@@ -26,12 +27,17 @@ export const WeightType = {
 } as const;
 export type WeightType = (typeof WeightType)[keyof typeof WeightType];
 
-/** Elements and bytes per block of each weight format (Q4_0x4: 4 Q4_0 blocks; Q4_Kx: a Q4_K block). */
-const WEIGHT_LAYOUTS: ReadonlyMap<number, { name: string; blockSize: number; blockBytes: number }> = new Map(
-  Object.values(WeightType).map((t) => [t,
-    t === WeightType.Q4_0x4 ? { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }
-      : t === WeightType.Q4_Kx ? { name: 'Q4_Kx', blockSize: 256, blockBytes: 144 }
-        : GGML_TYPE_INFO[t]]),
+interface WeightLayout { name: string; blockSize: number; blockBytes: number }
+/** The layouts only `repack` makes (Q4_0x4: 4 Q4_0 blocks; Q4_Kx: a Q4_K block). */
+const REPACKED_LAYOUTS: ReadonlyMap<number, WeightLayout> = new Map([
+  [WeightType.Q4_0x4, { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }],
+  [WeightType.Q4_Kx, { name: 'Q4_Kx', blockSize: 256, blockBytes: 144 }],
+]);
+/** The weight types a GGUF file may hold for the kernels (every WeightType but the repacked ones). */
+export const GGUF_WEIGHT_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => !REPACKED_LAYOUTS.has(t)));
+/** Elements and bytes per block of each weight format. */
+const WEIGHT_LAYOUTS: ReadonlyMap<number, WeightLayout> = new Map(
+  Object.values(WeightType).map((t) => [t, REPACKED_LAYOUTS.get(t) ?? GGML_TYPE_INFO[t as keyof typeof GGML_TYPE_INFO]]),
 );
 
 export interface KernelOptions {
@@ -74,10 +80,11 @@ export interface Kernels {
   /**
    * Rewrites a matrix in place into the layout this build's kernels read fastest and returns
    * the type to use for it from then on (`wtype` when nothing changed). The relaxed build turns
-   * Q4_K into Q4_Kx, and Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales).
+   * Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales), the SIMD128 build Q4_K
+   * into Q4_Kx.
    */
   repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType;
-  /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W is GGUF layout (rows contiguous). */
+  /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W in GGUF layout or as `repack` left it (rows contiguous). */
   matmul(dst: number, w: number, wtype: WeightType, rows: number, cols: number, src: number, nTokens?: number): void;
   /**
    * The products of one input `src` ([nTokens][cols]) with up to 4 matrices (e.g. Q, K and V),

@@ -8,7 +8,7 @@ import { GGMLType, ggmlTypeName } from '../gguf/ggml-types.ts';
 import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
 import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import { ModelError } from './errors.ts';
-import { MAX_MEMORY_BYTES, WeightType, createKernels, type KernelOptions, type Kernels } from './kernels.ts';
+import { GGUF_WEIGHT_TYPES, MAX_MEMORY_BYTES, WeightType, createKernels, type KernelOptions, type Kernels } from './kernels.ts';
 
 export interface LoadOptions extends KernelOptions {
   /** Tokens the KV cache holds; default min(4096, the model's trained context). */
@@ -61,8 +61,6 @@ interface RunState {
   logitRows: number;
 }
 
-/** GGUF types of the matrices the kernels run (Q4_0x4 and Q4_Kx are only ever made by `repack`). */
-const SUPPORTED_MATRIX_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => t !== WeightType.Q4_0x4 && t !== WeightType.Q4_Kx));
 const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
@@ -133,7 +131,7 @@ export class Qwen3Model {
         offset += alignUp(t.byteSize);
       }
 
-      // Matrices in the layout the kernels read fastest (repacked in place: Q4_0 and Q4_K on the relaxed build).
+      // Matrices in the layout the kernels read fastest (repacked in place; see Kernels.repack).
       const matrix = (name: string): Matrix => {
         const t = gguf.tensor(name)!;
         const ptr = placed.get(name)!, rows = t.dims[1], cols = t.dims[0];
@@ -297,7 +295,7 @@ function modelTensors(gguf: GGUFFile, config: ModelConfig): GGUFTensorInfo[] {
     const t = gguf.tensor(name);
     if (!t) throw new ModelError('bad-model', `tensor '${name}' is missing`);
     const isVector = t.dims.length === 1;
-    if (isVector ? t.type !== GGMLType.F32 : !SUPPORTED_MATRIX_TYPES.has(t.type)) {
+    if (isVector ? t.type !== GGMLType.F32 : !GGUF_WEIGHT_TYPES.has(t.type)) {
       throw new ModelError('unsupported-quant',
         `tensor '${name}' is ${ggmlTypeName(t.type)}, which qwen-web cannot run yet ` +
           `(supported: F32 norms; F32, F16, Q8_0, Q4_0, Q4_K, Q6_K matrices)`);
