@@ -108,6 +108,43 @@ describe('UrlSource', () => {
     expect((await urlError(source.read(10, 20))).code).toBe('changed');
   });
 
+  it('reads byte-stream bodies and plain streamed bodies alike, and refuses bytes past the range (too-long)', async () => {
+    // Answers from `data`; `extra` bytes are appended past the range; `plain` wraps the body in a
+    // stream that is not a byte stream (no BYOB reads: the default-reader path).
+    let extra = 0, plain = false;
+    const fakeFetch = (async (_input: unknown, init?: RequestInit) => {
+      const [, a, b] = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get('Range') ?? '')!;
+      const start = Number(a), end = Number(b);
+      const bytes = data.slice(start, end + 1 + extra);
+      let body: BodyInit = bytes;
+      if (plain) {
+        let sent = 0;
+        body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent >= bytes.length) return controller.close();
+            controller.enqueue(bytes.slice(sent, sent + 7000)); // odd-sized chunks
+            sent += 7000;
+          },
+        });
+      }
+      return new Response(body, { status: 206, headers: { 'Content-Range': `bytes ${start}-${end}/${SIZE}` } });
+    }) as typeof fetch;
+    const source = await UrlSource.open('http://example.invalid/m.gguf', { fetch: fakeFetch });
+    for (plain of [false, true]) {
+      extra = 0;
+      // Longer than one staging buffer, several reads in a row and two at once.
+      // (Buffer.compare: toEqual walks 300 KB element by element for seconds.)
+      expect(Buffer.compare(await source.read(3, SIZE - 3), data.subarray(3))).toBe(0);
+      const [x, y] = await Promise.all([source.read(0, 150_000), source.read(100_000, 200_000)]);
+      expect(Buffer.compare(x, data.subarray(0, 150_000))).toBe(0);
+      expect(Buffer.compare(y, data.subarray(100_000))).toBe(0);
+      extra = 1;
+      const error = await urlError(source.read(1000, 5000));
+      expect(error.code).toBe('too-long');
+      expect((await urlError(source.read(0, 200_000))).code).toBe('too-long');
+    }
+  });
+
   it('reports a refused connection as network', async () => {
     const closed = await startStaticServer({});
     const deadUrl = `${closed.url}/x.bin`;
