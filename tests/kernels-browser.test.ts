@@ -70,7 +70,7 @@ self.onmessage = async (e) => {
       k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
       k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
       const out = { simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)), simd1: simdOneThread(c, n) };
-      if (c.type === 2 || c.type === 12) {
+      if (c.type === 2 || c.type === 12 || c.type === 14) {
         // the same weights repacked: its matmul, every row through getRow, and the same on one thread
         const wp = put(unb64(c.weights));
         const type = k.repack(wp, c.type, c.rows, c.cols);
@@ -236,6 +236,25 @@ function makeCases(): Case[] {
     const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * (i % 7 === 0 ? 3 : 3 - 3 / 255));
     cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
   }
+  // Q6_K (Q6_Kx on the relaxed build) on a model's width, a prefill tile of 8 tokens and one
+  // more; then at its largest int16 pair sums: every quant 63, scales 127 and -128 (one
+  // sub-block in three 127), activations at +-127 of one sign per token.
+  {
+    const rows = 7, cols = 2560, nTokens = 9;
+    cases.push({ type: WeightType.Q6_K, rows, cols, nTokens, raw: randomWeights(WeightType.Q6_K, rows * cols, rng),
+      x: new Float32Array(cols * nTokens).map(() => rng.nextGaussian()) });
+  }
+  {
+    const rows = 5, cols = 512, nTokens = 9;
+    const raw = new Uint8Array((rows * cols / 256) * 210);
+    for (let o = 0; o < raw.length; o += 210) {
+      raw.fill(0xff, o, o + 192);
+      for (let j = 0; j < 16; j++) raw[o + 192 + j] = j % 3 === 0 ? 127 : 0x80;
+      setHalf(raw, o + 208, 2 ** -10);
+    }
+    const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * 3);
+    cases.push({ type: WeightType.Q6_K, rows, cols, nTokens, raw, x });
+  }
   // Q4_K (Q4_Kx on the relaxed build) at its largest int16 pair sums: every nibble 15, every
   // 6-bit scale and min 63, activations at +-127 of one sign per token.
   {
@@ -358,15 +377,16 @@ describe('kernels in Chromium', () => {
         }
       }
     });
-    expect(packedCases).toBe(8);  // the six Q4_0 cases of whole 4-block groups and the two extremes
+    // the six Q4_0 cases of whole 4-block groups and the two extremes; the five Q6_K cases
+    expect(packedCases).toBe(13);
   });
 
-  it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups (Q4_K stays: Q4_Kx is for SIMD128); rows decode to the same weights', () => {
+  it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups and Q6_K into Q6_Kx (Q4_K stays: Q4_Kx is for SIMD128); rows decode to the same weights', () => {
     expect(reply.error).toBeUndefined();
     cases.forEach((c, ci) => {
-      if (c.type !== WeightType.Q4_0 && c.type !== WeightType.Q4_K) return;
+      if (c.type !== WeightType.Q4_0 && c.type !== WeightType.Q4_K && c.type !== WeightType.Q6_K) return;
       const o = reply.outputs[ci]!;
-      const packed = c.type === WeightType.Q4_0 && c.cols % 128 === 0 ? WeightType.Q4_0x4 : c.type;
+      const packed = c.type === WeightType.Q4_0 && c.cols % 128 === 0 ? WeightType.Q4_0x4 : c.type === WeightType.Q6_K ? WeightType.Q6_Kx : c.type;
       expect(o.packedType, `${c.rows}x${c.cols}`).toBe(packed);
       const rows = f32FromB64(o.packedRows!);
       const src = nodeKernels.alloc(c.raw.length, 64), dst = nodeKernels.alloc(c.cols * 4);

@@ -44,6 +44,7 @@ const TYPE_INFO: Record<WeightType, { name: string; elems: number; bytes: number
   [WeightType.Q6_K]: { name: 'Q6_K', elems: 256, bytes: 210 },
   [WeightType.Q4_0x4]: { name: 'Q4_0x4', elems: 128, bytes: 72 },
   [WeightType.Q4_Kx]: { name: 'Q4_Kx', elems: 256, bytes: 144 },
+  [WeightType.Q6_Kx]: { name: 'Q6_Kx', elems: 256, bytes: 210 },
 };
 
 /** Elements per activation quantization block (the activation format the kernels pick). */
@@ -609,7 +610,7 @@ describe('getRow', () => {
 });
 
 describe('repack', () => {
-  it('turns Q4_K into Q4_Kx on the SIMD128 build and keeps the other layouts (no Q4_0x4 kernels here)', () => {
+  it('turns Q4_K into Q4_Kx on the SIMD128 build and keeps the other layouts (no Q4_0x4 or Q6_Kx kernels here)', () => {
     for (const type of TYPES) {
       const raw = randomWeights(type, 3, 256, new Rng(77));
       const w = put(k1, raw);
@@ -621,6 +622,7 @@ describe('repack', () => {
     const w = put(k1, raw);
     const src = k1.alloc(256 * 4), dst = k1.alloc(3 * 4);
     expect(() => k1.matmul(dst, w, WeightType.Q4_0x4, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
+    expect(() => k1.matmul(dst, w, WeightType.Q6_Kx, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
     expect(() => k1.repack(w, WeightType.Q4_0, 3, 100)).toThrow(/multiple of 32/);
     expect(() => k1.matmulRef(dst, w, WeightType.Q4_Kx, 1, 256, src)).toThrow(/matmul_ref rejected/);
   });

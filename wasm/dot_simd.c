@@ -744,3 +744,71 @@ void rows_q6_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
                const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
     ROWS_LOOP(tile_q6_K)
 }
+
+// ---------------------------------------------------------------------------
+// Q6_Kx (quants.h; relaxed build only): int32 lane j of a dot product with vector
+// 4c + r sums part of sub-block 4c + j, so the 4 scales of group c apply to a
+// whole vector of sums at once (Q6_K's kernel splats and multiplies one scale per
+// 16 quants). Decode kernel 1.25-1.28x (A/B, CPU time, 1 thread). The SIMD128
+// build keeps Q6_K: its kernel on this layout (dot_i16x8 lanes as sub-blocks)
+// measured 0.63-0.91x in Node in three variants.
+
+#if KERNELS_RELAXED
+// Vector 4c + r of a block: its 16 quants (0..63) in bytes.
+INLINE v128_t q6_Kx_vector(const block_q6_Kx *w, const int c, const int r) {
+    const v128_t low4 = wasm_i8x16_splat(15), bits45 = wasm_i8x16_splat(0x30);
+    v128_t l = wasm_v128_load(w->ql[r + 4 * (c & 1)]), h = wasm_v128_load(w->qh[r]);
+    if (c >= 2) l = wasm_u16x8_shr(l, 4);  // groups 2, 3: the high nibbles
+    // bits 2c, 2c+1 of each qh byte to bits 4, 5 (what crosses bytes is masked off)
+    h = c == 0 ? wasm_i16x8_shl(h, 4) : c == 1 ? wasm_i16x8_shl(h, 2) : c == 2 ? h : wasm_u16x8_shr(h, 2);
+    return wasm_v128_or(wasm_v128_and(l, low4), wasm_v128_and(h, bits45));
+}
+
+// Group c of block w (the row's block b) against T activation rows. Two vectors'
+// int16 pair sums add up to at most 4 * 127 * 63 = 32004; one i32x4.dot_i16x8 with
+// the group's scales (each in the two int16 lanes of its sub-block) scales and
+// widens them.
+INLINE void q6_Kx_group(v128_t *isum, const block_q6_Kx *w, int b, const uint8_t *x, size_t xs, const int c,
+                        v128_t scales16, const int T) {
+    UNROLL for (int r = 0; r < 4; r += 2) {
+        v128_t q0 = q6_Kx_vector(w, c, r), q1 = q6_Kx_vector(w, c, r + 1);
+        UNROLL for (int t = 0; t < T; t++) {
+            const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 16 * (4 * c + r);
+            v128_t pairs = wasm_i16x8_add(rdot16(wasm_v128_load(a), q0), rdot16(wasm_v128_load(a + 16), q1));
+            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_dot_i16x8(pairs, scales16));
+        }
+    }
+}
+
+INLINE void tile_q6_Kx(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                       int cols, const int T) {
+    const block_q6_Kx *w = (const block_q6_Kx *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK_K; b++) {
+        v128_t sc16_lo, sc16_hi;
+        q6_K_scale_vectors(w[b].scales, &sc16_lo, &sc16_hi);
+        v128_t isum[TILE_T];  // start from the "- 32" terms
+        UNROLL for (int t = 0; t < T; t++)
+            isum[t] = wasm_i32x4_neg(q6_K_offset(sc16_lo, sc16_hi, ((const q6_K_act_block *)(x + t * xs) + b)->bsums));
+        // Group c's scales 4c .. 4c+3, each in the two int16 lanes of its sub-block.
+#define Q6_KX_PAIRS(v, k) wasm_i16x8_shuffle((v), (v), (k), (k), (k) + 1, (k) + 1, (k) + 2, (k) + 2, (k) + 3, (k) + 3)
+        q6_Kx_group(isum, w + b, b, x, xs, 0, Q6_KX_PAIRS(sc16_lo, 0), T);
+        q6_Kx_group(isum, w + b, b, x, xs, 1, Q6_KX_PAIRS(sc16_lo, 4), T);
+        q6_Kx_group(isum, w + b, b, x, xs, 2, Q6_KX_PAIRS(sc16_hi, 0), T);
+        q6_Kx_group(isum, w + b, b, x, xs, 3, Q6_KX_PAIRS(sc16_hi, 4), T);
+#undef Q6_KX_PAIRS
+        float d = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const q6_K_act_block *a = (const q6_K_act_block *)(x + t * xs) + b;
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+
+void rows_q6_Kx(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+                const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q6_Kx)
+}
+#endif

@@ -167,6 +167,9 @@ void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n);  // SIMD128 
 // Q4_0 blocks <-> Q4_0x4.
 void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst);
 void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]);
+// Q6_K -> Q6_Kx in place, and activations in Q6_Kx order (relaxed build).
+void pack_q6_Kx(block_q6_K *b);
+void quantize_row_q8_256_q6x(const float *x, block_q8_256 *y, int n);
 // Q4_K -> Q4_Kx in place, and back.
 void pack_q4_Kx(block_q4_K *b);
 void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst);
@@ -206,6 +209,7 @@ void rows_q8_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size
 void rows_q4_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q6_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q4_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // SIMD128 build
+void rows_q6_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // relaxed build
 
 // Prefill kernels on activations in groups of 4 tokens (block_q8_32x4, one row of
 // cols / 32 blocks per group): n_rows weight rows x n_groups groups,

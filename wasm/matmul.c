@@ -48,7 +48,8 @@ EXPORT int relaxed_probe(int seed) {
 // llama.cpp converts them to f16 before its f16 dot products.
 // ACT_Q8_32X4B: Q8_32 with each 4 blocks interleaved (block_q8_32x4), for Q4_0x4 (relaxed).
 // ACT_Q8_256X: Q8_256W with quants in Q4_Kx order, for Q4_Kx (SIMD128).
-enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256, ACT_Q8_32X4B, ACT_Q8_256X };
+// ACT_Q8_256_Q6X: Q8_256 with quants in Q6_Kx order, for Q6_Kx (relaxed).
+enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256, ACT_Q8_32X4B, ACT_Q8_256X, ACT_Q8_256_Q6X };
 
 typedef struct {
     int block_elems;        // weights per block
@@ -75,6 +76,7 @@ static const wtype_info *wtype_lookup(int wtype) {
     static const wtype_info q4_K = { QK_K, sizeof(block_q4_K), ACT_Q8_256, rows_q4_K, 0 };
     static const wtype_info q6_K = { QK_K, sizeof(block_q6_K), ACT_Q8_256, rows_q6_K, 0 };
 #if KERNELS_RELAXED
+    static const wtype_info q6_Kx = { QK_K, sizeof(block_q6_Kx), ACT_Q8_256_Q6X, rows_q6_Kx, 0 };
     static const wtype_info q4_0x4 = { Q4_0X4_COLS, sizeof(block_q4_0x4), ACT_Q8_32X4B, rows_q4_0x4, groups_q4_0x4 };
 #else
     static const wtype_info q4_Kx = { QK_K, sizeof(block_q4_Kx), ACT_Q8_256X, rows_q4_Kx, 0 };
@@ -88,6 +90,7 @@ static const wtype_info *wtype_lookup(int wtype) {
     case GGML_TYPE_Q6_K: return &q6_K;
 #if KERNELS_RELAXED
     case KERNEL_TYPE_Q4_0X4: return &q4_0x4;
+    case KERNEL_TYPE_Q6_KX: return &q6_Kx;
 #else
     case KERNEL_TYPE_Q4_KX: return &q4_Kx;
 #endif
@@ -110,6 +113,7 @@ static size_t act_row_bytes(int act, int cols, int natural) {
     case ACT_Q8_256: return (size_t)(cols / QK_K) * (natural || KERNELS_RELAXED ? sizeof(block_q8_256) : sizeof(block_q8_256w));
     case ACT_Q8_32X4B: return (size_t)(cols / Q4_0X4_COLS) * sizeof(block_q8_32x4);  // = the natural Q8_32 row's size
     case ACT_Q8_256X: return (size_t)(cols / QK_K) * sizeof(block_q8_256w);
+    case ACT_Q8_256_Q6X: return (size_t)(cols / QK_K) * sizeof(block_q8_256);
     default: return (size_t)cols * 4;
     }
 }
@@ -124,6 +128,8 @@ static void quantize_activation_row(int act, const float *x, uint8_t *y, int col
 #if KERNELS_RELAXED
     } else if (act == ACT_Q8_32X4B) {
         quantize_row_q8_32x4b(x, (block_q8_32x4 *)y, cols);
+    } else if (act == ACT_Q8_256_Q6X) {
+        quantize_row_q8_256_q6x(x, (block_q8_256 *)y, cols);
 #else
     } else if (act == ACT_Q8_256X) {
         quantize_row_q8_256x(x, (block_q8_256w *)y, cols);
@@ -378,6 +384,10 @@ static void repack_item(const void *vargs, int item, int thread_index) {
             for (size_t b = 0; b < a->row_bytes / sizeof(block_q4_K); b++) pack_q4_Kx((block_q4_K *)row + b);
             continue;
         }
+        if (a->wtype == GGML_TYPE_Q6_K) {
+            for (size_t b = 0; b < a->row_bytes / sizeof(block_q6_K); b++) pack_q6_Kx((block_q6_K *)row + b);
+            continue;
+        }
         for (size_t g = 0; g < a->row_bytes / sizeof(block_q4_0x4); g++) {
             block_q4_0 blocks[4];
             memcpy(blocks, row + g * sizeof(blocks), sizeof(blocks));
@@ -389,15 +399,16 @@ static void repack_item(const void *vargs, int item, int thread_index) {
 // Rewrites a weight matrix in place into the layout this build's kernels read
 // fastest, and returns the type to pass to matmul from then on (wtype itself
 // when the layout stays). The SIMD128 build repacks Q4_K into Q4_Kx; the
-// relaxed build Q4_0 into Q4_0x4 when rows hold whole groups of 4 blocks and
-// every scale is finite (the kernel converts scales 4 at a time, finite values
-// only).
+// relaxed build Q6_K into Q6_Kx, and Q4_0 into Q4_0x4 when rows hold whole
+// groups of 4 blocks and every scale is finite (the kernel converts scales 4 at a
+// time, finite values only).
 EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
     int rb = row_bytes(wtype, cols);
     if (rb < 0) return rb;
     if (rows <= 0) return KERNEL_BAD_ARGS;
     int packed = wtype;
     if (!KERNELS_RELAXED && wtype == GGML_TYPE_Q4_K) packed = KERNEL_TYPE_Q4_KX;
+    if (KERNELS_RELAXED && wtype == GGML_TYPE_Q6_K) packed = KERNEL_TYPE_Q6_KX;
     if (KERNELS_RELAXED && wtype == GGML_TYPE_Q4_0 && cols % Q4_0X4_COLS == 0) {
         packed = KERNEL_TYPE_Q4_0X4;
         size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
@@ -419,7 +430,8 @@ EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
 EXPORT int matmul_ref(float *dst, const uint8_t *w, int wtype, int rows, int cols, const float *src, int n_tokens,
                       uint8_t *scratch) {
     const wtype_info *info = wtype_lookup(wtype);
-    if (!info || wtype == KERNEL_TYPE_Q4_0X4 || wtype == KERNEL_TYPE_Q4_KX) return KERNEL_BAD_TYPE;  // GGUF layouts only
+    if (!info || wtype == KERNEL_TYPE_Q4_0X4 || wtype == KERNEL_TYPE_Q4_KX || wtype == KERNEL_TYPE_Q6_KX)
+        return KERNEL_BAD_TYPE;  // GGUF layouts only
     if (rows <= 0 || cols <= 0 || cols % info->block_elems || n_tokens <= 0) return KERNEL_BAD_ARGS;
     size_t wrb = (size_t)(cols / info->block_elems) * info->block_bytes;
     size_t xrb = act_row_bytes(info->act, cols, 1);

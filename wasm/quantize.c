@@ -166,6 +166,59 @@ void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
     for (int k = 0; k < 4; k++) dst[k].d = src->d[k];
 }
 
+// ---------------------------------------------------------------------------
+// Q6_K <-> Q6_Kx (quants.h): quant k of vector m is natural quant Q6_KX_INDEX(m, k).
+#define Q6_KX_INDEX(m, k) (16 * (4 * ((m) / 4) + (k) / 4) + 4 * ((m) % 4) + (k) % 4)
+
+// The 256 quants (0..63) of a Q6_K block, in natural order.
+static void q6_K_quants(const block_q6_K *b, uint8_t q[QK_K]) {
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+        uint8_t *o = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (uint8_t)((ql[l] & 15) | (qh[l] & 3) << 4);
+            o[l + 32] = (uint8_t)((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4);
+            o[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+        }
+    }
+}
+
+// The same from a Q6_Kx block.
+static void q6_Kx_quants(const block_q6_Kx *b, uint8_t q[QK_K]) {
+    for (int m = 0; m < 16; m++) {
+        for (int k = 0; k < 16; k++) {
+            uint8_t low = m < 8 ? b->ql[m][k] & 15 : b->ql[m - 8][k] >> 4;
+            uint8_t high = (uint8_t)((b->qh[m % 4][k] >> (2 * (m / 4))) & 3);
+            q[Q6_KX_INDEX(m, k)] = (uint8_t)(low | high << 4);
+        }
+    }
+}
+
+void pack_q6_Kx(block_q6_K *block) {
+    uint8_t q[QK_K];
+    q6_K_quants(block, q);
+    block_q6_Kx *x = (block_q6_Kx *)block;  // scales and d stay where they are
+    uint8_t Q[16][16];
+    for (int m = 0; m < 16; m++)
+        for (int k = 0; k < 16; k++) Q[m][k] = q[Q6_KX_INDEX(m, k)];
+    for (int k = 0; k < 16; k++) {
+        for (int i = 0; i < 8; i++) x->ql[i][k] = (uint8_t)((Q[i][k] & 15) | (Q[i + 8][k] & 15) << 4);
+        for (int i = 0; i < 4; i++)
+            x->qh[i][k] = (uint8_t)(Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 | (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6);
+    }
+}
+
+#if KERNELS_RELAXED
+// Q8_256 activations of Q6_Kx weights: quants in Q6_Kx order, i.e. in each 64 the
+// 4 sub-blocks of 16 interleaved in 4-byte runs.
+void quantize_row_q8_256_q6x(const float *x, block_q8_256 *y, int n) {
+    quantize_row_q8_256(x, y, n);
+    for (int b = 0; b < n / QK_K; b++)
+        for (int c = 0; c < 4; c++) interleave_runs((const uint8_t *)y[b].qs + 64 * c, 16, 1, (uint8_t *)y[b].qs + 64 * c);
+}
+#endif
+
 void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
     for (int b = 0; b < n / QK_K; b++, x += QK_K) {
         float id = q8_multiplier(max_abs(x, QK_K));
@@ -234,25 +287,17 @@ static void dequantize_row_q4_K(const block_q4_K *w, float *y, int n) {
     }
 }
 
+// 256 quants (natural order), scales and d -> 256 weights.
+static void dequantize_q6_K_quants(const uint8_t q[QK_K], const int8_t scales[16], uint16_t d16, float *y) {
+    float d = fp16_to_fp32(d16);
+    for (int i = 0; i < QK_K; i++) y[i] = d * (float)scales[i / 16] * (float)(q[i] - 32);
+}
+
 static void dequantize_row_q6_K(const block_q6_K *w, float *y, int n) {
     for (int b = 0; b < n / QK_K; b++) {
-        float d = fp16_to_fp32(w[b].d);
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
-            const int8_t *sc = w[b].scales + 8 * h;
-            for (int l = 0; l < 32; l++) {
-                int s = l / 16;
-                int q0 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
-                int q1 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
-                int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                y[l] = d * (float)sc[s] * (float)q0;
-                y[l + 32] = d * (float)sc[s + 2] * (float)q1;
-                y[l + 64] = d * (float)sc[s + 4] * (float)q2;
-                y[l + 96] = d * (float)sc[s + 6] * (float)q3;
-            }
-            y += 128;
-        }
+        uint8_t q[QK_K];
+        q6_K_quants(w + b, q);
+        dequantize_q6_K_quants(q, w[b].scales, w[b].d, y + QK_K * b);
     }
 }
 
@@ -286,6 +331,14 @@ EXPORT int get_row(float *dst, const uint8_t *w, int wtype, int cols, int row) {
     case GGML_TYPE_Q8_0: dequantize_row_q8_0((const block_q8_0 *)src, dst, cols); break;
     case GGML_TYPE_Q4_K: dequantize_row_q4_K((const block_q4_K *)src, dst, cols); break;
     case GGML_TYPE_Q6_K: dequantize_row_q6_K((const block_q6_K *)src, dst, cols); break;
+    case KERNEL_TYPE_Q6_KX:
+        for (int b = 0; b < cols / QK_K; b++) {
+            const block_q6_Kx *block = (const block_q6_Kx *)src + b;
+            uint8_t q[QK_K];
+            q6_Kx_quants(block, q);
+            dequantize_q6_K_quants(q, block->scales, block->d, dst + QK_K * b);
+        }
+        break;
     default: return KERNEL_BAD_TYPE;
     }
     return KERNEL_OK;

@@ -16,9 +16,11 @@ enum {
     GGML_TYPE_Q8_0 = 8,
     GGML_TYPE_Q4_K = 12,
     GGML_TYPE_Q6_K = 14,
-    // Not GGUF types: rows repacked in memory by repack_weights (block_q4_0x4, block_q4_Kx).
+    // Not GGUF types: rows repacked in memory by repack_weights (block_q4_0x4,
+    // block_q4_Kx, block_q6_Kx).
     KERNEL_TYPE_Q4_0X4 = 1002,
     KERNEL_TYPE_Q4_KX = 1012,
+    KERNEL_TYPE_Q6_KX = 1014,
 };
 
 #define QK4_0 32
@@ -91,6 +93,25 @@ typedef struct {
     uint16_t d;              // super-block scale (half)
 } block_q6_K;
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K is 210 bytes");
+
+// Q6_Kx: a Q6_K block repacked at load time by the relaxed build (same 210 bytes,
+// scales and d as in Q6_K), its 256 quants q (0..63) reordered so that 4-byte lane j of vector m
+// (m = 4c + r) holds quants 4r .. 4r+3 of sub-block 4c + j:
+//     Q[m][4j + u] = q[16 * (4c + j) + 4r + u]
+// A dot product's int32 lane is then one sub-block, and one multiply per 4
+// vectors applies 4 scales (where Q6_K needs one per 16 quants). Stored as
+//     ql[16i + k] = Q[i][k] & 15 | (Q[i + 8][k] & 15) << 4           (i < 8)
+//     qh[16i + k] = Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 |
+//                   (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6  (i < 4)
+// so each vector comes out with one mask, one shift and one or per part.
+// Its activations are block_q8_256 in the same order (quantize_row_q8_256_q6x).
+typedef struct {
+    uint8_t ql[8][16];
+    uint8_t qh[4][16];
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+} block_q6_Kx;
+_Static_assert(sizeof(block_q6_Kx) == sizeof(block_q6_K), "block_q6_Kx is a Q6_K block");
 
 // ---------------------------------------------------------------------------
 // Activation blocks (our own; never stored in files).

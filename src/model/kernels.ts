@@ -11,9 +11,9 @@ import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-p
 export type { KernelBuild } from './kernel-platform.ts';
 
 /**
- * Weight formats `matmul` and `getRow` accept: ggml type ids, and Q4_0x4 and Q4_Kx, the
- * in-memory layouts `repack` gives Q4_0 matrices on the relaxed build and Q4_K matrices on the
- * SIMD128 build (wasm/quants.h).
+ * Weight formats `matmul` and `getRow` accept: ggml type ids, and the in-memory layouts
+ * `repack` gives: Q4_0x4 (Q4_0 matrices, relaxed build), Q4_Kx (Q4_K, SIMD128 build) and
+ * Q6_Kx (Q6_K, both builds); see wasm/quants.h.
  */
 export const WeightType = {
   F32: 0,
@@ -24,14 +24,16 @@ export const WeightType = {
   Q6_K: 14,
   Q4_0x4: 1002,
   Q4_Kx: 1012,
+  Q6_Kx: 1014,
 } as const;
 export type WeightType = (typeof WeightType)[keyof typeof WeightType];
 
 interface WeightLayout { name: string; blockSize: number; blockBytes: number }
-/** The layouts only `repack` makes (Q4_0x4: 4 Q4_0 blocks; Q4_Kx: a Q4_K block). */
+/** The layouts only `repack` makes (Q4_0x4: 4 Q4_0 blocks; Q4_Kx, Q6_Kx: a Q4_K, Q6_K block). */
 const REPACKED_LAYOUTS: ReadonlyMap<number, WeightLayout> = new Map([
   [WeightType.Q4_0x4, { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }],
   [WeightType.Q4_Kx, { name: 'Q4_Kx', blockSize: 256, blockBytes: 144 }],
+  [WeightType.Q6_Kx, { name: 'Q6_Kx', blockSize: 256, blockBytes: 210 }],
 ]);
 /** The weight types a GGUF file may hold for the kernels (every WeightType but the repacked ones). */
 export const GGUF_WEIGHT_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => !REPACKED_LAYOUTS.has(t)));
@@ -79,9 +81,9 @@ export interface Kernels {
   rowBytes(wtype: WeightType, cols: number): number;
   /**
    * Rewrites a matrix in place into the layout this build's kernels read fastest and returns
-   * the type to use for it from then on (`wtype` when nothing changed). The relaxed build turns
-   * Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales), the SIMD128 build Q4_K
-   * into Q4_Kx.
+   * the type to use for it from then on (`wtype` when nothing changed). Both builds turn Q6_K
+   * into Q6_Kx; the relaxed build Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite
+   * scales), the SIMD128 build Q4_K into Q4_Kx.
    */
   repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType;
   /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W in GGUF layout or as `repack` left it (rows contiguous). */
