@@ -108,7 +108,7 @@ export interface Kernels {
   /** f16 cache [pos][kvDim] (kvDim = nKvHeads*headDim): rows k, v [nTokens][kvDim] go to positions startPos... */
   kvStore(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void;
   /** Causal GQA over the f16 cache: out, q [nTokens][nHeads][headDim]; token t sees positions 0..startPos+t.
-   * headDim a multiple of 8; scale defaults to 1/sqrt(headDim). */
+   * headDim a multiple of 8; scale defaults to 1/sqrt(headDim). Rounds q to f16 in place. */
   attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
     nHeads: number, nKvHeads: number, headDim: number, scale?: number): void;
   /** The kernels' expf (scalar) and its f32x4 version over an array (tests). */
