@@ -1,7 +1,7 @@
 // A ByteSource over an HTTP(S) URL: every read is one `Range: bytes=a-b` request, so a 2.4 GB
 // model is never held in one ArrayBuffer. The server must answer ranges (206 with a matching
 // Content-Range); anything else is a typed UrlSourceError rather than silently wrong bytes.
-import { checkRange, type ByteSource } from '../gguf/byte-source.ts';
+import { checkRange, readStreamInto, type ByteSource } from '../gguf/byte-source.ts';
 
 export type UrlSourceErrorCode =
   /** fetch itself failed (no connection, CORS refusal, aborted). */
@@ -123,81 +123,19 @@ export class UrlSource implements ByteSource {
   private async copyBody(response: Response, offset: number, target: Uint8Array): Promise<void> {
     const what = `${target.length} bytes at byte ${offset} of ${this.url}`;
     if (!response.body) throw new UrlSourceError('truncated', `empty response body for ${what}`, response.status);
-    // Concurrent reads each take their own staging buffer; the last one back is kept.
-    const chunks = new BodyChunks(response.body, this.staging);
-    this.staging = undefined;
-    let filled = 0;
+    let got: number;
     try {
-      for (;;) {
-        let chunk: Uint8Array | undefined;
-        try {
-          chunk = await chunks.next(target.length - filled);
-        } catch (error) {
-          // A dropped connection mid-body (undici: "terminated", Chromium: "network error").
-          throw new UrlSourceError('truncated', `connection lost after ${filled} of ${what}: ${String(error)}`,
-            response.status, { cause: error });
-        }
-        if (!chunk) break;
-        if (filled + chunk.length > target.length) {
-          throw new UrlSourceError('too-long', `the server sent more than the ${what} asked for`, response.status);
-        }
-        target.set(chunk, filled);
-        filled += chunk.length;
-      }
+      got = await readStreamInto(response.body, target);
     } catch (error) {
-      await chunks.cancel();
-      throw error;
-    } finally {
-      this.staging = chunks.staging;
+      // A dropped connection mid-body (undici: "terminated", Chromium: "network error").
+      throw new UrlSourceError('truncated', `connection lost while reading ${what}: ${String(error)}`,
+        response.status, { cause: error });
     }
-    if (filled !== target.length) {
-      throw new UrlSourceError('truncated', `the body ended after ${filled} of ${what}`, response.status);
+    if (got > target.length) {
+      throw new UrlSourceError('too-long', `the server sent more than the ${what} asked for`, response.status);
     }
-  }
-
-  /** A buffer BodyChunks reuses across reads (undefined while a read holds it). */
-  private staging: ArrayBuffer | undefined;
-}
-
-/** How much one read of a byte-stream body may fill. */
-const STAGING_BYTES = 1 << 20;
-
-/**
- * A response body, chunk by chunk. Where the body is a byte stream (Chromium, Firefox, Node's
- * fetch) every chunk is read into one reused buffer: the default reader allocates a fresh buffer
- * per chunk, and while a 2.3 GB model streamed in, those awaiting the GC raised Chromium's peak
- * memory by up to 300 MiB. Other bodies fall back to the default reader.
- */
-class BodyChunks {
-  private readonly byob: ReadableStreamBYOBReader | undefined;
-  private readonly plain: ReadableStreamDefaultReader<Uint8Array> | undefined;
-
-  constructor(body: ReadableStream<Uint8Array>, public staging: ArrayBuffer | undefined) {
-    try {
-      this.byob = body.getReader({ mode: 'byob' });
-    } catch {
-      this.plain = body.getReader(); // not a byte stream
+    if (got !== target.length) {
+      throw new UrlSourceError('truncated', `the body ended after ${got} of ${what}`, response.status);
     }
-  }
-
-  /**
-   * The next chunk (at most `wanted` bytes where the stream lets us choose, at least 1 so that
-   * bytes past the expected end still show), or undefined at the end of the body. The chunk is
-   * valid until the next call.
-   */
-  async next(wanted: number): Promise<Uint8Array | undefined> {
-    if (this.plain) {
-      const { done, value } = await this.plain.read();
-      return done ? undefined : value;
-    }
-    const buffer = this.staging ?? new ArrayBuffer(STAGING_BYTES);
-    this.staging = undefined; // transferred by the read; a failed read loses it
-    const { done, value } = await this.byob!.read(new Uint8Array(buffer, 0, Math.max(1, Math.min(wanted, buffer.byteLength))));
-    this.staging = value?.buffer as ArrayBuffer | undefined;
-    return done ? undefined : value;
-  }
-
-  async cancel(): Promise<void> {
-    await (this.byob ?? this.plain)!.cancel().catch(() => undefined);
   }
 }
