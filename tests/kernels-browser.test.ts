@@ -255,8 +255,9 @@ function makeCases(): Case[] {
     const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * 3);
     cases.push({ type: WeightType.Q6_K, rows, cols, nTokens, raw, x });
   }
-  // Q4_K (Q4_Kx on the relaxed build) at its largest int16 pair sums: every nibble 15, every
-  // 6-bit scale and min 63, activations at +-127 of one sign per token.
+  // Q4_K (the relaxed build keeps it; Q4_Kx is SIMD128's) at the largest int16 pair sums of its
+  // prefill kernel: every nibble 15, every 6-bit scale and min 63, activations at +-127 of one
+  // sign per token.
   {
     const rows = 5, cols = 512, nTokens = 5;
     const raw = new Uint8Array((rows * cols / 256) * 144).fill(0xff);

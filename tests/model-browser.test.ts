@@ -187,7 +187,7 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
     const reply = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
       'forward-result') as ForwardReply;
     // f32 rounding of re-associated sums through the layers: far below any meaningful change.
-    // Except where the two builds run different layouts (relaxed: Q4_0x4; SIMD128: Q4_Kx) and
+    // Except where the two builds run different layouts (relaxed: Q4_0x4, Q6_Kx; SIMD128: Q4_Kx) and
     // so add block products in other orders: once in a while an activation then rounds to the
     // neighbouring int8 and later positions move by a few tenths (tests/forward-llama.test.ts
     // bounds the same effect against llama.cpp by 0.5 for Q4_0, 0.8 for Q4_K_M). Position 0

@@ -749,7 +749,7 @@ void rows_q6_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
 // Q6_Kx (quants.h; relaxed build only): int32 lane j of a dot product with vector
 // 4c + r sums part of sub-block 4c + j, so the 4 scales of group c apply to a
 // whole vector of sums at once (Q6_K's kernel splats and multiplies one scale per
-// 16 quants). Decode kernel 1.25-1.28x (A/B, CPU time, 1 thread). The SIMD128
+// 16 quants). Decode kernel 1.14-1.30x (A/B, CPU time, 1 thread). The SIMD128
 // build keeps Q6_K: its kernel on this layout (dot_i16x8 lanes as sub-blocks)
 // measured 0.63-0.91x in Node in three variants.
 

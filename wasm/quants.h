@@ -95,11 +95,12 @@ typedef struct {
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K is 210 bytes");
 
 // Q6_Kx: a Q6_K block repacked at load time by the relaxed build (same 210 bytes,
-// scales and d as in Q6_K), its 256 quants q (0..63) reordered so that 4-byte lane j of vector m
-// (m = 4c + r) holds quants 4r .. 4r+3 of sub-block 4c + j:
+// scales and d as in Q6_K), its 256 quants q (0..63) reordered so that 4-byte
+// lane j of vector m (m = 4c + r) holds quants 4r .. 4r+3 of sub-block 4c + j:
 //     Q[m][4j + u] = q[16 * (4c + j) + 4r + u]
-// A dot product's int32 lane is then one sub-block, and one multiply per 4
-// vectors applies 4 scales (where Q6_K needs one per 16 quants). Stored as
+// A dot product's lanes then keep to one sub-block each, and one i32x4.dot_i16x8
+// per 2 vectors applies group c's 4 scales (where Q6_K needs one multiply per 16
+// quants). Stored as
 //     ql[16i + k] = Q[i][k] & 15 | (Q[i + 8][k] & 15) << 4           (i < 8)
 //     qh[16i + k] = Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 |
 //                   (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6  (i < 4)
