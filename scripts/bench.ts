@@ -9,24 +9,28 @@
 //   --engines native,wllama,qwen-node,qwen-browser
 //   --threads 1,2   --prompt 128   --decode 64
 //   --repeat 3               timed rounds after one load; each engine's best round is shown
-//   --timeout 1800           seconds per run
+//   --timeout 1800           seconds per load, round or unload
 //   --json out.json          also write the rows as JSON
 //   --verbose                echo engines' logs
 //
-// Node engines run in their own child process (peak = that process's maxRSS); browser engines
-// in a fresh Chromium each (peak = the page renderer's VmHWM). A failing engine shows its
-// error in the table and the rest still run.
+// For each model and thread count, every engine is loaded, then the timed rounds go round the
+// engines in turn (round r starts at the r-th engine), so that all engines' rounds see the same
+// minutes of a shared machine whose speed drifts by 10-20 %. Node engines run in their own child
+// process (peak = that process's maxRSS); browser engines in a fresh Chromium each (peak = the
+// page renderer's VmHWM). A failing engine shows its error in the table and the rest still run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildPrompt, invalidUtf8TokenIds } from './bench/prompt.ts';
-import { runQwenWebBrowser } from './bench/qwen-web-browser.ts';
+import { openQwenWebBrowser } from './bench/qwen-web-browser.ts';
 import {
+  bestOf,
   CHILD_ERROR_PREFIX,
-  CHILD_RESULT_PREFIX,
+  CHILD_REPLY_PREFIX,
   ENGINE_NAMES,
   ENGINE_WHERE,
   isNotYetAvailable,
@@ -35,8 +39,11 @@ import {
   type ChildError,
   type EngineName,
   type EngineRunOptions,
+  type EngineSession,
+  type RoundSpeeds,
+  type SessionEnd,
 } from './bench/types.ts';
-import { runWllama } from './bench/wllama.ts';
+import { openWllama } from './bench/wllama.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CHILD_ENTRY = join(REPO_ROOT, 'scripts', 'bench', 'child.ts');
@@ -150,67 +157,147 @@ function stopOnSignal(signal: NodeJS.Signals): void {
   });
 }
 
-/** Runs a Node engine in a child process and reads back its one result line. */
-function runInChild(
+/** Opens a Node engine in its own child process (child.ts has the line protocol). */
+async function openInChild(
   engine: EngineName,
   options: EngineRunOptions,
   timeoutMs: number,
   verbose: boolean,
-): Promise<BenchResult> {
-  return new Promise((resolveRun, rejectRun) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD_ENTRY, engine], {
-      cwd: REPO_ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    runningChildren.add(child);
-    let stdout = '';
-    const stderrTail: string[] = [];
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      if (verbose) process.stderr.write(text);
-      stderrTail.push(...text.split('\n').filter((line) => line.trim() !== ''));
-      stderrTail.splice(0, Math.max(0, stderrTail.length - 8));
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      rejectRun(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      runningChildren.delete(child);
-      const lines = stdout.split('\n');
-      const resultLine = lines.find((line) => line.startsWith(CHILD_RESULT_PREFIX));
-      const errorLine = lines.find((line) => line.startsWith(CHILD_ERROR_PREFIX));
-      if (resultLine) {
-        resolveRun(JSON.parse(resultLine.slice(CHILD_RESULT_PREFIX.length)) as BenchResult);
-      } else if (errorLine) {
-        const report = JSON.parse(errorLine.slice(CHILD_ERROR_PREFIX.length)) as ChildError;
-        rejectRun(report.notYetAvailable ? new NotYetAvailableError(report.message) : new Error(report.message));
-      } else if (signal === 'SIGKILL') {
-        rejectRun(new Error(`timed out after ${timeoutMs / 1000} s`));
-      } else {
-        const why = signal ? `signal ${signal}` : `code ${code}`;
-        rejectRun(new Error(`child exited (${why}): ${stderrTail.slice(-3).join(' | ')}`));
-      }
-    });
-    child.stdin.end(JSON.stringify(options));
+): Promise<EngineSession> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD_ENTRY, engine], {
+    cwd: REPO_ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  runningChildren.add(child);
+  const exited = new Promise<string>((resolveExit) => {
+    child.on('close', (code, signal) => {
+      runningChildren.delete(child);
+      resolveExit(signal ? `signal ${signal}` : `code ${code}`);
+    });
+  });
+  const stderrTail: string[] = [];
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    if (verbose) process.stderr.write(text);
+    stderrTail.push(...text.split('\n').filter((line) => line.trim() !== ''));
+    stderrTail.splice(0, Math.max(0, stderrTail.length - 8));
+  });
+  child.stdin.on('error', () => {}); // a child that has exited: the reply loop reports why
+  const stdoutLines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+
+  const request = async <T>(command: string): Promise<T> => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    try {
+      child.stdin.write(`${command}\n`);
+      for (;;) {
+        const next = await stdoutLines.next();
+        if (next.done) {
+          const why = await exited;
+          throw new Error(timedOut ? `timed out after ${timeoutMs / 1000} s` : `child exited (${why}): ${stderrTail.slice(-3).join(' | ')}`);
+        }
+        const line: string = next.value;
+        if (line.startsWith(CHILD_REPLY_PREFIX)) return JSON.parse(line.slice(CHILD_REPLY_PREFIX.length)) as T;
+        if (line.startsWith(CHILD_ERROR_PREFIX)) {
+          const report = JSON.parse(line.slice(CHILD_ERROR_PREFIX.length)) as ChildError;
+          throw report.notYetAvailable ? new NotYetAvailableError(report.message) : new Error(report.message);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  try {
+    const loaded = await request<{ loadSeconds: number; maxRounds?: number }>(JSON.stringify(options));
+    return {
+      ...loaded,
+      round: () => request<RoundSpeeds>('round'),
+      async close() {
+        try {
+          return await request<SessionEnd>('close');
+        } finally {
+          child.kill('SIGKILL');
+        }
+      },
+    };
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
 }
 
-async function runEngine(engine: EngineName, options: EngineRunOptions, settings: BenchSettings): Promise<BenchResult> {
+function openEngine(engine: EngineName, options: EngineRunOptions, settings: BenchSettings): Promise<EngineSession> {
   const pageLog = settings.verbose ? (line: string) => log(`  page: ${line}`) : undefined;
   switch (engine) {
     case 'native':
     case 'qwen-node':
-      return runInChild(engine, options, settings.timeoutMs, settings.verbose);
+      return openInChild(engine, options, settings.timeoutMs, settings.verbose);
     case 'wllama':
-      return runWllama({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
+      return openWllama({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
     case 'qwen-browser':
-      return runQwenWebBrowser({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
+      return openQwenWebBrowser({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
   }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Every engine on one model at one thread count: all loaded, then `repeats` rounds taken in
+ * turn (round r starts at engine r), then all closed.
+ */
+async function runEngines(model: string, options: EngineRunOptions, settings: BenchSettings): Promise<BenchRow[]> {
+  const cells = settings.engines.map((engine) => ({
+    row: { model, engine, threads: options.threads } as BenchRow,
+    session: undefined as EngineSession | undefined,
+    rounds: [] as RoundSpeeds[],
+  }));
+  const fail = (cell: (typeof cells)[number], error: unknown) => {
+    cell.row.notYetAvailable = isNotYetAvailable(error);
+    cell.row.error = errorMessage(error);
+    log(`  ${cell.row.engine}: ${cell.row.notYetAvailable ? 'not yet available' : `failed: ${cell.row.error}`}`);
+  };
+  const where = `${model} · ${options.threads} thread(s)`;
+
+  for (const cell of cells) {
+    log(`${where} · ${cell.row.engine}: loading …`);
+    try {
+      cell.session = await openEngine(cell.row.engine, options, settings);
+      log(`  loaded in ${formatNumber(cell.session.loadSeconds)} s`);
+    } catch (error) {
+      fail(cell, error);
+    }
+  }
+  for (let round = 0; round < settings.repeats; round++) {
+    const live = cells.filter((cell) => cell.session !== undefined && cell.row.error === undefined);
+    for (let i = 0; i < live.length; i++) {
+      const cell = live[(i + round) % live.length]!;
+      if (cell.rounds.length >= (cell.session!.maxRounds ?? Infinity)) continue;
+      try {
+        const speeds = await cell.session!.round();
+        cell.rounds.push(speeds);
+        log(`${where} · round ${round + 1} · ${cell.row.engine}: prompt ${formatNumber(speeds.promptTokensPerSecond)} tok/s, decode ${formatNumber(speeds.decodeTokensPerSecond)} tok/s`);
+      } catch (error) {
+        fail(cell, error);
+      }
+    }
+  }
+  for (const cell of cells) {
+    if (cell.session === undefined) continue;
+    try {
+      const end = await cell.session.close();
+      if (cell.row.error === undefined) {
+        cell.row.result = { loadSeconds: cell.session.loadSeconds, ...bestOf(cell.rounds), ...end, rounds: cell.rounds };
+      }
+    } catch (error) {
+      if (cell.row.error === undefined) fail(cell, error);
+    }
+  }
+  return cells.map((cell) => cell.row);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +345,23 @@ function renderTable(rows: BenchRow[]): string {
   return [line(header), widths.map((width, column) => '-'.repeat(column === widths.length - 1 ? 4 : width)).join('  '), ...body.map(line)].join('\n');
 }
 
+/**
+ * Each engine's rounds against native's rounds of the same turn: how far the ratio moves
+ * while the machine does (the table's ratios are of best rounds).
+ */
+function renderRoundRatios(rows: BenchRow[]): string[] {
+  const lines: string[] = [];
+  const ratios = (a: RoundSpeeds[], b: RoundSpeeds[], key: keyof RoundSpeeds) =>
+    a.slice(0, b.length).map((round, i) => (round[key] / b[i]![key]).toFixed(2)).join(' ');
+  for (const row of rows) {
+    const native = rows.find((other) => other.engine === 'native' && other.model === row.model && other.threads === row.threads)?.result;
+    if (row.engine === 'native' || !row.result || !native || row.result.rounds.length < 2) continue;
+    lines.push(`${row.model} · ${row.threads} thread(s) · ${row.engine}: prompt ${ratios(row.result.rounds, native.rounds, 'promptTokensPerSecond')}` +
+      ` | decode ${ratios(row.result.rounds, native.rounds, 'decodeTokensPerSecond')}`);
+  }
+  return lines.length === 0 ? [] : ['', "round by round, ÷ native's round of the same turn:", ...lines];
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -278,39 +382,18 @@ async function main(): Promise<void> {
         promptTokens: prompt.tokens,
         promptText: prompt.text,
         decodeSteps: settings.decodeSteps,
-        repeats: settings.repeats,
         bannedTokens: await invalidUtf8TokenIds(modelPath),
       };
       modelInfo.push(`${model.label}: ${modelPath} (${(statSync(modelPath).size / 1e9).toFixed(2)} GB)`);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       log(`${model.label}: cannot prepare: ${message}`);
       for (const threads of settings.threads) {
         for (const engine of settings.engines) rows.push({ model: model.label, engine, threads, error: `model: ${message}` });
       }
       continue;
     }
-    for (const threads of settings.threads) {
-      for (const engine of settings.engines) {
-        const row: BenchRow = { model: model.label, engine, threads };
-        log(`${model.label} · ${engine} · ${threads} thread(s) …`);
-        const started = performance.now();
-        try {
-          row.result = await runEngine(engine, { ...options, threads }, settings);
-          const r = row.result;
-          log(
-            `  load ${formatNumber(r.loadSeconds)} s, prompt ${formatNumber(r.promptTokensPerSecond)} tok/s, ` +
-              `decode ${formatNumber(r.decodeTokensPerSecond)} tok/s, peak ${(r.peakBytes / 2 ** 20).toFixed(0)} MiB` +
-              ` (${((performance.now() - started) / 1000).toFixed(0)} s)`,
-          );
-        } catch (error) {
-          row.notYetAvailable = isNotYetAvailable(error);
-          row.error = error instanceof Error ? error.message : String(error);
-          log(`  ${row.notYetAvailable ? 'not yet available' : `failed: ${row.error}`}`);
-        }
-        rows.push(row);
-      }
-    }
+    for (const threads of settings.threads) rows.push(...(await runEngines(model.label, { ...options, threads }, settings)));
   }
 
   const cpu = cpus();
@@ -319,10 +402,11 @@ async function main(): Promise<void> {
       '',
       `qwen-web benchmark — ${new Date().toISOString()}`,
       `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps, best of ${settings.repeats} rounds after one load (wllama: one round); peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
+      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps, best of ${settings.repeats} rounds after one load, the engines' rounds taken in turn (wllama: one round); peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
       ...modelInfo,
       '',
       renderTable(rows),
+      ...renderRoundRatios(rows),
       '',
     ].join('\n'),
   );

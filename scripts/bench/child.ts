@@ -1,37 +1,45 @@
-// Entry point of a bench child process: `node --import tsx scripts/bench/child.ts <engine>`
-// with the EngineRunOptions as JSON on stdin. One engine per process, so that the peak RSS
-// reported (process.resourceUsage().maxRSS at the end) is that engine's alone.
-// Prints exactly one line starting with CHILD_RESULT_PREFIX or CHILD_ERROR_PREFIX on stdout.
-import { runNative } from './native.ts';
-import { runQwenWebNode } from './qwen-web-node.ts';
+// Entry point of a bench child process: `node --import tsx scripts/bench/child.ts <engine>`.
+// One engine per process, so that the peak RSS reported (process.resourceUsage().maxRSS at the
+// end) is that engine's alone. Commands arrive as lines on stdin: the EngineRunOptions as JSON
+// (load; reply { loadSeconds, maxRounds }), then `round` (reply RoundSpeeds) any number of
+// times, then `close` (reply SessionEnd, then exit). Each reply is one stdout line starting
+// with CHILD_REPLY_PREFIX, or CHILD_ERROR_PREFIX after which the child exits.
+import { createInterface } from 'node:readline';
+import { openNative } from './native.ts';
+import { openQwenWebNode } from './qwen-web-node.ts';
 import {
   CHILD_ERROR_PREFIX,
-  CHILD_RESULT_PREFIX,
+  CHILD_REPLY_PREFIX,
   isNotYetAvailable,
-  type BenchResult,
   type ChildError,
   type EngineRunOptions,
+  type EngineSession,
 } from './types.ts';
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+function reply(value: unknown): void {
+  process.stdout.write(`${CHILD_REPLY_PREFIX}${JSON.stringify(value)}\n`);
 }
 
 async function main(): Promise<void> {
   const engine = process.argv[2];
-  const options = JSON.parse(await readStdin()) as EngineRunOptions;
-  let result: BenchResult;
-  if (engine === 'native') {
-    result = await runNative(options);
-  } else if (engine === 'qwen-node') {
-    result = await runQwenWebNode(options);
-  } else {
-    throw new Error(`engine '${engine}' does not run in a Node child`);
+  const open = engine === 'native' ? openNative : engine === 'qwen-node' ? openQwenWebNode : undefined;
+  if (!open) throw new Error(`engine '${engine}' does not run in a Node child`);
+  let session: EngineSession | undefined;
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (session === undefined) {
+      session = await open(JSON.parse(line) as EngineRunOptions);
+      reply({ loadSeconds: session.loadSeconds, maxRounds: session.maxRounds });
+    } else if (line === 'round') {
+      reply(await session.round());
+    } else if (line === 'close') {
+      const end = await session.close();
+      reply({ ...end, peakBytes: process.resourceUsage().maxRSS * 1024 });
+      return;
+    } else {
+      throw new Error(`unknown command '${line}'`);
+    }
   }
-  result = { ...result, peakBytes: process.resourceUsage().maxRSS * 1024 };
-  process.stdout.write(`${CHILD_RESULT_PREFIX}${JSON.stringify(result)}\n`);
+  throw new Error('stdin ended before close');
 }
 
 main().then(

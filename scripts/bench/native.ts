@@ -1,10 +1,10 @@
 // llama.cpp native (CPU, prebuilt node-llama-cpp addon): the reference the other engines are
 // compared against. Runs inside a bench child process so that its peak RSS is its own.
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
-import { bestOfRounds, type BenchResult, type EngineRunOptions } from './types.ts';
+import type { EngineRunOptions, EngineSession } from './types.ts';
 
-export async function runNative(options: EngineRunOptions): Promise<BenchResult> {
-  const { modelPath, threads, promptTokens, decodeSteps, repeats } = options;
+export async function openNative(options: EngineRunOptions): Promise<EngineSession> {
+  const { modelPath, threads, promptTokens, decodeSteps } = options;
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
 
   const loadStart = performance.now();
@@ -19,12 +19,12 @@ export async function runNative(options: EngineRunOptions): Promise<BenchResult>
   const sequence = context.getSequence();
   const loadSeconds = (performance.now() - loadStart) / 1000;
 
-  try {
-    // Warm-up (not timed): the first evaluation allocates compute buffers.
-    await sequence.evaluateWithoutGeneratingNewTokens(promptTokens.slice(0, 8) as Token[]);
-    await sequence.clearHistory();
+  // Warm-up (not timed): the first evaluation allocates compute buffers.
+  await sequence.evaluateWithoutGeneratingNewTokens(promptTokens.slice(0, 8) as Token[]);
 
-    const speeds = await bestOfRounds(repeats, async () => {
+  return {
+    loadSeconds,
+    async round() {
       await sequence.clearHistory();
       const promptStart = performance.now();
       await sequence.evaluateWithoutGeneratingNewTokens(promptTokens as Token[]);
@@ -41,12 +41,12 @@ export async function runNative(options: EngineRunOptions): Promise<BenchResult>
       }
       const decodeSeconds = (performance.now() - decodeStart) / 1000;
       return { promptTokensPerSecond: promptTokens.length / promptSeconds, decodeTokensPerSecond: steps / decodeSeconds };
-    });
-
-    return { loadSeconds, ...speeds, peakBytes: process.resourceUsage().maxRSS * 1024 };
-  } finally {
-    await context.dispose();
-    await model.dispose();
-    await llama.dispose();
-  }
+    },
+    async close() {
+      await context.dispose();
+      await model.dispose();
+      await llama.dispose();
+      return { peakBytes: 0 };
+    },
+  };
 }

@@ -6,20 +6,12 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
-import { runBrowserBench } from './browser.ts';
-import type { BenchResult, EngineRunOptions } from './types.ts';
+import { openBrowserBench } from './browser.ts';
+import type { EngineRunOptions, EngineSession, RoundSpeeds } from './types.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
 const OUT_DIR = join(ROOT, '.cache', 'bench', 'qwen-web');
-
-/** What scripts/bench/qwen-web.html's runBench must resolve to. */
-export interface QwenWebPageResult {
-  loadSeconds: number;
-  promptTokensPerSecond: number;
-  decodeTokensPerSecond: number;
-  note?: string;
-}
 
 /** Bundles the model worker (with its kernel worker and wasm assets) and returns URL path → file. */
 async function buildWorker(): Promise<Record<string, string>> {
@@ -54,23 +46,36 @@ async function buildWorker(): Promise<Record<string, string>> {
   return files;
 }
 
-export async function runQwenWebBrowser(
+export async function openQwenWebBrowser(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
-): Promise<BenchResult> {
-  const outcome = await runBrowserBench<QwenWebPageResult>({
+): Promise<EngineSession> {
+  const page = await openBrowserBench({
     pagePath: join(HERE, 'qwen-web.html'),
     modelPath: options.modelPath,
     files: await buildWorker(),
-    params: {
-      threads: options.threads,
-      promptTokens: options.promptTokens,
-      decodeSteps: options.decodeSteps,
-      repeats: options.repeats,
-      // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
-      contextLength: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
-    },
     timeoutMs: options.timeoutMs,
     log: options.log,
   });
-  return { ...outcome.value, peakBytes: outcome.rendererPeakBytes };
+  let loaded: { loadSeconds: number };
+  try {
+    loaded = await page.call('load', {
+      modelUrl: page.modelUrl,
+      threads: options.threads,
+      promptTokens: options.promptTokens,
+      decodeSteps: options.decodeSteps,
+      // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
+      contextLength: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
+    });
+  } catch (error) {
+    await page.close().catch(() => {});
+    throw error;
+  }
+  return {
+    loadSeconds: loaded.loadSeconds,
+    round: () => page.call<RoundSpeeds>('round'),
+    async close() {
+      const { value, peakBytes } = await page.close<{ note: string }>();
+      return { peakBytes, note: value.note };
+    },
+  };
 }

@@ -1,37 +1,36 @@
 // qwen-web's own runtime in Node (wasm kernels on worker_threads): the seam the benchmark calls.
-// Runs inside a bench child process; the child replaces `peakBytes` with its own maxRSS.
+// Runs inside a bench child process, which reports that process's maxRSS as the peak.
 import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
 import { argmax } from '../../src/engine/sampler.ts';
 import { Qwen3Model } from '../../src/model/qwen3.ts';
-import { bestOfRounds, type BenchResult } from './types.ts';
-
-export interface QwenWebNodeOptions {
-  modelPath: string;
-  threads: number;
-  promptTokens: number[];
-  decodeSteps: number;
-  repeats: number;
-}
+import type { EngineRunOptions, EngineSession } from './types.ts';
 
 /**
- * Load the model from `modelPath` with `threads` threads (loadSeconds: until ready to prefill),
- * prefill exactly `promptTokens` (promptTokensPerSecond), then run `decodeSteps` greedy
- * single-token steps (decodeTokensPerSecond).
+ * Loads the model from `modelPath` with `threads` threads (loadSeconds: until ready to prefill);
+ * each round prefills exactly `promptTokens` from position 0, then runs `decodeSteps` greedy
+ * single-token steps.
  */
-export async function runQwenWebNode(options: QwenWebNodeOptions): Promise<BenchResult> {
-  const { modelPath, threads, promptTokens, decodeSteps, repeats } = options;
+export async function openQwenWebNode(options: EngineRunOptions): Promise<EngineSession> {
+  const { modelPath, threads, promptTokens, decodeSteps } = options;
   const loadStart = performance.now();
   const source = await NodeFileSource.open(modelPath);
-  const model = await Qwen3Model.load(source, {
-    threads,
-    contextLength: promptTokens.length + decodeSteps + 16,
-    maxBatch: promptTokens.length,
-  });
-  const loadSeconds = (performance.now() - loadStart) / 1000;
+  let model: Qwen3Model;
   try {
-    // Untimed warm-up step (first-touch of scratch memory, JIT), then start from an empty cache.
-    model.forward([promptTokens[0]], 0, false);
-    const speeds = await bestOfRounds(repeats, async () => {
+    model = await Qwen3Model.load(source, {
+      threads,
+      contextLength: promptTokens.length + decodeSteps + 16,
+      maxBatch: promptTokens.length,
+    });
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
+  const loadSeconds = (performance.now() - loadStart) / 1000;
+  // Untimed warm-up step (first-touch of scratch memory, JIT).
+  model.forward([promptTokens[0]], 0, false);
+  return {
+    loadSeconds,
+    async round() {
       const prefillStart = performance.now();
       let logits = model.forward(promptTokens, 0, false);
       const prefillSeconds = (performance.now() - prefillStart) / 1000;
@@ -39,15 +38,12 @@ export async function runQwenWebNode(options: QwenWebNodeOptions): Promise<Bench
       for (let step = 0; step < decodeSteps; step++) logits = model.decode(argmax(logits));
       const decodeSeconds = (performance.now() - decodeStart) / 1000;
       return { promptTokensPerSecond: promptTokens.length / prefillSeconds, decodeTokensPerSecond: decodeSteps / decodeSeconds };
-    });
-    return {
-      loadSeconds,
-      ...speeds,
-      peakBytes: 0,
-      note: `${model.kernels.build}, ${model.kernels.threads} threads`,
-    };
-  } finally {
-    model.dispose();
-    await source.close();
-  }
+    },
+    async close() {
+      const note = `${model.kernels.build}, ${model.kernels.threads} threads`;
+      model.dispose();
+      await source.close();
+      return { peakBytes: 0, note };
+    },
+  };
 }

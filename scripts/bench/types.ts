@@ -24,43 +24,54 @@ export interface EngineRunOptions {
   /** Greedy decode steps after the prompt. */
   decodeSteps: number;
   /**
-   * Timed rounds (prefill from an empty cache, then the decode steps) after one load; the best
-   * round's speeds are reported, so a passing slowdown of a shared machine hurts no engine.
-   */
-  repeats: number;
-  /**
    * Token ids whose bytes are not valid UTF-8 on their own. Random weights pick them freely and
    * some engines' text plumbing breaks on them; those engines ban them from sampling.
    */
   bannedTokens: number[];
 }
 
-export interface BenchResult {
-  /** From "start loading" to "ready to prefill": file or URL to a usable model and context. */
-  loadSeconds: number;
+/** One timed round: a prefill of the prompt from an empty cache, then the decode steps. */
+export interface RoundSpeeds {
   /** Prefill speed over the prompt (promptTokens.length tokens). */
   promptTokensPerSecond: number;
   /** Greedy one-token steps per second. */
   decodeTokensPerSecond: number;
+}
+
+/**
+ * A loaded engine. The bench times rounds of every engine of one model and thread count in
+ * turn, so that each engine's rounds see the same state of a shared machine (its speed moves
+ * 10-20 % over minutes) and the ratios compare like with like.
+ */
+export interface EngineSession {
+  /** From "start loading" to "ready to prefill": file or URL to a usable model and context. */
+  loadSeconds: number;
+  /** Timed rounds this engine can give, if limited (wllama: 1, see the bench README). */
+  maxRounds?: number;
+  round(): Promise<RoundSpeeds>;
+  /** Unloads the model and frees the process, page or worker it ran in. */
+  close(): Promise<SessionEnd>;
+}
+
+export interface SessionEnd {
   /** Peak resident memory of the engine's process (the renderer for browser engines). */
   peakBytes: number;
   note?: string;
 }
 
-/** Best prompt and decode speed (tok/s) over `repeats` rounds of `round`. */
-export async function bestOfRounds(
-  repeats: number,
-  round: () => Promise<{ promptTokensPerSecond: number; decodeTokensPerSecond: number }>,
-): Promise<{ promptTokensPerSecond: number; decodeTokensPerSecond: number }> {
-  let best = { promptTokensPerSecond: 0, decodeTokensPerSecond: 0 };
-  for (let i = 0; i < Math.max(1, repeats); i++) {
-    const r = await round();
-    best = {
-      promptTokensPerSecond: Math.max(best.promptTokensPerSecond, r.promptTokensPerSecond),
-      decodeTokensPerSecond: Math.max(best.decodeTokensPerSecond, r.decodeTokensPerSecond),
-    };
-  }
-  return best;
+/** A row of the table: one engine on one model at one thread count. */
+export interface BenchResult extends RoundSpeeds, SessionEnd {
+  loadSeconds: number;
+  /** Every round, in the order run; the speeds above are the best of them. */
+  rounds: RoundSpeeds[];
+}
+
+/** The best prompt and decode speeds over some rounds. */
+export function bestOf(rounds: readonly RoundSpeeds[]): RoundSpeeds {
+  return {
+    promptTokensPerSecond: Math.max(0, ...rounds.map((r) => r.promptTokensPerSecond)),
+    decodeTokensPerSecond: Math.max(0, ...rounds.map((r) => r.decodeTokensPerSecond)),
+  };
 }
 
 /** Thrown by engines that are not wired up yet; the table shows "not yet available". */
@@ -74,8 +85,11 @@ export function isNotYetAvailable(error: unknown): boolean {
   return /not yet available/i.test(message);
 }
 
-/** The line a bench child process prints on stdout: a prefix, then JSON. */
-export const CHILD_RESULT_PREFIX = 'BENCH_RESULT ';
+/**
+ * A bench child process reads commands as lines on stdin (first the EngineRunOptions as JSON,
+ * then `round` or `close`) and answers each with one line on stdout: a prefix, then JSON.
+ */
+export const CHILD_REPLY_PREFIX = 'BENCH_REPLY ';
 export const CHILD_ERROR_PREFIX = 'BENCH_ERROR ';
 
 export interface ChildError {

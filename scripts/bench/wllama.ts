@@ -3,22 +3,17 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runBrowserBench } from './browser.ts';
-import type { BenchResult, EngineRunOptions } from './types.ts';
+import { openBrowserBench } from './browser.ts';
+import type { EngineRunOptions, EngineSession } from './types.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-/** What scripts/bench/wllama.html's runBench resolves to. */
-interface WllamaPageResult {
-  loadSeconds: number;
-  threads: number;
-  multithread: boolean;
-  timings: {
-    prompt_n: number;
-    prompt_ms: number;
-    predicted_n: number;
-    predicted_ms: number;
-  };
+/** What scripts/bench/wllama.html's bench.round resolves to: llama.cpp's own timings. */
+interface WllamaTimings {
+  prompt_n: number;
+  prompt_ms: number;
+  predicted_n: number;
+  predicted_ms: number;
 }
 
 function wllamaEsmDir(): string {
@@ -27,40 +22,55 @@ function wllamaEsmDir(): string {
   return join(dirname(require.resolve('@wllama/wllama/package.json')), 'esm');
 }
 
-export async function runWllama(
+export async function openWllama(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
-): Promise<BenchResult> {
+): Promise<EngineSession> {
   const esm = wllamaEsmDir();
-  const outcome = await runBrowserBench<WllamaPageResult>({
+  const page = await openBrowserBench({
     pagePath: join(HERE, 'wllama.html'),
     modelPath: options.modelPath,
     files: {
       '/wllama/index.js': join(esm, 'index.js'),
       '/wllama/wasm/wllama.wasm': join(esm, 'wasm', 'wllama.wasm'),
     },
-    params: {
+    timeoutMs: options.timeoutMs,
+    log: options.log,
+  });
+  let loaded: { loadSeconds: number; threads: number; multithread: boolean };
+  try {
+    loaded = await page.call('load', {
+      modelUrl: page.modelUrl,
       threads: options.threads,
       promptText: options.promptText,
       decodeSteps: options.decodeSteps,
       bannedTokens: options.bannedTokens,
       contextSize: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
-    },
-    timeoutMs: options.timeoutMs,
-    log: options.log,
-  });
-  const { value } = outcome;
-  const { timings } = value;
-  const notes: string[] = [];
-  if (timings.prompt_n !== options.promptTokens.length) notes.push(`prompt was ${timings.prompt_n} tokens`);
-  if (timings.predicted_n !== options.decodeSteps) notes.push(`decoded ${timings.predicted_n} tokens`);
-  if (value.threads !== options.threads || value.multithread !== options.threads > 1) {
-    notes.push(`ran ${value.threads} thread(s), multithread=${value.multithread}`);
+    });
+  } catch (error) {
+    await page.close().catch(() => {});
+    throw error;
+  }
+  const notes = new Set<string>();
+  if (loaded.threads !== options.threads || loaded.multithread !== options.threads > 1) {
+    notes.add(`ran ${loaded.threads} thread(s), multithread=${loaded.multithread}`);
   }
   return {
-    loadSeconds: value.loadSeconds,
-    promptTokensPerSecond: timings.prompt_n / (timings.prompt_ms / 1000),
-    decodeTokensPerSecond: timings.predicted_n / (timings.predicted_ms / 1000),
-    peakBytes: outcome.rendererPeakBytes,
-    note: notes.length > 0 ? notes.join('; ') : undefined,
+    loadSeconds: loaded.loadSeconds,
+    // One round: a second completion of the same prompt may reuse wllama's KV cache, and a
+    // round of the 4B fixtures takes minutes.
+    maxRounds: 1,
+    async round() {
+      const timings = await page.call<WllamaTimings>('round');
+      if (timings.prompt_n !== options.promptTokens.length) notes.add(`prompt was ${timings.prompt_n} tokens`);
+      if (timings.predicted_n !== options.decodeSteps) notes.add(`decoded ${timings.predicted_n} tokens`);
+      return {
+        promptTokensPerSecond: timings.prompt_n / (timings.prompt_ms / 1000),
+        decodeTokensPerSecond: timings.predicted_n / (timings.predicted_ms / 1000),
+      };
+    },
+    async close() {
+      const { peakBytes } = await page.close();
+      return { peakBytes, note: notes.size > 0 ? [...notes].join('; ') : undefined };
+    },
   };
 }
