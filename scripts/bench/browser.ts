@@ -50,12 +50,12 @@ export async function openBrowserBench(options: BrowserBenchOptions): Promise<Br
     await page.goto(`${server.url}/bench.html`);
     await page.waitForFunction('typeof window.bench === "object"', undefined, { timeout: 60_000 });
     const browser = chromium;
-    const call = async <T>(method: string, arg?: unknown): Promise<T> => {
+    const call = async <T>(method: string, arg?: unknown, timeoutMs = options.timeoutMs): Promise<T> => {
       let timer: NodeJS.Timeout | undefined;
       // A string, not a function: tsx's transpiled closures can carry helpers the page lacks.
       const run = page.evaluate(`window.bench.${method}(${arg === undefined ? '' : JSON.stringify(arg)})`) as Promise<T>;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${method} timed out after ${options.timeoutMs / 1000} s`)), options.timeoutMs);
+        timer = setTimeout(() => reject(new Error(`${method} timed out after ${timeoutMs / 1000} s`)), timeoutMs);
       });
       try {
         return await Promise.race([run, timeout]);
@@ -68,7 +68,8 @@ export async function openBrowserBench(options: BrowserBenchOptions): Promise<Br
       call,
       async close<T>() {
         try {
-          const value = await call<T>('close');
+          // Unloading is quick; a page still busy with a round that timed out is not waited for.
+          const value = await call<T>('close', undefined, Math.min(options.timeoutMs, 60_000));
           const memory = await browser.processMemory();
           return { value, peakBytes: Math.max(0, ...memory.filter((p) => p.type === 'renderer').map((p) => p.peakRssBytes)) };
         } finally {
