@@ -170,6 +170,7 @@ async function openInChild(
   });
   runningChildren.add(child);
   const exited = new Promise<string>((resolveExit) => {
+    child.on('error', (error) => resolveExit(`cannot run: ${error.message}`));
     child.on('close', (code, signal) => {
       runningChildren.delete(child);
       resolveExit(signal ? `signal ${signal}` : `code ${code}`);
