@@ -69,7 +69,7 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
       const copies = options.cold ? Math.ceil(COLD_BYTES / wBytes) : 1;
       const w = k.alloc(wBytes * copies);
       fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
-      // the layout a model runs on (Q4_0 becomes Q4_0x4 on the relaxed build, Q4_K Q4_Kx on SIMD128)
+      // the layout a model runs on (Q4_0 becomes Q4_0x4, Q4_K Q4_Kx on SIMD128, Q6_K Q6_Kx on relaxed)
       const type = k.repack(w, t.id, rows, cols);
       for (let c = 1; c < copies; c++) k.bytes().copyWithin(w + c * wBytes, w, w + wBytes);
       let call = 0;

@@ -386,7 +386,8 @@ function colsFor(type: WeightType): number[] {
   switch (type) {
     case WeightType.F32: return [37];             // not a multiple of 4: scalar tail
     case WeightType.F16: return [45];             // not a multiple of 8
-    case WeightType.Q4_0: case WeightType.Q8_0: return [160];
+    case WeightType.Q4_0: return [160, 384];  // 384: whole groups of 4 blocks, repacked into Q4_0x4
+    case WeightType.Q8_0: return [160];
     default: return [512];
   }
 }
@@ -400,9 +401,13 @@ for (const type of TYPES) {
   }
 }
 
-/** 'simd': the GGUF layout; 'repacked': after `repack` (this SIMD128 build turns Q4_K into Q4_Kx). */
+/**
+ * 'simd': the GGUF layout; 'repacked': after `repack` (this SIMD128 build turns Q4_K into Q4_Kx,
+ * and Q4_0 into Q4_0x4 where rows hold whole groups of 4 blocks).
+ */
 type Layout = 'simd' | 'repacked';
-const layoutsOf = (type: WeightType): Layout[] => (type === WeightType.Q4_K ? ['simd', 'repacked'] : ['simd']);
+const layoutsOf = (type: WeightType): Layout[] =>
+  type === WeightType.Q4_K || type === WeightType.Q4_0 ? ['simd', 'repacked'] : ['simd'];
 
 function runMatmul(k: Kernels, c: MatmulCase, raw: Uint8Array, x: Float32Array, how: Layout | 'ref' = 'simd'): Float32Array {
   const w = put(k, raw), src = put(k, x), dst = k.alloc(c.rows * c.nTokens * 4);
@@ -587,7 +592,7 @@ describe('matmul at the integer extremes', () => {
 
 describe('getRow', () => {
   it.each(TYPES)('type %i dequantizes rows like the from-spec decoder', (type) => {
-    const cols = type === WeightType.Q4_K || type === WeightType.Q6_K ? 512 : type <= 1 ? 40 : 96;
+    const cols = type === WeightType.Q4_K || type === WeightType.Q6_K ? 512 : type === WeightType.Q4_0 ? 256 : type <= 1 ? 40 : 96;
     const rows = 5;
     const raw = randomWeights(type, rows, cols, new Rng(40 + type));
     const want = dequantizeWeights(type, raw, rows, cols);
@@ -610,21 +615,30 @@ describe('getRow', () => {
 });
 
 describe('repack', () => {
-  it('turns Q4_K into Q4_Kx on the SIMD128 build and keeps the other layouts (no Q4_0x4 or Q6_Kx kernels here)', () => {
+  it('turns Q4_K into Q4_Kx and Q4_0 into Q4_0x4 on the SIMD128 build and keeps the other layouts (no Q6_Kx kernel here)', () => {
+    const packed: Partial<Record<WeightType, WeightType>> = { [WeightType.Q4_K]: WeightType.Q4_Kx, [WeightType.Q4_0]: WeightType.Q4_0x4 };
     for (const type of TYPES) {
       const raw = randomWeights(type, 3, 256, new Rng(77));
       const w = put(k1, raw);
-      expect(k1.repack(w, type, 3, 256), TYPE_INFO[type].name).toBe(type === WeightType.Q4_K ? WeightType.Q4_Kx : type);
-      if (type !== WeightType.Q4_K) expect(k1.bytes().slice(w, w + raw.length)).toEqual(raw);
+      expect(k1.repack(w, type, 3, 256), TYPE_INFO[type].name).toBe(packed[type] ?? type);
+      if (packed[type] === undefined) expect(k1.bytes().slice(w, w + raw.length)).toEqual(raw);
       else expect(k1.bytes().slice(w, w + raw.length)).not.toEqual(raw);
     }
     const raw = randomWeights(WeightType.Q4_0, 3, 256, new Rng(77));
+    // Q4_0 stays as it is where a row is not whole groups of 4 blocks or a scale is not finite
+    const short = put(k1, raw.subarray(0, 3 * 5 * 18));
+    expect(k1.repack(short, WeightType.Q4_0, 3, 160)).toBe(WeightType.Q4_0);
+    const infinite = raw.slice();
+    writeU16(infinite, 18 * 7, 0x7c00);
+    const wInf = put(k1, infinite);
+    expect(k1.repack(wInf, WeightType.Q4_0, 3, 256)).toBe(WeightType.Q4_0);
+    expect(k1.bytes().slice(wInf, wInf + infinite.length)).toEqual(infinite);
     const w = put(k1, raw);
     const src = k1.alloc(256 * 4), dst = k1.alloc(3 * 4);
-    expect(() => k1.matmul(dst, w, WeightType.Q4_0x4, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
     expect(() => k1.matmul(dst, w, WeightType.Q6_Kx, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
     expect(() => k1.repack(w, WeightType.Q4_0, 3, 100)).toThrow(/multiple of 32/);
     expect(() => k1.matmulRef(dst, w, WeightType.Q4_Kx, 1, 256, src)).toThrow(/matmul_ref rejected/);
+    expect(() => k1.matmulRef(dst, w, WeightType.Q4_0x4, 1, 256, src)).toThrow(/matmul_ref rejected/);
   });
 });
 

@@ -25,7 +25,8 @@ import { startVitePages } from './support/vite-pages.ts';
 
 const THREADS = 2;
 const PROMPT_LENGTH = 32;
-// small-q4_0: the relaxed build repacks its Q4_0 matrices (Q4_0x4) and runs other kernels on them.
+// small-q4_0: both builds repack its Q4_0 matrices (Q4_0x4), and their prefill kernels add the
+// block products in different orders.
 const FIXTURES = ['small-q4_k_m', 'small-q4_0', 'tiny-f32'] as const;
 /** Largest relaxed vs SIMD128 logit difference past an int8 rounding flip (see the relaxed test). */
 const FLIP_BOUND: Partial<Record<(typeof FIXTURES)[number], number>> = { 'small-q4_0': 0.5, 'small-q4_k_m': 0.8 };
@@ -187,8 +188,9 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
     const reply = expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
       'forward-result') as ForwardReply;
     // f32 rounding of re-associated sums through the layers: far below any meaningful change.
-    // Except where the two builds run different layouts (relaxed: Q4_0x4, Q6_Kx; SIMD128: Q4_Kx) and
-    // so add block products in other orders: once in a while an activation then rounds to the
+    // Except where the two builds run different kernels (relaxed: Q4_0x4 prefill on 4-token groups,
+    // Q6_Kx; SIMD128: Q4_0x4 prefill token by token, Q4_Kx) that add block products in other
+    // orders: once in a while an activation then rounds to the
     // neighbouring int8 and later positions move by a few tenths (tests/forward-llama.test.ts
     // bounds the same effect against llama.cpp by 0.5 for Q4_0, 0.8 for Q4_K_M). Position 0
     // must still agree closely.

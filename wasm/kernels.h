@@ -163,6 +163,7 @@ void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n);
 void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
 void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n);
+void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n);
 void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n);  // SIMD128 build
 // Q4_0 blocks <-> Q4_0x4.
 void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst);
@@ -210,6 +211,7 @@ void rows_q4_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size
 void rows_q6_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void rows_q4_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // SIMD128 build
 void rows_q6_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // relaxed build
+void rows_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 
 // Prefill kernels on activations in groups of 4 tokens (block_q8_32x4, one row of
 // cols / 32 blocks per group): n_rows weight rows x n_groups groups,
@@ -218,6 +220,5 @@ typedef void (*groups_kernel_fn)(float *out, int out_stride, const uint8_t *w, s
                                  const uint8_t *xg, int n_groups, int cols);
 #if KERNELS_RELAXED
 void groups_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
-void rows_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
 void groups_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
 #endif

@@ -46,7 +46,8 @@ EXPORT int relaxed_probe(int seed) {
 
 // Activation formats. F16 weights take activations rounded to f16 (kept as f32), as
 // llama.cpp converts them to f16 before its f16 dot products.
-// ACT_Q8_32X4B: Q8_32 with each 4 blocks interleaved (block_q8_32x4), for Q4_0x4 (relaxed).
+// ACT_Q8_32X4B: Q8_32 with each 4 blocks interleaved, for Q4_0x4: block_q8_32x4 (relaxed),
+// block_q8_32x4w (SIMD128).
 // ACT_Q8_256X: Q8_256W with quants in Q4_Kx order, for Q4_Kx (SIMD128).
 // ACT_Q8_256_Q6X: Q8_256 with quants in Q6_Kx order, for Q6_Kx (relaxed).
 enum { ACT_F32, ACT_F16, ACT_Q8_32, ACT_Q8_256, ACT_Q8_32X4B, ACT_Q8_256X, ACT_Q8_256_Q6X };
@@ -80,6 +81,7 @@ static const wtype_info *wtype_lookup(int wtype) {
     static const wtype_info q4_0x4 = { Q4_0X4_COLS, sizeof(block_q4_0x4), ACT_Q8_32X4B, rows_q4_0x4, groups_q4_0x4 };
 #else
     static const wtype_info q4_Kx = { QK_K, sizeof(block_q4_Kx), ACT_Q8_256X, rows_q4_Kx, 0 };
+    static const wtype_info q4_0x4 = { Q4_0X4_COLS, sizeof(block_q4_0x4), ACT_Q8_32X4B, rows_q4_0x4, 0 };
 #endif
     switch (wtype) {
     case GGML_TYPE_F32: return &f32;
@@ -88,8 +90,8 @@ static const wtype_info *wtype_lookup(int wtype) {
     case GGML_TYPE_Q8_0: return &q8_0;
     case GGML_TYPE_Q4_K: return &q4_K;
     case GGML_TYPE_Q6_K: return &q6_K;
-#if KERNELS_RELAXED
     case KERNEL_TYPE_Q4_0X4: return &q4_0x4;
+#if KERNELS_RELAXED
     case KERNEL_TYPE_Q6_KX: return &q6_Kx;
 #else
     case KERNEL_TYPE_Q4_KX: return &q4_Kx;
@@ -111,7 +113,8 @@ static size_t act_row_bytes(int act, int cols, int natural) {
     switch (act) {
     case ACT_Q8_32: return (size_t)(cols / 32) * (natural || KERNELS_RELAXED ? sizeof(block_q8_32) : sizeof(block_q8_32w));
     case ACT_Q8_256: return (size_t)(cols / QK_K) * (natural || KERNELS_RELAXED ? sizeof(block_q8_256) : sizeof(block_q8_256w));
-    case ACT_Q8_32X4B: return (size_t)(cols / Q4_0X4_COLS) * sizeof(block_q8_32x4);  // = the natural Q8_32 row's size
+    case ACT_Q8_32X4B:  // relaxed: the natural Q8_32 row's size
+        return (size_t)(cols / Q4_0X4_COLS) * (KERNELS_RELAXED ? sizeof(block_q8_32x4) : sizeof(block_q8_32x4w));
     case ACT_Q8_256X: return (size_t)(cols / QK_K) * sizeof(block_q8_256w);
     case ACT_Q8_256_Q6X: return (size_t)(cols / QK_K) * sizeof(block_q8_256);
     default: return (size_t)cols * 4;
@@ -125,9 +128,10 @@ static void quantize_activation_row(int act, const float *x, uint8_t *y, int col
     } else if (act == ACT_Q8_256) {
         if (natural || KERNELS_RELAXED) quantize_row_q8_256(x, (block_q8_256 *)y, cols);
         else quantize_row_q8_256w(x, (block_q8_256w *)y, cols);
-#if KERNELS_RELAXED
     } else if (act == ACT_Q8_32X4B) {
-        quantize_row_q8_32x4b(x, (block_q8_32x4 *)y, cols);
+        if (KERNELS_RELAXED) quantize_row_q8_32x4b(x, (block_q8_32x4 *)y, cols);
+        else quantize_row_q8_32x4w(x, (block_q8_32x4w *)y, cols);
+#if KERNELS_RELAXED
     } else if (act == ACT_Q8_256_Q6X) {
         quantize_row_q8_256_q6x(x, (block_q8_256 *)y, cols);
 #else
@@ -398,10 +402,10 @@ static void repack_item(const void *vargs, int item, int thread_index) {
 
 // Rewrites a weight matrix in place into the layout this build's kernels read
 // fastest, and returns the type to pass to matmul from then on (wtype itself
-// when the layout stays). The SIMD128 build repacks Q4_K into Q4_Kx; the
-// relaxed build Q6_K into Q6_Kx, and Q4_0 into Q4_0x4 when rows hold whole
-// groups of 4 blocks and every scale is finite (the kernel converts scales 4 at a
-// time, finite values only).
+// when the layout stays). Both builds repack Q4_0 into Q4_0x4 when rows hold
+// whole groups of 4 blocks and every scale is finite (the kernels convert scales
+// 4 at a time, finite values only); the SIMD128 build Q4_K into Q4_Kx, the
+// relaxed build Q6_K into Q6_Kx.
 EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
     int rb = row_bytes(wtype, cols);
     if (rb < 0) return rb;
@@ -409,7 +413,7 @@ EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
     int packed = wtype;
     if (!KERNELS_RELAXED && wtype == GGML_TYPE_Q4_K) packed = KERNEL_TYPE_Q4_KX;
     if (KERNELS_RELAXED && wtype == GGML_TYPE_Q6_K) packed = KERNEL_TYPE_Q6_KX;
-    if (KERNELS_RELAXED && wtype == GGML_TYPE_Q4_0 && cols % Q4_0X4_COLS == 0) {
+    if (wtype == GGML_TYPE_Q4_0 && cols % Q4_0X4_COLS == 0) {
         packed = KERNEL_TYPE_Q4_0X4;
         size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
         for (size_t b = 0; b < n_blocks; b++) {

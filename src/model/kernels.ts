@@ -12,8 +12,8 @@ export type { KernelBuild } from './kernel-platform.ts';
 
 /**
  * Weight formats `matmul` and `getRow` accept: ggml type ids, and the in-memory layouts
- * `repack` gives: Q4_0x4 (Q4_0 matrices) and Q6_Kx (Q6_K) on the relaxed build, Q4_Kx (Q4_K)
- * on the SIMD128 build; see wasm/quants.h.
+ * `repack` gives: Q4_0x4 (Q4_0 matrices) on both builds, Q6_Kx (Q6_K) on the relaxed build,
+ * Q4_Kx (Q4_K) on the SIMD128 build; see wasm/quants.h.
  */
 export const WeightType = {
   F32: 0,
@@ -81,9 +81,9 @@ export interface Kernels {
   rowBytes(wtype: WeightType, cols: number): number;
   /**
    * Rewrites a matrix in place into the layout this build's kernels read fastest and returns
-   * the type to use for it from then on (`wtype` when nothing changed). The relaxed build turns
-   * Q6_K into Q6_Kx and Q4_0 into Q4_0x4 (rows of a multiple of 128 columns, finite scales), the
-   * SIMD128 build Q4_K into Q4_Kx.
+   * the type to use for it from then on (`wtype` when nothing changed). Both builds turn Q4_0
+   * into Q4_0x4 (rows of a multiple of 128 columns, finite scales); the relaxed build Q6_K into
+   * Q6_Kx, the SIMD128 build Q4_K into Q4_Kx.
    */
   repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType;
   /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W in GGUF layout or as `repack` left it (rows contiguous). */
