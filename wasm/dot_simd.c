@@ -325,14 +325,7 @@ INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4 *a, int n_gro
     return hsum_f32x4(acc);
 }
 
-void rows_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
-                 const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
-    for (int t = 0; t < n_tok; t++) {
-        const block_q8_32x4 *a = (const block_q8_32x4 *)(x + (size_t)t * x_row_bytes);
-        for (int r = 0; r < n_rows; r++)
-            out[(size_t)t * out_stride + r] = dot_q4_0x4((const block_q4_0x4 *)(w + (size_t)r * w_row_bytes), a, cols / 128);
-    }
-}
+typedef block_q8_32x4 q4_0x4_act_block;
 #else
 // Q4_0x4 in the SIMD128 build: weight vector qs[j] read as uint16 lanes gives, with
 // tile_q4_0's masks, 4 int16 vectors whose int32 lane k after i32x4.dot_i16x8 is
@@ -341,33 +334,36 @@ void rows_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w_row_byte
 // the GGUF-layout kernel (A/B in Node, 1 thread). Prefill runs it token by token
 // (0.92-0.97x of tile_q4_0's 4-token tiles; Q4_0x4 tiles of 2 or 4 tokens measured
 // 0.93-0.99x and 0.78-0.81x).
-INLINE float dot_q4_0x4w(const block_q4_0x4 *w, const block_q8_32x4w *a, int n_groups) {
+typedef block_q8_32x4w q4_0x4_act_block;
+INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4w *a, int n_groups) {
     const v128_t low4 = wasm_i16x8_splat(15);
     v128_t acc = wasm_f32x4_splat(0.0f);
     for (int q = 0; q < n_groups; q++) {
         v128_t s0 = wasm_v128_load(a[q].offset), s1 = wasm_i32x4_splat(0);
         UNROLL for (int j = 0; j < 4; j++) {
             v128_t v = wasm_v128_load(w[q].qs[j]);
-            s0 = wasm_i32x4_add(s0, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(v, low4), wasm_v128_load(a[q].qs[4 * j])),
-                                                   wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), low4), wasm_v128_load(a[q].qs[4 * j + 1]))));
-            s1 = wasm_i32x4_add(s1, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), low4), wasm_v128_load(a[q].qs[4 * j + 2])),
-                                                   wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), wasm_v128_load(a[q].qs[4 * j + 3]))));
+            s0 = wasm_i32x4_add(s0, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(v, low4), wasm_v128_load(a[q].qs[j])),
+                                                   wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), low4), wasm_v128_load(a[q].qs[8 + j]))));
+            s1 = wasm_i32x4_add(s1, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), low4), wasm_v128_load(a[q].qs[4 + j])),
+                                                   wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), wasm_v128_load(a[q].qs[12 + j]))));
         }
         v128_t scale = wasm_f32x4_mul(fp16x4_to_f32x4(w[q].d), wasm_v128_load(a[q].d));
         acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_add(s0, s1)), scale));
     }
     return hsum_f32x4(acc);
 }
+#endif
 
+// Decode on Q4_0x4 (both builds; the SIMD128 build's prefill too): every row against
+// each token's block-interleaved row.
 void rows_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
                  const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
     for (int t = 0; t < n_tok; t++) {
-        const block_q8_32x4w *a = (const block_q8_32x4w *)(x + (size_t)t * x_row_bytes);
+        const q4_0x4_act_block *a = (const q4_0x4_act_block *)(x + (size_t)t * x_row_bytes);
         for (int r = 0; r < n_rows; r++)
-            out[(size_t)t * out_stride + r] = dot_q4_0x4w((const block_q4_0x4 *)(w + (size_t)r * w_row_bytes), a, cols / 128);
+            out[(size_t)t * out_stride + r] = dot_q4_0x4((const block_q4_0x4 *)(w + (size_t)r * w_row_bytes), a, cols / 128);
     }
 }
-#endif
 
 // ---------------------------------------------------------------------------
 // Q8_0

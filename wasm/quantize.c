@@ -97,22 +97,6 @@ void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
     }
 }
 
-// One token's row as Q8_32x4W blocks (quants.h): the activations of Q4_0x4 weights
-// in the SIMD128 build.
-void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n) {
-    for (int g = 0; g < n / 128; g++) {
-        block_q8_32 blocks[4];
-        quantize_row_q8_32(x + 128 * g, blocks, 128);
-        for (int k = 0; k < 4; k++) {
-            for (int j = 0; j < 4; j++)
-                for (int p = 0; p < 4; p++)
-                    for (int h = 0; h < 2; h++) y[g].qs[4 * j + p][2 * k + h] = blocks[k].qs[16 * (p / 2) + 4 * j + 2 * h + p % 2];
-            y[g].d[k] = blocks[k].d;
-            y[g].offset[k] = -8 * blocks[k].sum;
-        }
-    }
-}
-
 // 4 runs of 16 * n bytes (run k at src + k * stride) -> 4n vectors at dst, vector m
 // holding bytes 4m .. 4m+3 of run 0, 1, 2, 3: Q4_0 blocks -> Q4_0x4 (n = 1), Q4_K
 // chunks -> Q4_Kx (n = 2).
@@ -132,6 +116,20 @@ static void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride, i
         transpose_words(wasm_v128_load(src + 64 * i), wasm_v128_load(src + 64 * i + 16),
                         wasm_v128_load(src + 64 * i + 32), wasm_v128_load(src + 64 * i + 48), q);
         for (int k = 0; k < 4; k++) wasm_v128_store(dst + k * stride + 16 * i, q[k]);
+    }
+}
+
+// One token's row as Q8_32x4W blocks (quants.h): the activations of Q4_0x4 weights
+// in the SIMD128 build, 4 Q8_32W blocks with their int16 pairs interleaved.
+void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n) {
+    for (int g = 0; g < n / 128; g++) {
+        block_q8_32w blocks[4];
+        quantize_row_q8_32w(x + 128 * g, blocks, 128);
+        interleave_runs((const uint8_t *)blocks[0].qs, sizeof(block_q8_32w), 4, (uint8_t *)y[g].qs);
+        for (int k = 0; k < 4; k++) {
+            y[g].d[k] = blocks[k].d;
+            y[g].offset[k] = blocks[k].offset[0];
+        }
     }
 }
 

@@ -40,7 +40,7 @@ _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 is 18 bytes");
 // bytes). qs[m] holds bytes 4m .. 4m+3 of block 0, then of blocks 1, 2 and 3,
 // so a relaxed dot's lane k sums block k alone and one vector holds the 4 block
 // sums (see dot_q4_0x4), as does the SIMD128 build's i32x4.dot_i16x8 on the
-// weights read as uint16 (dot_q4_0x4w); d[k] is block k's scale.
+// weights read as uint16 (its own dot_q4_0x4); d[k] is block k's scale.
 typedef struct {
     uint16_t d[4];
     uint8_t qs[4][16];
@@ -173,13 +173,14 @@ typedef struct {
 } block_q8_32w;
 _Static_assert(sizeof(block_q8_32w) == 96, "block_q8_32w is 96 bytes");
 
-// Q8_32x4W: 4 consecutive Q8_32 blocks of one token, widened, for Q4_0x4 weights
-// in the SIMD128 build. Weight vector qs[j] of block_q4_0x4 read as uint16 lanes
-// gives in int16 lanes 2k, 2k+1 (with the masks of Q8_32W) quants of block k only,
-// so int32 lane k of every i32x4.dot_i16x8 is block k; qs[4j + p] lines up with
-// part p (0: even bytes' low nibbles, 1: odd bytes' low, 2: even high, 3: odd high):
-//     qs[4j + p][2k + h] = quant 16 * (p / 2) + 4j + 2h + p % 2 of block k
-// d[k], offset[k] = -8 * sum: block k's scale and Q4_0 "- 8" term.
+// Q8_32x4W: 4 consecutive Q8_32W blocks of one token, for Q4_0x4 weights in the
+// SIMD128 build: qs[m] holds int16 pair m (elements 2m, 2m+1 of the Q8_32W order
+// above) of block 0, then of blocks 1, 2 and 3. Weight vector qs[j] of block_q4_0x4
+// read as uint16 lanes gives, with the masks of Q8_32W, block k's quants in lanes
+// 2k, 2k+1 only, lined up with pairs j (even bytes' low nibbles), 8 + j (odd bytes'
+// low), 4 + j (even high) and 12 + j (odd high): int32 lane k of every
+// i32x4.dot_i16x8 is block k. d[k], offset[k] = -8 * sum: block k's scale and
+// Q4_0 "- 8" term.
 typedef struct {
     int16_t qs[16][8];
     float d[4];
