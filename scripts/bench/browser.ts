@@ -1,16 +1,18 @@
-// Opens one benchmark page in a fresh Chromium: the page is served cross-origin isolated by the
-// static server together with the model and whatever else it needs. The page defines
-// `window.bench = { load(params), round(), close() }`, each returning a promise of something
-// JSON-serialisable; `call` runs one of them. Peak memory is the highest VmHWM among the
-// renderer processes (the page's workers are threads of its renderer), read from /proc.
+// Opens one benchmark page in a fresh Chromium and loads the model in it: the page is served
+// cross-origin isolated by the static server together with the model and whatever else it
+// needs. The page defines `window.bench = { load(params), round(), close() }`, each returning a
+// promise of something JSON-serialisable. Peak memory is the highest VmHWM among the renderer
+// processes (the page's workers are threads of its renderer), read from /proc.
 import { launchChromium } from '../../tests/support/chromium.ts';
 import { startStaticServer } from '../../tests/support/static-server.ts';
 
 export interface BrowserBenchOptions {
   /** Absolute path of the HTML page; it must define `window.bench`. */
   pagePath: string;
-  /** Model file, served at `/model.gguf` (its URL is `modelUrl` of the opened page). */
+  /** Model file, served at `/model.gguf` (its URL is added to loadParams as `modelUrl`). */
   modelPath: string;
+  /** JSON-serialisable parameters for `bench.load`. */
+  loadParams: Record<string, unknown>;
   /** More URL path → absolute file path entries (the engine's JS and wasm). */
   files?: Record<string, string>;
   /** Each call gives up after this long (ms). */
@@ -19,11 +21,11 @@ export interface BrowserBenchOptions {
   log?: (line: string) => void;
 }
 
-export interface BrowserBenchPage {
-  /** The model's URL on the page's server. */
-  modelUrl: string;
-  /** Runs `window.bench[method](arg)` in the page. */
-  call<T>(method: 'load' | 'round', arg?: unknown): Promise<T>;
+export interface BrowserBenchPage<L> {
+  /** What the page's `bench.load` resolved to. */
+  loaded: L;
+  /** Runs the page's `bench.round()`. */
+  round<T>(): Promise<T>;
   /**
    * Runs the page's `bench.close()`, then closes Chromium and the server (also when that
    * fails); resolves to what `bench.close()` gave and the renderer's peak RSS in bytes.
@@ -31,7 +33,8 @@ export interface BrowserBenchPage {
   close<T>(): Promise<{ value: T; peakBytes: number }>;
 }
 
-export async function openBrowserBench(options: BrowserBenchOptions): Promise<BrowserBenchPage> {
+/** Opens the page and runs its `bench.load`; when that fails, Chromium and the server are closed. */
+export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise<BrowserBenchPage<L>> {
   const server = await startStaticServer({
     files: { '/bench.html': options.pagePath, '/model.gguf': options.modelPath, ...options.files },
   });
@@ -63,9 +66,10 @@ export async function openBrowserBench(options: BrowserBenchOptions): Promise<Br
         clearTimeout(timer);
       }
     };
+    const loaded = await call<L>('load', { ...options.loadParams, modelUrl: `${server.url}/model.gguf` });
     return {
-      modelUrl: `${server.url}/model.gguf`,
-      call,
+      loaded,
+      round: <T>() => call<T>('round'),
       async close<T>() {
         try {
           // Unloading is quick; a page still busy with a round that timed out is not waited for.

@@ -49,30 +49,23 @@ async function buildWorker(): Promise<Record<string, string>> {
 export async function openQwenWebBrowser(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
 ): Promise<EngineSession> {
-  const page = await openBrowserBench({
+  const page = await openBrowserBench<{ loadSeconds: number }>({
     pagePath: join(HERE, 'qwen-web.html'),
     modelPath: options.modelPath,
     files: await buildWorker(),
-    timeoutMs: options.timeoutMs,
-    log: options.log,
-  });
-  let loaded: { loadSeconds: number };
-  try {
-    loaded = await page.call('load', {
-      modelUrl: page.modelUrl,
+    loadParams: {
       threads: options.threads,
       promptTokens: options.promptTokens,
       decodeSteps: options.decodeSteps,
       // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
       contextLength: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
-    });
-  } catch (error) {
-    await page.close().catch(() => {});
-    throw error;
-  }
+    },
+    timeoutMs: options.timeoutMs,
+    log: options.log,
+  });
   return {
-    loadSeconds: loaded.loadSeconds,
-    round: () => page.call<RoundSpeeds>('round'),
+    loadSeconds: page.loaded.loadSeconds,
+    round: () => page.round<RoundSpeeds>(),
     async close() {
       const { value, peakBytes } = await page.close<{ note: string }>();
       return { peakBytes, note: value.note };

@@ -26,30 +26,24 @@ export async function openWllama(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
 ): Promise<EngineSession> {
   const esm = wllamaEsmDir();
-  const page = await openBrowserBench({
+  const page = await openBrowserBench<{ loadSeconds: number; threads: number; multithread: boolean }>({
     pagePath: join(HERE, 'wllama.html'),
     modelPath: options.modelPath,
     files: {
       '/wllama/index.js': join(esm, 'index.js'),
       '/wllama/wasm/wllama.wasm': join(esm, 'wasm', 'wllama.wasm'),
     },
-    timeoutMs: options.timeoutMs,
-    log: options.log,
-  });
-  let loaded: { loadSeconds: number; threads: number; multithread: boolean };
-  try {
-    loaded = await page.call('load', {
-      modelUrl: page.modelUrl,
+    loadParams: {
       threads: options.threads,
       promptText: options.promptText,
       decodeSteps: options.decodeSteps,
       bannedTokens: options.bannedTokens,
       contextSize: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
-    });
-  } catch (error) {
-    await page.close().catch(() => {});
-    throw error;
-  }
+    },
+    timeoutMs: options.timeoutMs,
+    log: options.log,
+  });
+  const loaded = page.loaded;
   const notes = new Set<string>();
   if (loaded.threads !== options.threads || loaded.multithread !== options.threads > 1) {
     notes.add(`ran ${loaded.threads} thread(s), multithread=${loaded.multithread}`);
@@ -60,7 +54,7 @@ export async function openWllama(
     // round of the 4B fixtures takes minutes.
     maxRounds: 1,
     async round() {
-      const timings = await page.call<WllamaTimings>('round');
+      const timings = await page.round<WllamaTimings>();
       if (timings.prompt_n !== options.promptTokens.length) notes.add(`prompt was ${timings.prompt_n} tokens`);
       if (timings.predicted_n !== options.decodeSteps) notes.add(`decoded ${timings.predicted_n} tokens`);
       return {
