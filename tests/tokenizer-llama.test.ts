@@ -101,6 +101,37 @@ describe('encode vs llama.cpp', () => {
   });
 });
 
+describe('long words vs llama.cpp', () => {
+  // One pre-tokenized word of many kilobytes: the BPE's heap and its staleness rule on long inputs
+  // (ranks met many times, merges cascading across the word), where a bug would show as one id off.
+  const rng = (seed: number) => () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / 2 ** 24;
+  const word = (length: number, alphabet: string, seed: number) => {
+    const next = rng(seed);
+    const chars = Array.from(alphabet);
+    return Array.from({ length }, () => chars[Math.floor(next() * chars.length)]).join('');
+  };
+  const cases: [string, string][] = [
+    ['random letters', word(60_000, 'abcdefghijklmnopqrstuvwxyz', 1)],
+    ['few letters', word(60_000, 'abe', 2)],
+    ['one letter', 'a'.repeat(50_000)],
+    ['spaces', ' '.repeat(40_000)],
+    ['spaces then a word', ' '.repeat(30_000) + 'word'],
+    ['CJK', word(20_000, '的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年', 3)],
+    ['mixed scripts', word(20_000, 'aéßДж中ع', 4)],
+    ['punctuation run', word(40_000, '=-_*#~+.', 5)],
+    ['repeated pattern', 'abcab'.repeat(12_000)],
+  ];
+  for (const [kind, text] of cases) {
+    it(`gives llama.cpp's ids for a ${text.length}-character word: ${kind}`, () => {
+      const ours = tokenizer.encode(text);
+      const theirs = oracle.tokenize(text, false);
+      expect(ours.length).toBe(theirs.length);
+      const firstDifference = ours.findIndex((id, i) => id !== theirs[i]);
+      expect(firstDifference).toBe(-1);
+    });
+  }
+});
+
 describe('decode vs llama.cpp', () => {
   it('detokenizes corpus encodings as llama.cpp does', () => {
     const mismatches: string[] = [];
