@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { TokenizerLoader } from '@lenml/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BYTE_TO_CHAR, byteLevelToBytes } from '../src/tokenizer/byte-level.ts';
-import { Tokenizer, TokenizerError, TokenType } from '../src/tokenizer/tokenizer.ts';
+import { MAX_ENCODE_CHARS, Tokenizer, TokenizerError, TokenType } from '../src/tokenizer/tokenizer.ts';
 import { loadQwen3Vocab, QWEN3_VOCAB_SIZE } from './fixtures/qwen3-vocab.ts';
 import { generateTokenizerCorpus, type CorpusEntry } from './tokenizer-corpus.ts';
 
@@ -347,5 +347,19 @@ describe('tokenizer data', () => {
     expect(attempt({ ...vocab, pre: 'default' })).toBe('unsupported-pre');
     expect(attempt({ ...vocab, tokenTypes: vocab.tokenTypes.subarray(1) })).toBe('invalid-data');
     expect(attempt({ ...vocab, eosId: QWEN3_VOCAB_SIZE })).toBe('invalid-data');
+  });
+});
+
+describe('limits', () => {
+  it('refuses text longer than one call may encode with a typed error, before any work', () => {
+    const tooLong = 'x'.repeat(MAX_ENCODE_CHARS + 1);
+    expect(() => tokenizer.encode(tooLong)).toThrow(expect.objectContaining({ name: 'TokenizerError', code: 'too-long' }));
+  });
+
+  it('encodes words longer than the cache keeps, over and over, the same way', () => {
+    const word = 'antidisestablishmentarianism'.repeat(5); // 140 characters: not cached
+    const first = tokenizer.encode(word);
+    expect(first).toEqual(hf.encode(word, { add_special_tokens: false }));
+    for (let i = 0; i < 3; i++) expect(tokenizer.encode(`${word} ${word}`)).toEqual(hf.encode(`${word} ${word}`, { add_special_tokens: false }));
   });
 });

@@ -36,6 +36,12 @@ export interface EncodeOptions {
   parseSpecial?: boolean;
   /** Prepend BOS when the model asks for it (tokenizer.ggml.add_bos_token). Default false. */
   addSpecial?: boolean;
+  /**
+   * A string that occurs nowhere in the real text, inserted by escapeControlText() into control
+   * -token texts that must stay text (a chat message's content). Special-token matching sees it,
+   * so those texts are not matched; it is removed before BPE, so the text tokenizes as it reads.
+   */
+  escapeMark?: string;
 }
 
 export interface DecodeOptions {
@@ -70,6 +76,15 @@ const FORCED_CONTROL_TEXTS = [
 
 const EMPTY = new Uint8Array(0);
 
+/** Longest text encode() accepts, in UTF-16 units (far beyond any context; bounds the memory one call may take). */
+export const MAX_ENCODE_CHARS = 1 << 24;
+
+const PRIVATE_USE_RANGES = [[0xe000, 0xf8ff], [0xf0000, 0xffffd]] as const;
+const PRIVATE_USE = /[\u{E000}-\u{F8FF}\u{F0000}-\u{FFFFD}]/gu;
+
+/** NFC composes at most this many UTF-16 units into one (Hangul jamo L+V+T into a syllable). */
+const NFC_MAX_SHRINK = 3;
+
 export class Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | undefined;
@@ -88,6 +103,10 @@ export class Tokenizer {
   private readonly specialTokens: { id: number; text: string; utf8Length: number; control: boolean }[];
   private readonly bytesCache: (Uint8Array | undefined)[];
   private readonly textEncoder = new TextEncoder();
+  /** Texts of the CONTROL tokens that parseSpecial gates (what escapeControlText() guards). */
+  private readonly controlTexts: readonly string[];
+  /** UTF-8 bytes of the longest token: no token covers more text than this. */
+  private readonly maxTokenBytes: number;
 
   private constructor(data: TokenizerData, options: TokenizerOptions) {
     if (data.model !== 'gpt2') {
@@ -125,7 +144,7 @@ export class Tokenizer {
     this.eosId = data.eosId;
     this.addBos = data.addBos;
 
-    this.bpe = new BytePairEncoder(this.idOf, data.merges, n);
+    this.bpe = new BytePairEncoder(this.idOf, data.merges);
 
     this.specialTokens = [];
     for (let id = 0; id < n; id++) {
@@ -139,6 +158,16 @@ export class Tokenizer {
     }
     // llama.cpp sorts by UTF-8 length, longest first, and splits the text by one token at a time.
     this.specialTokens.sort((a, b) => b.utf8Length - a.utf8Length || a.id - b.id);
+    this.controlTexts = this.specialTokens.filter((t) => t.control).map((t) => t.text);
+    let maxTokenBytes = 1;
+    for (let id = 0; id < n; id++) {
+      // A byte-level spelling has one character per byte; any other text at most 3 bytes per unit.
+      const text = this.tokens[id];
+      const byteLevel = byteLevelToBytes(text) !== null;
+      maxTokenBytes = Math.max(maxTokenBytes, byteLevel ? text.length : text.length * 3);
+    }
+    for (const special of this.specialTokens) maxTokenBytes = Math.max(maxTokenBytes, special.utf8Length);
+    this.maxTokenBytes = maxTokenBytes;
 
     const eog = new Set<number>();
     if (data.eosId !== undefined) eog.add(data.eosId);
@@ -156,17 +185,66 @@ export class Tokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
+    if (text.length > MAX_ENCODE_CHARS) {
+      throw new TokenizerError('too-long', `a text of ${text.length} characters is longer than the ${MAX_ENCODE_CHARS} one call may encode`);
+    }
     const out: number[] = [];
     if (options.addSpecial && this.addBos && this.bosId !== undefined) out.push(this.bosId);
+    const mark = options.escapeMark;
     for (const fragment of this.splitSpecial(text, options.parseSpecial ?? false)) {
       if (typeof fragment === 'number') {
         out.push(fragment);
         continue;
       }
-      const normalized = this.normalize ? fragment.normalize('NFC') : fragment;
+      const raw = mark ? fragment.replaceAll(mark, '') : fragment;
+      const normalized = this.normalize ? raw.normalize('NFC') : raw;
       this.preTokenizer.forEachWord(normalized, (word) => this.bpe.encodeWord(word, out));
     }
     return out;
+  }
+
+  /**
+   * `text` with `mark` inserted after the first character of every occurrence of a control
+   * -token text, so that encode(…, { parseSpecial: true, escapeMark: mark }) reads those as
+   * plain text. Insertions only break occurrences, never make new ones, so one pass per token
+   * text suffices. `mark` must occur in no token text and nowhere in the text being encoded.
+   */
+  escapeControlText(text: string, mark: string): string {
+    let starts: number[] | undefined;
+    for (const control of this.controlTexts) {
+      if (control.length < 2) continue; // a one-character text cannot be broken; llama.cpp vocabularies have none
+      for (let at = text.indexOf(control); at >= 0; at = text.indexOf(control, at + 1)) (starts ??= []).push(at);
+    }
+    if (!starts) return text;
+    starts.sort((a, b) => a - b);
+    let escaped = '';
+    let from = 0;
+    for (const start of starts) {
+      if (start + 1 <= from) continue; // the same position from another token text
+      escaped += text.slice(from, start + 1) + mark;
+      from = start + 1;
+    }
+    return escaped + text.slice(from);
+  }
+
+  /**
+   * A private-use character (U+E000…U+F8FF, then plane 15) found in none of `texts` and in no
+   * special-token text: an escape mark for escapeControlText(). Undefined only if every one is taken.
+   */
+  escapeMarkFor(texts: Iterable<string>): string | undefined {
+    const used = new Set<number>();
+    for (const text of [...texts, ...this.specialTokens.map((t) => t.text)]) {
+      for (const match of text.matchAll(PRIVATE_USE)) used.add(match[0].codePointAt(0)!);
+    }
+    for (const [first, last] of PRIVATE_USE_RANGES) {
+      for (let cp = first; cp <= last; cp++) if (!used.has(cp)) return String.fromCodePoint(cp);
+    }
+    return undefined;
+  }
+
+  /** A number of tokens encode(text) can never go below, known without encoding (text / longest token). */
+  minTokens(text: string): number {
+    return Math.floor(text.length / (this.maxTokenBytes * NFC_MAX_SHRINK));
   }
 
   decode(ids: Iterable<number>, options: DecodeOptions = {}): string {
