@@ -11,6 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import * as webllm from '@mlc-ai/web-llm';
 import { EngineError } from '../src/engine/errors.ts';
+import { normalizeRequest } from '../src/engine/request.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest } from '../src/engine/types.ts';
 import {
   classifyWebLlmError,
@@ -40,6 +41,7 @@ describe('request mapping', () => {
     top_k: 20,
     min_p: 0.05,
     presence_penalty: 0.5,
+    frequency_penalty: 0.25,
     repetition_penalty: 1.1,
     max_tokens: 64,
     stop: ['\n\n', 'END'],
@@ -49,7 +51,7 @@ describe('request mapping', () => {
   };
 
   it('maps every field web-llm has, names the ignored ones, and web-llm accepts the result', () => {
-    const { request, ignored } = toWebLlmRequest(full);
+    const { request, ignored } = toWebLlmRequest(normalizeRequest(full));
     expect(request).toEqual({
       messages: [
         { role: 'system', content: 'Be brief.' },
@@ -62,6 +64,7 @@ describe('request mapping', () => {
       temperature: 0.7,
       top_p: 0.8,
       presence_penalty: 0.5,
+      frequency_penalty: 0.25,
       repetition_penalty: 1.1,
       max_tokens: 64,
       stop: ['\n\n', 'END'],
@@ -75,23 +78,23 @@ describe('request mapping', () => {
   });
 
   it('sends only what the caller set', () => {
-    const { request, ignored } = toWebLlmRequest({ messages: [{ role: 'user', content: 'x' }] });
+    const { request, ignored } = toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'x' }] }));
     expect(request).toEqual({ messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } });
     expect(ignored).toEqual([]);
-    expect(toWebLlmRequest({ messages: [{ role: 'user', content: 'x' }], enable_thinking: true }).request.extra_body)
+    expect(toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'x' }], enable_thinking: true })).request.extra_body)
       .toEqual({ enable_thinking: true });
   });
 
   it('refuses what web-llm cannot take, with typed errors', () => {
-    expect(() => toWebLlmRequest({ messages: [] })).toThrow(expect.objectContaining({ code: 'bad-request' }));
-    expect(() => toWebLlmRequest({ messages: [{ role: 'tool', content: '{}' }] }))
+    expect(() => toWebLlmRequest(normalizeRequest({ messages: [] }))).toThrow(expect.objectContaining({ code: 'bad-request' }));
+    expect(() => toWebLlmRequest(normalizeRequest({ messages: [{ role: 'tool', content: '{}' }] })))
       .toThrow(expect.objectContaining({ name: 'EngineError', code: 'bad-request' }));
   });
 
   it("classifies web-llm's own validation errors as bad requests", () => {
-    const systemLast = toWebLlmRequest({
+    const systemLast = toWebLlmRequest(normalizeRequest({
       messages: [{ role: 'user', content: 'a' }, { role: 'system', content: 'late system prompt' }],
-    }).request;
+    })).request;
     let thrown: unknown;
     try {
       webllm.postInitAndCheckFieldsChatCompletion(systemLast, MODEL, webllm.ModelType.LLM);
@@ -167,7 +170,7 @@ function webLlmStream(pieces: string[], end: 'stop' | 'length' = 'stop', interru
   const engine = new webllm.MLCEngine({ appConfig: { model_list: [] }, logLevel: 'SILENT' }) as unknown as StreamEngine;
   const { pipeline, decodeStep } = scriptedPipeline(pieces, end);
   let steps = 0;
-  const request = toWebLlmRequest({ messages: [{ role: 'user', content: 'q' }] }).request;
+  const request = toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }] })).request;
   const state = { id: 'chatcmpl-test', created: 1_700_000_000, prevMessageLength: 0 };
   return engine.streamCurrentGeneration(request, MODEL, pipeline, {}, Date.now(), state, async () => {
     await decodeStep();

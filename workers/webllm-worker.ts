@@ -7,7 +7,7 @@
 import * as Comlink from 'comlink';
 import type * as WebLlm from '@mlc-ai/web-llm';
 import { EngineError, errorInfo, type ErrorInfo } from '../src/engine/errors.ts';
-import type { ChatCompletionChunk, ChatCompletionRequest, LoadProgress } from '../src/engine/types.ts';
+import type { ChatCompletionChunk, LoadProgress, NormalizedRequest } from '../src/engine/types.ts';
 import {
   classifyWebLlmError,
   fromWebLlmProgress,
@@ -43,7 +43,7 @@ export interface WorkerChatStart {
 
 export interface WebLlmWorkerApi {
   load(request: WorkerLoadRequest, onProgress?: (progress: LoadProgress) => void): Promise<Outcome<WorkerLoadResult>>;
-  startChat(request: Omit<ChatCompletionRequest, 'signal'>): Promise<Outcome<WorkerChatStart>>;
+  startChat(request: Omit<NormalizedRequest, 'signal'>): Promise<Outcome<WorkerChatStart>>;
   /** The next chunk of a stream, or null at its end. */
   nextChunk(streamId: number): Promise<Outcome<ChatCompletionChunk | null>>;
   /** Stops a stream the page no longer reads (interrupts web-llm and drains it). */

@@ -7,17 +7,20 @@
 // batch), so interrupt() — a worker message, a timer, an AbortSignal — is seen within one token.
 import { ggmlTypeName } from '../gguf/ggml-types.ts';
 import { readChatTemplate, readTokenizerData } from '../gguf/metadata.ts';
+import { ModelError } from '../model/errors.ts';
 import { Qwen3Model } from '../model/qwen3.ts';
-import { renderChat } from '../tokenizer/chat-template.ts';
+import { ChatPrompt } from '../tokenizer/chat-prompt.ts';
+import { ChatTemplate, ChatTemplateError } from '../tokenizer/chat-template.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { EngineError } from './errors.ts';
 import { fitConversation } from './fit-context.ts';
 import { openModelSource, type OpenedSource } from './model-source.ts';
+import { normalizeRequest } from './request.ts';
 import { DEFAULT_SAMPLING, Sampler, SeededRandom, type SamplingParams } from './sampler.ts';
 import { StopFilter } from './stop-filter.ts';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, ChatMessage, CompletionUsage,
-  Engine, FinishReason, LoadOptions, ModelInfo, ModelSpec,
+  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, CompletionUsage,
+  Engine, FinishReason, LoadOptions, ModelInfo, ModelSpec, NormalizedRequest,
 } from './types.ts';
 
 /** Room kept free for the answer when the request sets no max_tokens (at most a quarter of the context). */
@@ -26,7 +29,7 @@ const DEFAULT_ANSWER_ROOM = 512;
 interface Loaded {
   model: Qwen3Model;
   tokenizer: Tokenizer;
-  template: string | undefined;
+  template: ChatTemplate;
   source: OpenedSource;
   info: ModelInfo;
   thinkStart: number | undefined;
@@ -143,7 +146,14 @@ export class CpuEngine implements Engine {
   private describe(model: Qwen3Model, source: OpenedSource, loadMs: number): Loaded {
     const tokenizerData = readTokenizerData(model.gguf);
     const tokenizer = Tokenizer.fromData(tokenizerData);
-    const template = this.options.chatTemplate ?? readChatTemplate(model.gguf);
+    if (tokenizer.vocabSize !== model.config.vocabSize) {
+      throw new ModelError('bad-model', `the tokenizer has ${tokenizer.vocabSize} tokens (tokenizer.ggml.tokens) but ` +
+        `token_embd.weight has ${model.config.vocabSize} rows: every token needs exactly one embedding row`);
+    }
+    const templateSource = this.options.chatTemplate ?? readChatTemplate(model.gguf);
+    const template = ChatTemplate.parse(templateSource);
+    // A template that cannot render a plain exchange would fail every request: refuse the model now.
+    template.render([{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Hello' }]);
     const info: ModelInfo = {
       backend: 'cpu',
       name: source.name,
@@ -152,7 +162,7 @@ export class CpuEngine implements Engine {
       memoryBytes: model.memoryBytes,
       threads: model.kernels.threads,
       build: model.kernels.build,
-      supportsThinking: template?.includes('enable_thinking') ?? false,
+      supportsThinking: template.source.includes('enable_thinking'),
       loadMs,
     };
     return {
@@ -163,8 +173,9 @@ export class CpuEngine implements Engine {
     };
   }
 
-  private create(request: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
+  private create(raw: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
     try {
+      const request = normalizeRequest(raw);
       const prepared = this.prepare(request);
       // A new request takes the model: a generation still running (or abandoned mid-stream) ends with 'abort'.
       this.interrupt();
@@ -173,34 +184,25 @@ export class CpuEngine implements Engine {
       const chunks = this.generate(prepared, job);
       return Promise.resolve(request.stream ? chunks : collect(chunks));
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(engineError(error));
     }
   }
 
-  /** Checks the request and renders its prompt, dropping old turns if it does not fit. */
-  private prepare(request: ChatCompletionRequest): PreparedRequest {
+  /** Renders the request's prompt, dropping old turns if it does not fit. */
+  private prepare(request: NormalizedRequest): PreparedRequest {
     const loaded = this.loaded;
     if (!loaded) throw new EngineError('no-model', this.loading ? 'the model is still loading' : 'no model loaded: call load() first');
-    checkRequest(request);
     const { tokenizer, template, model } = loaded;
     const contextLength = model.contextLength;
     const answerRoom = Math.min(request.max_tokens ?? DEFAULT_ANSWER_ROOM, Math.floor(contextLength / 4));
-    const tokenize = (messages: ChatMessage[]) => {
-      let text: string;
-      try {
-        text = renderChat(template, messages.map(({ role, content, reasoning_content }) => ({ role, content, reasoning_content })), {
-          enableThinking: request.enable_thinking,
-          bosToken: tokenizer.bosId === undefined ? '' : tokenizer.tokenText(tokenizer.bosId),
-          eosToken: tokenizer.eosId === undefined ? '' : tokenizer.tokenText(tokenizer.eosId),
-        });
-      } catch (cause) {
-        // e.g. Qwen3's template raises for a conversation without a user message
-        throw new EngineError('bad-request', `the model's chat template refused these messages: ${(cause as Error).message}`, { cause });
-      }
-      return tokenizer.encode(text, { parseSpecial: true, addSpecial: true });
-    };
-    const fitted = fitConversation(request.messages, tokenize, contextLength, answerRoom);
-    const stops = request.stop === undefined ? [] : Array.isArray(request.stop) ? request.stop : [request.stop];
+    const prompt = new ChatPrompt(tokenizer, template, request.messages, {
+      enableThinking: request.enable_thinking,
+      bosToken: tokenizer.bosId === undefined ? '' : tokenizer.tokenText(tokenizer.bosId),
+      eosToken: tokenizer.eosId === undefined ? '' : tokenizer.tokenText(tokenizer.eosId),
+      specialTokensInContent: request.special_tokens_in_content,
+    });
+    const fitted = fitConversation(request.messages, prompt, contextLength, answerRoom);
+    const stops = request.stop;
     return {
       loaded,
       id: `chatcmpl-${randomId()}`,
@@ -214,6 +216,7 @@ export class CpuEngine implements Engine {
         topP: request.top_p ?? DEFAULT_SAMPLING.topP,
         minP: request.min_p ?? DEFAULT_SAMPLING.minP,
         presencePenalty: request.presence_penalty ?? DEFAULT_SAMPLING.presencePenalty,
+        frequencyPenalty: request.frequency_penalty ?? DEFAULT_SAMPLING.frequencyPenalty,
         repetitionPenalty: request.repetition_penalty ?? DEFAULT_SAMPLING.repetitionPenalty,
       },
       seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
@@ -224,7 +227,16 @@ export class CpuEngine implements Engine {
     };
   }
 
+  /** The generation, every failure in it surfacing as an EngineError. */
   private async *generate(request: PreparedRequest, job: Job): AsyncGenerator<ChatCompletionChunk> {
+    try {
+      yield* this.run(request, job);
+    } catch (error) {
+      throw engineError(error);
+    }
+  }
+
+  private async *run(request: PreparedRequest, job: Job): AsyncGenerator<ChatCompletionChunk> {
     const { loaded } = request;
     const { model, tokenizer } = loaded;
     const stopped = () => job.stopped || this.current !== job || this.loaded !== loaded || request.signal?.aborted === true;
@@ -255,6 +267,7 @@ export class CpuEngine implements Engine {
       let firstTokenAt = 0;
       const decodeStart = performance.now();
       while (logits && !stopped()) {
+        checkLogits(logits);
         const token = sampler.sample(logits);
         sampler.accept(token);
         firstTokenAt ||= performance.now();
@@ -393,27 +406,29 @@ function promptOpensThinking(tokens: readonly number[], ids: Pick<Loaded, 'think
   return false;
 }
 
-function checkRequest(request: ChatCompletionRequest): void {
-  const bad = (message: string) => new EngineError('bad-request', message);
-  if (!Array.isArray(request.messages) || request.messages.length === 0) throw bad('messages must be a non-empty array');
-  for (const [i, m] of request.messages.entries()) {
-    if (!m || !['system', 'user', 'assistant', 'tool'].includes(m.role)) throw bad(`messages[${i}].role must be system, user, assistant or tool`);
-    if (typeof m.content !== 'string') throw bad(`messages[${i}].content must be a string`);
+/** NaN or infinite logits mean corrupt weights: say so instead of sampling garbage. */
+function checkLogits(logits: Float32Array): void {
+  let poison = 0;
+  for (let i = 0; i < logits.length; i++) poison += logits[i] * 0; // NaN as soon as one value is not finite
+  if (poison !== 0) {
+    throw new EngineError('bad-model', 'the model computed invalid numbers (NaN or infinite logits): its weights are corrupt. ' +
+      'Download the model again, or choose another file.');
   }
-  const number = (name: keyof ChatCompletionRequest, ok: (v: number) => boolean, rule: string) => {
-    const v = request[name];
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && ok(v))) throw bad(`${name} must be ${rule}, got ${String(v)}`);
-  };
-  number('temperature', (v) => v >= 0, 'a number >= 0');
-  number('top_p', (v) => v > 0 && v <= 1, 'in (0, 1]');
-  number('top_k', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0');
-  number('min_p', (v) => v >= 0 && v <= 1, 'in [0, 1]');
-  number('presence_penalty', () => true, 'a number');
-  number('repetition_penalty', (v) => v > 0, 'a number > 0');
-  number('max_tokens', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
-  number('seed', (v) => Number.isInteger(v), 'an integer');
-  const stops = request.stop === undefined ? [] : Array.isArray(request.stop) ? request.stop : [request.stop];
-  if (!stops.every((s) => typeof s === 'string')) throw bad('stop must be a string or an array of strings');
+}
+
+/** Every failure as an EngineError, so callers never see an untyped error. */
+function engineError(error: unknown): EngineError {
+  if (error instanceof EngineError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof ChatTemplateError) {
+    // The template refusing the conversation (e.g. no user message) is the request's problem; the rest the model file's.
+    if (error.code === 'refused') return new EngineError('bad-request', `the model's chat template refused these messages: ${message}`, { cause: error, detail: error.code });
+    return new EngineError(error.code, `the model's chat template: ${message}`, { cause: error, detail: error.code });
+  }
+  if (error instanceof ModelError) {
+    return new EngineError(error.code === 'context-overflow' ? 'context-overflow' : 'bad-model', message, { cause: error, detail: error.code });
+  }
+  return new EngineError('internal', `the engine failed unexpectedly: ${message}`, { cause: error });
 }
 
 /** llama_ftype names (llama.h) for general.file_type. */

@@ -16,8 +16,16 @@ export type EngineErrorCode =
   | 'aborted'
   /** The engine's worker died or was terminated. */
   | 'worker-failed'
-  /** The spec needs something this engine or host lacks (e.g. a file path in a browser). */
-  | 'unsupported';
+  /** The spec or request needs something this engine or host lacks (e.g. a file path in a browser, tools). */
+  | 'unsupported'
+  /** The model's chat template does not parse, fails, or renders nothing (a broken model file). */
+  | 'bad-template'
+  /** The model's chat template needed far more steps, memory or time than the conversation justifies. */
+  | 'template-too-costly'
+  /** The model computed invalid numbers (NaN or infinite logits): its weights are corrupt. */
+  | 'bad-model'
+  /** An unexpected failure inside the engine (a bug); the message says what failed. */
+  | 'internal';
 
 export class EngineError extends Error {
   override readonly name = 'EngineError';

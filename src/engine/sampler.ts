@@ -12,6 +12,8 @@ export interface SamplingParams {
   minP: number;
   /** Subtracted from the logit of every token already generated (OpenAI semantics). */
   presencePenalty: number;
+  /** Subtracted from a token's logit once per time it was generated (OpenAI semantics). */
+  frequencyPenalty: number;
   /** Divides positive / multiplies negative logits of tokens already seen (CTRL semantics); 1 disables. */
   repetitionPenalty: number;
 }
@@ -23,6 +25,7 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   topP: 0.8,
   minP: 0,
   presencePenalty: 0,
+  frequencyPenalty: 0,
   repetitionPenalty: 1,
 };
 
@@ -95,10 +98,10 @@ export class Sampler {
   /** Picks the next token. `logits` is modified in place by the penalties. */
   sample(logits: Float32Array): number {
     const p = this.params;
-    for (const token of this.counts.keys()) {
+    for (const [token, count] of this.counts) {
       let logit = logits[token];
       if (p.repetitionPenalty !== 1) logit = logit > 0 ? logit / p.repetitionPenalty : logit * p.repetitionPenalty;
-      logit -= p.presencePenalty;
+      logit -= p.presencePenalty + count * p.frequencyPenalty;
       logits[token] = logit;
     }
     if (p.temperature <= 0) return argmax(logits);

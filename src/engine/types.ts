@@ -61,6 +61,7 @@ export interface ModelInfo {
   loadMs: number;
 }
 
+/** A message as the engines run it (see request.ts normalizeRequest for what callers may send). */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
@@ -68,21 +69,80 @@ export interface ChatMessage {
   reasoning_content?: string;
 }
 
+/** A part of an OpenAI array content; only text parts exist for a text model. */
+export interface ChatContentPart {
+  type: 'text';
+  text: string;
+}
+
+/**
+ * A message as OpenAI's API accepts it: role 'developer' (taken as system), content as text parts,
+ * null content on an assistant message, and `name` / `tool_call_id` (accepted, not sent to the model).
+ */
+export interface ChatMessageInput {
+  role: ChatMessage['role'] | 'developer';
+  content: string | ChatContentPart[] | null;
+  reasoning_content?: string;
+  name?: string;
+  tool_call_id?: string;
+}
+
 export interface ChatCompletionRequest {
-  messages: ChatMessage[];
+  messages: ChatMessageInput[];
   stream?: boolean;
+  /** 0 is greedy. */
+  temperature?: number;
+  /** 0 is greedy (only the most likely token is kept). */
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  /** Subtracted once from the logit of every token the answer already holds. */
+  presence_penalty?: number;
+  /** Subtracted from a token's logit for each time the answer already holds it. */
+  frequency_penalty?: number;
+  repetition_penalty?: number;
+  max_tokens?: number;
+  /** OpenAI's newer name for max_tokens (give one of the two). */
+  max_completion_tokens?: number;
+  stop?: string | string[] | null;
+  seed?: number;
+  /** Hybrid Qwen3 models: think before answering (template switch). */
+  enable_thinking?: boolean;
+  /**
+   * Let control-token text in message contents (e.g. "<|im_start|>") act as control tokens. Off by
+   * default: contents are text, so a message cannot forge a turn of another role.
+   */
+  special_tokens_in_content?: boolean;
+  /** Stops generation like interrupt(). In-process only; across a worker, use interrupt(). */
+  signal?: AbortSignal;
+  // OpenAI fields accepted only at values that ask for nothing this engine lacks (request.ts).
+  n?: number | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+  tools?: unknown[] | null;
+  tool_choice?: unknown;
+  response_format?: { type: string } | null;
+  logit_bias?: Record<string, number> | null;
+  stream_options?: { include_usage?: boolean } | null;
+  user?: string;
+}
+
+/** A request checked and brought to one form (request.ts): what engines run. */
+export interface NormalizedRequest {
+  messages: ChatMessage[];
+  stream: boolean;
   temperature?: number;
   top_p?: number;
   top_k?: number;
   min_p?: number;
   presence_penalty?: number;
+  frequency_penalty?: number;
   repetition_penalty?: number;
   max_tokens?: number;
-  stop?: string | string[];
+  stop: string[];
   seed?: number;
-  /** Hybrid Qwen3 models: think before answering (template switch). */
   enable_thinking?: boolean;
-  /** Stops generation like interrupt(). In-process only; across a worker, use interrupt(). */
+  special_tokens_in_content: boolean;
   signal?: AbortSignal;
 }
 

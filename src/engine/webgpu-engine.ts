@@ -7,6 +7,7 @@ import * as Comlink from 'comlink';
 import type * as WebLlm from '@mlc-ai/web-llm';
 import type { Outcome, WebLlmWorkerApi } from '../../workers/webllm-worker.ts';
 import { EngineError, errorFromInfo } from './errors.ts';
+import { normalizeRequest } from './request.ts';
 import type {
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -128,7 +129,7 @@ class WebLlmWorkerEngine implements WebGpuEngine {
 
   /** Starts the generation now (so create() itself fails on a bad request or a lost device). */
   private async openStream(request: ChatCompletionRequest): Promise<AsyncGenerator<ChatCompletionChunk, void, undefined>> {
-    const { signal, ...wire } = request;
+    const { signal, ...wire } = normalizeRequest(request);
     if (signal?.aborted) throw new EngineError('aborted', 'the request was cancelled before it started');
     const { streamId, ignored } = await this.call((remote) => remote.startChat(wire));
     if (ignored.length > 0) this.options.onIgnoredFields?.(ignored);

@@ -22,11 +22,11 @@ import { EngineError, type EngineErrorCode } from './errors.ts';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
-  ChatCompletionRequest,
   ChatMessage,
   CompletionUsage,
   FinishReason,
   LoadProgress,
+  NormalizedRequest,
 } from './types.ts';
 
 /** Request fields web-llm has no equivalent for: they do not reach the model. */
@@ -59,10 +59,7 @@ function toWebLlmMessage(message: ChatMessage): WebLlm.ChatCompletionMessagePara
  * Our request as web-llm's streaming request. The worker always streams (a non-streaming call
  * is collected on our side, see collectCompletion), with usage requested on the last chunk.
  */
-export function toWebLlmRequest(request: ChatCompletionRequest): MappedRequest {
-  if (!Array.isArray(request.messages) || request.messages.length === 0) {
-    throw new EngineError('bad-request', 'messages must be a non-empty array');
-  }
+export function toWebLlmRequest(request: NormalizedRequest): MappedRequest {
   const mapped: WebLlm.ChatCompletionRequestStreaming = {
     messages: request.messages.map(toWebLlmMessage),
     stream: true,
@@ -71,9 +68,10 @@ export function toWebLlmRequest(request: ChatCompletionRequest): MappedRequest {
   if (request.temperature !== undefined) mapped.temperature = request.temperature;
   if (request.top_p !== undefined) mapped.top_p = request.top_p;
   if (request.presence_penalty !== undefined) mapped.presence_penalty = request.presence_penalty;
+  if (request.frequency_penalty !== undefined) mapped.frequency_penalty = request.frequency_penalty;
   if (request.repetition_penalty !== undefined) mapped.repetition_penalty = request.repetition_penalty;
   if (request.max_tokens !== undefined) mapped.max_tokens = request.max_tokens;
-  if (request.stop !== undefined) mapped.stop = request.stop;
+  if (request.stop.length > 0) mapped.stop = request.stop;
   if (request.seed !== undefined) mapped.seed = request.seed;
   if (request.enable_thinking !== undefined) mapped.extra_body = { enable_thinking: request.enable_thinking };
   const ignored = IGNORED_REQUEST_FIELDS.filter((field) => request[field] !== undefined);

@@ -4,6 +4,7 @@
 // (e.g. out of memory) fails every pending call with EngineError 'worker-failed' instead of hanging.
 import * as Comlink from 'comlink';
 import { EngineError, errorFromInfo } from './errors.ts';
+import { normalizeRequest } from './request.ts';
 import type {
   ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, Engine, LoadOptions, ModelInfo, ModelSpec,
 } from './types.ts';
@@ -66,7 +67,10 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
     }
   }
 
-  async function create(request: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
+  async function create(raw: ChatCompletionRequest): Promise<AsyncIterable<ChatCompletionChunk> | ChatCompletion> {
+    // Checked here too, so a malformed request fails on the page with the same typed error and
+    // never reaches structured cloning (which would throw its own, untyped one).
+    const request = normalizeRequest(raw);
     const { signal, ...cloneable } = request;
     if (signal?.aborted) throw new EngineError('bad-request', 'the request signal is already aborted');
     if (!request.stream) {

@@ -61,6 +61,8 @@ interface RunState {
   logitRows: number;
 }
 
+/** The attention kernel walks a head in steps of this many values (two 4-lane vectors). */
+const ATTENTION_LANES = 8;
 const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
@@ -95,6 +97,10 @@ export class Qwen3Model {
     if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`contextLength must be a positive integer, got ${contextLength}`);
     if (!(Number.isInteger(maxBatch) && maxBatch > 0)) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
 
+    if (config.headDim % ATTENTION_LANES !== 0) {
+      throw new ModelError('bad-model', `attention heads of ${config.headDim} values (qwen3.attention.key_length) are not supported: ` +
+        `the attention kernel needs a multiple of ${ATTENTION_LANES}`);
+    }
     if (config.valueDim !== config.headDim) {
       throw new ModelError('bad-model', `value heads (${config.valueDim}) wider or narrower than key heads (${config.headDim}) are not supported`);
     }

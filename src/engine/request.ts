@@ -1,0 +1,137 @@
+// Checks a chat completion request and brings it to the one form the engines run. What OpenAI's
+// API accepts is accepted (role 'developer', text-part arrays, null assistant content, stop: null,
+// top_p 0, max_completion_tokens); what the engine cannot do is refused with 'unsupported' naming
+// the field, never silently ignored; anything malformed is 'bad-request' naming the field.
+import { EngineError } from './errors.ts';
+import type { ChatCompletionRequest, ChatMessage, NormalizedRequest } from './types.ts';
+
+const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
+
+/** Every top-level field a request may carry. */
+const KNOWN_FIELDS = new Set<string>([
+  'messages', 'stream', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
+  'repetition_penalty', 'max_tokens', 'max_completion_tokens', 'stop', 'seed', 'enable_thinking',
+  'special_tokens_in_content', 'signal', 'n', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'response_format',
+  'logit_bias', 'stream_options', 'user', 'model', 'metadata', 'store', 'parallel_tool_calls', 'service_tier',
+]);
+
+const bad = (message: string) => new EngineError('bad-request', message);
+const unsupported = (message: string) => new EngineError('unsupported', message);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function normalizeRequest(input: unknown): NormalizedRequest {
+  if (!isObject(input)) throw bad(`the request must be an object, got ${input === null ? 'null' : typeof input}`);
+  const request = input as ChatCompletionRequest & Record<string, unknown>;
+  for (const key of Object.keys(request)) {
+    if (!KNOWN_FIELDS.has(key)) throw bad(`unknown request field '${key}'`);
+  }
+  refuseUnimplemented(request);
+
+  if (!Array.isArray(request.messages) || request.messages.length === 0) throw bad('messages must be a non-empty array');
+  const messages = request.messages.map((m, i) => normalizeMessage(m, i));
+
+  const number = (name: string, ok: (v: number) => boolean, rule: string): number | undefined => {
+    const v = request[name];
+    if (v === undefined || v === null) return undefined;
+    if (!(typeof v === 'number' && Number.isFinite(v) && ok(v))) throw bad(`${name} must be ${rule}, got ${String(v)}`);
+    return v;
+  };
+  let temperature = number('temperature', (v) => v >= 0, 'a number >= 0');
+  let topP = number('top_p', (v) => v >= 0 && v <= 1, 'in [0, 1]');
+  if (topP === 0) {
+    // Only the most likely token survives: greedy.
+    temperature = 0;
+    topP = undefined;
+  }
+  const maxTokens = number('max_tokens', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
+  const maxCompletionTokens = number('max_completion_tokens', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1');
+  if (maxTokens !== undefined && maxCompletionTokens !== undefined && maxTokens !== maxCompletionTokens) {
+    throw bad('max_tokens and max_completion_tokens disagree: give one of them');
+  }
+
+  const stop = request.stop ?? [];
+  const stops = Array.isArray(stop) ? stop : [stop];
+  if (!stops.every((s) => typeof s === 'string' && s.length > 0)) throw bad('stop must be a non-empty string or an array of them');
+
+  const flag = (name: string): boolean | undefined => {
+    const v = request[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw bad(`${name} must be a boolean, got ${String(v)}`);
+    return v;
+  };
+  const signal = request.signal;
+  if (signal !== undefined && !(typeof signal === 'object' && signal !== null && 'aborted' in signal)) throw bad('signal must be an AbortSignal');
+
+  const normalized: NormalizedRequest = {
+    messages,
+    stream: flag('stream') ?? false,
+    stop: stops,
+    special_tokens_in_content: flag('special_tokens_in_content') ?? false,
+  };
+  const optional: Partial<NormalizedRequest> = {
+    temperature,
+    top_p: topP,
+    top_k: number('top_k', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'),
+    min_p: number('min_p', (v) => v >= 0 && v <= 1, 'in [0, 1]'),
+    presence_penalty: number('presence_penalty', (v) => v >= -2 && v <= 2, 'in [-2, 2]'),
+    frequency_penalty: number('frequency_penalty', (v) => v >= -2 && v <= 2, 'in [-2, 2]'),
+    repetition_penalty: number('repetition_penalty', (v) => v > 0, 'a number > 0'),
+    max_tokens: maxTokens ?? maxCompletionTokens,
+    seed: number('seed', (v) => Number.isSafeInteger(v), 'an integer'),
+    enable_thinking: flag('enable_thinking'),
+    signal,
+  };
+  for (const [key, value] of Object.entries(optional)) {
+    if (value !== undefined) (normalized as unknown as Record<string, unknown>)[key] = value;
+  }
+  return normalized;
+}
+
+/** OpenAI fields whose set values ask for what this engine does not do yet. */
+function refuseUnimplemented(request: ChatCompletionRequest): void {
+  const set = (v: unknown) => v !== undefined && v !== null;
+  if (set(request.n) && request.n !== 1) throw unsupported(`n = ${String(request.n)}: one answer per request is supported (n = 1)`);
+  if (request.logprobs === true || set(request.top_logprobs)) throw unsupported('logprobs / top_logprobs are not supported yet');
+  if (set(request.tools) && !(Array.isArray(request.tools) && request.tools.length === 0)) throw unsupported('tools are not supported yet');
+  if (set(request.tool_choice) && request.tool_choice !== 'none' && request.tool_choice !== 'auto') {
+    throw unsupported(`tool_choice ${JSON.stringify(request.tool_choice)} needs tools, which are not supported yet`);
+  }
+  if (set(request.response_format)) {
+    const type = isObject(request.response_format) ? request.response_format.type : undefined;
+    if (type !== 'text') throw unsupported(`response_format ${JSON.stringify(type ?? request.response_format)} is not supported yet (only 'text')`);
+  }
+  if (set(request.logit_bias) && !(isObject(request.logit_bias) && Object.keys(request.logit_bias).length === 0)) {
+    throw unsupported('logit_bias is not supported');
+  }
+}
+
+function normalizeMessage(input: unknown, i: number): ChatMessage {
+  const where = `messages[${i}]`;
+  if (!isObject(input)) throw bad(`${where} must be an object`);
+  const role = input.role;
+  if (typeof role !== 'string' || !ROLES.has(role)) throw bad(`${where}.role must be system, developer, user, assistant or tool, got ${JSON.stringify(role)}`);
+  if (input.tool_calls !== undefined && input.tool_calls !== null) throw unsupported(`${where}.tool_calls: tool calls are not supported yet`);
+  let content: string;
+  const raw = input.content;
+  if (typeof raw === 'string') {
+    content = raw;
+  } else if ((raw === null || raw === undefined) && role === 'assistant') {
+    content = '';
+  } else if (Array.isArray(raw)) {
+    // Text parts join with a newline, as other OpenAI-compatible servers do.
+    content = raw.map((part, j) => {
+      if (!isObject(part)) throw bad(`${where}.content[${j}] must be an object`);
+      if (part.type !== 'text') throw unsupported(`${where}.content[${j}].type ${JSON.stringify(part.type)}: this model reads text only`);
+      if (typeof part.text !== 'string') throw bad(`${where}.content[${j}].text must be a string`);
+      return part.text;
+    }).join('\n');
+  } else {
+    throw bad(`${where}.content must be a string or an array of text parts${role === 'assistant' ? ' (or null)' : ''}`);
+  }
+  const message: ChatMessage = { role: role === 'developer' ? 'system' : (role as ChatMessage['role']), content };
+  if (input.reasoning_content !== undefined && input.reasoning_content !== null) {
+    if (typeof input.reasoning_content !== 'string') throw bad(`${where}.reasoning_content must be a string`);
+    message.reasoning_content = input.reasoning_content;
+  }
+  return message;
+}
