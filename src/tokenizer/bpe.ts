@@ -4,7 +4,9 @@
 // the adjacent pair with the lowest merge rank is merged (leftmost first on ties) until no
 // adjacent pair has a merge. This is the algorithm of llama.cpp's llm_tokenizer_bpe_session and
 // HF tokenizers' BPE, in O(n log n): symbols form a doubly linked list over typed arrays and
-// candidate pairs sit in a binary min-heap of (rank, left position) packed into one double.
+// candidate pairs are (rank, left position) keys packed into one double. A long word's first pairs
+// are put in order by a counting sort over ranks and read in sequence; pairs that merges make go
+// to a binary min-heap; each step takes the smaller of the two heads.
 // An entry goes stale when a merge changes either side of its pair; it is recognised when popped
 // because the pair now at its position has another rank (or is gone): a rank names exactly one
 // (left id, right id) pair, and a merged symbol never has the id it had before.
@@ -21,6 +23,7 @@ const WORD_CACHE_LIMIT = 65_536;
 /** Positions are packed below the rank: a word may hold up to 2^28 bytes. */
 const POSITION_BITS = 28;
 const POSITION_LIMIT = 2 ** POSITION_BITS;
+const EMPTY_KEYS: Float64Array = new Float64Array(0);
 /** Work arrays up to this many entries are kept between words; larger ones are left to the GC. */
 const KEPT_SCRATCH = 1 << 16;
 
@@ -150,18 +153,27 @@ export class BytePairEncoder {
       prev[i] = i - 1;
       next[i] = i + 1 < n ? i + 1 : -1;
     }
-    // The first pairs go in unordered and are heapified at once (Floyd), cheaper than n pushes.
-    const heap = this.heap;
-    let size = 0;
-    for (let i = 0; i + 1 < n; i++) {
-      const rank = this.table.rank(ids[i], ids[i + 1]);
-      if (rank >= 0) heap[size++] = rank * POSITION_LIMIT + i;
+    // The first pairs, in (rank, position) order: a counting sort for long words (one pass, read
+    // in order afterwards), a heapified array for short ones. Pairs made by merges go to the heap.
+    let sorted: Float64Array = EMPTY_KEYS;
+    let sortedCount = 0;
+    this.heapSize = 0;
+    if (n > this.mergedIds.length >> 3) {
+      ({ sorted, count: sortedCount } = this.sortFirstPairs(n));
+    } else {
+      const heap = this.heap;
+      let size = 0;
+      for (let i = 0; i + 1 < n; i++) {
+        const rank = this.table.rank(ids[i], ids[i + 1]);
+        if (rank >= 0) heap[size++] = rank * POSITION_LIMIT + i;
+      }
+      this.heapSize = size;
+      for (let i = (size >> 1) - 1; i >= 0; i--) this.siftDown(i, heap[i]);
     }
-    this.heapSize = size;
-    for (let i = (size >> 1) - 1; i >= 0; i--) this.siftDown(i, heap[i]);
 
-    while (this.heapSize > 0) {
-      const key = this.popMin();
+    let read = 0;
+    while (read < sortedCount || this.heapSize > 0) {
+      const key = this.heapSize > 0 && (read >= sortedCount || this.heap[0] < sorted[read]) ? this.popMin() : sorted[read++];
       const rank = Math.floor(key / POSITION_LIMIT);
       const left = key - rank * POSITION_LIMIT;
       const right = next[left];
@@ -177,6 +189,29 @@ export class BytePairEncoder {
     }
     for (let i = 0; i >= 0; i = next[i]) out.push(ids[i]);
     this.releaseScratch();
+  }
+
+  /** The word's first pairs as (rank, position) keys in ascending order, by counting sort over ranks. */
+  private sortFirstPairs(n: number): { sorted: Float64Array; count: number } {
+    const { ids } = this;
+    const pairRanks = new Int32Array(n - 1);
+    const starts = new Int32Array(this.mergedIds.length + 1);
+    let count = 0;
+    for (let i = 0; i + 1 < n; i++) {
+      const rank = this.table.rank(ids[i], ids[i + 1]);
+      pairRanks[i] = rank;
+      if (rank >= 0) {
+        starts[rank + 1]++;
+        count++;
+      }
+    }
+    for (let r = 1; r < starts.length; r++) starts[r] += starts[r - 1];
+    const sorted = new Float64Array(count);
+    for (let i = 0; i + 1 < n; i++) {
+      const rank = pairRanks[i];
+      if (rank >= 0) sorted[starts[rank]++] = rank * POSITION_LIMIT + i;
+    }
+    return { sorted, count };
   }
 
   /** Queues the pair starting at symbol `left`, if it has a merge. */
