@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuEngine, OutputText } from '../src/engine/cpu-engine.ts';
 import { EngineError } from '../src/engine/errors.ts';
 import { argmax } from '../src/engine/sampler.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage } from '../src/engine/types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ModelSpec } from '../src/engine/types.ts';
 import { NodeFileSource } from '../src/gguf/node-file-source.ts';
 import { readChatTemplate, readTokenizerData } from '../src/gguf/metadata.ts';
 import { Qwen3Model } from '../src/model/qwen3.ts';
@@ -489,6 +489,10 @@ describe('loading', () => {
     expect(progress.length).toBe(1);
     expect(engine.info()).toBeUndefined();
 
+    for (const spec of [null, undefined, 'model.gguf', { kind: 'floppy' }]) {
+      const refused = await engine.load(spec as unknown as ModelSpec).catch((e: unknown) => e);
+      expect(refused, String(spec)).toMatchObject({ name: 'EngineError', code: 'bad-request' });
+    }
     const bad = await engine.load({ kind: 'blob', blob: new Blob(['not a gguf file at all'.repeat(10)]) }).catch((e: unknown) => e);
     expect(bad).toMatchObject({ name: 'EngineError', code: 'load-failed' });
     expect((bad as EngineError).detail).toBeTruthy();

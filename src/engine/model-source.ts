@@ -20,6 +20,7 @@ export async function openModelSource(
   signal: AbortSignal | undefined,
   onProgress: ((progress: LoadProgress) => void) | undefined,
 ): Promise<OpenedSource> {
+  if (typeof spec !== 'object' || spec === null) throw new EngineError('bad-request', `the model spec must be an object such as { kind: 'url', url }, got ${String(spec)}`);
   switch (spec.kind) {
     case 'path': {
       if (typeof process === 'undefined' || !process.versions?.node) {
