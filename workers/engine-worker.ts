@@ -100,6 +100,10 @@ const api: EngineWorkerApi = {
   unload() {
     return settle(() => engine.unload());
   },
+
+  ping() {
+    return Date.now();
+  },
 };
 
 Comlink.expose(api);

@@ -91,7 +91,11 @@ export interface CreateEngineOptions {
   engines?: { cpu?: () => TerminableEngine; webgpu?: () => WebGpuEngine };
 }
 
-export type TerminableEngine = Engine & { terminate(): void };
+export type TerminableEngine = Engine & {
+  terminate(): void;
+  /** Set once the engine's worker is gone for good (see WorkerEngine.failure). */
+  failure?(): EngineError | undefined;
+};
 
 export interface SwitchingEngine extends Engine {
   /** The last decision taken by load(), with its reason. */
@@ -139,7 +143,12 @@ class BackendSwitchingEngine implements SwitchingEngine {
     return this.lastChoice;
   }
 
+  /** The CPU engine; a fresh one (a new worker) when the last one died or hung. */
   private cpu(): TerminableEngine {
+    if (this.cpuEngine?.failure?.()) {
+      if (this.active === this.cpuEngine) this.active = undefined;
+      this.cpuEngine = undefined;
+    }
     return (this.cpuEngine ??= this.options.engines?.cpu?.() ?? createWorkerEngine(this.options.cpu));
   }
 

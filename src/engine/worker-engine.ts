@@ -1,7 +1,10 @@
 // The page side of the CPU engine: the same Engine interface, with the model running in
 // workers/engine-worker.ts (a module Worker) reached through comlink. Nothing here blocks the
-// page. Errors keep their name, code and message across the boundary; a worker that dies
-// (e.g. out of memory) fails every pending call with EngineError 'worker-failed' instead of hanging.
+// page. Errors keep their name, code and message across the boundary. A worker that dies (out of
+// memory, an uncaught error) or stops answering (it closed itself, or a step never returns) fails
+// every pending call with EngineError 'worker-failed' instead of hanging: while a call is pending
+// the page pings the worker, whose event loop turns between every token and prefill batch; no
+// sign of life for `hangTimeoutMs` (or `stopTimeoutMs` after interrupt()) ends the worker.
 import * as Comlink from 'comlink';
 import { EngineError, errorFromInfo } from './errors.ts';
 import { normalizeRequest } from './request.ts';
@@ -13,15 +16,28 @@ import type { EngineWorkerApi, Result } from './worker-protocol.ts';
 export interface WorkerEngine extends Engine {
   /** Stops the worker at once (frees its memory); the engine cannot be used afterwards. */
   terminate(): void;
+  /** Why the worker is gone ('worker-failed'), once it is: the engine then refuses every call. */
+  failure(): EngineError | undefined;
 }
 
 export interface WorkerEngineOptions {
   /** Default kernel threads for load() (default: the machine's cores when cross-origin isolated). */
   threads?: number;
+  /** The engine worker (default workers/engine-worker.ts as a module worker). */
+  createWorker?: () => Worker;
+  /** No sign of life from a busy worker for this long means it hangs (default 60 s: a prefill batch of a large model on a slow device). */
+  hangTimeoutMs?: number;
+  /** After interrupt(), a worker that shows no sign of life for this long is stopped (default 10 s). */
+  stopTimeoutMs?: number;
 }
 
+const DEFAULT_HANG_TIMEOUT_MS = 60_000;
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+const PING_INTERVAL_MS = 1_000;
+
 export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEngine {
-  const worker = new Worker(new URL('../../workers/engine-worker.ts', import.meta.url), { type: 'module', name: 'qwen-engine' });
+  const worker = options.createWorker?.() ??
+    new Worker(new URL('../../workers/engine-worker.ts', import.meta.url), { type: 'module', name: 'qwen-engine' });
   const remote = Comlink.wrap<EngineWorkerApi>(worker);
   let info: ModelInfo | undefined;
   let failure: EngineError | undefined;
@@ -30,23 +46,40 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
   const fail = (error: EngineError) => {
     failure ??= error;
     info = undefined;
+    watchdog.stop();
     for (const reject of failed) reject(failure);
     failed.clear();
+  };
+  const stopWorker = (error: EngineError) => {
+    worker.terminate();
+    fail(error);
   };
   worker.addEventListener('error', (event) => {
     fail(new EngineError('worker-failed', `the engine worker failed: ${event.message || 'it could not start or crashed'}`));
   });
   worker.addEventListener('messageerror', () => fail(new EngineError('worker-failed', 'a message from the engine worker could not be read')));
 
-  /** Awaits a worker call, rethrowing its error here; rejects if the worker dies meanwhile. */
+  const watchdog = new Watchdog(
+    () => remote.ping(),
+    options.hangTimeoutMs ?? DEFAULT_HANG_TIMEOUT_MS,
+    options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+    (silentMs) => stopWorker(new EngineError('worker-failed',
+      `the engine stopped responding (no sign of life for ${Math.round(silentMs / 1000)} s) and was stopped`, { detail: 'hung' })),
+  );
+
+  /** Awaits a worker call, rethrowing its error here; rejects if the worker dies or hangs meanwhile. */
   const call = <T>(pending: Promise<Result<T>>): Promise<T> => {
     if (failure) return Promise.reject(failure);
+    watchdog.callStarted();
     return new Promise<T>((resolve, reject) => {
       failed.add(reject);
       pending.then(
         (result) => (result.ok ? resolve(result.value) : reject(errorFromInfo(result.error))),
         (error: unknown) => reject(error),
-      ).finally(() => failed.delete(reject));
+      ).finally(() => {
+        failed.delete(reject);
+        watchdog.callEnded();
+      });
     });
   };
 
@@ -106,7 +139,9 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
     },
 
     interrupt(): void {
-      if (!failure) void remote.interrupt();
+      if (failure) return;
+      watchdog.stopRequested();
+      void remote.interrupt();
     },
 
     async unload(): Promise<void> {
@@ -117,8 +152,69 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
     info: () => info,
 
     terminate(): void {
-      worker.terminate();
-      fail(new EngineError('worker-failed', 'the engine was terminated'));
+      stopWorker(new EngineError('worker-failed', 'the engine was terminated'));
     },
+
+    failure: () => failure,
   };
+}
+
+/**
+ * Watches a worker while calls to it are pending: pings it every second and counts any answer as
+ * a sign of life; calls `onHang` after `hangMs` of silence (`stopMs` once a stop was asked for).
+ */
+class Watchdog {
+  private pending = 0;
+  private lastAlive = 0;
+  private stopAskedAt: number | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private pinging = false;
+
+  constructor(
+    private readonly ping: () => Promise<unknown>,
+    private readonly hangMs: number,
+    private readonly stopMs: number,
+    private readonly onHang: (silentMs: number) => void,
+  ) {}
+
+  callStarted(): void {
+    if (this.pending++ === 0) {
+      this.lastAlive = performance.now();
+      this.stopAskedAt = undefined;
+      this.timer = setInterval(() => this.tick(), Math.min(PING_INTERVAL_MS, this.stopMs / 2));
+    }
+  }
+
+  callEnded(): void {
+    this.lastAlive = performance.now();
+    if (--this.pending === 0) this.stop();
+  }
+
+  /** A stop was asked for: a call still pending must now end soon. */
+  stopRequested(): void {
+    if (this.pending > 0) this.stopAskedAt ??= performance.now();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.pending = 0;
+    this.stopAskedAt = undefined;
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const silent = now - this.lastAlive;
+    const sinceStop = this.stopAskedAt === undefined ? 0 : now - Math.max(this.stopAskedAt, this.lastAlive);
+    if (silent > this.hangMs || sinceStop > this.stopMs) {
+      this.onHang(silent);
+      return;
+    }
+    if (this.pinging) return;
+    this.pinging = true;
+    this.ping().then(
+      () => (this.lastAlive = performance.now()),
+      () => undefined,
+    ).finally(() => (this.pinging = false));
+  }
 }

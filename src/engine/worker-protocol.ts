@@ -30,4 +30,6 @@ export interface EngineWorkerApi {
   cancel(stream: number): void;
   interrupt(): void;
   unload(): Promise<Result<void>>;
+  /** Answers as soon as the worker's event loop turns: the page's sign that the worker is alive. */
+  ping(): number;
 }
