@@ -377,7 +377,7 @@ describe('<qwen-chat> with the real engine', () => {
     await page.screenshot({ path: 'test-results/ui-chat-light-zh.png' });
   });
 
-  it('deletes a conversation (second click confirms) and a cached model', async () => {
+  it('deletes a conversation and a cached model, each on a second click that confirms', async () => {
     const conversations = page.locator('qwen-conversation-list li');
     const count = await conversations.count();
     const remove = page.locator('qwen-conversation-list li.current button.delete');
@@ -387,7 +387,12 @@ describe('<qwen-chat> with the real engine', () => {
     await expect.poll(() => conversations.count()).toBe(count - 1);
 
     await openPanel('models');
-    await page.locator('qwen-model-manager ul.cached li button.delete').click();
+    const deleteModel = page.locator('qwen-model-manager ul.cached li button.delete');
+    await deleteModel.click();
+    // A model is gigabytes downloaded once: the first click only asks, naming the size.
+    expect((await deleteModel.textContent())?.trim()).toBe(STRINGS.zh.confirmDeleteModel.replace('{size}', '45 MB')); // the UI is in Chinese by now
+    expect(await page.locator('qwen-model-manager ul.cached li').count()).toBe(1);
+    await deleteModel.click();
     await expect.poll(() => page.locator('qwen-model-manager ul.cached li').count()).toBe(0);
     expect(chromium.consoleErrors, chromium.consoleErrors.join('\n')).toEqual([]);
   });

@@ -3,7 +3,7 @@
 // string dictionaries. Expected values are worked out by hand from the rules in the sources.
 import { describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../src/engine/types.ts';
-import { conversationToMarkdown, fileNameFor, titleFrom, type Conversation } from '../src/ui/conversation-store.ts';
+import { conversationToMarkdown, fileNameFor, mergeConversations, titleFrom, type Conversation } from '../src/ui/conversation-store.ts';
 import { formatBytes, formatDuration, formatNumber } from '../src/ui/format.ts';
 import { STRINGS, resolveLang, t } from '../src/ui/i18n.ts';
 import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions } from '../src/ui/settings.ts';
@@ -105,5 +105,38 @@ describe('conversations', () => {
       '# Sums\n\n## System\n\nBe brief.\n\n## User\n\nWhat is 2+2?\n\n## Assistant (m.gguf)\n\n' +
         '<details><summary>Reasoning</summary>\n\nadd\n\n</details>\n\n**4**\n',
     );
+  });
+});
+
+describe('mergeConversations (two tabs on one conversation)', () => {
+  const msg = (id: string, role: 'user' | 'assistant', at: number, content = id, updatedAt?: number) => ({ id, role, content, createdAt: at, updatedAt });
+  const conv = (messages: ReturnType<typeof msg>[], removedIds?: string[]): Conversation =>
+    ({ id: 'c', title: 'T', createdAt: 1, updatedAt: 10, messages, revision: 1, removedIds });
+
+  it("keeps both tabs' new turns after the common part, each turn together", () => {
+    const common = [msg('u1', 'user', 1), msg('a1', 'assistant', 1)]; // same millisecond: order must not come from time
+    const stored = conv([...common, msg('uB', 'user', 5), msg('aB', 'assistant', 6)]);
+    const ours = conv([...common, msg('uA', 'user', 3), msg('aA', 'assistant', 4)]);
+    expect(mergeConversations(stored, ours).messages.map((m) => m.id)).toEqual(['u1', 'a1', 'uB', 'aB', 'uA', 'aA']);
+  });
+
+  it('takes the newer copy of a message both hold, ours on a tie', () => {
+    const stored = conv([msg('u1', 'user', 1, 'old'), msg('a1', 'assistant', 2, 'full answer', 9)]);
+    const ours = conv([msg('u1', 'user', 1, 'edited', 7), msg('a1', 'assistant', 2, 'partial')]);
+    expect(mergeConversations(stored, ours).messages.map((m) => m.content)).toEqual(['edited', 'full answer']);
+    const tie = conv([msg('a1', 'assistant', 2, 'stored')]);
+    expect(mergeConversations(tie, conv([msg('a1', 'assistant', 2, 'ours')])).messages[0].content).toBe('ours');
+  });
+
+  it('does not bring back what either side removed (a regenerated answer, a cleared chat)', () => {
+    const stored = conv([msg('u1', 'user', 1), msg('a1', 'assistant', 2)]);
+    const ours = conv([msg('u1', 'user', 1), msg('a2', 'assistant', 3)], ['a1']);
+    const merged = mergeConversations(stored, ours);
+    expect(merged.messages.map((m) => m.id)).toEqual(['u1', 'a2']);
+    expect(merged.removedIds).toEqual(['a1']);
+    const cleared = mergeConversations(stored, conv([], ['u1', 'a1']));
+    expect(cleared.messages).toEqual([]);
+    // Removed on the stored side, still held by ours: gone too.
+    expect(mergeConversations(conv([], ['a1']), stored).messages.map((m) => m.id)).toEqual(['u1']);
   });
 });

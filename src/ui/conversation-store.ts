@@ -1,6 +1,12 @@
 // Conversations in IndexedDB (idb-keyval, a database of our own so it never shares a version
 // number with the model store's), plus export as Markdown or JSON.
-import { createStore, del, get, set, values, type UseStore } from 'idb-keyval';
+//
+// Several tabs may hold the same conversation. Each saved conversation carries a revision; a save
+// reads the stored copy and writes in one transaction, and when the stored revision is not the one
+// the tab started from, the two are merged instead of one overwriting the other: every message of
+// either side is kept (the newer copy of a message both have), except messages either side removed
+// on purpose (a regenerated answer, a cleared chat), which are remembered by id.
+import { createStore, del, get, promisifyRequest, values, type UseStore } from 'idb-keyval';
 import type { CompletionUsage, FinishReason } from '../engine/types.ts';
 
 export interface StoredMessage {
@@ -16,6 +22,8 @@ export interface StoredMessage {
   /** The model that wrote an assistant turn. */
   model?: string;
   createdAt: number;
+  /** Last change of its text (an edit, the end of streaming); createdAt when unset. */
+  updatedAt?: number;
 }
 
 export interface Conversation {
@@ -24,6 +32,10 @@ export interface Conversation {
   createdAt: number;
   updatedAt: number;
   messages: StoredMessage[];
+  /** The stored revision this copy was read as or saved to (0: never saved). */
+  revision?: number;
+  /** Ids of messages removed on purpose, so a merge with an older copy does not bring them back. */
+  removedIds?: string[];
 }
 
 export const CONVERSATION_DB = 'qwen-web-chat';
@@ -45,13 +57,62 @@ export class ConversationStore {
     return get<Conversation>(id, this.store);
   }
 
-  save(conversation: Conversation): Promise<void> {
-    return set(conversation.id, conversation, this.store);
+  /**
+   * Saves `conversation`, merged with the stored copy if another tab saved it since this copy's
+   * revision, and returns what was stored (with its new revision).
+   */
+  save(conversation: Conversation): Promise<Conversation> {
+    return this.store('readwrite', (store) => {
+      let saved: Conversation | undefined;
+      const read = store.get(conversation.id) as IDBRequest<Conversation | undefined>;
+      read.onsuccess = () => {
+        const stored = read.result;
+        const base = stored && stored.revision !== (conversation.revision ?? 0) ? mergeConversations(stored, conversation) : conversation;
+        saved = { ...base, revision: (stored?.revision ?? 0) + 1 };
+        store.put(saved, conversation.id);
+      };
+      return promisifyRequest(store.transaction).then(() => saved!);
+    });
   }
 
   delete(id: string): Promise<void> {
     return del(id, this.store);
   }
+}
+
+/**
+ * Two copies of one conversation as one: all messages of both but those either removed, the newer
+ * copy of a message both hold (ours on a tie). Our order is kept; a message only the stored copy
+ * has goes right after the message it followed there (its turn stays together).
+ */
+export function mergeConversations(stored: Conversation, ours: Conversation): Conversation {
+  const removed = new Set([...(stored.removedIds ?? []), ...(ours.removedIds ?? [])]);
+  const changedAt = (m: StoredMessage) => m.updatedAt ?? m.createdAt;
+  const storedById = new Map(stored.messages.map((m) => [m.id, m]));
+  const oursIds = new Set(ours.messages.map((m) => m.id));
+  // Stored-only messages, by the id of the nearest earlier stored message we also hold.
+  const after = new Map<string | undefined, StoredMessage[]>();
+  let anchor: string | undefined;
+  for (const message of stored.messages) {
+    if (oursIds.has(message.id)) anchor = message.id;
+    else if (!removed.has(message.id)) after.set(anchor, [...(after.get(anchor) ?? []), message]);
+  }
+  const messages = [...(after.get(undefined) ?? [])];
+  for (const message of ours.messages) {
+    if (!removed.has(message.id)) {
+      const theirs = storedById.get(message.id);
+      messages.push(theirs && changedAt(theirs) > changedAt(message) ? theirs : message);
+    }
+    messages.push(...(after.get(message.id) ?? []));
+  }
+  return {
+    ...ours,
+    title: ours.title || stored.title,
+    createdAt: Math.min(stored.createdAt, ours.createdAt),
+    updatedAt: Math.max(stored.updatedAt, ours.updatedAt),
+    messages,
+    removedIds: [...removed],
+  };
 }
 
 export function newId(): string {
@@ -60,7 +121,7 @@ export function newId(): string {
 
 export function newConversation(title: string): Conversation {
   const now = Date.now();
-  return { id: newId(), title, createdAt: now, updatedAt: now, messages: [] };
+  return { id: newId(), title, createdAt: now, updatedAt: now, messages: [], revision: 0 };
 }
 
 /** A title from the first user message: its first line, cut at 48 characters. */
@@ -82,7 +143,8 @@ export function conversationToMarkdown(conversation: Conversation, systemPrompt?
 }
 
 export function conversationToJson(conversation: Conversation, systemPrompt?: string): string {
-  return JSON.stringify({ ...conversation, systemPrompt: systemPrompt || undefined }, null, 2);
+  const { revision: _revision, removedIds: _removed, ...kept } = conversation;
+  return JSON.stringify({ ...kept, systemPrompt: systemPrompt || undefined }, null, 2);
 }
 
 /** A file name from a title: letters, digits (any script), dashes. */

@@ -83,6 +83,17 @@ const en = {
   dismiss: 'Dismiss',
   fallback: 'WebGPU unavailable, using CPU: {reason}',
   confirmDelete: 'Delete “{name}”?',
+  engineStopped: 'The engine stopped responding; the answer ends here.',
+  engineRestarted: 'The engine stopped ({reason}) and was restarted. The model loads again with your next message.',
+  storageFull: 'storage is full',
+  saveFailed: 'This chat could not be saved ({reason}). It stays in this tab and is saved as soon as there is room: free space by deleting a downloaded model or old conversations.',
+  chatCleared: 'Chat cleared.',
+  undo: 'Undo',
+  jumpToLatest: 'Jump to latest',
+  confirmDeleteModel: 'Delete {size}?',
+  notVerified: 'not verified',
+  verified: 'verified',
+  storageUnavailable: 'Conversations cannot be kept in this browser ({reason}); this chat lasts until the page closes.',
 };
 
 export type StringKey = keyof typeof en;
@@ -170,6 +181,17 @@ const zh: Strings = {
   dismiss: '关闭',
   fallback: 'WebGPU 不可用，改用 CPU：{reason}',
   confirmDelete: '删除“{name}”？',
+  engineStopped: '引擎停止响应，回答到此为止。',
+  engineRestarted: '引擎已停止（{reason}）并重新启动。发送下一条消息时会重新加载模型。',
+  storageFull: '存储空间已满',
+  saveFailed: '无法保存此对话（{reason}）。对话保留在此标签页中，一有空间就会保存：可删除已下载的模型或旧对话来释放空间。',
+  chatCleared: '对话已清空。',
+  undo: '撤销',
+  jumpToLatest: '跳到最新',
+  confirmDeleteModel: '删除 {size}？',
+  notVerified: '未校验',
+  verified: '已校验',
+  storageUnavailable: '此浏览器无法保存对话（{reason}）；本次对话在关闭页面后不会保留。',
 };
 
 export type Lang = 'en' | 'zh';

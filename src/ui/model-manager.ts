@@ -29,6 +29,7 @@ export class QwenModelManager extends LitElement {
     usage: { state: true },
     dragging: { state: true },
     storageError: { state: true },
+    confirmingDeleteId: { state: true },
   };
 
   static override styles = [
@@ -119,6 +120,8 @@ export class QwenModelManager extends LitElement {
   declare usage: StoreUsage | undefined;
   declare dragging: boolean;
   declare storageError: string | undefined;
+  /** The model whose Delete was clicked once. */
+  declare confirmingDeleteId: string | undefined;
 
   private store: ModelStore | undefined;
 
@@ -132,6 +135,7 @@ export class QwenModelManager extends LitElement {
     this.usage = undefined;
     this.dragging = false;
     this.storageError = undefined;
+    this.confirmingDeleteId = undefined;
   }
 
   override connectedCallback(): void {
@@ -239,15 +243,23 @@ export class QwenModelManager extends LitElement {
             ${model.complete ? t(l, 'loadModel') : t(l, 'resume')}
           </button>`
         : nothing}
-      <button type="button" class="danger delete" ?disabled=${this.loading} @click=${() => this.deleteModel(model)}>
-        ${t(l, 'delete')}
+      <button type="button" class="danger delete" ?disabled=${this.loading} @click=${() => this.deleteModel(model)}
+        @blur=${() => this.confirmingDeleteId === model.id && (this.confirmingDeleteId = undefined)}>
+        ${this.confirmingDeleteId === model.id ? t(l, 'confirmDeleteModel', { size: formatBytes(model.storedBytes) }) : t(l, 'delete')}
       </button>
     </li>`;
   }
 
+  /** The first click asks (a model is gigabytes, downloaded once); the second deletes. */
   private async deleteModel(model: CachedModel): Promise<void> {
+    if (this.confirmingDeleteId !== model.id) {
+      this.confirmingDeleteId = model.id;
+      return;
+    }
+    this.confirmingDeleteId = undefined;
     try {
       await this.store?.delete(model.id);
+      this.dispatchEvent(new CustomEvent('storage-freed', { bubbles: true, composed: true }));
     } catch (error) {
       this.storageError = error instanceof Error ? error.message : String(error);
     }

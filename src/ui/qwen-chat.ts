@@ -20,8 +20,8 @@ import './composer.ts';
 import type { QwenComposer } from './composer.ts';
 import './conversation-list.ts';
 import type { ConversationActionDetail } from './conversation-list.ts';
+import { ConversationController } from './conversation-controller.ts';
 import {
-  ConversationStore,
   conversationToJson,
   conversationToMarkdown,
   downloadText,
@@ -47,6 +47,8 @@ import { baseStyles, themeStyles } from './styles.ts';
 
 /** Where settings changed in the panel are kept (per origin, like any page setting). */
 const SETTINGS_KEY = 'qwen-web:settings';
+/** How long "Undo" is offered after a destructive action. */
+const UNDO_MS = 10_000;
 
 export interface ErrorDetail {
   error: { name: string; code?: string; message: string };
@@ -76,8 +78,7 @@ export class QwenChat extends LitElement {
     loadState: { state: true },
     errorText: { state: true },
     notice: { state: true },
-    conversations: { state: true },
-    conversation: { state: true },
+    undo: { state: true },
     streamingId: { state: true },
     panel: { state: true },
     sidebarOpen: { state: true },
@@ -234,8 +235,8 @@ export class QwenChat extends LitElement {
   declare loadState: LoadState | undefined;
   declare errorText: string | undefined;
   declare notice: string | undefined;
-  declare conversations: Conversation[];
-  declare conversation: Conversation;
+  /** A destructive action just taken, with the way back (shown for a few seconds). */
+  declare undo: { text: string; restore: () => void } | undefined;
   declare streamingId: string | undefined;
   declare panel: Panel | undefined;
   declare sidebarOpen: boolean;
@@ -243,12 +244,23 @@ export class QwenChat extends LitElement {
   declare storeRevision: number;
 
   private readonly generation = new GenerationController(this);
+  private readonly chats = new ConversationController(this);
   private created: CreatedEngine | undefined;
   private creating: Promise<Engine> | undefined;
   private loadController: AbortController | undefined;
-  private store: ConversationStore | undefined;
-  private conversationsLoaded: Promise<void> | undefined;
   private lastLoad: LoadModelDetail | undefined;
+  /** The engine's worker died under the model: load it again before the next answer. */
+  private reloadOnSend = false;
+  private undoTimer: ReturnType<typeof setTimeout> | undefined;
+  private settingsRestored = false;
+  /** Esc stops an answer even when focus fell out of the element (to <body>, after a button went away). */
+  private readonly onWindowKeyDown = (event: KeyboardEvent) => {
+    if (event.key !== 'Escape' || event.defaultPrevented || !this.generation.running) return;
+    const focused = document.activeElement;
+    if (focused && focused !== document.body && focused !== this) return;
+    event.preventDefault();
+    this.stop();
+  };
 
   constructor() {
     super();
@@ -267,8 +279,7 @@ export class QwenChat extends LitElement {
     this.loadState = undefined;
     this.errorText = undefined;
     this.notice = undefined;
-    this.conversations = [];
-    this.conversation = newConversation('');
+    this.undo = undefined;
     this.streamingId = undefined;
     this.panel = undefined;
     this.sidebarOpen = false;
@@ -295,14 +306,21 @@ export class QwenChat extends LitElement {
     return this.generation.running;
   }
 
+  /** The open conversation. */
+  get conversation(): Conversation {
+    return this.chats.current;
+  }
+
   override connectedCallback(): void {
     super.connectedCallback();
-    if (!this.conversationsLoaded) this.restoreSettings();
-    this.conversationsLoaded ??= this.loadConversations();
+    if (!this.settingsRestored) this.restoreSettings();
+    this.settingsRestored = true;
+    window.addEventListener('keydown', this.onWindowKeyDown);
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
+    window.removeEventListener('keydown', this.onWindowKeyDown);
     // A move in the page reconnects at once; only an element that stays out frees its worker.
     setTimeout(() => {
       if (!this.isConnected) this.disposeEngine();
@@ -332,14 +350,22 @@ export class QwenChat extends LitElement {
     if (!content || this.generation.running) return;
     // A page's engine set just now has not been looked at yet (that happens on the next update).
     this.modelInfo ??= this.activeEngine()?.info();
+    if (!this.modelInfo && this.reloadOnSend && this.lastLoad) {
+      // The engine was restarted after its worker died: bring the model back first.
+      try {
+        await this.load(this.lastLoad);
+      } catch {
+        return; // shown by load()
+      }
+    }
     if (!this.activeEngine() || !this.modelInfo) {
       this.showError(t(this.locale, 'composerNoModel'));
       return;
     }
-    await this.conversationsLoaded;
+    await this.chats.ready();
     const user: StoredMessage = { id: newId(), role: 'user', content, createdAt: Date.now() };
     const title = this.conversation.messages.length === 0 ? titleFrom(content) : this.conversation.title;
-    this.conversation = { ...this.conversation, title, messages: [...this.conversation.messages, user] };
+    this.chats.setMessages([...this.conversation.messages, user], { title });
     await this.answer();
   }
 
@@ -355,7 +381,7 @@ export class QwenChat extends LitElement {
     return html`<div class="app">
       <nav class="sidebar ${this.sidebarOpen ? 'open' : ''}" aria-label=${t(l, 'conversations')}>
         <qwen-conversation-list
-          .conversations=${this.conversations}
+          .conversations=${this.chats.list}
           .currentId=${this.conversation.id}
           .locale=${l}
           .busy=${this.generation.running}
@@ -386,7 +412,7 @@ export class QwenChat extends LitElement {
         <qwen-composer
           .locale=${l}
           .generating=${this.generation.running}
-          .disabled=${!this.modelInfo}
+          .disabled=${!this.modelInfo && !this.reloadOnSend}
           @send=${(e: CustomEvent<{ text: string }>) => void this.send(e.detail.text)}
           @stop=${() => this.stop()}
         ></qwen-composer>
@@ -405,7 +431,22 @@ export class QwenChat extends LitElement {
 
   private renderBanners() {
     const l = this.locale;
-    return html`${this.errorText
+    const saveError = this.chats.saveError;
+    return html`${this.chats.unavailable
+      ? html`<div class="banner notice" role="status"><span>${t(l, 'storageUnavailable', { reason: describeError(this.chats.unavailable, l) })}</span></div>`
+      : nothing}
+    ${saveError
+      ? html`<div class="banner error save-error" role="alert">
+          <span>${t(l, 'saveFailed', { reason: describeError(saveError, l) })}</span>
+        </div>`
+      : nothing}
+    ${this.undo
+      ? html`<div class="banner undo" role="status">
+          <span>${this.undo.text}</span>
+          <button type="button" class="link undo-action" @click=${this.applyUndo}>${t(l, 'undo')}</button>
+        </div>`
+      : nothing}
+    ${this.errorText
       ? html`<div class="banner error" role="alert">
           <span>${t(l, 'error')}: ${this.errorText}</span>
           <button type="button" class="link dismiss" @click=${() => (this.errorText = undefined)}>${t(l, 'dismiss')}</button>
@@ -475,6 +516,7 @@ export class QwenChat extends LitElement {
             .loading=${this.loadState !== undefined}
             .revision=${this.storeRevision}
             @load-model=${(e: CustomEvent<LoadModelDetail>) => void this.load(e.detail).catch(() => undefined)}
+            @storage-freed=${() => void this.chats.flush()}
           ></qwen-model-manager>`}
     </aside>`;
   }
@@ -557,39 +599,19 @@ export class QwenChat extends LitElement {
 
   // ---- conversations -----------------------------------------------------------------------
 
-  private async loadConversations(): Promise<void> {
-    try {
-      this.store = ConversationStore.open();
-      const saved = await this.store.list();
-      this.conversations = saved;
-      // Reopen the latest conversation unless one was started meanwhile.
-      if (saved[0] && this.conversation.messages.length === 0) this.conversation = saved[0];
-    } catch (error) {
-      this.store = undefined; // no IndexedDB (private mode…): chat works, nothing is kept
-      this.notice = error instanceof Error ? error.message : String(error);
-    }
+  /** Offers to take back a destructive action for a few seconds. */
+  private offerUndo(text: string, restore: () => void): void {
+    clearTimeout(this.undoTimer);
+    this.undo = { text, restore };
+    this.undoTimer = setTimeout(() => (this.undo = undefined), UNDO_MS);
   }
 
-  private async saveConversation(conversation: Conversation): Promise<void> {
-    const others = this.conversations.filter((c) => c.id !== conversation.id);
-    this.conversations = [conversation, ...others].sort((a, b) => b.updatedAt - a.updatedAt);
-    try {
-      await this.store?.save(conversation);
-    } catch (error) {
-      this.reportError(error);
-    }
-  }
-
-  private setMessages(messages: StoredMessage[]): void {
-    this.conversation = { ...this.conversation, messages, updatedAt: Date.now() };
-  }
-
-  private replaceMessage(conversationId: string, message: StoredMessage): void {
-    if (this.conversation.id !== conversationId) return;
-    this.conversation = {
-      ...this.conversation,
-      messages: this.conversation.messages.map((m) => (m.id === message.id ? message : m)),
-    };
+  private applyUndo(): void {
+    const undo = this.undo;
+    clearTimeout(this.undoTimer);
+    this.undo = undefined;
+    undo?.restore();
+    this.focusComposer();
   }
 
   /** Streams an answer to the conversation as it stands (its last message is the user's). */
@@ -600,9 +622,9 @@ export class QwenChat extends LitElement {
     const history = this.conversation.messages;
     const conversationId = this.conversation.id;
     let message: StoredMessage = { id: newId(), role: 'assistant', content: '', createdAt: Date.now(), model: info.name };
-    this.setMessages([...history, message]);
+    this.chats.setMessages([...history, message]);
     this.streamingId = message.id;
-    void this.saveConversation(this.conversation);
+    void this.chats.save();
     const settings = this.settings;
     const messages = [
       ...(settings.systemPrompt.trim() ? [{ role: 'system' as const, content: settings.systemPrompt }] : []),
@@ -617,7 +639,7 @@ export class QwenChat extends LitElement {
           content: message.content + (delta.content ?? ''),
           reasoning: delta.reasoning_content ? (message.reasoning ?? '') + delta.reasoning_content : message.reasoning,
         };
-        this.replaceMessage(conversationId, message);
+        this.chats.replaceMessage(conversationId, message);
         this.emit('token', { content: delta.content, reasoning_content: delta.reasoning_content, messageId: message.id });
       });
       message = {
@@ -626,19 +648,28 @@ export class QwenChat extends LitElement {
         reasoning: result.reasoning || undefined,
         usage: result.usage,
         finishReason: result.finishReason ?? undefined,
+        updatedAt: Date.now(),
       };
-      this.replaceMessage(conversationId, message);
+      this.chats.replaceMessage(conversationId, message);
       this.emit('message', { conversationId, message });
     } catch (error) {
-      message = { ...message, error: describeError(error) };
-      this.replaceMessage(conversationId, message);
-      this.reportError(error, false);
+      if ((error as { code?: unknown }).code === 'worker-failed') {
+        // The engine's worker died or hung: the answer ends here, its text kept; the model loads
+        // again (in a fresh worker) with the next message.
+        message = { ...message, finishReason: 'abort', error: t(this.locale, 'engineStopped'), updatedAt: Date.now() };
+        this.modelInfo = undefined;
+        this.reloadOnSend = this.lastLoad !== undefined;
+        this.notice = t(this.locale, 'engineRestarted', { reason: describeError(error, this.locale) });
+        this.reportError(error, false);
+      } else {
+        message = { ...message, error: describeError(error, this.locale), updatedAt: Date.now() };
+        this.reportError(error, false);
+      }
+      this.chats.replaceMessage(conversationId, message);
     } finally {
       this.streamingId = undefined;
-      if (this.conversation.id === conversationId) {
-        this.conversation = { ...this.conversation, updatedAt: Date.now() };
-        await this.saveConversation(this.conversation);
-      }
+      const open = this.chats.current;
+      if (open.id === conversationId) await this.chats.save({ ...open, updatedAt: Date.now() });
     }
   }
 
@@ -650,53 +681,54 @@ export class QwenChat extends LitElement {
     if (index < 0) return;
     if (action === 'regenerate') {
       // Drop this answer (and anything after it) and answer the same question again.
-      this.setMessages(messages.slice(0, index));
-      void this.answer();
+      this.chats.setMessages(messages.slice(0, index));
     } else if (action === 'edit' && text) {
-      this.setMessages([...messages.slice(0, index), { ...messages[index], content: text }]);
-      void this.answer();
+      this.chats.setMessages([...messages.slice(0, index), { ...messages[index], content: text, updatedAt: Date.now() }]);
+    } else {
+      return;
     }
+    // The button that was clicked is gone: keep focus here so Esc and typing still reach the chat.
+    this.focusComposer();
+    void this.answer();
   }
 
   private clear(): void {
     if (this.generation.running) return;
-    this.setMessages([]);
-    void this.saveConversation(this.conversation);
+    const before = this.chats.current;
+    this.chats.setMessages([]);
+    void this.chats.save();
+    this.offerUndo(t(this.locale, 'chatCleared'), () => {
+      if (this.chats.current.id !== before.id) return;
+      // The cleared messages come back; they are no longer counted as removed.
+      const back = new Set(before.messages.map((m) => m.id));
+      this.chats.select({ ...this.chats.current, messages: before.messages, removedIds: (this.chats.current.removedIds ?? []).filter((id) => !back.has(id)) });
+      void this.chats.save();
+    });
   }
 
   private async onConversationAction(event: CustomEvent<ConversationActionDetail>): Promise<void> {
     const { action, id, title } = event.detail;
-    const target = this.conversations.find((c) => c.id === id);
+    const target = this.chats.list.find((c) => c.id === id);
     switch (action) {
       case 'new':
         if (this.generation.running) return;
-        if (this.conversation.messages.length > 0) this.conversation = newConversation('');
+        if (this.conversation.messages.length > 0) this.chats.select(newConversation(''));
         this.sidebarOpen = false;
         this.focusComposer();
         return;
       case 'select':
         if (!target || this.generation.running) return;
-        this.conversation = target;
+        this.chats.select(target);
         this.sidebarOpen = false;
         return;
       case 'rename':
         if (!target || !title) return;
-        {
-          const renamed = { ...target, title };
-          if (this.conversation.id === renamed.id) this.conversation = { ...this.conversation, title };
-          await this.saveConversation(this.conversation.id === renamed.id ? this.conversation : renamed);
-        }
+        await this.chats.rename(target.id, title);
         return;
       case 'delete':
         if (!target) return;
         if (this.generation.running && this.conversation.id === target.id) return;
-        this.conversations = this.conversations.filter((c) => c.id !== target.id);
-        if (this.conversation.id === target.id) this.conversation = this.conversations[0] ?? newConversation('');
-        try {
-          await this.store?.delete(target.id);
-        } catch (error) {
-          this.reportError(error);
-        }
+        await this.chats.delete(target.id);
         return;
       case 'export-markdown':
       case 'export-json':
@@ -805,7 +837,7 @@ export class QwenChat extends LitElement {
   }
 
   private reportError(error: unknown, banner = true): void {
-    if (banner) this.showError(describeError(error));
+    if (banner) this.showError(describeError(error, this.locale));
     const e = error instanceof Error ? error : new Error(String(error));
     const code = (e as { code?: unknown }).code;
     this.emit('error', { error: { name: e.name, code: typeof code === 'string' ? code : undefined, message: e.message } });
@@ -816,11 +848,15 @@ export class QwenChat extends LitElement {
   }
 }
 
-/** An error as one line for people: its message, with the code when it has one. */
-function describeError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? `${error.message} (${code})` : error.message;
+/**
+ * An error as one line for people: its message, with the code when it has one. Browser errors
+ * whose message is empty or says nothing (IndexedDB's QuotaExceededError) get words of our own.
+ */
+export function describeError(error: unknown, lang: Lang): string {
+  const { name, message, code } = (error ?? {}) as { name?: unknown; message?: unknown; code?: unknown };
+  if (name === 'QuotaExceededError') return t(lang, 'storageFull');
+  const text = typeof message === 'string' && message ? message : typeof name === 'string' && name ? name : String(error);
+  return typeof code === 'string' ? `${text} (${code})` : text;
 }
 
 if (!customElements.get('qwen-chat')) customElements.define('qwen-chat', QwenChat);
