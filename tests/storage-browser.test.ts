@@ -254,6 +254,12 @@ beforeAll(async () => {
   tinySha = await fileSha256(tinyPath);
   tempDir = await mkdtemp(join(tmpdir(), 'qwen-web-storage-'));
   await copyFile(tinyPath, join(tempDir, 'changing.gguf'));
+  // Two files of one size, different from byte 2 MiB on (a model re-uploaded under the same name).
+  await copyFile(tinyPath, join(tempDir, 'same-size-a.gguf'));
+  await copyFile(tinyPath, join(tempDir, 'same-size-b.gguf'));
+  const handle = await open(join(tempDir, 'same-size-b.gguf'), 'r+');
+  await handle.write(new Uint8Array(3 * CHUNK).fill(0x5a), 0, 3 * CHUNK, 2 * CHUNK);
+  await handle.close();
   files = await startStaticServer({
     files: {
       ...Object.fromEntries(TINY_PATHS.map((p) => [p, tinyPath])),
@@ -415,6 +421,57 @@ describe('ModelStore in Chromium: downloads', () => {
     expect(gets(path).map((r) => [r.range, r.status])).toEqual([[`bytes=${2 * CHUNK}-`, 206], ['bytes=0-', 206]]);
     expect(model).toMatchObject({ complete: true, totalBytes: await fileSize(otherPath), sha256: otherSha });
     expect(await call('sha256', id)).toBe(otherSha);
+  });
+
+  it('starts over instead of resuming when the server gives no validator (a file replaced at the same size is never mixed in)', async () => {
+    const path = '/no-validators/model.gguf';
+    const id = url(path);
+    files.setFile(path, join(tempDir, 'same-size-a.gguf'));
+    files.setFault(path, { noValidators: true, cutAfterBytes: 3.5 * CHUNK, times: 1 });
+    expectError(await call('download', id, { retries: 0 }), 'network');
+    const partial = (await call('get', id))!;
+    expect(partial.storedBytes).toBeGreaterThan(0);
+    // The file is replaced by one of the same size (so size cannot tell): the resume must not trust the range.
+    files.setFile(path, join(tempDir, 'same-size-b.gguf'));
+    files.setFault(path, { noValidators: true });
+    files.requests.length = 0;
+    const model = expectModel(await call('download', id, { retries: 0 }));
+    const shaB = await fileSha256(join(tempDir, 'same-size-b.gguf'));
+    expect(model).toMatchObject({ complete: true, sha256: shaB, hashVerified: false });
+    expect(await call('sha256', id)).toBe(shaB);
+    // It asked for the rest once, saw nothing proving the rest was the same file, and started over.
+    expect(gets(path).map((r) => r.range)).toEqual([`bytes=${partial.storedBytes}-`, 'bytes=0-']);
+  });
+
+  it('drops a stalled connection (after the headers, or mid-body), says it is retrying, and resumes', async () => {
+    const path = '/stall/tiny-q4_0.gguf';
+    const id = url(path);
+    files.setFile(path, tinyPath);
+    // First: headers, 2.5 chunks, then silence. Second: headers, then silence. Third: fine.
+    files.setFault(path, { stallAfterBytes: 2.5 * CHUNK, times: 1 });
+    await call('start', id, { retries: 3, stallTimeoutMs: 1500 });
+    await expect.poll(() => files.requests.filter((r) => r.path === path).length, { timeout: 20_000 }).toBe(1);
+    files.setFault(path, { stallAfterBytes: 0, times: 1 });
+    const done = await call('finish');
+    const model = expectModel(done);
+    expect(model).toMatchObject({ complete: true, sha256: tinySha });
+    const ranges = gets(path).map((r) => r.range);
+    expect(ranges.length).toBe(3);
+    expect(ranges[0]).toBe('bytes=0-');
+    expect(Number(/^bytes=(\d+)-/.exec(ranges[2]!)![1])).toBeGreaterThanOrEqual(2 * CHUNK); // resumed, not restarted
+    const retries = done.progress.filter((p) => p.retry).map((p) => p.retry!);
+    expect(retries.map((r) => [r.attempt, r.attempts, r.code])).toEqual([[2, 4, 'stalled'], [3, 4, 'stalled']]);
+    expect(retries[0]!.reason).toMatch(/stopped sending after byte \d+ of \d+ \(nothing for 1.5 s\)/);
+    expect(retries[1]!.reason).toMatch(/sent no answer for 1.5 s/);
+    // A stall that lasts: a typed error, the stored part kept.
+    const other = '/stall-forever/tiny-q4_0.gguf';
+    files.setFile(other, tinyPath);
+    files.setFault(other, { stallAfterBytes: 1.5 * CHUNK });
+    const failed = expectError(await call('download', url(other), { retries: 1, stallTimeoutMs: 1000 }), 'stalled');
+    expect(failed.message).toMatch(/stopped sending|sent no answer/);
+    const kept = (await call('get', url(other)))!.storedBytes;
+    expect(kept).toBeGreaterThanOrEqual(CHUNK);
+    expect(kept % CHUNK).toBe(0);
   });
 
   it('retries HTTP 5xx, and reports a lasting one (or a 404) as a typed error that leaves nothing behind', async () => {

@@ -280,6 +280,39 @@ describe('<qwen-chat> in two tabs on one conversation', () => {
   }, 180_000);
 });
 
+describe('<qwen-chat> downloading without a network', () => {
+  it('says it is offline while it retries, then points to a local file; the file loads', async () => {
+    const page = await openApp();
+    // Online first, so the engine's worker and its modules are in place (the built site has them
+    // from its service worker; this dev page has none), then the network goes.
+    await loadModel(page);
+    await page.context().setOffline(true);
+    try {
+      await page.locator('qwen-chat button.open-models').click();
+      await page.locator('qwen-model-manager #model-url').fill(`${files.url}/models/offline.gguf`);
+      await page.locator('qwen-model-manager button.load-url').click();
+      const progress = page.locator('qwen-chat .progress-text');
+      await expect.poll(() => progress.textContent({ timeout: 500 }).catch(() => ''), { timeout: 10_000 })
+        .toMatch(/^Downloading offline\.gguf: You are offline\. Retrying in [124] s \(attempt [234] of 4\)…$/);
+      const banner = page.locator('qwen-chat .banner.error');
+      await banner.waitFor({ timeout: 20_000 });
+      expect(await banner.textContent()).toMatch(/You are offline, so the model cannot be downloaded now/);
+      await page.screenshot({ path: 'test-results/ui-trust-offline.png' });
+      await banner.locator('button.open-local').click();
+      await expect.poll(() => page.evaluate(() => document.querySelector('qwen-chat')!.shadowRoot!.querySelector('qwen-model-manager')!
+        .shadowRoot!.activeElement?.id)).toBe('model-file');
+      // (This dev page fetches the kernels' wasm and workers on each load; the built site serves
+      // them from its service worker offline, see site-browser.test.ts. So the network comes back here.)
+      await page.context().setOffline(false);
+      await page.locator('qwen-model-manager #model-file').setInputFiles(await ensureFixture(FIXTURE));
+      await waitFor(page, 'ready', 2);
+    } finally {
+      await page.context().setOffline(false);
+      await page.close();
+    }
+  }, 60_000);
+});
+
 describe('<qwen-chat> when storage is full', () => {
   // CDP's quota override holds only for an origin that has not used storage yet in that browser:
   // a browser of its own, the quota set before the first page.

@@ -30,6 +30,18 @@ export interface LoadProgress {
   etaSeconds?: number;
   /** A human-readable line (web-llm reports text only). */
   text?: string;
+  /** Download phase: set while waiting to retry after a failed attempt (see storage DownloadRetry). */
+  retry?: {
+    /** The attempt about to start (2 = the first retry), of `attempts`. */
+    attempt: number;
+    attempts: number;
+    inSeconds: number;
+    /** 'stalled' | 'network' | 'http-status'. */
+    code: string;
+    reason: string;
+    /** The browser says it is offline. */
+    offline: boolean;
+  };
 }
 
 export interface LoadOptions {

@@ -10,6 +10,8 @@ export type StorageErrorCode =
   | 'not-found'
   /** fetch failed or the connection dropped mid-body; what was stored stays, a retry resumes. */
   | 'network'
+  /** The server stopped sending (no byte for the stall timeout); what was stored stays, a retry resumes. */
+  | 'stalled'
   /** The server answered with an error status (404, 5xx…): `status` says which. */
   | 'http-status'
   /** The server's answer is inconsistent (Content-Range not the range asked for, missing size…). */

@@ -27,6 +27,8 @@ export { StorageError, type StorageErrorCode } from './errors.ts';
 
 export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 const DEFAULT_RETRIES = 3;
+/** No byte for this long (headers or body) means the connection stalled: drop it and resume. */
+const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const PROGRESS_INTERVAL_MS = 100;
 const RATE_WINDOW_MS = 5000;
 
@@ -58,6 +60,23 @@ export interface DownloadProgress {
   bytesPerSecond: number;
   /** Seconds left at that rate; Infinity before any rate is known. */
   etaSeconds: number;
+  /** Set while waiting to retry after a failed attempt: which attempt comes next and why. */
+  retry?: DownloadRetry;
+}
+
+export interface DownloadRetry {
+  /** The attempt about to start (2 = the first retry). */
+  attempt: number;
+  /** Attempts in all. */
+  attempts: number;
+  /** Seconds until it starts. */
+  inSeconds: number;
+  /** 'stalled' | 'network' | 'http-status': what went wrong. */
+  code: string;
+  /** The failure, in words. */
+  reason: string;
+  /** The browser says it is offline. */
+  offline: boolean;
 }
 
 export interface DownloadOptions {
@@ -71,8 +90,10 @@ export interface DownloadOptions {
   sha256?: string;
   /** Expected size; a server announcing another size is refused. */
   expectedBytes?: number;
-  /** Automatic resumes after a network error or HTTP 5xx before giving up (default 3). */
+  /** Automatic resumes after a network error, a stall or HTTP 5xx before giving up (default 3). */
   retries?: number;
+  /** No byte for this many ms (while waiting for headers or body) counts as a stall (default 30 s). */
+  stallTimeoutMs?: number;
   /** Ask huggingface.co's API for the file's SHA-256 when the URL is a Hugging Face one (default true). */
   lookupHash?: boolean;
   /** Extra request headers (e.g. Authorization for a gated repo). */
@@ -131,6 +152,25 @@ function publicView(record: ModelRecord): CachedModel {
   if (record.sha256 !== undefined) view.sha256 = record.sha256;
   if (record.hashVerified !== undefined) view.hashVerified = record.hashVerified;
   return view;
+}
+
+function isOffline(): boolean {
+  return typeof navigator !== 'undefined' && navigator.onLine === false;
+}
+
+/** A failed request in words a person can act on: offline, or the server out of reach. */
+function networkError(url: string, what: string, cause: unknown): StorageError {
+  const host = (() => {
+    try {
+      return new URL(url).host;
+    } catch {
+      return url;
+    }
+  })();
+  const lead = isOffline()
+    ? 'You are offline, so the model cannot be downloaded now'
+    : `The server ${host} cannot be reached`;
+  return new StorageError('network', `${lead} (${what}). What was downloaded is kept; try again when the connection is back, or open a GGUF file from this device.`, { cause });
 }
 
 function isQuotaError(error: unknown): boolean {
@@ -325,14 +365,24 @@ export class ModelStore {
     const id = this.idForUrl(url);
     return this.exclusive(id, options.signal, async (signal) => {
       const retries = options.retries ?? DEFAULT_RETRIES;
+      let stored = 0;
       for (let attempt = 0; ; attempt++) {
         try {
           return await this.downloadOnce(id, url, options, signal);
         } catch (error) {
           const retryable = error instanceof StorageError &&
-            (error.code === 'network' || (error.code === 'http-status' && (error.status! >= 500 || error.status === 408 || error.status === 429)));
+            (error.code === 'network' || error.code === 'stalled' ||
+              (error.code === 'http-status' && (error.status! >= 500 || error.status === 408 || error.status === 429)));
           if (!retryable || attempt >= retries || signal.aborted) throw error;
-          await sleep(Math.min(1000 * 2 ** attempt, 10_000), signal);
+          const delayMs = Math.min(1000 * 2 ** attempt, 10_000);
+          const record = await this.record(id);
+          stored = record?.storedBytes ?? stored;
+          // Said while waiting, so a person sees why nothing arrives, and that it is being dealt with.
+          options.onProgress?.({
+            loadedBytes: stored, totalBytes: record?.totalBytes ?? 0, bytesPerSecond: 0, etaSeconds: Infinity,
+            retry: { attempt: attempt + 2, attempts: retries + 1, inSeconds: delayMs / 1000, code: error.code, reason: error.message, offline: isOffline() },
+          });
+          await sleep(delayMs, signal);
         }
       }
     });
@@ -529,17 +579,26 @@ export class ModelStore {
     return done;
   }
 
-  private async fetchFrom(url: string, start: number, options: DownloadOptions, signal: AbortSignal): Promise<Response> {
+  private async fetchFrom(url: string, start: number, options: DownloadOptions, signal: AbortSignal, request: AbortController): Promise<Response> {
+    const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    let stalled = false;
+    const timer = setTimeout(() => {
+      stalled = true;
+      request.abort();
+    }, stallMs);
     try {
       return await this.fetchImpl(url, {
         headers: { ...options.headers, Range: `bytes=${start}-` },
-        signal,
+        signal: request.signal,
         // The browser's HTTP cache would keep a second copy of a multi-GB file.
         cache: 'no-store',
       });
     } catch (error) {
       if (signal.aborted) throw abortError(signal);
-      throw new StorageError('network', `request for ${url} from byte ${start} failed: ${String(error)}`, { cause: error });
+      if (stalled) throw new StorageError('stalled', `${url} sent no answer for ${stallMs / 1000} s`, { cause: error });
+      throw networkError(url, `the request from byte ${start} failed: ${String(error)}`, error);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -549,7 +608,23 @@ export class ModelStore {
     if (record && record.storedBytes === record.totalBytes) return publicView(await this.finish(record));
 
     const start = record?.storedBytes ?? 0;
-    const response = await this.fetchFrom(url, start, options, signal);
+    // One controller per request: the caller's abort and a stall both end it.
+    const request = new AbortController();
+    const onAbort = () => request.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.downloadFrom(id, url, record, start, options, signal, request);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      request.abort();
+    }
+  }
+
+  private async downloadFrom(
+    id: string, url: string, found: ModelRecord | undefined, start: number, options: DownloadOptions, signal: AbortSignal, request: AbortController,
+  ): Promise<CachedModel> {
+    let record = found;
+    const response = await this.fetchFrom(url, start, options, signal, request);
     const discard = (): void => void response.body?.cancel().catch(() => undefined);
     const fail = (error: StorageError): never => {
       discard();
@@ -595,8 +670,9 @@ export class ModelStore {
         (record.etag !== undefined && etag !== undefined && etag !== record.etag) ||
         (record.etag === undefined && record.lastModified !== undefined && lastModified !== undefined && lastModified !== record.lastModified) ||
         (record.expectedSha256 !== undefined && linkedSha256 !== undefined && linkedSha256 !== record.expectedSha256);
-      // A 200 from a server without validators cannot prove it is the same file: start over.
-      const unprovable = bodyStart === 0 && start > 0 && etag === undefined && lastModified === undefined;
+      // Without a validator (ETag, Last-Modified) nor a known hash, nothing proves that the bytes
+      // after the stored ones belong to the same file: start over rather than store a mix.
+      const unprovable = start > 0 && record.etag === undefined && record.lastModified === undefined && record.expectedSha256 === undefined;
       if (changed || unprovable) {
         await this.wipe(record, undefined);
         record = undefined;
@@ -627,11 +703,14 @@ export class ModelStore {
     if (record.storedBytes === 0) await this.saveRecord(record); // listed (as partial) from now on
 
     if (!response.body) fail(new StorageError('bad-response', `${url} sent no body`, { status: response.status }));
-    return publicView(await this.receive(record, response.body!, bodyStart, options, signal));
+    return publicView(await this.receive(record, response.body!, bodyStart, options, signal, request));
   }
 
   /** Streams the body into chunks, each written with its record; returns the finished record. */
-  private async receive(initial: ModelRecord, body: ReadableStream<Uint8Array>, bodyStart: number, options: DownloadOptions, signal: AbortSignal): Promise<ModelRecord> {
+  private async receive(
+    initial: ModelRecord, body: ReadableStream<Uint8Array>, bodyStart: number, options: DownloadOptions, signal: AbortSignal, request: AbortController,
+  ): Promise<ModelRecord> {
+    const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     let record = initial;
     const total = record.totalBytes;
     const chunkBytes = record.chunkBytes;
@@ -650,11 +729,19 @@ export class ModelStore {
     try {
       for (;;) {
         let result: ReadableStreamReadResult<Uint8Array>;
+        let stalled = false;
+        const timer = setTimeout(() => {
+          stalled = true;
+          request.abort();
+        }, stallMs);
         try {
           result = await reader.read();
         } catch (error) {
           if (signal.aborted) throw abortError(signal);
-          throw new StorageError('network', `the connection to ${record.url} dropped after byte ${position + fill} of ${total}: ${String(error)}`, { cause: error });
+          if (stalled) throw new StorageError('stalled', `${record.url} stopped sending after byte ${position + fill} of ${total} (nothing for ${stallMs / 1000} s)`, { cause: error });
+          throw networkError(record.url, `the connection dropped after byte ${position + fill} of ${total}: ${String(error)}`, error);
+        } finally {
+          clearTimeout(timer);
         }
         if (result.done) break;
         let piece = result.value;

@@ -94,6 +94,10 @@ const en = {
   notVerified: 'not verified',
   verified: 'verified',
   storageUnavailable: 'Conversations cannot be kept in this browser ({reason}); this chat lasts until the page closes.',
+  retryOffline: 'You are offline. Retrying in {seconds} s (attempt {attempt} of {attempts})…',
+  retryStalled: 'The download stalled. Retrying in {seconds} s (attempt {attempt} of {attempts})…',
+  retryNetwork: 'The server cannot be reached. Retrying in {seconds} s (attempt {attempt} of {attempts})…',
+  openLocalInstead: 'Open a GGUF file from this device',
 };
 
 export type StringKey = keyof typeof en;
@@ -192,6 +196,10 @@ const zh: Strings = {
   notVerified: '未校验',
   verified: '已校验',
   storageUnavailable: '此浏览器无法保存对话（{reason}）；本次对话在关闭页面后不会保留。',
+  retryOffline: '当前处于离线状态。{seconds} 秒后重试（第 {attempt} 次，共 {attempts} 次）…',
+  retryStalled: '下载停滞。{seconds} 秒后重试（第 {attempt} 次，共 {attempts} 次）…',
+  retryNetwork: '无法连接服务器。{seconds} 秒后重试（第 {attempt} 次，共 {attempts} 次）…',
+  openLocalInstead: '从本设备打开 GGUF 文件',
 };
 
 export type Lang = 'en' | 'zh';

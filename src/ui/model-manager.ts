@@ -236,8 +236,10 @@ export class QwenModelManager extends LitElement {
       : model.url
         ? { kind: 'url', url: model.url }
         : undefined;
+    // A download checked against a hash its server named is "verified"; without one, only its size was.
+    const check = model.complete ? html`<span class="badge ${model.hashVerified ? 'verified' : 'not-verified'}">${t(l, model.hashVerified ? 'verified' : 'notVerified')}</span>` : nothing;
     return html`<li data-id=${model.id}>
-      <span class="name">${model.name}<span class="meta">${size}</span></span>
+      <span class="name">${model.name}${check}<span class="meta">${size}</span></span>
       ${spec
         ? html`<button type="button" class="load" ?disabled=${this.loading} @click=${() => this.emit({ spec, name: model.name })}>
             ${model.complete ? t(l, 'loadModel') : t(l, 'resume')}

@@ -77,6 +77,7 @@ export class QwenChat extends LitElement {
     modelInfo: { state: true },
     loadState: { state: true },
     errorText: { state: true },
+    offerLocalFile: { state: true },
     notice: { state: true },
     undo: { state: true },
     streamingId: { state: true },
@@ -234,6 +235,8 @@ export class QwenChat extends LitElement {
   declare modelInfo: ModelInfo | undefined;
   declare loadState: LoadState | undefined;
   declare errorText: string | undefined;
+  /** The error banner offers to open a local GGUF file (a download could not reach its server). */
+  declare offerLocalFile: boolean;
   declare notice: string | undefined;
   /** A destructive action just taken, with the way back (shown for a few seconds). */
   declare undo: { text: string; restore: () => void } | undefined;
@@ -278,6 +281,7 @@ export class QwenChat extends LitElement {
     this.modelInfo = undefined;
     this.loadState = undefined;
     this.errorText = undefined;
+    this.offerLocalFile = false;
     this.notice = undefined;
     this.undo = undefined;
     this.streamingId = undefined;
@@ -449,6 +453,9 @@ export class QwenChat extends LitElement {
     ${this.errorText
       ? html`<div class="banner error" role="alert">
           <span>${t(l, 'error')}: ${this.errorText}</span>
+          ${this.offerLocalFile
+            ? html`<button type="button" class="link open-local" @click=${this.openLocalFile}>${t(l, 'openLocalInstead')}</button>`
+            : nothing}
           <button type="button" class="link dismiss" @click=${() => (this.errorText = undefined)}>${t(l, 'dismiss')}</button>
         </div>`
       : nothing}
@@ -466,7 +473,11 @@ export class QwenChat extends LitElement {
     const l = this.locale;
     const p = state.progress;
     let line = t(l, 'loading', { name: state.name });
-    if (p?.phase === 'download') {
+    if (p?.retry) {
+      const r = p.retry;
+      const key = r.offline ? 'retryOffline' : r.code === 'stalled' ? 'retryStalled' : 'retryNetwork';
+      line = `${t(l, 'downloading', { name: state.name })}: ${t(l, key, { seconds: Math.ceil(r.inSeconds), attempt: r.attempt, attempts: r.attempts })}`;
+    } else if (p?.phase === 'download') {
       line = `${t(l, 'downloading', { name: state.name })}: ${t(l, 'progressDownload', {
         loaded: formatBytes(p.loadedBytes),
         total: formatBytes(p.totalBytes),
@@ -586,7 +597,12 @@ export class QwenChat extends LitElement {
       this.emit('ready', { info });
       return info;
     } catch (error) {
-      if (this.loadController === controller && !controller.signal.aborted) this.reportError(error);
+      if (this.loadController === controller && !controller.signal.aborted) {
+        this.reportError(error);
+        // A download that cannot reach its server: a file already on the device is the way out.
+        const detail = (error as { detail?: unknown }).detail;
+        this.offerLocalFile = detail === 'network' || detail === 'stalled';
+      }
       throw error;
     } finally {
       if (this.loadController === controller) {
@@ -834,6 +850,19 @@ export class QwenChat extends LitElement {
 
   private showError(text: string): void {
     this.errorText = text;
+    this.offerLocalFile = false;
+  }
+
+  /** Opens the model manager with its file picker in view (and focused). */
+  private async openLocalFile(): Promise<void> {
+    this.errorText = undefined;
+    this.panel = 'models';
+    await this.updateComplete;
+    const manager = this.renderRoot.querySelector('qwen-model-manager');
+    await manager?.updateComplete;
+    const input = manager?.shadowRoot?.querySelector<HTMLInputElement>('#model-file');
+    input?.scrollIntoView({ block: 'center' });
+    input?.focus();
   }
 
   private reportError(error: unknown, banner = true): void {

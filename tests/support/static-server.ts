@@ -23,6 +23,10 @@ export interface ServerFault {
    * reads a short body that looks complete.
    */
   contentLength?: number;
+  /** Send this many body bytes (0: headers only), then send nothing more, keeping the connection open (a stalled server). */
+  stallAfterBytes?: number;
+  /** Send neither ETag nor Last-Modified (a server without validators). */
+  noValidators?: boolean;
   /** Apply to the first `times` requests of the path only (default: every request). */
   times?: number;
 }
@@ -62,6 +66,8 @@ export interface StaticServer {
   requests: RequestRecord[];
   /** Set (or with `undefined`, clear) the fault of a path; resets its `times` count. */
   setFault(path: string, fault: ServerFault | undefined): void;
+  /** Serve another file at `path` from now on (a file replaced on the server). */
+  setFile(path: string, filePath: string): void;
   close(): Promise<void>;
 }
 
@@ -255,7 +261,9 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
     }
     res.setHeader('Content-Type', resource.type);
     res.setHeader('Accept-Ranges', 'bytes');
-    if (resource.kind === 'file') {
+    if (fault?.noValidators) {
+      // neither ETag nor Last-Modified
+    } else if (resource.kind === 'file') {
       res.setHeader('ETag', `"${size.toString(16)}-${Math.floor(resource.mtimeMs).toString(16)}"`);
       res.setHeader('Last-Modified', new Date(resource.mtimeMs).toUTCString());
     } else {
@@ -287,19 +295,22 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
       return;
     }
 
-    const cut = fault?.cutAfterBytes;
+    const stall = fault?.stallAfterBytes;
+    const cut = fault?.cutAfterBytes ?? stall;
     const bytesToSend = cut === undefined ? length : Math.min(cut, length);
     if (resource.kind === 'inline') {
       const body = resource.body.subarray(start, start + bytesToSend);
       if (cut === undefined) {
         res.end(body);
+      } else if (stall !== undefined) {
+        res.write(body);
       } else {
         res.write(body, () => res.socket?.destroy());
       }
       return;
     }
-    const completed = await streamFile(res, resource.path, start, bytesToSend);
-    if (!completed) return;
+    const completed = bytesToSend === 0 || (await streamFile(res, resource.path, start, bytesToSend));
+    if (!completed || stall !== undefined) return; // a stall: the response stays open, silent
     if (cut === undefined) res.end();
     else res.socket?.destroy();
   }
@@ -328,6 +339,9 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
     setFault(path, fault) {
       if (fault === undefined) faults.delete(path);
       else faults.set(path, { fault, used: 0 });
+    },
+    setFile(path, filePath) {
+      files.set(path, filePath);
     },
     close() {
       return new Promise<void>((resolveClose) => {
