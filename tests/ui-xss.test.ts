@@ -62,42 +62,19 @@ const XSS_CORPUS: string[] = [
 const CODE_ANSWER = 'Here is code:\n\n```python\ndef greet(name):\n    return f"hi {name}" # <b>not bold</b>\n```\n\nDone.';
 const CODE_TEXT = 'def greet(name):\n    return f"hi {name}" # <b>not bold</b>';
 
-// The page script: the element, and a scripted engine that answers each request with the next
-// string of window.answers, streamed 3 characters per chunk.
+// The page script: the element, and a scripted engine (tests/support/scripted-engine.ts) that
+// answers each request with the next queued answer, streamed 3 characters per chunk.
 const HARNESS_JS = `
 import '/src/ui/qwen-chat.ts';
+import { createScriptedEngine } from '/tests/support/scripted-engine.ts';
 window.__pwned = 0;
 window.violations = [];
 document.addEventListener('securitypolicyviolation', (e) => window.violations.push([e.violatedDirective, e.blockedURI, e.sourceFile, e.lineNumber, e.sample].join(' ')));
-window.answers = [];
-const info = { backend: 'cpu', name: 'scripted', quant: 'none', contextLength: 4096, memoryBytes: 0, supportsThinking: false, loadMs: 0 };
-const usage = (n) => ({ prompt_tokens: 1, completion_tokens: n, total_tokens: n + 1, extra: { cached_prompt_tokens: 0, prefilled_tokens: 1, dropped_messages: 0, time_to_first_token_s: 0.01, prefill_tokens_per_s: 100, decode_tokens_per_s: 100 } });
-const chunk = (delta, finish, u) => ({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'scripted', choices: [{ index: 0, delta, finish_reason: finish }], usage: u });
-async function* stream(answer) {
-  const { reasoning = '', text } = typeof answer === 'string' ? { text: answer } : answer;
-  let n = 0;
-  for (let i = 0; i < reasoning.length; i += 3, n++) {
-    yield chunk({ reasoning_content: reasoning.slice(i, i + 3) }, null);
-    await new Promise((r) => setTimeout(r, 0));
-  }
-  for (let i = 0; i < text.length; i += 3, n++) {
-    yield chunk({ content: text.slice(i, i + 3) }, null);
-    await new Promise((r) => setTimeout(r, 0));
-  }
-  yield chunk({}, 'stop', usage(n));
-}
-window.scriptedEngine = {
-  backend: 'cpu',
-  info: () => info,
-  load: async () => info,
-  interrupt() {},
-  unload: async () => {},
-  chat: { completions: { create: async () => stream(window.answers.shift() ?? '') } },
-};
+window.scriptedEngine = createScriptedEngine();
 const chat = document.querySelector('qwen-chat');
 chat.engine = window.scriptedEngine;
 window.ask = (question, answer) => new Promise((resolve) => {
-  window.answers.push(answer);
+  window.scriptedEngine.answers.push(answer);
   chat.addEventListener('message', (e) => resolve(e.detail.message.content), { once: true });
   chat.send(question);
 });

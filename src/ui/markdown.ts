@@ -10,7 +10,12 @@
 //     handlers, style attributes, every URL that is not http(s)/mailto); links get target=_blank
 //     and rel=noopener.
 // The result is a DocumentFragment (no second parse of an HTML string), then copy buttons, made
-// here after sanitizing, are added to code blocks.
+// here after sanitizing, are added to code blocks. Text Markdown cannot render (marked recursing
+// past the stack on thousands of nested quotes) is shown as plain text instead: never a blank answer.
+//
+// While an answer streams, StreamingMarkdown renders only what changed: every block before the
+// last one is finished (what follows cannot change it) and keeps its DOM; only the last block is
+// rendered again, without highlighting (an open code fence would be re-highlighted per token).
 import DOMPurify from 'dompurify';
 import hljs from 'highlight.js/lib/core';
 import bash from 'highlight.js/lib/languages/bash';
@@ -76,9 +81,12 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
 
+/** Set while rendering the live block of a streaming answer: code is shown without colours. */
+let plainCode = false;
+
 function highlight(code: string, lang: string | undefined): { html: string; language: string | undefined } {
   const name = lang?.trim().split(/\s+/)[0]?.toLowerCase();
-  if (name && hljs.getLanguage(name)) {
+  if (name && !plainCode && hljs.getLanguage(name)) {
     return { html: hljs.highlight(code, { language: name, ignoreIllegals: true }).value, language: name };
   }
   return { html: escapeHtml(code), language: undefined };
@@ -115,9 +123,17 @@ export interface CodeCopyLabels {
  * Model-output Markdown as a sanitized DocumentFragment with a copy button on every code block.
  * The buttons are created after sanitizing, so model output can never make one.
  */
-export function renderMarkdown(text: string, labels: CodeCopyLabels): DocumentFragment {
-  const html = marked.parse(text) as string;
-  const fragment = purify.sanitize(html, { ...PURIFY_CONFIG, RETURN_DOM_FRAGMENT: true });
+export function renderMarkdown(text: string, labels: CodeCopyLabels, options: { highlight?: boolean } = {}): DocumentFragment {
+  let fragment: DocumentFragment;
+  plainCode = options.highlight === false;
+  try {
+    const html = marked.parse(text) as string;
+    fragment = purify.sanitize(html, { ...PURIFY_CONFIG, RETURN_DOM_FRAGMENT: true });
+  } catch {
+    return plainText(text);
+  } finally {
+    plainCode = false;
+  }
   for (const pre of fragment.querySelectorAll('pre')) {
     const code = pre.querySelector('code');
     if (!code) continue;
@@ -138,6 +154,96 @@ export function renderMarkdown(text: string, labels: CodeCopyLabels): DocumentFr
     wrapper.append(button, pre);
   }
   return fragment;
+}
+
+/** The text as it is, in a block that keeps its lines: the fallback when Markdown fails. */
+function plainText(text: string): DocumentFragment {
+  const fragment = document.createDocumentFragment();
+  const block = document.createElement('div');
+  block.className = 'plain-text';
+  block.textContent = text;
+  fragment.append(block);
+  return fragment;
+}
+
+/**
+ * The longest start of `text` (lexed as `tokens`) made of blocks nothing that follows can change:
+ * blocks before a blank line whose next block has a whole first line, except a list followed by
+ * something that may continue it (another item, an indented line). '' when there is none. (A
+ * paragraph can still become a setext heading or a table, and a list grow, until a blank line
+ * ends it; reference definitions further on are left to the final render.)
+ */
+function finishedPart(tokens: readonly { type: string; raw: string }[], text: string): string {
+  if (tokens.map((t) => t.raw).join('') !== text) return ''; // not read as the whole text reads: wait
+  let length = 0;
+  let finished = 0;
+  for (let i = 0; i < tokens.length - 1; i++) {
+    length += tokens[i].raw.length;
+    if (tokens[i].type !== 'space' || i === 0) continue;
+    const next = tokens[i + 1];
+    if (!text.slice(length).includes('\n')) break; // the next block's first line is still being written
+    if (tokens[i - 1].type === 'list' && (next.type === 'list' || /^[ \t]/.test(next.raw))) continue;
+    finished = length;
+  }
+  return text.slice(0, finished);
+}
+
+/**
+ * Markdown shown in `container` while it grows: update(text) renders each finished block once
+ * and re-renders only the block still being written. finish(text) renders the whole text the
+ * ordinary way (highlighted; reference links resolved across blocks).
+ */
+export class StreamingMarkdown {
+  /** The text of the finished blocks, whose nodes are in `container` before `live`. */
+  private finishedText = '';
+  private live: Node[] = [];
+
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly labels: CodeCopyLabels,
+  ) {}
+
+  update(text: string): void {
+    if (!text.startsWith(this.finishedText)) this.reset();
+    const tail = text.slice(this.finishedText.length);
+    let tokens: { type: string; raw: string }[];
+    try {
+      tokens = marked.lexer(tail);
+    } catch {
+      this.reset();
+      this.showLive(plainText(text));
+      return;
+    }
+    const finished = finishedPart(tokens, tail);
+    if (finished) {
+      this.removeLive();
+      this.container.append(renderMarkdown(finished, this.labels));
+      this.finishedText += finished;
+    }
+    this.showLive(renderMarkdown(text.slice(this.finishedText.length), this.labels, { highlight: false }));
+  }
+
+  finish(text: string): void {
+    this.reset();
+    this.container.append(renderMarkdown(text, this.labels));
+  }
+
+  private reset(): void {
+    this.container.replaceChildren();
+    this.finishedText = '';
+    this.live = [];
+  }
+
+  private removeLive(): void {
+    for (const node of this.live) node.parentNode?.removeChild(node);
+    this.live = [];
+  }
+
+  private showLive(fragment: DocumentFragment): void {
+    this.removeLive();
+    this.live = [...fragment.childNodes];
+    this.container.append(fragment);
+  }
 }
 
 /** Copies text to the clipboard; false when the browser refuses (no permission, no focus). */

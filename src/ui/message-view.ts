@@ -1,14 +1,19 @@
 // One message: the user's text (plain, never parsed as Markdown) or the assistant's Markdown
 // (sanitized, see markdown.ts), its reasoning in a collapsible block, the speed status from usage
-// and the actions: copy, edit-and-resend (user), regenerate (last answer).
+// and the actions: copy, edit-and-resend (user), regenerate (last answer). While an answer streams,
+// its Markdown is rendered at most once per animation frame, and only the block being written
+// (StreamingMarkdown); the engine waits for the page between tokens, so this is generation speed too.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import type { StoredMessage } from './conversation-store.ts';
 import { formatNumber } from './format.ts';
 import { t, type Lang } from './i18n.ts';
-import { copyText, renderMarkdown } from './markdown.ts';
+import { copyText, StreamingMarkdown } from './markdown.ts';
 import { baseStyles, markdownStyles } from './styles.ts';
 
 export type MessageAction = 'edit' | 'regenerate';
+
+/** A streaming render waits this many times its predecessor's cost after it (see scheduleRender). */
+const RENDER_SPACING = 6;
 
 export interface MessageActionDetail {
   action: MessageAction;
@@ -124,9 +129,13 @@ export class QwenMessage extends LitElement {
   declare editing: boolean;
   declare copied: boolean;
 
-  /** Markdown is rendered only when the text changes, not on every re-render. */
-  private renderedFor: { content: string; locale: Lang } | undefined;
-  private renderedNodes: Node[] = [];
+  /** The Markdown container's children are ours (not Lit's): rendered when the text changes. */
+  private markdown: StreamingMarkdown | undefined;
+  private renderedFor: { content: string; locale: Lang; streaming: boolean } | undefined;
+  private frame: number | undefined;
+  private wait: ReturnType<typeof setTimeout> | undefined;
+  /** When the last streaming render ended and what it cost (ms): the next one waits in proportion. */
+  private lastRender = { endedAt: 0, cost: 0 };
 
   constructor() {
     super();
@@ -138,15 +147,65 @@ export class QwenMessage extends LitElement {
     this.copied = false;
   }
 
-  protected override willUpdate(changed: PropertyValues<this>): void {
-    if (!changed.has('message') && !changed.has('locale')) return;
-    if (this.message.role !== 'assistant') return;
-    const content = this.message.content;
-    if (this.renderedFor?.content === content && this.renderedFor.locale === this.locale) return;
-    this.renderedFor = { content, locale: this.locale };
-    const fragment = renderMarkdown(content, { copy: t(this.locale, 'copyCode'), copied: t(this.locale, 'copied') });
-    // Lit moves a fragment's children into the page; keep the nodes to render them again.
-    this.renderedNodes = [...fragment.childNodes];
+  protected override updated(changed: PropertyValues<this>): void {
+    if (this.message?.role !== 'assistant') return;
+    if (changed.has('locale')) this.markdown = undefined; // copy-button labels changed: render anew
+    if (this.streaming) this.scheduleRender();
+    else {
+      this.cancelRender();
+      this.renderMarkdown();
+    }
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.cancelRender();
+  }
+
+  /**
+   * Many deltas may arrive within one frame: the text is rendered once, at a frame. A live block
+   * so large that rendering it is slow (one paragraph of many kilobytes) is rendered less often:
+   * the next render waits RENDER_SPACING times what the last one cost, so rendering keeps to a
+   * bounded share of the main thread (and of the time between tokens).
+   */
+  private scheduleRender(): void {
+    if (this.frame !== undefined || this.wait !== undefined) return;
+    const render = () => {
+      this.frame = undefined;
+      const started = performance.now();
+      this.renderMarkdown();
+      this.lastRender = { endedAt: performance.now(), cost: performance.now() - started };
+    };
+    const delay = this.lastRender.endedAt + RENDER_SPACING * this.lastRender.cost - performance.now();
+    if (delay <= 0) {
+      this.frame = requestAnimationFrame(render);
+      return;
+    }
+    this.wait = setTimeout(() => {
+      this.wait = undefined;
+      this.frame = requestAnimationFrame(render);
+    }, delay);
+  }
+
+  private cancelRender(): void {
+    if (this.frame !== undefined) cancelAnimationFrame(this.frame);
+    clearTimeout(this.wait);
+    this.frame = undefined;
+    this.wait = undefined;
+    this.lastRender = { endedAt: 0, cost: 0 };
+  }
+
+  private renderMarkdown(): void {
+    const container = this.renderRoot.querySelector<HTMLElement>('.markdown');
+    if (!container || this.message.role !== 'assistant') return;
+    const { content } = this.message;
+    const streaming = this.streaming;
+    const done = this.renderedFor;
+    if (done && done.content === content && done.locale === this.locale && done.streaming === streaming && this.markdown) return;
+    this.markdown ??= new StreamingMarkdown(container, { copy: t(this.locale, 'copyCode'), copied: t(this.locale, 'copied') });
+    if (streaming) this.markdown.update(content);
+    else this.markdown.finish(content);
+    this.renderedFor = { content, locale: this.locale, streaming };
   }
 
   override render() {
@@ -182,8 +241,9 @@ export class QwenMessage extends LitElement {
           <div class="reasoning-text">${message.reasoning}</div>
         </details>`
       : nothing;
+    // The container's children are rendered by StreamingMarkdown, outside Lit's template.
     return html`${reasoning}
-      <div class="markdown content ${this.streaming ? 'cursor' : ''}">${this.renderedNodes}</div>`;
+      <div class="markdown content ${this.streaming ? 'cursor' : ''}"></div>`;
   }
 
   private renderFooter() {

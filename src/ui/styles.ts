@@ -126,6 +126,10 @@ export const baseStyles = css`
 
 /** Rendered Markdown and highlight.js classes (our own colours, no stock theme). */
 export const markdownStyles = css`
+  .markdown .plain-text {
+    white-space: pre-wrap;
+    overflow-wrap: anywhere;
+  }
   .markdown {
     line-height: 1.55;
     overflow-wrap: anywhere;
