@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Installs what qwen-web needs on a fresh Debian machine: Debian's chromium (browser tests),
-# emscripten (kernel builds), Jinja2 (the chat-template oracle), then the npm packages.
+# Installs what qwen-web needs on a fresh Debian machine, and only that:
+#   bash scripts/setup.sh            the npm packages: enough to run the app (npm run dev)
+#   bash scripts/setup.sh --test     also Debian's chromium (browser tests) and Jinja2 (the
+#                                    chat-template oracle): enough for npm test
+#   bash scripts/setup.sh --build    also emscripten, to rebuild the kernels' .wasm (npm run build:wasm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
-python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
+for option in "$@"; do
+  case "$option" in
+    --test)
+      command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+      python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
+      ;;
+    --build)
+      command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
+      ;;
+    *)
+      echo "setup: unknown option $option (use --test and/or --build)" >&2
+      exit 2
+      ;;
+  esac
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive

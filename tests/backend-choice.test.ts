@@ -60,8 +60,14 @@ describe('chooseBackend', () => {
     expect(choice.reason.length).toBeGreaterThan(10);
   });
 
-  it('explains the deciding reason', () => {
+  it('explains the deciding reason, in words and as a code', () => {
     expect(chooseBackend('webgpu', SUPPORT.none!, MODELS.f16).reason).toContain('no WebGPU adapter');
+    expect(chooseBackend('webgpu', SUPPORT.none!, MODELS.f16).code).toBe('webgpu-unavailable');
+    expect(chooseBackend('webgpu', SUPPORT.swiftshader!, MODELS.f16).code).toBe('no-shader-f16');
+    expect(chooseBackend('auto', SUPPORT.swiftshader!, MODELS.f32).code).toBe('software-adapter');
+    expect(chooseBackend('auto', SUPPORT.gpuF16!, MODELS.noMlcBuild).code).toBe('no-mlc-build');
+    expect(chooseBackend('cpu', SUPPORT.gpuF16!, MODELS.f16).code).toBe('cpu-chosen');
+    expect(chooseBackend('auto', SUPPORT.gpuF16!, MODELS.f16).code).toBe('webgpu-ok');
     expect(chooseBackend('webgpu', SUPPORT.swiftshader!, MODELS.f16).reason).toContain('shader-f16');
     expect(chooseBackend('auto', SUPPORT.swiftshader!, MODELS.f32).reason).toContain('software');
     expect(chooseBackend('auto', SUPPORT.gpuNoF16!, MODELS.f32).reason).toContain('shader-f16');

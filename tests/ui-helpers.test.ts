@@ -7,6 +7,7 @@ import { conversationToMarkdown, fileNameFor, mergeConversations, titleFrom, typ
 import { formatBytes, formatDuration, formatNumber } from '../src/ui/format.ts';
 import { STRINGS, resolveLang, t } from '../src/ui/i18n.ts';
 import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions } from '../src/ui/settings.ts';
+import { recommendModel } from '../src/ui/device.ts';
 
 const model = (supportsThinking: boolean): ModelInfo => ({
   backend: 'cpu', name: 'm.gguf', quant: 'Q4_K_M', contextLength: 4096, memoryBytes: 0, supportsThinking, loadMs: 0,
@@ -138,5 +139,33 @@ describe('mergeConversations (two tabs on one conversation)', () => {
     expect(cleared.messages).toEqual([]);
     // Removed on the stored side, still held by ours: gone too.
     expect(mergeConversations(conv([], ['a1']), stored).messages.map((m) => m.id)).toEqual(['u1']);
+  });
+});
+
+describe('recommendModel (the first screen)', () => {
+  const device = (memoryGB: number | undefined, cores: number, isolated: boolean, mobile: boolean, relaxedSimd = true) => ({ memoryGB, cores, isolated, mobile, relaxedSimd });
+  const pick = (d: ReturnType<typeof device>) => recommendModel(d).entry.params;
+
+  it('takes the largest Q4_K_M model whose file, KV cache and the browser fit the memory', () => {
+    // 4B: 2.5 GB × 1.2 + 1.5 = 4.5 GB; 1.7B: 2.83 GB; 0.6B: 1.98 GB.
+    expect(pick(device(8, 4, true, false))).toBe('4B');
+    expect(pick(device(4, 4, true, false))).toBe('1.7B');
+    expect(pick(device(2, 4, true, false))).toBe('0.6B');
+    expect(pick(device(0.5, 4, true, false))).toBe('0.6B'); // nothing fits: the smallest, still
+    expect(recommendModel(device(8, 4, true, false)).entry.quant).toBe('Q4_K_M');
+  });
+
+  it('assumes room on a desktop and little on a phone when the browser does not say', () => {
+    expect(pick(device(undefined, 4, true, false))).toBe('4B');
+    expect(pick(device(undefined, 8, true, true))).toBe('1.7B');
+  });
+
+  it('prefers a smaller model when the larger would write under 3 tokens a second', () => {
+    // One thread, SIMD128, a phone's speed: 4B at 9 × 0.5^0.7 × 0.7 × 0.5 ≈ 1.9 tokens/s at best.
+    expect(pick(device(16, 8, false, true, false))).not.toBe('4B');
+    const rate = recommendModel(device(8, 2, true, false)).tokensPerSecond;
+    expect(rate[0]).toBeCloseTo(9 * 0.6);
+    expect(rate[1]).toBeCloseTo(9 * 1.2);
+    expect(recommendModel(device(8, 2, false, false)).threads).toBe(1);
   });
 });

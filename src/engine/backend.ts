@@ -25,11 +25,18 @@ export type BackendPreference = 'auto' | 'cpu' | 'webgpu';
 
 export interface BackendChoice {
   backend: Backend;
-  /** Why, in a sentence a user can read. */
+  /** Why, in a sentence a user can read (English). */
   reason: string;
+  /** The same as a code, for a UI to put in its own words; `detail` carries an error text. */
+  code: BackendReasonCode;
+  detail?: string;
   /** WebGPU was asked for explicitly but cannot be used: the caller should say so. */
   fallback: boolean;
 }
+
+export type BackendReasonCode =
+  | 'cpu-chosen' | 'no-mlc-build' | 'webgpu-unavailable' | 'no-shader-f16' | 'software-adapter'
+  | 'webgpu-chosen' | 'webgpu-ok' | 'webgpu-failed' | 'gpu-lost';
 
 /** What chooseBackend needs to know of a model. */
 export interface BackendModel {
@@ -44,24 +51,27 @@ export interface BackendModel {
  * that can run the model's build.
  */
 export function chooseBackend(preference: BackendPreference, support: WebGpuSupport, model?: BackendModel): BackendChoice {
-  if (preference === 'cpu') return { backend: 'cpu', reason: 'the CPU engine was chosen', fallback: false };
+  if (preference === 'cpu') return { backend: 'cpu', reason: 'the CPU engine was chosen', code: 'cpu-chosen', fallback: false };
   const forced = preference === 'webgpu';
-  const cpu = (reason: string): BackendChoice => ({ backend: 'cpu', reason, fallback: forced });
+  const cpu = (code: BackendReasonCode, reason: string, detail?: string): BackendChoice =>
+    ({ backend: 'cpu', reason, code, ...(detail === undefined ? {} : { detail }), fallback: forced });
   const mlcModelId = model?.mlcModelId;
-  if (!mlcModelId) return cpu('this model has no WebGPU (MLC) build; using the CPU engine');
-  if (!support.available) return cpu(`WebGPU is not available (${support.reason ?? 'no adapter'}); using the CPU engine`);
+  if (!mlcModelId) return cpu('no-mlc-build', 'this model has no WebGPU (MLC) build; using the CPU engine');
+  if (!support.available) {
+    return cpu('webgpu-unavailable', `WebGPU is not available (${support.reason ?? 'no adapter'}); using the CPU engine`, support.reasonCode);
+  }
   const adapterName = support.adapter?.description || support.adapter?.vendor || 'unnamed adapter';
   if (mlcModelNeedsShaderF16(mlcModelId) && !support.shaderF16) {
-    return cpu(`the WebGPU adapter (${adapterName}) lacks shader-f16, which ${mlcModelId} needs; using the CPU engine`);
+    return cpu('no-shader-f16', `the WebGPU adapter (${adapterName}) lacks shader-f16, which ${mlcModelId} needs; using the CPU engine`);
   }
-  if (forced) return { backend: 'webgpu', reason: `WebGPU was chosen (${adapterName})`, fallback: false };
+  if (forced) return { backend: 'webgpu', reason: `WebGPU was chosen (${adapterName})`, code: 'webgpu-chosen', fallback: false };
   if (support.adapter?.isFallbackAdapter) {
-    return cpu(`only a software WebGPU adapter (${adapterName}) is available, slower than the CPU engine`);
+    return cpu('software-adapter', `only a software WebGPU adapter (${adapterName}) is available, slower than the CPU engine`);
   }
   if (!support.shaderF16) {
-    return cpu(`the WebGPU adapter (${adapterName}) lacks shader-f16, so WebGPU would be slow; using the CPU engine`);
+    return cpu('no-shader-f16', `the WebGPU adapter (${adapterName}) lacks shader-f16, so WebGPU would be slow; using the CPU engine`);
   }
-  return { backend: 'webgpu', reason: `WebGPU adapter ${adapterName} with shader-f16`, fallback: false };
+  return { backend: 'webgpu', reason: `WebGPU adapter ${adapterName} with shader-f16`, code: 'webgpu-ok', fallback: false };
 }
 
 /** A model known in both forms: the GGUF the CPU engine runs and, optionally, web-llm's MLC build. */
@@ -74,8 +84,8 @@ export interface ModelPair {
 
 export interface CreateEngineOptions {
   backend?: BackendPreference;
-  /** Told why the engine runs on the CPU although WebGPU was asked for or tried. */
-  onFallback?(reason: string): void;
+  /** Told why the engine runs on the CPU although WebGPU was asked for or tried (the choice has a code for UIs). */
+  onFallback?(reason: string, choice: BackendChoice): void;
   /** GGUF URL ↔ MLC build pairs (default: the catalogue). */
   models?: readonly ModelPair[];
   /** Options of the WebGPU engine (e.g. web-llm's appConfig). */
@@ -172,9 +182,9 @@ class BackendSwitchingEngine implements SwitchingEngine {
     return { kind: 'url', url };
   }
 
-  private notify(reason: string): void {
+  private notify(choice: BackendChoice): void {
     try {
-      this.options.onFallback?.(reason);
+      this.options.onFallback?.(choice.reason, choice);
     } catch {
       // A failing listener must not stop the fallback.
     }
@@ -203,13 +213,13 @@ class BackendSwitchingEngine implements SwitchingEngine {
         this.dropGpu();
         // An MLC model without a GGUF counterpart has nowhere to fall back to: say why WebGPU failed.
         if (model.kind === 'mlc' && !pair?.url) throw error;
-        const reason = `WebGPU failed: ${failureText(error)}. Using the CPU engine.`;
-        this.lastChoice = { backend: 'cpu', reason, fallback: true };
-        this.notify(reason);
+        const detail = failureText(error);
+        this.lastChoice = { backend: 'cpu', reason: `WebGPU failed: ${detail}. Using the CPU engine.`, code: 'webgpu-failed', detail, fallback: true };
+        this.notify(this.lastChoice);
       }
     } else if (choice.fallback) {
       this.cpuSpecFor(model); // throws 'unsupported' before announcing a fallback that cannot happen
-      this.notify(choice.reason);
+      this.notify(choice);
     }
     const info = await this.cpu().load(this.cpuSpecFor(model), options);
     this.active = this.cpuEngine;
@@ -218,14 +228,13 @@ class BackendSwitchingEngine implements SwitchingEngine {
   }
 
   /** After a lost GPU: the same model on the CPU engine. */
-  private async switchToCpu(reason: string): Promise<void> {
+  private async switchToCpu(detail: string): Promise<void> {
     const loaded = this.loadedSpec;
     this.gpuLost = undefined;
     this.active = undefined;
     this.dropGpu();
-    const message = `${reason}. Switching to the CPU engine.`;
-    this.lastChoice = { backend: 'cpu', reason: message, fallback: true };
-    this.notify(message);
+    this.lastChoice = { backend: 'cpu', reason: `The WebGPU engine stopped working (${detail}). Switching to the CPU engine.`, code: 'gpu-lost', detail, fallback: true };
+    this.notify(this.lastChoice);
     if (!loaded) throw new EngineError('no-model', 'no model is loaded');
     await this.cpu().load(this.cpuSpecFor(loaded.model), loaded.options);
     this.active = this.cpuEngine;
@@ -247,7 +256,7 @@ class BackendSwitchingEngine implements SwitchingEngine {
       return request.stream ? this.watchStream(result as AsyncIterable<never>) : result;
     } catch (error) {
       if (!this.isGpuGone(error)) throw error;
-      await this.switchToCpu(`The WebGPU engine stopped working (${failureText(error)})`);
+      await this.switchToCpu(failureText(error));
       return this.cpuEngine!.chat.completions.create(request);
     }
   }
@@ -262,7 +271,7 @@ class BackendSwitchingEngine implements SwitchingEngine {
     try {
       yield* stream;
     } catch (error) {
-      if (this.isGpuGone(error)) this.gpuLost = `The WebGPU engine stopped working (${failureText(error)})`;
+      if (this.isGpuGone(error)) this.gpuLost = failureText(error);
       throw error;
     }
   }
@@ -303,5 +312,5 @@ export async function createEngine(options: CreateEngineOptions = {}): Promise<S
 
 /** 'cpu' needs no probe (and should not wake a GPU). */
 function noProbe(): WebGpuSupport {
-  return { available: false, reason: 'not probed (the CPU engine was chosen)', shaderF16: false, maxBufferSize: 0, maxStorageBufferBindingSize: 0 };
+  return { available: false, reason: 'not probed (the CPU engine was chosen)', reasonCode: 'not-probed', shaderF16: false, maxBufferSize: 0, maxStorageBufferBindingSize: 0 };
 }

@@ -24,6 +24,8 @@ export interface GpuLike {
   requestAdapter(options?: { powerPreference?: 'low-power' | 'high-performance' }): Promise<GpuAdapterLike | null>;
 }
 
+export type WebGpuUnavailableCode = 'no-api' | 'adapter-failed' | 'no-adapter' | 'not-probed';
+
 export interface WebGpuAdapterSummary {
   vendor: string;
   architecture: string;
@@ -35,8 +37,10 @@ export interface WebGpuAdapterSummary {
 export interface WebGpuSupport {
   /** An adapter was obtained. */
   available: boolean;
-  /** Why not, when not available. */
+  /** Why not, when not available (English, with details). */
   reason?: string;
+  /** The same, as a code a UI can put in its own words. */
+  reasonCode?: WebGpuUnavailableCode;
   adapter?: WebGpuAdapterSummary;
   /** The adapter offers 'shader-f16' (web-llm's q4f16 builds need it). */
   shaderF16: boolean;
@@ -66,8 +70,8 @@ export function summarizeAdapter(adapter: GpuAdapterLike): WebGpuAdapterSummary 
   };
 }
 
-function unavailable(reason: string): WebGpuSupport {
-  return { available: false, reason, shaderF16: false, maxBufferSize: 0, maxStorageBufferBindingSize: 0 };
+function unavailable(reasonCode: WebGpuUnavailableCode, reason: string): WebGpuSupport {
+  return { available: false, reason, reasonCode, shaderF16: false, maxBufferSize: 0, maxStorageBufferBindingSize: 0 };
 }
 
 /**
@@ -77,7 +81,7 @@ function unavailable(reason: string): WebGpuSupport {
 export async function detectWebGPU(options: { timeoutMs?: number } = {}): Promise<WebGpuSupport> {
   const gpu = gpuOfThisContext();
   if (!gpu) {
-    return unavailable('this browser has no WebGPU (navigator.gpu is missing; it also needs a secure context)');
+    return unavailable('no-api', 'this browser has no WebGPU (navigator.gpu is missing; it also needs a secure context)');
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -90,12 +94,12 @@ export async function detectWebGPU(options: { timeoutMs?: number } = {}): Promis
       }),
     ]);
   } catch (error) {
-    return unavailable(`requesting a WebGPU adapter failed: ${error instanceof Error ? error.message : String(error)}`);
+    return unavailable('adapter-failed', `requesting a WebGPU adapter failed: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
     clearTimeout(timer);
   }
   if (!adapter) {
-    return unavailable('no WebGPU adapter: no usable GPU, or WebGPU is switched off in this browser');
+    return unavailable('no-adapter', 'no WebGPU adapter: no usable GPU, or WebGPU is switched off in this browser');
   }
   return {
     available: true,

@@ -41,6 +41,10 @@ import type { MessageActionDetail } from './message-view.ts';
 import './model-manager.ts';
 import type { LoadModelDetail } from './model-manager.ts';
 import './settings-panel.ts';
+import './welcome.ts';
+import { ModelStore, type CachedModel } from '../storage/model-store.ts';
+import type { BackendChoice as EngineBackendChoice } from '../engine/backend.ts';
+import type { WebGpuSupport } from '../engine/webgpu-detect.ts';
 import type { SettingsChange, WebGpuState } from './settings-panel.ts';
 import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions, type BackendChoice, type ChatSettings, type Theme } from './settings.ts';
 import { baseStyles, themeStyles } from './styles.ts';
@@ -49,6 +53,8 @@ import { baseStyles, themeStyles } from './styles.ts';
 const SETTINGS_KEY = 'qwen-web:settings';
 /** How long "Undo" is offered after a destructive action. */
 const UNDO_MS = 10_000;
+/** Widths up to this are laid out for phones (keep in step with the container query below). */
+const NARROW_PX = 760;
 
 export interface ErrorDetail {
   error: { name: string; code?: string; message: string };
@@ -80,6 +86,8 @@ export class QwenChat extends LitElement {
     offerLocalFile: { state: true },
     notice: { state: true },
     undo: { state: true },
+    storedModels: { state: true },
+    keepOffer: { state: true },
     streamingId: { state: true },
     panel: { state: true },
     sidebarOpen: { state: true },
@@ -133,7 +141,16 @@ export class QwenChat extends LitElement {
         white-space: nowrap;
         font-size: 0.875rem;
       }
-      .menu {
+      .menu,
+      .close-sidebar,
+      .backdrop {
+        display: none;
+      }
+      qwen-welcome {
+        flex: 1;
+        min-height: 0;
+      }
+      qwen-message-list[hidden] {
         display: none;
       }
       .banner {
@@ -197,6 +214,16 @@ export class QwenChat extends LitElement {
         .menu {
           display: inline-block;
         }
+        header {
+          flex-wrap: wrap;
+        }
+        /* The model's name gets a line of its own rather than being cut. */
+        .model-status {
+          order: 10;
+          flex-basis: 100%;
+          white-space: normal;
+          overflow-wrap: anywhere;
+        }
         .sidebar {
           display: none;
         }
@@ -205,7 +232,21 @@ export class QwenChat extends LitElement {
           position: absolute;
           inset: 0 auto 0 0;
           width: min(18rem, 85%);
-          z-index: 2;
+          z-index: 4;
+          box-shadow: 0 0 24px rgb(0 0 0 / 40%);
+        }
+        .sidebar.open .close-sidebar {
+          display: block;
+          align-self: flex-end;
+          margin: 0.5rem 0.75rem 0;
+          font-size: 1.1rem;
+        }
+        .backdrop {
+          display: block;
+          position: absolute;
+          inset: 0;
+          z-index: 3;
+          background: rgb(0 0 0 / 35%);
         }
         .panel {
           position: absolute;
@@ -240,6 +281,10 @@ export class QwenChat extends LitElement {
   declare notice: string | undefined;
   /** A destructive action just taken, with the way back (shown for a few seconds). */
   declare undo: { text: string; restore: () => void } | undefined;
+  /** Models stored on this device (for the first screen). */
+  declare storedModels: CachedModel[];
+  /** A local file just loaded that could be kept in storage; `progress` while it is being kept. */
+  declare keepOffer: { file: Blob & { name?: string }; name: string; progress?: { loaded: number; total: number } } | undefined;
   declare streamingId: string | undefined;
   declare panel: Panel | undefined;
   declare sidebarOpen: boolean;
@@ -284,6 +329,8 @@ export class QwenChat extends LitElement {
     this.offerLocalFile = false;
     this.notice = undefined;
     this.undo = undefined;
+    this.storedModels = [];
+    this.keepOffer = undefined;
     this.streamingId = undefined;
     this.panel = undefined;
     this.sidebarOpen = false;
@@ -319,6 +366,7 @@ export class QwenChat extends LitElement {
     super.connectedCallback();
     if (!this.settingsRestored) this.restoreSettings();
     this.settingsRestored = true;
+    void this.readStoredModels();
     window.addEventListener('keydown', this.onWindowKeyDown);
   }
 
@@ -382,8 +430,11 @@ export class QwenChat extends LitElement {
 
   override render() {
     const l = this.locale;
+    const firstScreen = !this.modelInfo && !this.loadState && !this.reloadOnSend && this.conversation.messages.length === 0;
     return html`<div class="app">
+      ${this.sidebarOpen ? html`<div class="backdrop" @click=${() => this.closeSidebar()}></div>` : nothing}
       <nav class="sidebar ${this.sidebarOpen ? 'open' : ''}" aria-label=${t(l, 'conversations')}>
+        <button type="button" class="link close-sidebar" aria-label=${t(l, 'closeSidebar')} @click=${() => this.closeSidebar()}>✕</button>
         <qwen-conversation-list
           .conversations=${this.chats.list}
           .currentId=${this.conversation.id}
@@ -407,7 +458,17 @@ export class QwenChat extends LitElement {
           </button>
         </header>
         ${this.renderBanners()} ${this.renderProgress()}
+        ${firstScreen
+          ? html`<qwen-welcome
+              .locale=${l}
+              .stored=${this.storedModels}
+              @load-model=${(e: CustomEvent<LoadModelDetail>) => void this.load(e.detail).catch(() => undefined)}
+              @open-file=${this.openLocalFile}
+              @open-models=${() => this.togglePanel('models')}
+            ></qwen-welcome>`
+          : nothing}
         <qwen-message-list
+          ?hidden=${firstScreen}
           .messages=${this.conversation.messages}
           .locale=${l}
           .streamingId=${this.streamingId}
@@ -444,6 +505,7 @@ export class QwenChat extends LitElement {
           <span>${t(l, 'saveFailed', { reason: describeError(saveError, l) })}</span>
         </div>`
       : nothing}
+    ${this.keepOffer ? this.renderKeepOffer() : nothing}
     ${this.undo
       ? html`<div class="banner undo" role="status">
           <span>${this.undo.text}</span>
@@ -465,6 +527,21 @@ export class QwenChat extends LitElement {
           <button type="button" class="link" @click=${() => (this.notice = undefined)}>${t(l, 'dismiss')}</button>
         </div>`
       : nothing}`;
+  }
+
+  private renderKeepOffer() {
+    const l = this.locale;
+    const offer = this.keepOffer!;
+    const p = offer.progress;
+    return html`<div class="banner keep-offer" role="status">
+      <span>${p
+        ? t(l, 'keeping', { name: offer.name, loaded: formatBytes(p.loaded), total: formatBytes(p.total) })
+        : t(l, 'keepOffer', { name: offer.name, size: formatBytes(offer.file.size) })}</span>
+      ${p
+        ? nothing
+        : html`<button type="button" class="link keep" @click=${this.keepLocalFile}>${t(l, 'keep')}</button>
+            <button type="button" class="link" @click=${() => (this.keepOffer = undefined)}>${t(l, 'dismiss')}</button>`}
+    </div>`;
   }
 
   private renderProgress() {
@@ -543,8 +620,8 @@ export class QwenChat extends LitElement {
     if (own) return own;
     this.creating ??= (async () => {
       const { createChatEngine } = await import('./engine-factory.ts');
-      this.created = await createChatEngine(parseBackend(this.backend), (reason) => {
-        this.notice = t(this.locale, 'fallback', { reason });
+      this.created = await createChatEngine(parseBackend(this.backend), (_reason, choice) => {
+        this.notice = t(this.locale, 'fallback', { reason: backendReasonText(choice, this.locale) });
       });
       return this.created.engine;
     })().finally(() => (this.creating = undefined));
@@ -582,6 +659,9 @@ export class QwenChat extends LitElement {
     this.loadState = { name: request.name };
     this.errorText = undefined;
     this.lastLoad = request;
+    this.keepOffer = undefined;
+    // On a narrow screen the panel covers the chat, where progress and errors show: make way.
+    if (this.panel && this.narrow()) this.closePanel();
     try {
       // The engine picks the backend per model (a catalogue URL runs its web-llm build on WebGPU).
       const engine = await this.ensureEngine();
@@ -594,6 +674,8 @@ export class QwenChat extends LitElement {
       });
       if (this.loadController !== controller) return info; // a newer load took over
       this.modelInfo = info;
+      this.reloadOnSend = false;
+      if (request.spec.kind === 'blob') this.keepOffer = { file: request.spec.blob, name: request.name };
       this.emit('ready', { info });
       return info;
     } catch (error) {
@@ -825,10 +907,50 @@ export class QwenChat extends LitElement {
     this.focusComposer();
   }
 
+  private closeSidebar(): void {
+    this.sidebarOpen = false;
+    void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>('button.menu')?.focus());
+  }
+
+  /** The phone layout (see the container query in the styles): panels cover the chat. */
+  private narrow(): boolean {
+    return this.getBoundingClientRect().width <= NARROW_PX;
+  }
+
+  private async readStoredModels(): Promise<void> {
+    try {
+      this.storedModels = await ModelStore.open().list();
+    } catch {
+      this.storedModels = []; // no IndexedDB: nothing stored to offer
+    }
+  }
+
+  /** Copies the local file just loaded into storage, so it loads next time without the picker. */
+  private async keepLocalFile(): Promise<void> {
+    const offer = this.keepOffer;
+    if (!offer) return;
+    this.keepOffer = { ...offer, progress: { loaded: 0, total: offer.file.size } };
+    try {
+      await ModelStore.open().importFile(offer.file, {
+        name: offer.name,
+        onProgress: (p) => {
+          if (this.keepOffer?.file === offer.file) this.keepOffer = { ...offer, progress: { loaded: p.loadedBytes, total: p.totalBytes } };
+        },
+      });
+      this.notice = t(this.locale, 'kept', { name: offer.name });
+      this.storeRevision++;
+      void this.readStoredModels();
+    } catch (error) {
+      this.reportError(error);
+    } finally {
+      if (this.keepOffer?.file === offer.file) this.keepOffer = undefined;
+    }
+  }
+
   private async detectWebGpu(): Promise<void> {
     const { detectWebGpu } = await import('./engine-factory.ts');
     const support = await detectWebGpu();
-    this.webgpu = { state: 'done', available: support.available, detail: support.available ? support.adapter?.description || support.adapter?.vendor || undefined : support.reason };
+    this.webgpu = { state: 'done', available: support.available, detail: support.available ? support.adapter?.description || support.adapter?.vendor || undefined : webGpuReasonText(support, this.locale) };
   }
 
   private focusComposer(): void {
@@ -840,6 +962,9 @@ export class QwenChat extends LitElement {
     if (this.generation.running) {
       event.preventDefault();
       this.stop();
+    } else if (this.sidebarOpen) {
+      event.preventDefault();
+      this.closeSidebar();
     } else if (this.panel) {
       event.preventDefault();
       this.closePanel();
@@ -886,6 +1011,29 @@ export function describeError(error: unknown, lang: Lang): string {
   if (name === 'QuotaExceededError') return t(lang, 'storageFull');
   const text = typeof message === 'string' && message ? message : typeof name === 'string' && name ? name : String(error);
   return typeof code === 'string' ? `${text} (${code})` : text;
+}
+
+/** Why the engine runs on the CPU, in the UI's language. */
+function backendReasonText(choice: EngineBackendChoice, lang: Lang): string {
+  switch (choice.code) {
+    case 'no-mlc-build': return t(lang, 'backendNoMlc');
+    case 'webgpu-unavailable': return webGpuReasonText({ reasonCode: choice.detail as WebGpuSupport['reasonCode'], reason: choice.reason }, lang);
+    case 'no-shader-f16': return t(lang, 'backendNoF16');
+    case 'software-adapter': return t(lang, 'backendSoftware');
+    case 'webgpu-failed': return t(lang, 'backendWebgpuFailed', { error: choice.detail ?? '' });
+    case 'gpu-lost': return t(lang, 'backendGpuLost', { error: choice.detail ?? '' });
+    default: return choice.reason;
+  }
+}
+
+/** Why WebGPU is not available, in the UI's language. */
+function webGpuReasonText(support: Pick<WebGpuSupport, 'reasonCode' | 'reason'>, lang: Lang): string {
+  switch (support.reasonCode) {
+    case 'no-api': return t(lang, 'webgpuNoApi');
+    case 'no-adapter': return t(lang, 'webgpuNoAdapter');
+    case 'adapter-failed': return t(lang, 'webgpuAdapterFailed');
+    default: return support.reason ?? t(lang, 'unavailable');
+  }
 }
 
 if (!customElements.get('qwen-chat')) customElements.define('qwen-chat', QwenChat);
