@@ -22,8 +22,10 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const wasmDir = join(root, 'wasm');
 const committedDir = join(wasmDir, 'build');
 
-const SOURCES = ['libc.c', 'quantize.c', 'dot_ref.c', 'dot_simd.c', 'matmul.c', 'ops.c', 'pool.c'];
-const HEADERS = ['kernels.h', 'quants.h'];
+// The two builds differ in one file each: their dot-product kernels and layout table.
+const COMMON_SOURCES = ['libc.c', 'quantize.c', 'weights.c', 'dot_ref.c', 'matmul.c', 'ops.c', 'pool.c'];
+const SOURCES = { simd128: [...COMMON_SOURCES, 'dot_simd128.c'], relaxed: [...COMMON_SOURCES, 'dot_relaxed.c'] };
+const HEADERS = ['kernels.h', 'quants.h', 'dot_simd.h'];
 
 // -ffp-contract=off: no fused multiply-adds (relaxed_madd) anywhere, so scalar
 // and SIMD paths round identically. -ffreestanding: no libc, and memset/memcpy
@@ -69,7 +71,7 @@ function buildSimd128(outFile) {
   const wasmLd = findWasmLd();
   const objDir = mkdtempSync(join(tmpdir(), 'qwen-wasm-obj-'));
   try {
-    const objects = SOURCES.map((src) => {
+    const objects = SOURCES.simd128.map((src) => {
       const obj = join(objDir, src.replace(/\.c$/, '.o'));
       run(emcc, [...CFLAGS, '-c', src, '-o', obj], { cwd: wasmDir });
       return obj;
@@ -84,7 +86,7 @@ function buildSimd128(outFile) {
 async function buildRelaxed(outFile) {
   const { runClang, runLLVM } = await import('@yowasp/clang');
   const files = {};
-  for (const f of [...SOURCES, ...HEADERS]) files[f] = readFileSync(join(wasmDir, f));
+  for (const f of [...SOURCES.relaxed, ...HEADERS]) files[f] = readFileSync(join(wasmDir, f));
   let stderr = '';
   const options = {
     stderr: (bytes) => { if (bytes) stderr += new TextDecoder().decode(bytes); },
@@ -93,11 +95,11 @@ async function buildRelaxed(outFile) {
   await runLLVM(null, {}, { fetchProgress: () => {} });  // load the toolchain quietly
   let tree;
   try {
-    tree = await runClang(['clang', '--target=wasm32', '-mrelaxed-simd', ...CFLAGS, '-c', ...SOURCES], files, options);
+    tree = await runClang(['clang', '--target=wasm32', '-mrelaxed-simd', ...CFLAGS, '-c', ...SOURCES.relaxed], files, options);
   } catch (e) {
     throw new Error(`@yowasp/clang failed: ${e.message}\n${stderr}`);
   }
-  const objects = SOURCES.map((s) => s.replace(/\.c$/, '.o'));
+  const objects = SOURCES.relaxed.map((s) => s.replace(/\.c$/, '.o'));
   const objFiles = Object.fromEntries(objects.map((o) => [o, tree[o]]));
   let linked;
   try {
@@ -171,7 +173,8 @@ async function main() {
     rmSync(tmp, { recursive: true, force: true });
   }
   // Leftover sources not in SOURCES would silently not be built.
-  const strays = readdirSync(wasmDir).filter((f) => f.endsWith('.c') && !SOURCES.includes(f));
+  const built = new Set([...SOURCES.simd128, ...SOURCES.relaxed]);
+  const strays = readdirSync(wasmDir).filter((f) => f.endsWith('.c') && !built.has(f));
   if (strays.length) {
     console.error(`build-wasm --check: wasm/ has C files that are not built: ${strays.join(', ')}`);
     process.exitCode = 1;

@@ -6,11 +6,12 @@
 // Node checks the answers: relaxed vs scalar reference (same integers, only
 // float rounding differs) and vs an f64 dequantize-then-dot.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernels, type Kernels, WeightType } from '../src/model/kernels.ts';
+import { createKernels, type Kernels, type WeightLayout, WeightType } from '../src/model/kernels.ts';
 import { f16BitsToF32, f32ToF16Bits } from './fixtures/quantize.ts';
 import { Rng } from './fixtures/random.ts';
 import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
 import { startVitePages } from './support/vite-pages.ts';
+import { layoutTableProblems } from './support/weight-layouts.ts';
 import type { ViteDevServer } from 'vite';
 
 const EPS32 = 2 ** -24;
@@ -92,6 +93,7 @@ self.onmessage = async (e) => {
     k.expfVec(dst, src, xs.length / 4);
     self.postMessage({
       build: k.build, threads: k.threads, threads1: kernels1.threads, isolated: self.crossOriginIsolated, outputs,
+      layouts: [...k.weightLayouts],
       expf: b64(k.bytes().slice(dst, dst + xs.length)),
       ops: b64(runOps(k, unb64(e.data.opsInput))),
     });
@@ -283,6 +285,7 @@ interface WorkerReply {
   threads: number;
   threads1: number;
   isolated: boolean;
+  layouts: [WeightType, WeightLayout][];
   outputs: { simd: string; ref: string; simd1: string; packedType?: number; packed?: string; packedRows?: string; packed1?: string }[];
   expf: string;
 }
@@ -334,6 +337,12 @@ describe('kernels in Chromium', () => {
     expect(reply.threads1).toBe(1);
     expect(reply.build).toBe('relaxed');
     expect(chromium.consoleErrors).toEqual([]);
+  });
+
+  it("reads the relaxed build's layout table; the two builds together read every WeightType", () => {
+    expect(layoutTableProblems(reply.layouts)).toEqual([]);
+    const read = new Set([...reply.layouts.map(([type]) => type), ...nodeKernels.weightLayouts.keys()]);
+    expect([...read].sort((a, b) => a - b)).toEqual(Object.values(WeightType).sort((a, b) => a - b));
   });
 
   it('relaxed matmul agrees with the scalar reference and with f64', () => {

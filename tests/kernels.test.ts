@@ -6,18 +6,12 @@
 // Tolerances are named and derived next to each check. The relaxed build cannot
 // run correctly in Node 20; tests/kernels-browser.test.ts runs it in Chromium.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createKernels,
-  expectedRelaxedProbe,
-  findMemoryImport,
-  type Kernels,
-  MAX_MEMORY_BYTES,
-  WeightType,
-  withUnsharedMemory,
-} from '../src/model/kernels.ts';
+import { createKernels, type Kernels, MAX_MEMORY_BYTES, WeightType } from '../src/model/kernels.ts';
+import { expectedRelaxedProbe, findMemoryImport, withUnsharedMemory } from '../src/model/kernel-loader.ts';
 import { nodePlatform } from '../src/model/kernel-platform-node.ts';
 import { f16BitsToF32, f32ToF16Bits } from './fixtures/quantize.ts';
 import { Rng } from './fixtures/random.ts';
+import { layoutTableProblems } from './support/weight-layouts.ts';
 
 const EPS32 = 2 ** -24;  // unit roundoff of float32
 
@@ -228,6 +222,14 @@ afterAll(() => {
 });
 
 describe('kernel module', () => {
+  it("reads its weight layouts from the module's table, which agrees with GGUF's block sizes", () => {
+    expect(layoutTableProblems(k1.weightLayouts)).toEqual([]);
+    expect(k1.weightLayouts.get(WeightType.Q4_0)?.packedType).toBe(WeightType.Q4_0x4);
+    expect(k1.weightLayouts.get(WeightType.Q4_K)?.packedType).toBe(WeightType.Q4_Kx);
+    expect(k1.weightLayouts.has(WeightType.Q6_Kx)).toBe(false);  // the relaxed build's
+    expect(() => k1.rowBytes(WeightType.Q6_Kx, 256)).toThrow(/Q6_Kx is not one the simd128 kernels read/);
+  });
+
   it('imports a shared 4 GiB-max memory and can be rewritten to a non-shared one', async () => {
     const bytes = await nodePlatform.wasmBytes('simd128');
     const imp = findMemoryImport(bytes);
@@ -372,7 +374,7 @@ describe('alloc and views', () => {
     expect(() => k1.alloc(-1)).toThrow(/non-negative/);
     expect(() => k1.alloc(8, 3)).toThrow(/power of two/);
     expect(() => k1.rowBytes(WeightType.Q4_K, 100)).toThrow(/Q4_K.*256/);
-    expect(() => k1.rowBytes(3 as WeightType, 32)).toThrow(/unsupported weight type 3/);
+    expect(() => k1.rowBytes(3 as WeightType, 32)).toThrow(/weight type 3 is not one the simd128 kernels read/);
     expect(() => k1.matmul(0, k1.memory.buffer.byteLength - 4, WeightType.F32, 4, 4, 0, 1)).toThrow(/outside/);
   });
 });
@@ -635,7 +637,7 @@ describe('repack', () => {
     expect(k1.bytes().slice(wInf, wInf + infinite.length)).toEqual(infinite);
     const w = put(k1, raw);
     const src = k1.alloc(256 * 4), dst = k1.alloc(3 * 4);
-    expect(() => k1.matmul(dst, w, WeightType.Q6_Kx, 3, 256, src)).toThrow(/matmul_scratch_bytes rejected/);
+    expect(() => k1.matmul(dst, w, WeightType.Q6_Kx, 3, 256, src)).toThrow(/Q6_Kx is not one the simd128 kernels read/);
     expect(() => k1.repack(w, WeightType.Q4_0, 3, 100)).toThrow(/multiple of 32/);
     expect(() => k1.matmulRef(dst, w, WeightType.Q4_Kx, 1, 256, src)).toThrow(/matmul_ref rejected/);
     expect(() => k1.matmulRef(dst, w, WeightType.Q4_0x4, 1, 256, src)).toThrow(/matmul_ref rejected/);

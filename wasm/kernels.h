@@ -4,8 +4,15 @@
 // WebAssembly.Memory, every thread instantiates it on that memory, and all
 // pointers the host passes in are byte offsets into it.
 //
-// Two builds come from these sources: SIMD128 (emcc, clang 14) and relaxed
-// SIMD (clang 22 with -mrelaxed-simd, which defines __wasm_relaxed_simd__).
+// Two builds come from these sources, differing in one file: SIMD128 (emcc, clang 14) compiles
+// dot_simd128.c, relaxed SIMD (clang 22, -mrelaxed-simd) dot_relaxed.c; everything else is
+// common. Each build's dot file holds its kernels and the table of weight layouts they read
+// (build_layouts); nothing else depends on which build it is.
+//
+// Files: weights.c owns the weight layouts (the table lookup, row sizes, load-time repacking,
+// get_row); quantize.c the activations (quantizing f32 inputs into the layouts kernels read);
+// matmul.c dispatch and threading; ops.c element-wise and attention kernels and the f16 table;
+// pool.c the threads; dot_ref.c the scalar reference.
 #pragma once
 
 #include <stddef.h>
@@ -16,12 +23,6 @@
 
 #define EXPORT __attribute__((visibility("default")))
 #define INLINE static inline __attribute__((always_inline))
-
-#if defined(__wasm_relaxed_simd__)
-#define KERNELS_RELAXED 1
-#else
-#define KERNELS_RELAXED 0
-#endif
 
 // Status codes returned by the exported entry points.
 enum { KERNEL_OK = 0, KERNEL_BAD_ARGS = -1, KERNEL_BAD_TYPE = -2 };
@@ -76,7 +77,7 @@ INLINE uint16_t fp32_to_fp16(float f) {
     return sign | (uint16_t)((rounded - ((uint32_t)(127 - 15) << 23)) >> 13);
 }
 
-// Table of all 65536 half values, filled by kernels_init(). A single load beats
+// Table of all 65536 half values, filled by kernels_init() (ops.c). A single load beats
 // the bit manipulation inside the hot dot-product loops.
 extern float fp16_table[65536];
 
@@ -155,25 +156,32 @@ void pool_run(pool_task_fn task, const void *args, int n_items);
 int pool_thread_count(void);
 
 // ---------------------------------------------------------------------------
-// activation quantization (quantize.c)
+// activations (quantize.c): how a kernel wants its f32 input, quantized once per matmul
 
-void quantize_row_q8_32(const float *x, block_q8_32 *y, int n);
-void quantize_row_q8_256(const float *x, block_q8_256 *y, int n);
-void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n);
-void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n);
+typedef enum {
+    ACT_F32,         // f32 as it is (F32 weights)
+    ACT_F16,         // f32 rounded to f16 values (F16 weights, as llama.cpp converts them)
+    ACT_Q8_32,       // block_q8_32, natural order
+    ACT_Q8_32W,      // block_q8_32w: int16, permuted (quants.h)
+    ACT_Q8_256,      // block_q8_256, natural order
+    ACT_Q8_256W,     // block_q8_256w: int16, permuted
+    ACT_Q8_32X4,     // block_q8_32x4: each 4 blocks of the row interleaved like 4 tokens
+    ACT_Q8_32X4W,    // block_q8_32x4w: 4 Q8_32W blocks with their int16 pairs interleaved
+    ACT_Q8_256X,     // block_q8_256w with the quants in Q4_Kx order
+    ACT_Q8_256_Q6X,  // block_q8_256 with the quants in Q6_Kx order
+} act_layout;
+
+// Bytes of one activation row of `cols` elements in `act`.
+size_t act_row_bytes(act_layout act, int cols);
+// x[0 .. cols) -> one row of `act` at y.
+void quantize_activation_row(act_layout act, const float *x, uint8_t *y, int cols);
+// Four tokens' Q8_32 rows (token k at x + k * x_row_bytes) -> one row of Q8_32x4 blocks.
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
-void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n);
-void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n);
-void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n);  // SIMD128 build
-// Q4_0 blocks <-> Q4_0x4.
-void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst);
-void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]);
-// Q6_K -> Q6_Kx in place, and activations in Q6_Kx order (relaxed build).
-void pack_q6_Kx(block_q6_K *b);
-void quantize_row_q8_256_q6x(const float *x, block_q8_256 *y, int n);
-// Q4_K -> Q4_Kx in place, and back.
-void pack_q4_Kx(block_q4_K *b);
-void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst);
+// 4 runs of 16 * n bytes (run k at src + k * stride) -> 4n vectors at dst, vector m holding
+// bytes 4m .. 4m+3 of run 0, 1, 2, 3; and the inverse. The interleave of Q4_0x4, Q4_Kx and
+// Q6_Kx weights and of their activations.
+void interleave_runs(const uint8_t *src, size_t stride, int n, uint8_t *dst);
+void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride, int n);
 
 // Q4_K's packed 6-bit scales and mins for the 8 sub-blocks.
 INLINE void unpack_q4_K_scales(const uint8_t s[12], uint8_t sc[8], uint8_t m[8]) {
@@ -186,7 +194,7 @@ INLINE void unpack_q4_K_scales(const uint8_t s[12], uint8_t sc[8], uint8_t m[8])
 }
 
 // ---------------------------------------------------------------------------
-// dot products (dot_ref.c, dot_simd.c)
+// dot products (dot_ref.c; dot_simd128.c or dot_relaxed.c)
 
 // Scalar reference: one weight row (n_blocks blocks) against one activation row
 // in the natural layout (block_q8_32 for Q4_0/Q8_0, block_q8_256 for Q4_K/Q6_K,
@@ -198,27 +206,36 @@ float dot_q8_0_ref(const block_q8_0 *w, const block_q8_32 *x, int n_blocks);
 float dot_q4_K_ref(const block_q4_K *w, const block_q8_256 *x, int n_blocks);
 float dot_q6_K_ref(const block_q6_K *w, const block_q8_256 *x, int n_blocks);
 
-// SIMD: n_rows weight rows x n_tok activation rows, out[t * out_stride + r].
-// Activations are in this build's layout (act_layout_for()).
+// SIMD: n_rows weight rows x n_tok activation rows (in the layout's act), out[t * out_stride + r].
 typedef void (*rows_kernel_fn)(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes,
                                int n_rows, const uint8_t *x, size_t x_row_bytes, int n_tok, int cols);
 
-void rows_f32(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-void rows_f16(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-void rows_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-void rows_q8_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-void rows_q4_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-void rows_q6_K(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-void rows_q4_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // SIMD128 build
-void rows_q6_Kx(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);  // relaxed build
-void rows_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, size_t, int, int);
-
 // Prefill kernels on activations in groups of 4 tokens (block_q8_32x4, one row of
 // cols / 32 blocks per group): n_rows weight rows x n_groups groups,
-// out[(4 * g + k) * out_stride + r]. Relaxed build only (NULL in matmul's table otherwise).
+// out[(4 * g + k) * out_stride + r].
 typedef void (*groups_kernel_fn)(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
                                  const uint8_t *xg, int n_groups, int cols);
-#if KERNELS_RELAXED
-void groups_q4_0(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
-void groups_q4_0x4(float *, int, const uint8_t *, size_t, int, const uint8_t *, int, int);
-#endif
+
+// ---------------------------------------------------------------------------
+// weight layouts (the table in each build's dot file; weights.c)
+
+// One weight layout as this build's kernels read it.
+typedef struct {
+    int type;                 // ggml type id, or KERNEL_TYPE_* for a layout repacking makes
+    int block_elems;          // weights per block
+    int block_bytes;          // bytes per block
+    act_layout act;           // the layout the kernels read the input in
+    rows_kernel_fn rows;
+    groups_kernel_fn groups;  // prefill on 4-token groups (block_q8_32x4), or NULL
+    int packed_type;          // the layout repack_weights turns this one into, or 0 (it stays)
+} weight_layout;
+
+// This build's layouts, ended by an entry of type -1 (dot_simd128.c or dot_relaxed.c).
+extern const weight_layout build_layouts[];
+
+// The layout of `type` in this build, or NULL.
+const weight_layout *weight_layout_of(int type);
+// The natural activation layout the scalar reference reads for a GGUF type (-1 for others).
+int reference_act(int type);
+// Bytes of one weight row, or a negative status (exported).
+int row_bytes(int wtype, int cols);

@@ -1,6 +1,13 @@
 // Element-wise and attention kernels: expf, RMSNorm, RoPE (NEOX), SiLU*up,
-// add, the f16 KV cache and causal grouped-query attention.
+// add, the f16 KV cache and causal grouped-query attention; and the module's
+// start-up (kernels_init: the f16 table every kernel reads).
 #include "kernels.h"
+
+float fp16_table[65536];
+
+EXPORT void kernels_init(void) {
+    for (int i = 0; i < 65536; i++) fp16_table[i] = fp16_to_fp32((uint16_t)i);
+}
 
 #define UNROLL_ATTN _Pragma("clang loop unroll(full)")
 

@@ -1,13 +1,14 @@
-// On-the-fly quantization of f32 activations into the Q8 activation blocks,
-// and dequantization of weight rows (get_row).
+// Activations: f32 inputs quantized on the fly into the layouts the kernels read (act_layout,
+// kernels.h), and the interleaves shared with the repacked weight layouts.
 //
-// All four activation layouts run the same arithmetic (max, one division, one
-// multiply, round half to even), so they hold identical integers. That arithmetic
-// is llama.cpp's (x86 quantize_row_q8_0 and quantize_row_q8_K): multiplier
-// 127/amax, round half to even, Q8_0's scale rounded to f16, Q8_K's scale
-// 1/multiplier. Same integers and scales as llama.cpp make our quantized matmuls
-// differ from its only by float summation order.
+// All Q8 activation layouts run the same arithmetic (max, one division, one multiply, round
+// half to even), so they hold identical integers. That arithmetic is llama.cpp's (x86
+// quantize_row_q8_0 and quantize_row_q8_K): multiplier 127/amax, round half to even, Q8_0's
+// scale rounded to f16, Q8_K's scale 1/multiplier. Same integers and scales as llama.cpp make
+// our quantized matmuls differ from its only by float summation order.
 #include "kernels.h"
+
+static void quantize_row_q8_256(const float *x, block_q8_256 *y, int n);
 
 INLINE float max_abs(const float *x, int n) {
     v128_t m = wasm_f32x4_splat(0.0f);
@@ -45,7 +46,7 @@ INLINE float q8_32_scale(float amax) { return fp16_to_fp32(fp32_to_fp16(amax / 1
 // Scale of a 256-element block, as llama.cpp's block_q8_K stores it: 1 / multiplier in f32.
 INLINE float q8_256_scale(float multiplier) { return multiplier != 0.0f ? 1.0f / multiplier : 0.0f; }
 
-void quantize_row_q8_32(const float *x, block_q8_32 *y, int n) {
+static void quantize_row_q8_32(const float *x, block_q8_32 *y, int n) {
     for (int b = 0; b < n / 32; b++, x += 32) {
         float amax = max_abs(x, 32);
         v128_t q[4];
@@ -57,7 +58,7 @@ void quantize_row_q8_32(const float *x, block_q8_32 *y, int n) {
     }
 }
 
-void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n) {
+static void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n) {
     for (int b = 0; b < n / 32; b++, x += 32) {
         float amax = max_abs(x, 32);
         v128_t q[4];
@@ -89,7 +90,7 @@ void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, 
 
 // One token's Q8_32 row with each 4 consecutive blocks interleaved like 4 tokens
 // (block_q8_32x4, lane k = block k): the activations of Q4_0x4 weights.
-void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
+static void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
     for (int g = 0; g < n / 128; g++) {
         block_q8_32 blocks[4];
         quantize_row_q8_32(x + 128 * g, blocks, 128);
@@ -100,7 +101,7 @@ void quantize_row_q8_32x4b(const float *x, block_q8_32x4 *y, int n) {
 // 4 runs of 16 * n bytes (run k at src + k * stride) -> 4n vectors at dst, vector m
 // holding bytes 4m .. 4m+3 of run 0, 1, 2, 3: Q4_0 blocks -> Q4_0x4 (n = 1), Q4_K
 // chunks -> Q4_Kx (n = 2).
-static void interleave_runs(const uint8_t *src, size_t stride, int n, uint8_t *dst) {
+void interleave_runs(const uint8_t *src, size_t stride, int n, uint8_t *dst) {
     for (int i = 0; i < n; i++) {
         v128_t q[4];
         transpose_words(wasm_v128_load(src + 16 * i), wasm_v128_load(src + stride + 16 * i),
@@ -110,7 +111,7 @@ static void interleave_runs(const uint8_t *src, size_t stride, int n, uint8_t *d
 }
 
 // The inverse: 4n vectors at src -> 4 runs of 16 * n bytes at dst + k * stride.
-static void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride, int n) {
+void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride, int n) {
     for (int i = 0; i < n; i++) {
         v128_t q[4];
         transpose_words(wasm_v128_load(src + 64 * i), wasm_v128_load(src + 64 * i + 16),
@@ -121,7 +122,7 @@ static void deinterleave_runs(const uint8_t *src, uint8_t *dst, size_t stride, i
 
 // One token's row as Q8_32x4W blocks (quants.h): the activations of Q4_0x4 weights
 // in the SIMD128 build, 4 Q8_32W blocks with their int16 pairs interleaved.
-void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n) {
+static void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n) {
     for (int g = 0; g < n / 128; g++) {
         block_q8_32w blocks[4];
         quantize_row_q8_32w(x + 128 * g, blocks, 128);
@@ -133,23 +134,11 @@ void quantize_row_q8_32x4w(const float *x, block_q8_32x4w *y, int n) {
     }
 }
 
-void pack_q4_Kx(block_q4_K *b) {
-    uint8_t qs[QK_K / 2];
-    interleave_runs(b->qs, 32, 2, qs);
-    memcpy(b->qs, qs, sizeof(qs));
-}
-
-void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst) {
-    memcpy(dst, src, 16);  // d, dmin, scales
-    deinterleave_runs(&src->qs[0][0], dst->qs, 32, 2);
-}
-
-#if !KERNELS_RELAXED
 // Q8_256 activations of Q4_Kx weights (SIMD128 build): per super-block, for each m
 // the int16 lanes its weight vector qs[m] gives when read as uint16 (tile_q4_Kx):
 // even bytes' low nibbles, odd bytes' low nibbles, then the same for the high
 // nibbles; lanes 2k and 2k+1 of each come from chunk k.
-void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n) {
+static void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n) {
     for (int b = 0; b < n / QK_K; b++) {
         block_q8_256 natural;
         quantize_row_q8_256(x + (size_t)b * QK_K, &natural, QK_K);
@@ -168,72 +157,16 @@ void quantize_row_q8_256x(const float *x, block_q8_256w *y, int n) {
         y[b].pad[0] = y[b].pad[1] = y[b].pad[2] = 0;
     }
 }
-#endif
 
-void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst) {
-    interleave_runs(src[0].qs, sizeof(block_q4_0), 1, &dst->qs[0][0]);
-    for (int k = 0; k < 4; k++) dst->d[k] = src[k].d;
-}
-
-void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
-    deinterleave_runs(&src->qs[0][0], dst[0].qs, sizeof(block_q4_0), 1);
-    for (int k = 0; k < 4; k++) dst[k].d = src->d[k];
-}
-
-// ---------------------------------------------------------------------------
-// Q6_K <-> Q6_Kx (quants.h): quant k of vector m is natural quant Q6_KX_INDEX(m, k).
-#define Q6_KX_INDEX(m, k) (16 * (4 * ((m) / 4) + (k) / 4) + 4 * ((m) % 4) + (k) % 4)
-
-// The 256 quants (0..63) of a Q6_K block, in natural order.
-static void q6_K_quants(const block_q6_K *b, uint8_t q[QK_K]) {
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-        uint8_t *o = q + 128 * h;
-        for (int l = 0; l < 32; l++) {
-            o[l] = (uint8_t)((ql[l] & 15) | (qh[l] & 3) << 4);
-            o[l + 32] = (uint8_t)((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4);
-            o[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
-            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
-        }
-    }
-}
-
-// The same from a Q6_Kx block.
-static void q6_Kx_quants(const block_q6_Kx *b, uint8_t q[QK_K]) {
-    for (int m = 0; m < 16; m++) {
-        for (int k = 0; k < 16; k++) {
-            uint8_t low = m < 8 ? b->ql[m][k] & 15 : b->ql[m - 8][k] >> 4;
-            uint8_t high = (uint8_t)((b->qh[m % 4][k] >> (2 * (m / 4))) & 3);
-            q[Q6_KX_INDEX(m, k)] = (uint8_t)(low | high << 4);
-        }
-    }
-}
-
-void pack_q6_Kx(block_q6_K *block) {
-    uint8_t q[QK_K];
-    q6_K_quants(block, q);
-    block_q6_Kx *x = (block_q6_Kx *)block;  // scales and d stay where they are
-    uint8_t Q[16][16];
-    for (int m = 0; m < 16; m++)
-        for (int k = 0; k < 16; k++) Q[m][k] = q[Q6_KX_INDEX(m, k)];
-    for (int k = 0; k < 16; k++) {
-        for (int i = 0; i < 8; i++) x->ql[i][k] = (uint8_t)((Q[i][k] & 15) | (Q[i + 8][k] & 15) << 4);
-        for (int i = 0; i < 4; i++)
-            x->qh[i][k] = (uint8_t)(Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 | (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6);
-    }
-}
-
-#if KERNELS_RELAXED
-// Q8_256 activations of Q6_Kx weights: quants in Q6_Kx order, i.e. in each 64 the
+// Q8_256 activations of Q6_Kx weights (relaxed build): quants in Q6_Kx order, i.e. in each 64 the
 // 4 sub-blocks of 16 interleaved in 4-byte runs.
-void quantize_row_q8_256_q6x(const float *x, block_q8_256 *y, int n) {
+static void quantize_row_q8_256_q6x(const float *x, block_q8_256 *y, int n) {
     quantize_row_q8_256(x, y, n);
     for (int b = 0; b < n / QK_K; b++)
         for (int c = 0; c < 4; c++) interleave_runs((const uint8_t *)y[b].qs + 64 * c, 16, 1, (uint8_t *)y[b].qs + 64 * c);
 }
-#endif
 
-void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
+static void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
     for (int b = 0; b < n / QK_K; b++, x += QK_K) {
         float id = q8_multiplier(max_abs(x, QK_K));
         y[b].d = q8_256_scale(id);
@@ -248,7 +181,7 @@ void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
     }
 }
 
-void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n) {
+static void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n) {
     for (int b = 0; b < n / QK_K; b++, x += QK_K) {
         float id = q8_multiplier(max_abs(x, QK_K));
         y[b].d = q8_256_scale(id);
@@ -264,96 +197,34 @@ void quantize_row_q8_256w(const float *x, block_q8_256w *y, int n) {
 }
 
 // ---------------------------------------------------------------------------
-// Weight rows -> f32 (embedding lookup, tests)
+// The layouts by name
 
-static void dequantize_row_q4_0(const block_q4_0 *w, float *y, int n) {
-    for (int b = 0; b < n / QK4_0; b++, y += QK4_0) {
-        float d = fp16_to_fp32(w[b].d);
-        for (int j = 0; j < 16; j++) {
-            y[j] = d * (float)((w[b].qs[j] & 15) - 8);
-            y[j + 16] = d * (float)((w[b].qs[j] >> 4) - 8);
-        }
+size_t act_row_bytes(act_layout act, int cols) {
+    switch (act) {
+    case ACT_F32: case ACT_F16: return (size_t)cols * 4;
+    case ACT_Q8_32: return (size_t)(cols / 32) * sizeof(block_q8_32);
+    case ACT_Q8_32W: return (size_t)(cols / 32) * sizeof(block_q8_32w);
+    case ACT_Q8_256: case ACT_Q8_256_Q6X: return (size_t)(cols / QK_K) * sizeof(block_q8_256);
+    case ACT_Q8_256W: case ACT_Q8_256X: return (size_t)(cols / QK_K) * sizeof(block_q8_256w);
+    case ACT_Q8_32X4: return (size_t)(cols / 128) * sizeof(block_q8_32x4);
+    case ACT_Q8_32X4W: return (size_t)(cols / 128) * sizeof(block_q8_32x4w);
     }
+    return 0;
 }
 
-static void dequantize_row_q8_0(const block_q8_0 *w, float *y, int n) {
-    for (int b = 0; b < n / QK8_0; b++, y += QK8_0) {
-        float d = fp16_to_fp32(w[b].d);
-        for (int j = 0; j < 32; j++) y[j] = d * (float)w[b].qs[j];
-    }
-}
-
-static void dequantize_row_q4_K(const block_q4_K *w, float *y, int n) {
-    for (int b = 0; b < n / QK_K; b++) {
-        float d = fp16_to_fp32(w[b].d), dmin = fp16_to_fp32(w[b].dmin);
-        uint8_t sc[8], m[8];
-        unpack_q4_K_scales(w[b].scales, sc, m);
-        for (int c = 0; c < 4; c++) {
-            const uint8_t *q = w[b].qs + 32 * c;
-            float d_lo = d * sc[2 * c], m_lo = dmin * m[2 * c];
-            float d_hi = d * sc[2 * c + 1], m_hi = dmin * m[2 * c + 1];
-            for (int l = 0; l < 32; l++) {
-                y[l] = d_lo * (float)(q[l] & 15) - m_lo;
-                y[l + 32] = d_hi * (float)(q[l] >> 4) - m_hi;
-            }
-            y += 64;
-        }
-    }
-}
-
-// 256 quants (natural order), scales and d -> 256 weights.
-static void dequantize_q6_K_quants(const uint8_t q[QK_K], const int8_t scales[16], uint16_t d16, float *y) {
-    float d = fp16_to_fp32(d16);
-    for (int i = 0; i < QK_K; i++) y[i] = d * (float)scales[i / 16] * (float)(q[i] - 32);
-}
-
-static void dequantize_row_q6_K(const block_q6_K *w, float *y, int n) {
-    for (int b = 0; b < n / QK_K; b++) {
-        uint8_t q[QK_K];
-        q6_K_quants(w + b, q);
-        dequantize_q6_K_quants(q, w[b].scales, w[b].d, y + QK_K * b);
-    }
-}
-
-int row_bytes(int wtype, int cols);
-
-// dst[0 .. cols) = row `row` of weight matrix w (GGUF layout: rows contiguous).
-EXPORT int get_row(float *dst, const uint8_t *w, int wtype, int cols, int row) {
-    int rb = row_bytes(wtype, cols);
-    if (rb <= 0 || row < 0) return rb < 0 ? rb : KERNEL_BAD_ARGS;
-    const uint8_t *src = w + (size_t)row * (size_t)rb;
-    switch (wtype) {
-    case GGML_TYPE_F32: memcpy(dst, src, (size_t)cols * 4); break;
-    case GGML_TYPE_F16:
-        for (int i = 0; i < cols; i++) dst[i] = fp16_to_fp32(((const uint16_t *)src)[i]);
+void quantize_activation_row(act_layout act, const float *x, uint8_t *y, int cols) {
+    switch (act) {
+    case ACT_F32: break;  // read in place: matmul passes the input itself
+    case ACT_F16:
+        for (int i = 0; i < cols; i++) ((float *)y)[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
         break;
-    case GGML_TYPE_Q4_0: dequantize_row_q4_0((const block_q4_0 *)src, dst, cols); break;
-    case KERNEL_TYPE_Q4_KX:
-        for (int b = 0; b < cols / QK_K; b++) {
-            block_q4_K block;
-            unpack_q4_Kx((const block_q4_Kx *)src + b, &block);
-            dequantize_row_q4_K(&block, dst + QK_K * b, QK_K);
-        }
-        break;
-    case KERNEL_TYPE_Q4_0X4:
-        for (int g = 0; g < cols / 128; g++) {
-            block_q4_0 blocks[4];
-            unpack_q4_0x4((const block_q4_0x4 *)src + g, blocks);
-            dequantize_row_q4_0(blocks, dst + 128 * g, 128);
-        }
-        break;
-    case GGML_TYPE_Q8_0: dequantize_row_q8_0((const block_q8_0 *)src, dst, cols); break;
-    case GGML_TYPE_Q4_K: dequantize_row_q4_K((const block_q4_K *)src, dst, cols); break;
-    case GGML_TYPE_Q6_K: dequantize_row_q6_K((const block_q6_K *)src, dst, cols); break;
-    case KERNEL_TYPE_Q6_KX:
-        for (int b = 0; b < cols / QK_K; b++) {
-            const block_q6_Kx *block = (const block_q6_Kx *)src + b;
-            uint8_t q[QK_K];
-            q6_Kx_quants(block, q);
-            dequantize_q6_K_quants(q, block->scales, block->d, dst + QK_K * b);
-        }
-        break;
-    default: return KERNEL_BAD_TYPE;
+    case ACT_Q8_32: quantize_row_q8_32(x, (block_q8_32 *)y, cols); break;
+    case ACT_Q8_32W: quantize_row_q8_32w(x, (block_q8_32w *)y, cols); break;
+    case ACT_Q8_256: quantize_row_q8_256(x, (block_q8_256 *)y, cols); break;
+    case ACT_Q8_256W: quantize_row_q8_256w(x, (block_q8_256w *)y, cols); break;
+    case ACT_Q8_32X4: quantize_row_q8_32x4b(x, (block_q8_32x4 *)y, cols); break;
+    case ACT_Q8_32X4W: quantize_row_q8_32x4w(x, (block_q8_32x4w *)y, cols); break;
+    case ACT_Q8_256X: quantize_row_q8_256x(x, (block_q8_256w *)y, cols); break;
+    case ACT_Q8_256_Q6X: quantize_row_q8_256_q6x(x, (block_q8_256 *)y, cols); break;
     }
-    return KERNEL_OK;
 }

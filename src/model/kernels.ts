@@ -5,7 +5,7 @@
 // byte offset into it, handed out by `alloc`. The caller thread (this one) runs
 // its share of each threaded kernel and waits on atomics for the pool threads,
 // so in a browser the kernels must only be used inside a Worker.
-import { GGML_TYPE_INFO } from '../gguf/ggml-types.ts';
+import { loadKernelModule, loadPlatform, MAX_PAGES, PAGE } from './kernel-loader.ts';
 import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-platform.ts';
 
 export type { KernelBuild } from './kernel-platform.ts';
@@ -28,19 +28,21 @@ export const WeightType = {
 } as const;
 export type WeightType = (typeof WeightType)[keyof typeof WeightType];
 
-interface WeightLayout { name: string; blockSize: number; blockBytes: number }
-/** The layouts only `repack` makes (Q4_0x4: 4 Q4_0 blocks; Q4_Kx, Q6_Kx: a Q4_K, Q6_K block). */
-const REPACKED_LAYOUTS: ReadonlyMap<number, WeightLayout> = new Map([
-  [WeightType.Q4_0x4, { name: 'Q4_0x4', blockSize: 128, blockBytes: 72 }],
-  [WeightType.Q4_Kx, { name: 'Q4_Kx', blockSize: 256, blockBytes: 144 }],
-  [WeightType.Q6_Kx, { name: 'Q6_Kx', blockSize: 256, blockBytes: 210 }],
-]);
+/** The layouts only `repack` makes; a GGUF file holds the other types. */
+const REPACKED_TYPES: ReadonlySet<number> = new Set([WeightType.Q4_0x4, WeightType.Q4_Kx, WeightType.Q6_Kx]);
 /** The weight types a GGUF file may hold for the kernels (every WeightType but the repacked ones). */
-export const GGUF_WEIGHT_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => !REPACKED_LAYOUTS.has(t)));
-/** Elements and bytes per block of each weight format. */
-const WEIGHT_LAYOUTS: ReadonlyMap<number, WeightLayout> = new Map(
-  Object.values(WeightType).map((t) => [t, REPACKED_LAYOUTS.get(t) ?? GGML_TYPE_INFO[t as keyof typeof GGML_TYPE_INFO]]),
-);
+export const GGUF_WEIGHT_TYPES: ReadonlySet<number> = new Set(Object.values(WeightType).filter((t) => !REPACKED_TYPES.has(t)));
+const WEIGHT_TYPE_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(WeightType).map(([name, t]) => [t, name]));
+
+/** One entry of a build's weight-layout table (build_layouts in wasm/dot_*.c). */
+export interface WeightLayout {
+  name: string;
+  /** Elements and bytes of one block; a row holds a whole number of blocks. */
+  blockSize: number;
+  blockBytes: number;
+  /** The layout `repack` turns this one into on this build (itself when it keeps it). */
+  packedType: WeightType;
+}
 
 export interface KernelOptions {
   /** Pool threads including the calling one; default: all cores. Forced to 1 without shared
@@ -77,6 +79,8 @@ export interface Kernels {
   i32(): Int32Array;
   u16(): Uint16Array;
 
+  /** The weight layouts this build's kernels read, from the module's own table. */
+  readonly weightLayouts: ReadonlyMap<WeightType, WeightLayout>;
   /** Bytes of one weight row of `cols` elements. */
   rowBytes(wtype: WeightType, cols: number): number;
   /**
@@ -126,12 +130,11 @@ interface KernelExports {
   __stack_pointer: WebAssembly.Global;
   __heap_base: WebAssembly.Global;
   kernels_init(): void;
-  kernels_build_is_relaxed(): number;
-  relaxed_probe?: (seed: number) => number;
   pool_init(threads: number): void;
   pool_shutdown(): void;
   pool_items_taken(thread: number): number;
-  row_bytes(wtype: number, cols: number): number;
+  layout_count(): number;
+  layout_field(i: number, field: number): number;
   matmul_scratch_bytes(wtype: number, cols: number, nTokens: number): number;
   matmul(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
   matmul_ref(dst: number, w: number, wtype: number, rows: number, cols: number, src: number, nTokens: number, scratch: number): number;
@@ -152,142 +155,10 @@ interface KernelExports {
 
 /** MAX_TARGETS in wasm/matmul.c. */
 const MAX_MATMUL_TARGETS = 4;
-const PAGE = 65536;
-const MAX_PAGES = 65536;
 /** wasm32 addresses: 4 GiB. */
 export const MAX_MEMORY_BYTES = PAGE * MAX_PAGES;
 const WORKER_STACK_BYTES = 256 * 1024;
 const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
-
-// ---------------------------------------------------------------------------
-// Module bytes: the memory import's limits, and a non-shared variant
-
-interface MemoryImport {
-  minPages: number;
-  /** Offset of the limits flag byte (0x03 = shared with maximum). */
-  flagOffset: number;
-  shared: boolean;
-}
-
-function readLeb(bytes: Uint8Array, pos: number): [value: number, next: number] {
-  let value = 0;
-  let shift = 0;
-  for (;;) {
-    const b = bytes[pos++];
-    if (b === undefined) throw new Error('truncated wasm module');
-    value += (b & 0x7f) * 2 ** shift;
-    if ((b & 0x80) === 0) return [value, pos];
-    shift += 7;
-  }
-}
-
-/** Finds `env.memory` in the import section. */
-export function findMemoryImport(bytes: Uint8Array): MemoryImport {
-  let pos = 8;  // magic + version
-  while (pos < bytes.length) {
-    const id = bytes[pos++];
-    let size: number;
-    [size, pos] = readLeb(bytes, pos);
-    const end = pos + size;
-    if (id === 2) {
-      let count: number;
-      [count, pos] = readLeb(bytes, pos);
-      for (let i = 0; i < count; i++) {
-        let len: number;
-        [len, pos] = readLeb(bytes, pos);
-        pos += len;  // module name
-        [len, pos] = readLeb(bytes, pos);
-        pos += len;  // field name
-        const kind = bytes[pos++];
-        if (kind === 0) [, pos] = readLeb(bytes, pos);                   // function: type index
-        else if (kind === 1) { pos++; pos = skipLimits(bytes, pos); }    // table: reftype + limits
-        else if (kind === 3) pos += 2;                                    // global: type + mutability
-        else if (kind === 2) {
-          const flagOffset = pos;
-          const flags = bytes[pos++];
-          const [minPages] = readLeb(bytes, pos);
-          return { minPages, flagOffset, shared: (flags & 2) !== 0 };
-        } else throw new Error(`unexpected import kind ${kind}`);
-      }
-    }
-    pos = end;
-  }
-  throw new Error('the kernel module imports no memory');
-}
-
-function skipLimits(bytes: Uint8Array, pos: number): number {
-  const flags = bytes[pos++];
-  [, pos] = readLeb(bytes, pos);
-  if (flags & 1) [, pos] = readLeb(bytes, pos);
-  return pos;
-}
-
-/** The same module importing a non-shared memory (hosts without SharedArrayBuffer).
- * Atomic instructions stay valid on unshared memory; the pool never waits with one thread. */
-export function withUnsharedMemory(bytes: Uint8Array): Uint8Array {
-  const imp = findMemoryImport(bytes);
-  if (!imp.shared) return bytes;
-  const copy = bytes.slice();
-  copy[imp.flagOffset] = copy[imp.flagOffset]! & ~2;
-  return copy;
-}
-
-// ---------------------------------------------------------------------------
-// Relaxed-SIMD probe
-
-/** What `relaxed_probe(seed)` in wasm/matmul.c must return, computed from the spec: the i32x4
- * dot's lane k = acc[k] + sum over i in 4k..4k+3 of a[i] * b[i], weighted 1, 3, 5, 7, plus the
- * i16x8 dot's lane k = sum over i in 2k, 2k+1, weighted 9, 11, .., 23. */
-export function expectedRelaxedProbe(seed: number): number {
-  const lanes = [1000 + seed, -2000, 3000, seed];  // the i32x4 dot's accumulator
-  const pairs = new Array<number>(8).fill(0);     // the i16x8 dot
-  for (let i = 0; i < 16; i++) {
-    const a = ((seed * (i + 1) - 100 + 13 * i) << 24) >> 24;  // int8 wrap
-    const b = (seed + 37 * i) & 127;
-    lanes[i >> 2]! += a * b;
-    pairs[i >> 1]! += a * b;
-  }
-  const pairSum = pairs.reduce((sum, p, k) => sum + (2 * k + 9) * p, 0);
-  return (lanes[0]! + 3 * lanes[1]! + 5 * lanes[2]! + 7 * lanes[3]! + pairSum) | 0;
-}
-
-const PROBE_SEEDS = [1, 5, 77, -3];
-
-/** Compiles the relaxed build and runs its probe; returns why not when it cannot be used. */
-async function probeRelaxed(platform: KernelPlatform): Promise<{ module: WebAssembly.Module; bytes: Uint8Array } | string> {
-  let bytes: Uint8Array;
-  let module: WebAssembly.Module;
-  try {
-    bytes = await platform.wasmBytes('relaxed');
-    if (!platform.sharedMemory) bytes = withUnsharedMemory(bytes);
-    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  } catch (e) {
-    return `relaxed build does not compile here (${e instanceof Error ? e.message : String(e)})`;
-  }
-  const { minPages } = findMemoryImport(bytes);
-  const memory = new WebAssembly.Memory({ initial: minPages, maximum: MAX_PAGES, shared: platform.sharedMemory });
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const probe = (instance.exports as unknown as KernelExports).relaxed_probe;
-  if (!probe) return 'relaxed build has no relaxed_probe export';
-  for (const seed of PROBE_SEEDS) {
-    const got = probe(seed);
-    const want = expectedRelaxedProbe(seed);
-    if (got !== want) return `relaxed SIMD computes wrong results here (probe(${seed}) = ${got}, expected ${want})`;
-  }
-  return { module, bytes };
-}
-
-async function loadPlatform(): Promise<KernelPlatform> {
-  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string' &&
-    typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === 'undefined';
-  if (isNode) {
-    // Hidden from bundlers: browser builds never include the Node host.
-    const nodeHost = './kernel-platform-node.ts';
-    const mod = (await import(/* @vite-ignore */ nodeHost)) as typeof import('./kernel-platform-node.ts');
-    return mod.nodePlatform;
-  }
-  return (await import('./kernel-platform-browser.ts')).browserPlatform;
-}
 
 // ---------------------------------------------------------------------------
 
@@ -295,34 +166,13 @@ export async function createKernels(options: KernelOptions = {}, platformOverrid
   const platform = platformOverride ?? (await loadPlatform());
   const requested = options.build ?? 'auto';
 
-  let build: KernelBuild = 'simd128';
-  let bytes: Uint8Array | undefined;
-  let module: WebAssembly.Module | undefined;
-  if (requested !== 'simd128') {
-    const probed = await probeRelaxed(platform);
-    if (typeof probed !== 'string') {
-      build = 'relaxed';
-      ({ bytes, module } = probed);
-    } else if (requested === 'relaxed') {
-      throw new Error(`build 'relaxed' requested but unusable: ${probed}`);
-    }
-  }
-  if (!module || !bytes) {
-    bytes = await platform.wasmBytes('simd128');
-    if (!platform.sharedMemory) bytes = withUnsharedMemory(bytes);
-    try {
-      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-    } catch (e) {
-      throw new Error(`the kernels need WebAssembly SIMD128 and threads support: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
+  const { build, module, minPages } = await loadKernelModule(platform, requested);
 
   // The pool needs shared memory, and a caller thread that may wait for its workers.
   const threads = platform.sharedMemory && platform.canBlock
     ? Math.max(1, Math.min(Math.floor(options.threads ?? platform.hardwareThreads()), 256))
     : 1;
 
-  const { minPages } = findMemoryImport(bytes);
   const initialBytes = options.initialBytes ?? DEFAULT_INITIAL_BYTES;
   if (!(initialBytes >= 0 && initialBytes <= MAX_MEMORY_BYTES)) {
     throw new RangeError(`initialBytes must be between 0 and ${MAX_MEMORY_BYTES}, got ${initialBytes}`);
@@ -355,8 +205,23 @@ export async function createKernels(options: KernelOptions = {}, platformOverrid
 
 // ---------------------------------------------------------------------------
 
+/** The module's layout table; a type id this binding does not know means the two drifted apart. */
+function readLayoutTable(x: KernelExports): Map<WeightType, WeightLayout> {
+  const layouts = new Map<WeightType, WeightLayout>();
+  for (let i = 0; i < x.layout_count(); i++) {
+    const [type, blockSize, blockBytes, packedType] = [0, 1, 2, 3].map((f) => x.layout_field(i, f)) as [number, number, number, number];
+    const name = WEIGHT_TYPE_NAMES.get(type);
+    if (name === undefined || !WEIGHT_TYPE_NAMES.has(packedType)) {
+      throw new Error(`the kernel module's layout table has type ${type} -> ${packedType}, unknown to WeightType: rebuild the wasm or update kernels.ts`);
+    }
+    layouts.set(type as WeightType, { name, blockSize, blockBytes, packedType: packedType as WeightType });
+  }
+  return layouts;
+}
+
 class WasmKernels implements Kernels {
   readonly heapBase: number;
+  readonly weightLayouts: ReadonlyMap<WeightType, WeightLayout>;
   private top: number;
   private workers: KernelWorkerHandle[] = [];
   private disposed = false;
@@ -375,6 +240,7 @@ class WasmKernels implements Kernels {
   ) {
     this.heapBase = alignUp(x.__heap_base.value as number, 64);
     this.top = this.heapBase;
+    this.weightLayouts = readLayoutTable(x);
   }
 
   attachWorkers(workers: KernelWorkerHandle[]): void {
@@ -432,8 +298,8 @@ class WasmKernels implements Kernels {
   u16(): Uint16Array { return this.view().u16; }
 
   rowBytes(wtype: WeightType, cols: number): number {
-    const layout = WEIGHT_LAYOUTS.get(wtype);
-    if (!layout) throw new RangeError(`unsupported weight type ${wtype}`);
+    const layout = this.weightLayouts.get(wtype);
+    if (!layout) throw new RangeError(`weight type ${WEIGHT_TYPE_NAMES.get(wtype) ?? wtype} is not one the ${this.build} kernels read`);
     const { name, blockSize, blockBytes } = layout;
     if (!Number.isInteger(cols) || cols <= 0 || cols % blockSize !== 0) {
       throw new RangeError(`${name} rows need a positive multiple of ${blockSize} columns, got ${cols}`);

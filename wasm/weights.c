@@ -1,0 +1,268 @@
+// Weight layouts: this build's table (build_layouts, in its dot file) looked up by type, row
+// sizes, the repacking of matrices at load time into the layouts the kernels read fastest, and
+// weight rows back to f32 (get_row: the embedding lookup, tests). Everything about how weights
+// lie in memory is here; matmul.c only asks.
+#include "kernels.h"
+
+const weight_layout *weight_layout_of(int type) {
+    for (const weight_layout *l = build_layouts; l->type >= 0; l++)
+        if (l->type == type) return l;
+    return 0;
+}
+
+int reference_act(int type) {
+    switch (type) {
+    case GGML_TYPE_F32: return ACT_F32;
+    case GGML_TYPE_F16: return ACT_F16;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return ACT_Q8_32;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q6_K: return ACT_Q8_256;
+    default: return -1;
+    }
+}
+
+// Bytes of one weight row, or a negative status.
+EXPORT int row_bytes(int wtype, int cols) {
+    const weight_layout *l = weight_layout_of(wtype);
+    if (!l) return KERNEL_BAD_TYPE;
+    if (cols <= 0 || cols % l->block_elems) return KERNEL_BAD_ARGS;
+    return cols / l->block_elems * l->block_bytes;
+}
+
+// This build's table, field by field, for the host to check its own copy of the type ids and
+// sizes against: 0 type, 1 block_elems, 2 block_bytes, 3 the type repack_weights makes of it
+// (itself when it keeps it); -1 past the end.
+EXPORT int layout_count(void) {
+    int n = 0;
+    while (build_layouts[n].type >= 0) n++;
+    return n;
+}
+
+EXPORT int layout_field(int i, int field) {
+    if (i < 0 || i >= layout_count()) return -1;
+    const weight_layout *l = &build_layouts[i];
+    switch (field) {
+    case 0: return l->type;
+    case 1: return l->block_elems;
+    case 2: return l->block_bytes;
+    case 3: return l->packed_type ? l->packed_type : l->type;
+    default: return -1;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Repacked layouts (quants.h): Q4_0 <-> Q4_0x4, Q4_K <-> Q4_Kx, Q6_K <-> Q6_Kx
+
+static void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst) {
+    interleave_runs(src[0].qs, sizeof(block_q4_0), 1, &dst->qs[0][0]);
+    for (int k = 0; k < 4; k++) dst->d[k] = src[k].d;
+}
+
+static void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
+    deinterleave_runs(&src->qs[0][0], dst[0].qs, sizeof(block_q4_0), 1);
+    for (int k = 0; k < 4; k++) dst[k].d = src->d[k];
+}
+
+static void pack_q4_Kx(block_q4_K *b) {
+    uint8_t qs[QK_K / 2];
+    interleave_runs(b->qs, 32, 2, qs);
+    memcpy(b->qs, qs, sizeof(qs));
+}
+
+static void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst) {
+    memcpy(dst, src, 16);  // d, dmin, scales
+    deinterleave_runs(&src->qs[0][0], dst->qs, 32, 2);
+}
+
+// Q6_K <-> Q6_Kx (quants.h): quant k of vector m is natural quant Q6_KX_INDEX(m, k).
+#define Q6_KX_INDEX(m, k) (16 * (4 * ((m) / 4) + (k) / 4) + 4 * ((m) % 4) + (k) % 4)
+
+// The 256 quants (0..63) of a Q6_K block, in natural order.
+static void q6_K_quants(const block_q6_K *b, uint8_t q[QK_K]) {
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+        uint8_t *o = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (uint8_t)((ql[l] & 15) | (qh[l] & 3) << 4);
+            o[l + 32] = (uint8_t)((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4);
+            o[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+        }
+    }
+}
+
+// The same from a Q6_Kx block.
+static void q6_Kx_quants(const block_q6_Kx *b, uint8_t q[QK_K]) {
+    for (int m = 0; m < 16; m++) {
+        for (int k = 0; k < 16; k++) {
+            uint8_t low = m < 8 ? b->ql[m][k] & 15 : b->ql[m - 8][k] >> 4;
+            uint8_t high = (uint8_t)((b->qh[m % 4][k] >> (2 * (m / 4))) & 3);
+            q[Q6_KX_INDEX(m, k)] = (uint8_t)(low | high << 4);
+        }
+    }
+}
+
+static void pack_q6_Kx(block_q6_K *block) {
+    uint8_t q[QK_K];
+    q6_K_quants(block, q);
+    block_q6_Kx *x = (block_q6_Kx *)block;  // scales and d stay where they are
+    uint8_t Q[16][16];
+    for (int m = 0; m < 16; m++)
+        for (int k = 0; k < 16; k++) Q[m][k] = q[Q6_KX_INDEX(m, k)];
+    for (int k = 0; k < 16; k++) {
+        for (int i = 0; i < 8; i++) x->ql[i][k] = (uint8_t)((Q[i][k] & 15) | (Q[i + 8][k] & 15) << 4);
+        for (int i = 0; i < 4; i++)
+            x->qh[i][k] = (uint8_t)(Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 | (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Repacking at load time
+
+typedef struct {
+    uint8_t *w;
+    size_t row_bytes;
+    int rows, packed;
+} repack_args;
+
+#define REPACK_ROW_CHUNK 64
+
+static void repack_item(const void *vargs, int item, int thread_index) {
+    (void)thread_index;
+    const repack_args *a = (const repack_args *)vargs;
+    int r_end = (item + 1) * REPACK_ROW_CHUNK < a->rows ? (item + 1) * REPACK_ROW_CHUNK : a->rows;
+    for (int r = item * REPACK_ROW_CHUNK; r < r_end; r++) {
+        uint8_t *row = a->w + (size_t)r * a->row_bytes;
+        switch (a->packed) {
+        case KERNEL_TYPE_Q4_KX:
+            for (size_t b = 0; b < a->row_bytes / sizeof(block_q4_K); b++) pack_q4_Kx((block_q4_K *)row + b);
+            break;
+        case KERNEL_TYPE_Q6_KX:
+            for (size_t b = 0; b < a->row_bytes / sizeof(block_q6_K); b++) pack_q6_Kx((block_q6_K *)row + b);
+            break;
+        case KERNEL_TYPE_Q4_0X4:
+            for (size_t g = 0; g < a->row_bytes / sizeof(block_q4_0x4); g++) {
+                block_q4_0 blocks[4];
+                memcpy(blocks, row + g * sizeof(blocks), sizeof(blocks));
+                pack_q4_0x4(blocks, (block_q4_0x4 *)(row + g * sizeof(blocks)));
+            }
+            break;
+        }
+    }
+}
+
+// Rewrites a weight matrix in place into the layout this build's kernels read fastest (the
+// table's packed_type), and returns the type to pass to matmul from then on (wtype itself when
+// the layout stays). Q4_0x4 takes rows of whole groups of 4 blocks with every scale finite
+// (its kernels convert scales 4 at a time, finite values only).
+EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
+    int rb = row_bytes(wtype, cols);
+    if (rb < 0) return rb;
+    if (rows <= 0) return KERNEL_BAD_ARGS;
+    int packed = weight_layout_of(wtype)->packed_type;
+    if (!packed) return wtype;
+    const weight_layout *target = weight_layout_of(packed);
+    if (!target || cols % target->block_elems) return wtype;
+    if (packed == KERNEL_TYPE_Q4_0X4) {
+        size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
+        for (size_t b = 0; b < n_blocks; b++) {
+            uint16_t d = ((const block_q4_0 *)w)[b].d;
+            if ((d & 0x7c00) == 0x7c00) return wtype;  // inf or NaN
+        }
+    }
+    repack_args args = { w, (size_t)rb, rows, packed };
+    pool_run(repack_item, &args, (rows + REPACK_ROW_CHUNK - 1) / REPACK_ROW_CHUNK);
+    return packed;
+}
+
+// ---------------------------------------------------------------------------
+// Weight rows -> f32 (embedding lookup, tests)
+
+static void dequantize_row_q4_0(const block_q4_0 *w, float *y, int n) {
+    for (int b = 0; b < n / QK4_0; b++, y += QK4_0) {
+        float d = fp16_to_fp32(w[b].d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)((w[b].qs[j] & 15) - 8);
+            y[j + 16] = d * (float)((w[b].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+static void dequantize_row_q8_0(const block_q8_0 *w, float *y, int n) {
+    for (int b = 0; b < n / QK8_0; b++, y += QK8_0) {
+        float d = fp16_to_fp32(w[b].d);
+        for (int j = 0; j < 32; j++) y[j] = d * (float)w[b].qs[j];
+    }
+}
+
+static void dequantize_row_q4_K(const block_q4_K *w, float *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        float d = fp16_to_fp32(w[b].d), dmin = fp16_to_fp32(w[b].dmin);
+        uint8_t sc[8], m[8];
+        unpack_q4_K_scales(w[b].scales, sc, m);
+        for (int c = 0; c < 4; c++) {
+            const uint8_t *q = w[b].qs + 32 * c;
+            float d_lo = d * sc[2 * c], m_lo = dmin * m[2 * c];
+            float d_hi = d * sc[2 * c + 1], m_hi = dmin * m[2 * c + 1];
+            for (int l = 0; l < 32; l++) {
+                y[l] = d_lo * (float)(q[l] & 15) - m_lo;
+                y[l + 32] = d_hi * (float)(q[l] >> 4) - m_hi;
+            }
+            y += 64;
+        }
+    }
+}
+
+// 256 quants (natural order), scales and d -> 256 weights.
+static void dequantize_q6_K_quants(const uint8_t q[QK_K], const int8_t scales[16], uint16_t d16, float *y) {
+    float d = fp16_to_fp32(d16);
+    for (int i = 0; i < QK_K; i++) y[i] = d * (float)scales[i / 16] * (float)(q[i] - 32);
+}
+
+static void dequantize_row_q6_K(const block_q6_K *w, float *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        uint8_t q[QK_K];
+        q6_K_quants(w + b, q);
+        dequantize_q6_K_quants(q, w[b].scales, w[b].d, y + QK_K * b);
+    }
+}
+
+// dst[0 .. cols) = row `row` of weight matrix w (GGUF layout: rows contiguous).
+EXPORT int get_row(float *dst, const uint8_t *w, int wtype, int cols, int row) {
+    int rb = row_bytes(wtype, cols);
+    if (rb <= 0 || row < 0) return rb < 0 ? rb : KERNEL_BAD_ARGS;
+    const uint8_t *src = w + (size_t)row * (size_t)rb;
+    switch (wtype) {
+    case GGML_TYPE_F32: memcpy(dst, src, (size_t)cols * 4); break;
+    case GGML_TYPE_F16:
+        for (int i = 0; i < cols; i++) dst[i] = fp16_to_fp32(((const uint16_t *)src)[i]);
+        break;
+    case GGML_TYPE_Q4_0: dequantize_row_q4_0((const block_q4_0 *)src, dst, cols); break;
+    case KERNEL_TYPE_Q4_KX:
+        for (int b = 0; b < cols / QK_K; b++) {
+            block_q4_K block;
+            unpack_q4_Kx((const block_q4_Kx *)src + b, &block);
+            dequantize_row_q4_K(&block, dst + QK_K * b, QK_K);
+        }
+        break;
+    case KERNEL_TYPE_Q4_0X4:
+        for (int g = 0; g < cols / 128; g++) {
+            block_q4_0 blocks[4];
+            unpack_q4_0x4((const block_q4_0x4 *)src + g, blocks);
+            dequantize_row_q4_0(blocks, dst + 128 * g, 128);
+        }
+        break;
+    case GGML_TYPE_Q8_0: dequantize_row_q8_0((const block_q8_0 *)src, dst, cols); break;
+    case GGML_TYPE_Q4_K: dequantize_row_q4_K((const block_q4_K *)src, dst, cols); break;
+    case GGML_TYPE_Q6_K: dequantize_row_q6_K((const block_q6_K *)src, dst, cols); break;
+    case KERNEL_TYPE_Q6_KX:
+        for (int b = 0; b < cols / QK_K; b++) {
+            const block_q6_Kx *block = (const block_q6_Kx *)src + b;
+            uint8_t q[QK_K];
+            q6_Kx_quants(block, q);
+            dequantize_q6_K_quants(q, block->scales, block->d, dst + QK_K * b);
+        }
+        break;
+    default: return KERNEL_BAD_TYPE;
+    }
+    return KERNEL_OK;
+}
