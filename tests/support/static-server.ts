@@ -235,6 +235,9 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
       return;
     }
 
+    // Taken before anything is awaited: a test that sees this request in `requests` and then
+    // changes the fault must not change what this request gets.
+    const fault = takeFault(urlPath);
     const resource = await findResource(urlPath);
     if (!resource && urlPath === '/favicon.ico') {
       // Chromium asks on every page; a 404 would land in the console errors tests check.
@@ -247,7 +250,6 @@ export async function startStaticServer(options: StaticServerOptions = {}): Prom
       sendText(res, record, 404, `not found: ${urlPath}\n`, head);
       return;
     }
-    const fault = takeFault(urlPath);
     if (fault?.status !== undefined) {
       sendText(res, record, fault.status, `injected fault: ${fault.status}\n`, head);
       return;
