@@ -253,12 +253,16 @@ export class CpuEngine implements Engine {
       let logits: Float32Array | undefined;
       let prefilled = 0;
       const prefillStart = performance.now();
-      for (let start = reused; start < prompt.length && !stopped(); start += model.maxBatch) {
-        const batch = prompt.slice(start, start + model.maxBatch);
-        logits = model.forward(batch, start, false);
-        this.cachedTokens.push(...batch);
-        prefilled += batch.length;
-        await nextMacrotask();
+      if (!stopped()) {
+        const steps = model.forwardSteps(prompt.slice(reused), reused, false);
+        for (let step = steps.next(); ; step = steps.next()) {
+          const cached = step.done ? prompt.length : step.value;
+          this.cachedTokens.push(...prompt.slice(this.cachedTokens.length, cached));
+          prefilled = cached - reused;
+          if (step.done) { logits = step.value; break; }
+          await nextMacrotask();
+          if (stopped()) break;
+        }
       }
       const prefillSeconds = (performance.now() - prefillStart) / 1000;
       const sampler = new Sampler(request.sampling, new SeededRandom(request.seed));

@@ -199,6 +199,19 @@ export class Qwen3Model {
    * `allLogits` for every token ([n][vocab], row t predicts the token after tokens[t]).
    */
   forward(tokens: readonly number[], startPos: number, allLogits: boolean): Float32Array {
+    const steps = this.forwardSteps(tokens, startPos, allLogits);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * `forward` one batch of at most `maxBatch` tokens at a time: yields how many tokens are in
+   * the cache after each batch but the last (a caller may yield to its event loop, or stop:
+   * the cache then holds the batches done), and returns the logits.
+   */
+  *forwardSteps(tokens: readonly number[], startPos: number, allLogits: boolean): Generator<number, Float32Array, void> {
     const c = this.config;
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
     if (startPos > this.position) throw new RangeError(`startPos ${startPos} is past the ${this.position} cached tokens`);
@@ -210,18 +223,16 @@ export class Qwen3Model {
       if (!(Number.isInteger(t) && t >= 0 && t < c.vocabSize)) throw new RangeError(`token id ${t} is outside the vocabulary (0..${c.vocabSize - 1})`);
     }
     const out = new Float32Array((allLogits ? tokens.length : 1) * c.vocabSize);
+    this.position = startPos;
     for (let start = 0; start < tokens.length; start += this.maxBatch) {
       const batch = tokens.slice(start, start + this.maxBatch);
       const last = start + batch.length === tokens.length;
-      if (!allLogits && !last) {
-        this.forwardBatch(batch, startPos + start, 0);
-        continue;
-      }
-      const rows = allLogits ? batch.length : 1;
+      const rows = allLogits ? batch.length : last ? 1 : 0;
       const logits = this.forwardBatch(batch, startPos + start, rows);
-      out.set(logits, allLogits ? start * c.vocabSize : 0);
+      if (rows > 0) out.set(logits, allLogits ? start * c.vocabSize : 0);
+      this.position = startPos + start + batch.length;
+      if (!last) yield this.position;
     }
-    this.position = startPos + tokens.length;
     return out;
   }
 
