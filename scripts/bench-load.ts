@@ -6,7 +6,7 @@
 //
 //   npm run bench:load [-- --threads 2 --runs 2 --fixture qwen3-4b-q4_0]
 //
-// Each load runs in a fresh workers/model-worker.ts (terminated afterwards, so only one 2.4 GB
+// Each load runs in a fresh tests/support/model-worker.ts (terminated afterwards, so only one 2.4 GB
 // wasm memory exists at a time). "load → ready" is measured on the page from posting the load
 // request to the 'loaded' reply; the worker's own figure (which excludes worker start-up) is
 // shown beside it. The model is deleted from IndexedDB and the profile removed at the end.
@@ -38,7 +38,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>bench-load</title><lin
   };
   window.remove = (id) => ModelStore.open('bench').delete(id);
   window.load = (source, threads) => new Promise((resolve) => {
-    const worker = new Worker('/workers/model-worker.ts', { type: 'module' });
+    const worker = new Worker('/tests/support/model-worker.ts', { type: 'module' });
     const started = performance.now();
     worker.onmessage = (e) => {
       const m = e.data;
@@ -88,7 +88,7 @@ try {
   };
   for (let run = 1; run <= runs; run++) {
     await load(`IndexedDB, run ${run}`, { kind: 'cached', id: download.model.id, store: 'bench' });
-    await load(`URL (Range reads), run ${run}`, { kind: 'url', url });
+    await load(`URL (Range reads), run ${run}`, { kind: 'url', url, cache: false });
   }
   await page.evaluate((id) => (window as unknown as { remove(id: string): Promise<void> }).remove(id), download.model.id);
 } finally {

@@ -1,4 +1,4 @@
-// The whole runtime in headless Chromium: a page starts workers/model-worker.ts (served by a vite
+// The whole runtime in headless Chromium: a page starts tests/support/model-worker.ts (served by a vite
 // dev server, cross-origin isolated), which loads fixtures by URL from the static test server
 // (Range reads through UrlSource, never the whole file) and runs a 32-token prompt with logits
 // for every position. Node runs the same computation and compares:
@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ViteDevServer } from 'vite';
 import { NodeFileSource } from '../src/gguf/node-file-source.ts';
 import { Qwen3Model, READ_CHUNK_BYTES } from '../src/model/qwen3.ts';
-import type { ModelResponse } from '../workers/model-protocol.ts';
+import type { ModelResponse } from './support/model-protocol.ts';
 import { ensureFixture } from './fixtures/fixtures.ts';
 import { Rng } from './fixtures/random.ts';
 import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
@@ -36,7 +36,7 @@ const MAX_READ_BYTES = READ_CHUNK_BYTES;
 // The page: one model worker and a request/reply helper (progress messages are counted).
 const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>model</title><link rel="icon" href="data:,">
 <script type="module">
-  const worker = new Worker('/workers/model-worker.ts', { type: 'module' });
+  const worker = new Worker('/tests/support/model-worker.ts', { type: 'module' });
   const pending = new Map(), progress = new Map();
   let nextId = 1;
   worker.onmessage = (e) => {
@@ -143,7 +143,7 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
 
   it('loads with SIMD128 on 2 threads, cross-origin isolated, by range reads only', async () => {
     files.requests.length = 0;
-    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/${name}.gguf` },
+    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/${name}.gguf`, cache: false },
       threads: THREADS, build: 'simd128', contextLength: 64 }), 'loaded');
     expect(loaded.crossOriginIsolated).toBe(true);
     expect(loaded.threads).toBe(THREADS);
@@ -181,7 +181,7 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
   }, 120_000);
 
   it("picks the relaxed build with 'auto' and agrees with Node's SIMD128 logits", async () => {
-    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/${name}.gguf` },
+    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/${name}.gguf`, cache: false },
       threads: THREADS, build: 'auto', contextLength: 64 }), 'loaded');
     expect(loaded.build).toBe('relaxed');
     expect(loaded.threads).toBe(THREADS);
@@ -237,7 +237,7 @@ describe('model worker in Chromium: other sources and failures', () => {
   it('loads from a Blob and computes the same logits as from the URL', async () => {
     const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
     const request = { type: 'forward', tokens, startPos: 0, allLogits: true, topK: 5 };
-    expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/tiny-f32.gguf` }, threads: THREADS, build: 'simd128' }), 'loaded');
+    expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/tiny-f32.gguf`, cache: false }, threads: THREADS, build: 'simd128' }), 'loaded');
     const byUrl = expectReply(await call(request), 'forward-result');
     expectReply(await loadBlob(`${files.url}/tiny-f32.gguf`, { threads: THREADS, build: 'simd128' }), 'loaded');
     const byBlob = expectReply(await call(request), 'forward-result');
@@ -245,7 +245,7 @@ describe('model worker in Chromium: other sources and failures', () => {
   }, 120_000);
 
   it('answers a truncated URL with a typed error, not a hang', async () => {
-    const reply = await call({ type: 'load', source: { kind: 'url', url: `${files.url}/cut/tiny-f32.gguf` }, threads: THREADS });
+    const reply = await call({ type: 'load', source: { kind: 'url', url: `${files.url}/cut/tiny-f32.gguf`, cache: false }, threads: THREADS });
     expect(reply.type).toBe('error');
     if (reply.type !== 'error') return;
     expect(reply.error).toMatchObject({ name: 'UrlSourceError', code: 'truncated', status: 206 });
@@ -255,7 +255,7 @@ describe('model worker in Chromium: other sources and failures', () => {
   }, 120_000);
 
   it('answers an HTTP 503 with a typed error, then loads on retry', async () => {
-    const request = { type: 'load', source: { kind: 'url', url: `${files.url}/fail/tiny-f32.gguf` }, threads: THREADS };
+    const request = { type: 'load', source: { kind: 'url', url: `${files.url}/fail/tiny-f32.gguf`, cache: false }, threads: THREADS };
     const reply = await call(request);
     expect(reply).toMatchObject({ type: 'error', error: { name: 'UrlSourceError', code: 'http-status', status: 503 } });
     expectReply(await call(request), 'loaded');

@@ -21,7 +21,7 @@ import { topCandidates } from '../src/engine/sampler.ts';
 import { NodeFileSource } from '../src/gguf/node-file-source.ts';
 import { Qwen3Model } from '../src/model/qwen3.ts';
 import type { CachedModel, DownloadProgress } from '../src/storage/model-store.ts';
-import type { ModelResponse } from '../workers/model-protocol.ts';
+import type { ModelResponse } from './support/model-protocol.ts';
 import { ensureFixture } from './fixtures/fixtures.ts';
 import { launchChromium, type LaunchedChromium } from './support/chromium.ts';
 import { startStaticServer, type StaticServer } from './support/static-server.ts';
@@ -648,7 +648,7 @@ describe('ModelStore in Chromium: a 2.37 GB model from IndexedDB into the wasm r
       expect(big.requests.filter((r) => r.method === 'GET').map((r) => r.range)).toEqual(['bytes=0-']);
 
       const reply = await page.evaluate(async ([storeId]) => {
-        const worker = new Worker('/workers/model-worker.ts', { type: 'module' });
+        const worker = new Worker('/tests/support/model-worker.ts', { type: 'module' });
         const ask = (message: Record<string, unknown>) => new Promise<ModelResponse>((resolve) => {
           worker.onmessage = (e: MessageEvent<ModelResponse>) => { if (e.data.type !== 'progress') resolve(e.data); };
           worker.postMessage(message);

@@ -2,12 +2,12 @@
 // comlink from src/engine/webgpu-engine.ts. web-llm (≈ 6.8 MB of JavaScript) is imported here
 // only, and only when a model is loaded, so the CPU path never downloads it.
 //
-// Every method answers an Outcome instead of throwing: comlink would carry only an error's name
-// and message across, and our errors' code/detail must survive (errorInfo / errorFromInfo).
+// Its API is src/engine/webllm-protocol.ts.
 import * as Comlink from 'comlink';
 import type * as WebLlm from '@mlc-ai/web-llm';
-import { EngineError, errorInfo, type ErrorInfo } from '../src/engine/errors.ts';
-import type { ChatCompletionChunk, LoadProgress, NormalizedRequest } from '../src/engine/types.ts';
+import { EngineError, errorInfo } from '../src/engine/errors.ts';
+import type { ChatCompletionChunk } from '../src/engine/types.ts';
+import type { Result, WebLlmWorkerApi } from '../src/engine/webllm-protocol.ts';
 import {
   classifyWebLlmError,
   fromWebLlmProgress,
@@ -15,43 +15,7 @@ import {
   mlcModelNeedsShaderF16,
   toWebLlmRequest,
 } from '../src/engine/webllm-mapping.ts';
-import { gpuOfThisContext, requestWebLlmAdapter, summarizeAdapter, type WebGpuAdapterSummary } from '../src/engine/webgpu-detect.ts';
-
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
-
-export interface WorkerLoadRequest {
-  modelId: string;
-  /** web-llm's model list; default: its prebuilt list. The cache backend is always IndexedDB. */
-  appConfig?: WebLlm.AppConfig;
-  /** KV cache size in tokens (web-llm's context_window_size); default: the model record's. */
-  contextLength?: number;
-}
-
-export interface WorkerLoadResult {
-  modelId: string;
-  contextLength: number;
-  /** web-llm's estimate of the GPU memory the model needs (its record's vram_required_MB). */
-  memoryBytes: number;
-  adapter: WebGpuAdapterSummary;
-}
-
-export interface WorkerChatStart {
-  streamId: number;
-  /** Request fields web-llm cannot honour (e.g. top_k, min_p). */
-  ignored: string[];
-}
-
-export interface WebLlmWorkerApi {
-  load(request: WorkerLoadRequest, onProgress?: (progress: LoadProgress) => void): Promise<Outcome<WorkerLoadResult>>;
-  startChat(request: Omit<NormalizedRequest, 'signal'>): Promise<Outcome<WorkerChatStart>>;
-  /** The next chunk of a stream, or null at its end. */
-  nextChunk(streamId: number): Promise<Outcome<ChatCompletionChunk | null>>;
-  /** Stops a stream the page no longer reads (interrupts web-llm and drains it). */
-  cancelChat(streamId: number): Promise<void>;
-  interrupt(): void;
-  /** Frees the model and aborts a running load. */
-  unload(): Promise<Outcome<void>>;
-}
+import { gpuOfThisContext, requestWebLlmAdapter, summarizeAdapter } from '../src/engine/webgpu-detect.ts';
 
 type WebLlmModule = typeof import('@mlc-ai/web-llm');
 
@@ -107,7 +71,7 @@ globalThis.addEventListener('securitypolicyviolation', (event) => {
   console.error(`Content Security Policy refused ${blockedURI} (${violatedDirective}) in the WebGPU worker`);
 });
 
-async function outcome<T>(work: () => Promise<T>, phase: 'load' | 'chat'): Promise<Outcome<T>> {
+async function outcome<T>(work: () => Promise<T>, phase: 'load' | 'chat'): Promise<Result<T>> {
   try {
     return { ok: true, value: await work() };
   } catch (error) {

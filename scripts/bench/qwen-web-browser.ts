@@ -1,5 +1,5 @@
 // qwen-web's own runtime in a Chromium Worker: the seam the benchmark calls. The model worker
-// (workers/model-worker.ts, its kernel workers and the wasm builds) is bundled by vite into
+// (tests/support/model-worker.ts, its kernel workers and the wasm builds) is bundled by vite into
 // .cache/bench/qwen-web/ and served under /qwen-web/ next to the page; the page loads the model
 // by URL (Range reads) in that worker, as an application would.
 import { readdir } from 'node:fs/promises';
@@ -31,7 +31,7 @@ async function buildWorker(): Promise<Record<string, string>> {
       // Wasm must stay a separate file: inlining 2 builds as base64 would inflate the worker.
       assetsInlineLimit: 0,
       rollupOptions: {
-        input: { 'model-worker': join(ROOT, 'workers', 'model-worker.ts') },
+        input: { 'model-worker': join(ROOT, 'tests', 'support', 'model-worker.ts') },
         output: { entryFileNames: '[name].js' },
       },
     },

@@ -5,7 +5,7 @@
 // IndexedDB. Use createEngine() (backend.ts) to get CPU fallback; this engine alone just fails.
 import * as Comlink from 'comlink';
 import type * as WebLlm from '@mlc-ai/web-llm';
-import type { Outcome, WebLlmWorkerApi } from '../../workers/webllm-worker.ts';
+import type { Result, WebLlmWorkerApi } from './webllm-protocol.ts';
 import { EngineError, errorFromInfo } from './errors.ts';
 import { normalizeRequest } from './request.ts';
 import type {
@@ -81,8 +81,8 @@ class WebLlmWorkerEngine implements WebGpuEngine {
     this.worker?.terminate();
   }
 
-  /** A worker call, its Outcome unwrapped into a value or our typed error. */
-  private async call<T>(invoke: (remote: Comlink.Remote<WebLlmWorkerApi>) => Promise<Outcome<T>>): Promise<T> {
+  /** A worker call, its Result unwrapped into a value or our typed error. */
+  private async call<T>(invoke: (remote: Comlink.Remote<WebLlmWorkerApi>) => Promise<Result<T>>): Promise<T> {
     const remote = this.start();
     const result = await Promise.race([invoke(remote), this.death!]);
     if (!result.ok) throw errorFromInfo(result.error);

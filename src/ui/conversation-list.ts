@@ -1,6 +1,6 @@
 // Saved conversations: new, pick, rename (in place), delete (a second click confirms), export as
 // Markdown or JSON. The root element owns the store; this list only asks for changes by event.
-import { LitElement, css, html, nothing } from 'lit';
+import { LitElement, css, html } from 'lit';
 import { repeat } from 'lit/directives/repeat.js';
 import type { Conversation } from './conversation-store.ts';
 import { t, type Lang } from './i18n.ts';

@@ -1,13 +1,13 @@
-// Module Web Worker hosting the runtime: loads a Qwen3 GGUF (by URL, range by range, or from a
-// Blob/File) into the wasm kernels and answers forward/generate requests. The kernels' calling
-// thread blocks on atomics, which only a Worker may do, so this must never run on a page.
+// For tests and benchmarks only: a module Web Worker with a bare Qwen3Model (no engine, no
+// tokenizer) that answers forward and greedy-generate requests by token id, so logits and raw
+// speed can be checked in a browser. It opens models as the engine does (openModelSource). The
+// kernels' calling thread blocks on atomics, which only a Worker may do.
 // Requests run one at a time in arrival order: the model (its KV cache) is a single state.
-import { BlobSource, type ByteSource } from '../src/gguf/byte-source.ts';
-import { argmax, topCandidates } from '../src/engine/sampler.ts';
-import { Qwen3Model } from '../src/model/qwen3.ts';
-import { ModelStore } from '../src/storage/model-store.ts';
-import { UrlSource } from '../src/storage/url-source.ts';
-import { errorInfo } from '../src/engine/errors.ts';
+import { openModelSource, type OpenedSource } from '../../src/engine/model-source.ts';
+import { argmax, topCandidates } from '../../src/engine/sampler.ts';
+import { Qwen3Model } from '../../src/model/qwen3.ts';
+import { ModelStore } from '../../src/storage/model-store.ts';
+import { errorInfo } from '../../src/engine/errors.ts';
 import type { ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
 
 interface WorkerScope {
@@ -18,6 +18,7 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 
 let model: Qwen3Model | undefined;
+let opened: OpenedSource | undefined;
 let queue: Promise<void> = Promise.resolve();
 
 scope.onmessage = (event) => {
@@ -26,6 +27,13 @@ scope.onmessage = (event) => {
     scope.postMessage({ type: 'error', id: typeof request?.id === 'number' ? request.id : -1, error: errorInfo(error) });
   });
 };
+
+async function unload(): Promise<void> {
+  model?.dispose();
+  model = undefined;
+  await opened?.close();
+  opened = undefined;
+}
 
 function requireModel(): Qwen3Model {
   if (!model) throw new Error('no model loaded: send a load request first');
@@ -43,13 +51,12 @@ async function handle(request: ModelRequest): Promise<void> {
   switch (request.type) {
     case 'load': {
       const started = performance.now();
-      model?.dispose();
-      model = undefined;
-      const source: ByteSource = request.source.kind === 'url'
-        ? await UrlSource.open(request.source.url)
-        : request.source.kind === 'cached'
-          ? await ModelStore.open(request.source.store).openSource(request.source.id)
-          : new BlobSource(request.source.blob);
+      await unload();
+      const spec = request.source;
+      opened = spec.kind === 'cached' && 'store' in spec && spec.store !== undefined
+        ? { source: await ModelStore.open(spec.store).openSource(spec.id), name: spec.id, close: async () => {} }
+        : await openModelSource(spec, undefined, undefined);
+      const source = opened.source;
       const loaded = await Qwen3Model.load(source, {
         threads: request.threads,
         build: request.build,
@@ -112,8 +119,7 @@ async function handle(request: ModelRequest): Promise<void> {
       return;
     }
     case 'dispose': {
-      model?.dispose();
-      model = undefined;
+      await unload();
       scope.postMessage({ type: 'disposed', id: request.id });
       return;
     }

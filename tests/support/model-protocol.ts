@@ -1,15 +1,13 @@
-// Messages between a page and workers/model-worker.ts. Every request carries an `id`; the worker
-// answers it with exactly one final message of the same id (a result or an `error`), after any
-// number of `progress` messages. Kept small on purpose: the comlink Engine API replaces it later.
-import type { ErrorInfo } from '../src/engine/errors.ts';
-import type { KernelBuild } from '../src/model/kernels.ts';
+// Messages between a test or benchmark page and tests/support/model-worker.ts. Every request
+// carries an `id`; the worker answers it with exactly one final message of the same id (a result
+// or an `error`), after any number of `progress` messages.
+import type { ErrorInfo } from '../../src/engine/errors.ts';
+import type { ModelSpec } from '../../src/engine/types.ts';
+import type { KernelBuild } from '../../src/model/kernels.ts';
 
-/** Where the model bytes come from. A Blob/File is read slice by slice, a URL range by range. */
-export type ModelSource =
-  | { kind: 'url'; url: string }
-  | { kind: 'blob'; blob: Blob }
-  /** A complete model in the IndexedDB ModelStore named `store` (default 'qwen-web'), read chunk by chunk. */
-  | { kind: 'cached'; id: string; store?: string };
+/** A ModelSpec (a URL with `cache: false` is read range by range), or a complete model in the
+ * IndexedDB ModelStore named `store`. */
+export type ModelSource = ModelSpec | { kind: 'cached'; id: string; store?: string };
 
 export type ModelRequest =
   | {
