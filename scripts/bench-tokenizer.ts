@@ -2,7 +2,7 @@
 // numbers, special-token strings) from the test corpus. Run: npx tsx scripts/bench-tokenizer.ts
 import { Tokenizer } from '../src/tokenizer/tokenizer.ts';
 import { loadQwen3Vocab } from '../tests/fixtures/qwen3-vocab.ts';
-import { generateTokenizerCorpus } from '../tests/tokenizer-corpus.ts';
+import { generateTokenizerCorpus } from '../tests/tokenizer/corpus.ts';
 
 const TARGET_BYTES = 100 * 1024;
 
