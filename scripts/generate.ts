@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { NodeFileSource } from '../src/gguf/node-file-source.ts';
 import { readTokenizerData } from '../src/gguf/metadata.ts';
 import { DEFAULT_SAMPLING, Sampler, SeededRandom } from '../src/engine/sampler.ts';
+import type { KernelBuild } from '../src/model/kernel-platform.ts';
 import { Qwen3Model } from '../src/model/qwen3.ts';
 import { renderChat } from '../src/tokenizer/chat-template.ts';
 import { Tokenizer } from '../src/tokenizer/tokenizer.ts';
@@ -35,7 +36,7 @@ const loadStart = performance.now();
 const model = await Qwen3Model.load(source, {
   contextLength: Number(values.context),
   threads: values.threads ? Number(values.threads) : undefined,
-  build: values.build as 'auto' | 'simd128' | 'relaxed',
+  build: values.build as 'auto' | KernelBuild, // checked by the loader
 });
 const tokenizerData = readTokenizerData(model.gguf);
 const tokenizer = Tokenizer.fromData(tokenizerData);

@@ -3,6 +3,7 @@
 // code written for either ports over. Two implementations share it: the CPU engine (our wasm
 // runtime, in-process in Node or in a Worker through comlink) and the optional WebGPU engine
 // (@mlc-ai/web-llm).
+import type { KernelBuild } from '../model/kernel-platform.ts';
 
 /** Where a model comes from. */
 export type ModelSpec =
@@ -51,7 +52,7 @@ export interface LoadOptions {
   /** Kernel threads (CPU engine; default: the machine's cores when cross-origin isolated, else 1). */
   threads?: number;
   /** Kernel build (CPU engine): 'auto' (default) picks relaxed SIMD where it works, else SIMD128. */
-  build?: 'auto' | 'simd128' | 'relaxed';
+  build?: 'auto' | KernelBuild;
   signal?: AbortSignal;
 }
 
@@ -66,8 +67,8 @@ export interface ModelInfo {
   memoryBytes: number;
   /** Kernel threads in use (CPU engine). */
   threads?: number;
-  /** Kernel build in use (CPU engine): 'simd128' | 'relaxed'. */
-  build?: string;
+  /** Kernel build in use (CPU engine). */
+  build?: KernelBuild;
   /** The chat template can think (`enable_thinking` changes the prompt). */
   supportsThinking: boolean;
   loadMs: number;

@@ -1,7 +1,7 @@
 // Finding and compiling the kernel module: which build this host can run (the relaxed one
 // only after its known-answer probe passes), and the module's memory import, rewritten to a
 // non-shared memory for hosts without SharedArrayBuffer. kernels.ts instantiates what this gives.
-import type { KernelBuild, KernelPlatform } from './kernel-platform.ts';
+import { KERNEL_BUILDS, type KernelBuild, type KernelPlatform } from './kernel-platform.ts';
 
 /** Bytes of a wasm memory page, and the most pages wasm32 can address (4 GiB). */
 export const PAGE = 65536;
@@ -145,6 +145,9 @@ export interface KernelModule {
 
 /** The build to run here: relaxed when requested or 'auto' and its probe passes, else SIMD128. */
 export async function loadKernelModule(platform: KernelPlatform, requested: 'auto' | KernelBuild): Promise<KernelModule> {
+  if (requested !== 'auto' && !KERNEL_BUILDS.includes(requested)) {
+    throw new RangeError(`unknown kernel build ${JSON.stringify(requested)}: use 'auto', ${KERNEL_BUILDS.map((b) => `'${b}'`).join(' or ')}`);
+  }
   if (requested !== 'simd128') {
     const probed = await probeRelaxed(platform);
     if (typeof probed !== 'string') return { build: 'relaxed', module: probed.module, minPages: findMemoryImport(probed.bytes).minPages };

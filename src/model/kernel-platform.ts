@@ -2,7 +2,9 @@
 // One small implementation per platform: kernel-platform-node.ts,
 // kernel-platform-browser.ts.
 
-export type KernelBuild = 'simd128' | 'relaxed';
+/** The two wasm builds: SIMD128 runs everywhere; relaxed SIMD is faster where it computes right. */
+export const KERNEL_BUILDS = ['simd128', 'relaxed'] as const;
+export type KernelBuild = (typeof KERNEL_BUILDS)[number];
 
 /** Everything a pool thread needs to join: it instantiates `module` on `memory`,
  * moves its stack pointer to `stackTop` and calls `pool_worker_main(threadIndex)`. */

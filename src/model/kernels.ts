@@ -8,7 +8,7 @@
 import { loadKernelModule, loadPlatform, MAX_PAGES, PAGE } from './kernel-loader.ts';
 import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-platform.ts';
 
-export type { KernelBuild } from './kernel-platform.ts';
+export { KERNEL_BUILDS, type KernelBuild } from './kernel-platform.ts';
 
 /**
  * Weight formats `matmul` and `getRow` accept: ggml type ids, and the in-memory layouts

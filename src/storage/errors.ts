@@ -50,16 +50,3 @@ export class StorageError extends Error {
     return this.details.status;
   }
 }
-
-/** "1.23 GB" style sizes for messages (decimal units, as browsers and Hugging Face show them). */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes)) return String(bytes);
-  const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(2)} ${units[unit]}`;
-}

@@ -19,7 +19,8 @@
 import { createStore, promisifyRequest, type UseStore } from 'idb-keyval';
 import { checkRange, readBlobInto, type ByteSource } from '../gguf/byte-source.ts';
 import { findCatalogueEntryByUrl } from './catalogue.ts';
-import { formatBytes, StorageError } from './errors.ts';
+import { formatBytes } from '../format.ts';
+import { StorageError } from './errors.ts';
 import { Sha256, sha256FromHeader, type Sha256State } from './sha256.ts';
 import { parseContentRange } from './url-source.ts';
 

@@ -5,7 +5,7 @@
 // (StreamingMarkdown); the engine waits for the page between tokens, so this is generation speed too.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import type { StoredMessage } from './conversation-store.ts';
-import { formatNumber } from './format.ts';
+import { formatNumber } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
 import { copyText, StreamingMarkdown } from './markdown.ts';
 import { baseStyles, markdownStyles } from './styles.ts';

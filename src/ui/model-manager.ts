@@ -6,7 +6,7 @@ import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import type { ModelInfo, ModelSpec } from '../engine/types.ts';
 import { CATALOGUE, type CatalogueEntry } from '../storage/catalogue.ts';
 import { ModelStore, type CachedModel, type StoreUsage } from '../storage/model-store.ts';
-import { formatBytes } from './format.ts';
+import { formatBytes } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
 import { baseStyles } from './styles.ts';
 

@@ -33,7 +33,7 @@ import {
   type StoredMessage,
 } from './conversation-store.ts';
 import type { CreatedEngine } from './engine-factory.ts';
-import { formatBytes, formatDuration } from './format.ts';
+import { formatBytes, formatDuration } from '../format.ts';
 import { GenerationController } from './generation-controller.ts';
 import { resolveLang, t, type Lang } from './i18n.ts';
 import './message-list.ts';

@@ -4,7 +4,7 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { CachedModel } from '../storage/model-store.ts';
 import { detectDevice, recommendModel, type DeviceProfile, type Recommendation } from './device.ts';
-import { formatBytes, formatNumber } from './format.ts';
+import { formatBytes, formatNumber } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
 import type { LoadModelDetail } from './model-manager.ts';
 import { baseStyles } from './styles.ts';

@@ -271,6 +271,10 @@ describe('kernel module', () => {
     }
   });
 
+  it('refuses a build name it does not know instead of treating it as auto', async () => {
+    await expect(createKernels({ threads: 1, build: 'simd256' as 'auto' })).rejects.toThrow(/unknown kernel build "simd256": use 'auto', 'simd128' or 'relaxed'/);
+  });
+
   it('computes the relaxed probe answer from the spec', () => {
     // seed 0: a[i] = 13i - 100 (int8), b[i] = 37i mod 128, acc = [1000, -2000, 3000, 0];
     // checksum = sum_k (2k+1) * (acc[k] + sum_{i in 4k..4k+3} a[i] b[i])   (i32x4 dot)

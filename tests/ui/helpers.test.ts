@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../src/engine/types.ts';
 import { conversationToMarkdown, fileNameFor, mergeConversations, titleFrom, type Conversation } from '../../src/ui/conversation-store.ts';
-import { formatBytes, formatDuration, formatNumber } from '../../src/ui/format.ts';
+import { formatBytes, formatDuration, formatNumber } from '../../src/format.ts';
 import { STRINGS, resolveLang, t } from '../../src/ui/i18n.ts';
 import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions } from '../../src/ui/settings.ts';
 import { recommendModel } from '../../src/ui/device.ts';

@@ -1,4 +1,4 @@
-// Numbers as people read them: sizes, rates, durations.
+// Numbers as people read them: sizes, rates, durations (the UI, and the storage layer's messages).
 
 const UNITS = ['B', 'kB', 'MB', 'GB', 'TB'];
 
