@@ -4,12 +4,13 @@
 // be the same on every engine: we always pass the weight quants there (4-bit 0..15 or 6-bit
 // 0..63), never the signed activations. Q4_0 prefill goes further (groups_q4_0): tokens in groups
 // of 4 interleaved so that the dot products' lanes are tokens. Load-time repacking gives Q4_0x4
-// and Q6_Kx (quants.h); Q4_K keeps GGUF's layout (Q4_Kx measured no faster here).
+// and Q6_Kx (quants.h); Q4_K keeps GGUF's layout (Q4_Kx gained nothing here). The measurements
+// behind these choices: docs/perf-log.md, "Kernel choices".
 #if !defined(__wasm_relaxed_simd__)
 #error "dot_relaxed.c is the relaxed-SIMD build: compile it with -mrelaxed-simd"
 #endif
 
-// Tokens per tile: 8 (A/B, 64 tokens, 8 vs 4: Q4_K 1.29-1.36x, Q6_K 1.08-1.11x; 12 and 16 no better).
+// Tokens per tile: 8 (faster than 4 on Q4_K and Q6_K prefill; 12 and 16 no better).
 #define TILE_T 8
 #include "dot_simd.h"
 
@@ -79,7 +80,7 @@ static void rows_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row
 // no horizontal adds, and the per-block float step (convert, scale, add) serves 4
 // tokens at once. Rounding is the scalar reference's: per block (d_w * d_x) * isum,
 // added in block order, so results equal matmul_ref's bit for bit.
-#define GROUP_TILE 4   // groups per weight-row pass (A/B in Chromium: 3 and 4 up to 10% faster than 2; 1 slower)
+#define GROUP_TILE 4   // groups per weight-row pass (3 and 4 beat 2; 1 is slower)
 
 // One Q4_0 block against a group of 4 tokens: w[j] repeats the block's quants
 // 4j .. 4j+3 in every lane (w[0..3]: low nibbles, elements 0..15; w[4..7]: high
@@ -136,7 +137,7 @@ INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const 
 // One Q4_0x4 weight row against G groups. Block k of a 4-block group has its quants
 // 4j .. 4j+3 in lane k of qs[j]: a byte swizzle repeating lane k gives the vectors
 // tile_q4_0_x4 makes with lane shuffles. (Transposing each group back into 4 blocks,
-// or unpacking whole rows first, measured 6-13% slower.)
+// or unpacking whole rows first, was slower.)
 INLINE void tile_q4_0x4_x4(float *out, int out_stride, const block_q4_0x4 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
     const v128_t low4 = wasm_i8x16_splat(15);
     v128_t acc[GROUP_TILE];
@@ -274,12 +275,12 @@ INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *
     v128_t hi0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), hi1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
     UNROLL for (int t = 0; t < T; t++) {
         const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 64 * c;
-        if (T == 1) {  // decode: the int32 dots measured 5% faster here (A/B in Chromium)
+        if (T == 1) {  // decode: the int32 dots are faster here
             v128_t zero = wasm_i32x4_splat(0);
             v128_t p_lo = rdot(wasm_v128_load(a + 16), lo1, rdot(wasm_v128_load(a), lo0, zero));
             v128_t p_hi = rdot(wasm_v128_load(a + 48), hi1, rdot(wasm_v128_load(a + 32), hi0, zero));
             isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p_lo, s_even), wasm_i32x4_mul(p_hi, s_odd)));
-        } else {       // prefill: 13% faster with the int16 pair sums
+        } else {       // prefill: faster with the int16 pair sums
             v128_t p_lo = wasm_i16x8_add(rdot16(wasm_v128_load(a), lo0), rdot16(wasm_v128_load(a + 16), lo1));
             v128_t p_hi = wasm_i16x8_add(rdot16(wasm_v128_load(a + 32), hi0), rdot16(wasm_v128_load(a + 48), hi1));
             isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(p_lo, s_even), wasm_i32x4_dot_i16x8(p_hi, s_odd)));
@@ -393,9 +394,8 @@ static void rows_q6_K(float *out, int out_stride, const uint8_t *w, size_t w_row
 // Q6_Kx (quants.h; relaxed build only): int32 lane j of a dot product with vector
 // 4c + r sums part of sub-block 4c + j, so the 4 scales of group c apply to a
 // whole vector of sums at once (Q6_K's kernel splats and multiplies one scale per
-// 16 quants). Decode kernel 1.14-1.30x (A/B, CPU time, 1 thread). The SIMD128
-// build keeps Q6_K: its kernel on this layout (dot_i16x8 lanes as sub-blocks)
-// measured 0.63-0.91x in Node in three variants.
+// 16 quants): a faster decode. The SIMD128 build keeps Q6_K: its kernel on this
+// layout (dot_i16x8 lanes as sub-blocks) was slower in every variant tried.
 
 // Vector 4c + r of a block: its 16 quants (0..63) in bytes.
 INLINE v128_t q6_Kx_vector(const block_q6_Kx *w, const int c, const int r) {

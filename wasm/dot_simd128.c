@@ -3,9 +3,10 @@
 // weight bytes read as uint16 lanes gives the even bytes with "& 0x000f"-style masks and the
 // odd bytes with ">> 8": no shuffles and no widening of activations in the hot loop.
 // Load-time repacking gives Q4_0x4 and Q4_Kx (quants.h); Q6_K keeps GGUF's layout (its kernel
-// on Q6_Kx measured slower here).
+// on Q6_Kx was slower here). The measurements behind these choices: docs/perf-log.md,
+// "Kernel choices".
 
-// Tokens per tile: 4 (8 measured 0.80x on Q4_Kx: its per-token int32 sums run out of registers).
+// Tokens per tile: 4 (8 is slower on Q4_Kx: its per-token int32 sums run out of registers).
 #define TILE_T 4
 #include "dot_simd.h"
 
@@ -65,10 +66,9 @@ static void rows_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row
 // Q4_0x4 in the SIMD128 build: weight vector qs[j] read as uint16 lanes gives, with
 // tile_q4_0's masks, 4 int16 vectors whose int32 lane k after i32x4.dot_i16x8 is
 // block k (activations: block_q8_32x4w), so one vector holds 4 blocks' sums and the
-// float step and the scales' f16 -> f32 run once per 4 blocks. Decode 1.18-1.37x
-// the GGUF-layout kernel (A/B in Node, 1 thread). Prefill runs it token by token
-// (0.92-0.97x of tile_q4_0's 4-token tiles; Q4_0x4 tiles of 2 or 4 tokens measured
-// 0.93-0.99x and 0.78-0.81x).
+// float step and the scales' f16 -> f32 run once per 4 blocks: a faster decode than
+// the GGUF layout's kernel. Prefill runs it token by token (a little slower than
+// tile_q4_0's 4-token tiles, and faster than Q4_0x4 tiles of 2 or 4 tokens).
 typedef block_q8_32x4w q4_0x4_act_block;
 INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4w *a, int n_groups) {
     const v128_t low4 = wasm_i16x8_splat(15);
@@ -195,8 +195,8 @@ static void rows_q4_K(float *out, int out_stride, const uint8_t *w, size_t w_row
     ROWS_LOOP(tile_q4_K)
 }
 
-// Q4_Kx (SIMD128 build only: the relaxed build's Q4_K kernel measured as fast
-// on this layout as on GGUF's, so it keeps that). A weight vector qs[m] read as
+// Q4_Kx (SIMD128 build only: the relaxed build's Q4_K kernel ran as fast on
+// this layout as on GGUF's, so it keeps that). A weight vector qs[m] read as
 // uint16 lanes gives, with the masks of tile_q4_0, the even and odd bytes' low
 // and high nibbles; int32 lane k of each i32x4.dot_i16x8 then holds chunk k only
 // (lanes 2k, 2k+1 are its bytes), against activations stored in that order
@@ -215,7 +215,7 @@ INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
         q4_K_scale_vectors(w[b].scales, &sc_lo, &sc_hi, &mins_lo, &mins_hi);
         v128_t sc_even = wasm_i32x4_shuffle(sc_lo, sc_hi, 0, 2, 4, 6), sc_odd = wasm_i32x4_shuffle(sc_lo, sc_hi, 1, 3, 5, 7);
         // Prefill (T > 1) multiplies the weights by their scales in int16 instead, once for
-        // all T tokens (15 * 63 fits): 6-7% faster there, 25-30% slower in decode.
+        // all T tokens (15 * 63 fits): faster there, slower in decode.
         v128_t sc16_even = wasm_v128_or(sc_even, wasm_i32x4_shl(sc_even, 16));
         v128_t sc16_odd = wasm_v128_or(sc_odd, wasm_i32x4_shl(sc_odd, 16));
         v128_t s_lo[TILE_T], s_hi[TILE_T];

@@ -69,8 +69,8 @@ static void quantize_item(const void *vargs, int item, int thread_index) {
 // small enough to balance two or more threads.
 #define PREFILL_ROW_CHUNK 16
 // Decode streams every weight once from memory: long runs of consecutive rows per
-// claim keep each thread's reads sequential (measured on the 4B model, 2 threads:
-// 32-row claims 5.1-5.4 tok/s, 256-row claims 6.3-6.6). Claims shrink as the rows
+// claim keep each thread's reads sequential (256-row claims decode clearly faster
+// than 32-row ones: docs/perf-log.md, "Kernel choices"). Claims shrink as the rows
 // run out (guided scheduling: a share of what is left), so the threads finish
 // together instead of one waiting out the other's last long claim.
 #define DECODE_CLAIM_MIN 16

@@ -12,14 +12,13 @@
 // the workers that joined. A worker still waking up (or descheduled: other
 // browser threads share these cores) then finds the roster closed and goes
 // back to sleep, instead of making the caller wait for it to arrive only to
-// find no work left: that wait was a fifth of decode's matmul time (4B, 2 threads).
+// find no work left: that wait was a large share of decode's matmul time.
 #include "kernels.h"
 
 // Spins before sleeping: long enough to catch the next job of a decode step
 // (the caller runs norms, RoPE and the KV store in between), short enough not to
-// burn a core between tokens. Per-op profile of the 4B Q4_K_M decode step in
-// Chromium, layers: 20,000 spins 116-123 ms (the worker often slept and woke per
-// job), 200,000 96-113 ms, 1,000,000 no better.
+// burn a core between tokens (20,000 spins let the worker sleep and wake per job;
+// 1,000,000 gained nothing over 200,000: docs/perf-log.md, "Kernel choices").
 #define SPIN_ITERATIONS 200000
 
 static struct {

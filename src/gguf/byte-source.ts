@@ -88,8 +88,8 @@ const spareBuffers: ArrayBuffer[] = [];
  * when it had more (reading stops at the first chunk past the end). A byte stream (a Blob's, or
  * a fetch body in Chromium, Firefox and Node) is read through a BYOB reader into a reused
  * buffer: no allocation per chunk (a 2.3 GB model streamed through fresh chunks left hundreds of
- * MiB for the GC), and Chromium delivers a Blob this way at about 1.6x the speed of
- * blob.arrayBuffer() (150-190 MB/s vs 110-118 MB/s). Other streams use the default reader. A
+ * MiB for the GC), and Chromium delivers a Blob faster this way than through
+ * blob.arrayBuffer() (docs/perf-log.md, "Storage choices"). Other streams use the default reader. A
  * failed read rejects with the stream's error. The stream is cancelled unless read to its end.
  */
 export async function readStreamInto(stream: ReadableStream<Uint8Array>, target: Uint8Array): Promise<number> {

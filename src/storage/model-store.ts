@@ -9,7 +9,7 @@
 //
 // Chunks are Blobs, not ArrayBuffers: Chromium keeps Blob values as plain files beside its
 // database and hands back a cheap handle, where an ArrayBuffer value is serialized, compressed
-// and copied through IPC on every get (measured 3–5× slower to read). Loading takes all chunk
+// and copied through IPC on every get (several times slower to read: docs/perf-log.md). Loading takes all chunk
 // handles once and reads the ranges the model asks for straight from those files.
 //
 // Chunk size: 16 MiB. Big enough that a 2.4 GB model is ~150 records (per-record IndexedDB
@@ -797,8 +797,8 @@ export class ModelStore {
 /**
  * A complete model in IndexedDB as a ByteSource over its chunk Blobs: a read is split at chunk
  * boundaries and each piece is read from its chunk's file into the caller's buffer. (Reading the
- * pieces concurrently measured no faster: Chromium's Blob reads top out at 100–170 MB/s on the
- * test machine, whatever the piece size or count.)
+ * pieces concurrently was no faster: Chromium's Blob reads top out at one rate whatever the piece
+ * size or count; docs/perf-log.md.)
  */
 class StoredModelSource implements ByteSource {
   readonly size: number;
