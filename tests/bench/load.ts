@@ -12,10 +12,10 @@
 // shown beside it. The model is deleted from IndexedDB and the profile removed at the end.
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ensureFixture } from '../tests/fixtures/fixtures.ts';
-import { launchChromium } from '../tests/support/chromium.ts';
-import { startStaticServer } from '../tests/support/static-server.ts';
-import { startVitePages } from '../tests/support/vite-pages.ts';
+import { ensureFixture } from '../fixtures/fixtures.ts';
+import { launchChromium } from '../support/chromium.ts';
+import { startStaticServer } from '../support/static-server.ts';
+import { startVitePages } from '../support/vite-pages.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,14 +1,15 @@
 // wllama (llama.cpp compiled to wasm, @wllama/wllama 3.13) in Chromium, CPU only: the browser
-// peer. Its load time includes fetching the model from the local server into wllama's cache.
+// peer (page: tests/bench/pages/wllama.html). Its load time includes fetching the model from the
+// local server into wllama's cache.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openBrowserBench } from './browser.ts';
+import { openBrowserBench } from '../browser.ts';
 import type { EngineRunOptions, EngineSession } from './types.ts';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+const PAGES = join(dirname(fileURLToPath(import.meta.url)), '..', 'pages');
 
-/** What scripts/bench/wllama.html's bench.round resolves to: llama.cpp's own timings. */
+/** What tests/bench/pages/wllama.html's bench.round resolves to: llama.cpp's own timings. */
 interface WllamaTimings {
   prompt_n: number;
   prompt_ms: number;
@@ -27,7 +28,7 @@ export async function openWllama(
 ): Promise<EngineSession> {
   const esm = wllamaEsmDir();
   const page = await openBrowserBench<{ loadSeconds: number; threads: number; multithread: boolean }>({
-    pagePath: join(HERE, 'wllama.html'),
+    pagePath: join(PAGES, 'wllama.html'),
     modelPath: options.modelPath,
     files: {
       '/wllama/index.js': join(esm, 'index.js'),

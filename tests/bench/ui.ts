@@ -10,8 +10,8 @@
 // and style included. Two answers: mixed Markdown (paragraphs, lists, code, a table) and a
 // paragraph of dense emphasis (the inline parser's worst case). Goal from the app issue: ≤ 4 ms.
 import { parseArgs } from 'node:util';
-import { launchChromium } from '../tests/support/chromium.ts';
-import { startVitePages } from '../tests/support/vite-pages.ts';
+import { launchChromium } from '../support/chromium.ts';
+import { startVitePages } from '../support/vite-pages.ts';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
 const rounds = Number(args.rounds);

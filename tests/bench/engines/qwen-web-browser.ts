@@ -1,16 +1,18 @@
 // qwen-web's own runtime in a Chromium Worker: the seam the benchmark calls. The model worker
 // (tests/support/model-worker.ts, its kernel workers and the wasm builds) is bundled by vite into
-// .cache/bench/qwen-web/ and served under /qwen-web/ next to the page; the page loads the model
-// by URL (Range reads) in that worker, as an application would.
+// .cache/bench/qwen-web/ and served under /qwen-web/ next to the page
+// (tests/bench/pages/qwen-web.html); the page loads the model by URL (Range reads) in that worker,
+// as an application would.
 import { readdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
-import { openBrowserBench } from './browser.ts';
+import { openBrowserBench } from '../browser.ts';
 import type { EngineRunOptions, EngineSession, RoundSpeeds } from './types.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, '..', '..');
+const ROOT = join(HERE, '..', '..', '..');
+const PAGES = join(HERE, '..', 'pages');
 const OUT_DIR = join(ROOT, '.cache', 'bench', 'qwen-web');
 
 /** Bundles the model worker (with its kernel worker and wasm assets) and returns URL path → file. */
@@ -50,7 +52,7 @@ export async function openQwenWebBrowser(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
 ): Promise<EngineSession> {
   const page = await openBrowserBench<{ loadSeconds: number }>({
-    pagePath: join(HERE, 'qwen-web.html'),
+    pagePath: join(PAGES, 'qwen-web.html'),
     modelPath: options.modelPath,
     files: await buildWorker(),
     loadParams: {

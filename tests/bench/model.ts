@@ -25,8 +25,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { buildPrompt, invalidUtf8TokenIds } from './bench/prompt.ts';
-import { openQwenWebBrowser } from './bench/qwen-web-browser.ts';
+import { buildPrompt, invalidUtf8TokenIds } from './engines/prompt.ts';
+import { openQwenWebBrowser } from './engines/qwen-web-browser.ts';
 import {
   bestOf,
   CHILD_ERROR_PREFIX,
@@ -42,11 +42,11 @@ import {
   type EngineSession,
   type RoundSpeeds,
   type SessionEnd,
-} from './bench/types.ts';
-import { openWllama } from './bench/wllama.ts';
+} from './engines/types.ts';
+import { openWllama } from './engines/wllama.ts';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CHILD_ENTRY = join(REPO_ROOT, 'scripts', 'bench', 'child.ts');
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHILD_ENTRY = join(REPO_ROOT, 'tests', 'bench', 'engines', 'child.ts');
 
 interface BenchSettings {
   models: Array<{ label: string; resolvePath: () => Promise<string> }>;
@@ -136,7 +136,7 @@ function readUsage(): string {
 
 async function fixturePath(name: string): Promise<string> {
   // Imported on demand: the generator is only needed when a fixture is asked for.
-  const { ensureFixture } = await import('../tests/fixtures/fixtures.ts');
+  const { ensureFixture } = await import('../fixtures/fixtures.ts');
   log(`fixture ${name}: making sure it exists (the 4B ones take about a minute the first time)`);
   return ensureFixture(name);
 }
@@ -157,7 +157,7 @@ function stopOnSignal(signal: NodeJS.Signals): void {
   });
 }
 
-/** Opens a Node engine in its own child process (child.ts has the line protocol). */
+/** Opens a Node engine in its own child process (engines/child.ts has the line protocol). */
 async function openInChild(
   engine: EngineName,
   options: EngineRunOptions,

@@ -1,8 +1,8 @@
 // Tokenizer speed: encode ~100 KB of mixed text (prose in several scripts, code, emoji,
-// numbers, special-token strings) from the test corpus. Run: npx tsx scripts/bench-tokenizer.ts
-import { Tokenizer } from '../src/tokenizer/tokenizer.ts';
-import { loadQwen3Vocab } from '../tests/fixtures/qwen3-vocab.ts';
-import { generateTokenizerCorpus } from '../tests/tokenizer/corpus.ts';
+// numbers, special-token strings) from the test corpus. Run: npm run bench:tokenizer
+import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { loadQwen3Vocab } from '../fixtures/qwen3-vocab.ts';
+import { generateTokenizerCorpus } from '../tokenizer/corpus.ts';
 
 const TARGET_BYTES = 100 * 1024;
 

@@ -1,9 +1,9 @@
 // Matrix-vector and small-batch matmul speed of the wasm kernels.
 //
-//   npx tsx scripts/bench-kernels.ts [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
+//   npx tsx tests/bench/kernels.ts [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
 //                                    [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0]
 //                                    [--cold]   (weights streamed from DRAM, as in a model's decode)
-//   npx tsx scripts/bench-kernels.ts --browser [--threads 1,2] [--quick]   (headless Chromium, build auto)
+//   npx tsx tests/bench/kernels.ts --browser [--threads 1,2] [--quick]   (headless Chromium, build auto)
 //
 // Shapes are Qwen3-4B's FFN: 9728 x 2560 (gate/up) and 2560 x 9728 (down), for
 // Q4_0, Q4_K and Q6_K weights, with 1 token (decode) and 32 tokens (prefill).
@@ -11,8 +11,8 @@
 // figure is the best call over the measuring time (shared machines are noisy); "mean GB/s"
 // averages every call, as a model's decode sees them.
 import type { AddressInfo } from 'node:net';
-import { createKernels, type KernelBuild } from '../src/model/kernels.ts';
-import { BENCH_HEADER, runKernelBench } from './bench-kernels-core.ts';
+import { createKernels, type KernelBuild } from '../../src/model/kernels.ts';
+import { BENCH_HEADER, runKernelBench } from './kernel-cases.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -42,7 +42,7 @@ async function inNode(): Promise<void> {
 // The worker imports the benchmark through vite; the page relays its lines.
 const WORKER_JS = `
 import { createKernels } from '/src/model/kernels.ts';
-import { runKernelBench } from '/scripts/bench-kernels-core.ts';
+import { runKernelBench } from '/tests/bench/kernel-cases.ts';
 self.onmessage = async (e) => {
   try {
     for (const threads of e.data.threadList) {
@@ -65,11 +65,11 @@ const PAGE_HTML = `<!doctype html><meta charset="utf-8"><link rel="icon" href="d
 
 async function inBrowser(): Promise<void> {
   const { createServer } = await import('vite');
-  const { launchChromium } = await import('../tests/support/chromium.ts');
+  const { launchChromium } = await import('../support/chromium.ts');
   const isolation = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
   const server = await createServer({
     configFile: false,
-    root: new URL('..', import.meta.url).pathname,
+    root: new URL('../..', import.meta.url).pathname,
     logLevel: 'silent',
     server: { host: '127.0.0.1', port: 0, headers: isolation, hmr: false },
     optimizeDeps: { noDiscovery: true, include: [] },

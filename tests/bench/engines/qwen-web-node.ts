@@ -1,8 +1,8 @@
 // qwen-web's own runtime in Node (wasm kernels on worker_threads): the seam the benchmark calls.
 // Runs inside a bench child process, which reports that process's maxRSS as the peak.
-import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
-import { argmax } from '../../src/engine/sampler.ts';
-import { Qwen3Model } from '../../src/model/qwen3.ts';
+import { NodeFileSource } from '../../../src/gguf/node-file-source.ts';
+import { argmax } from '../../../src/engine/sampler.ts';
+import { Qwen3Model } from '../../../src/model/qwen3.ts';
 import type { EngineRunOptions, EngineSession } from './types.ts';
 
 /**

@@ -1,6 +1,6 @@
-// The A/B loop of scripts/bench-kernels-ab.ts, platform-neutral (Node, or a Chromium Worker).
-import type { Kernels } from '../src/model/kernels.ts';
-import { fillWeights, SHAPES, TYPES } from './bench-kernels-core.ts';
+// The A/B loop of tests/bench/kernels-ab.ts, platform-neutral (Node, or a Chromium Worker).
+import type { Kernels } from '../../src/model/kernels.ts';
+import { fillWeights, SHAPES, TYPES } from './kernel-cases.ts';
 
 export interface AbOptions {
   types: string[];

@@ -1,4 +1,4 @@
-// Entry point of a bench child process: `node --import tsx scripts/bench/child.ts <engine>`.
+// Entry point of a bench child process: `node --import tsx tests/bench/engines/child.ts <engine>`.
 // One engine per process, so that the peak RSS reported (process.resourceUsage().maxRSS at the
 // end) is that engine's alone. Commands arrive as lines on stdin: the EngineRunOptions as JSON
 // (load; reply { loadSeconds, maxRounds }), then `round` (reply RoundSpeeds) any number of

@@ -2,11 +2,11 @@
 // tokenizer (llama.cpp's, through node-llama-cpp, which is what wllama runs too), so that the
 // engines that take token ids and those that take text prefill the same tokens.
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
-import { readGGUF } from '../../src/gguf/reader.ts';
-import { readTokenizerData } from '../../src/gguf/metadata.ts';
-import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
-import { byteLevelToBytes } from '../../src/tokenizer/byte-level.ts';
-import { TokenType } from '../../src/tokenizer/token-types.ts';
+import { readGGUF } from '../../../src/gguf/reader.ts';
+import { readTokenizerData } from '../../../src/gguf/metadata.ts';
+import { NodeFileSource } from '../../../src/gguf/node-file-source.ts';
+import { byteLevelToBytes } from '../../../src/tokenizer/byte-level.ts';
+import { TokenType } from '../../../src/tokenizer/token-types.ts';
 
 const PASSAGE =
   'The lighthouse keeper climbed the spiral stairs every evening at dusk, counting the steps as ' +

@@ -1,7 +1,7 @@
-// The kernel benchmark itself, platform-neutral: scripts/bench-kernels.ts runs it
+// The kernel benchmark itself, platform-neutral: tests/bench/kernels.ts runs it
 // in Node and, with --browser, inside a Chromium Worker.
-import type { Kernels } from '../src/model/kernels.ts';
-import { WeightType } from '../src/model/kernels.ts';
+import type { Kernels } from '../../src/model/kernels.ts';
+import { WeightType } from '../../src/model/kernels.ts';
 
 export interface BenchOptions {
   /** Seconds of repeated calls per measurement (the best call is kept). */

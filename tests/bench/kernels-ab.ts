@@ -1,9 +1,9 @@
 // A/B comparison of kernel builds in one process, calls interleaved so that a
 // noisy machine slows every variant alike.
 //
-//   npx tsx scripts/bench-kernels-ab.ts A.wasm B.wasm [--types Q4_0,Q4_K] [--tokens 1,64] [--rounds 15] [--threads 1]
-//   npx tsx scripts/bench-kernels-ab.ts --browser A.wasm B.wasm ...   (relaxed builds, in a headless Chromium Worker)
-//   npx tsx scripts/bench-kernels-ab.ts --browser --cpu A.wasm B.wasm ... [--batch 0.5]
+//   npx tsx tests/bench/kernels-ab.ts A.wasm B.wasm [--types Q4_0,Q4_K] [--tokens 1,64] [--rounds 15] [--threads 1]
+//   npx tsx tests/bench/kernels-ab.ts --browser A.wasm B.wasm ...   (relaxed builds, in a headless Chromium Worker)
+//   npx tsx tests/bench/kernels-ab.ts --browser --cpu A.wasm B.wasm ... [--batch 0.5]
 //
 // --cpu (browser, 1 thread): each variant runs batches of calls (--batch seconds each) and is
 // charged the CPU time Linux counted for the Worker thread meanwhile (/proc schedstat, sampled
@@ -12,10 +12,10 @@
 // relaxed probe). Prints per variant the median and best ms of one matmul call, and the
 // speed relative to the first file.
 import { readFileSync } from 'node:fs';
-import { createKernels } from '../src/model/kernels.ts';
-import { nodePlatform } from '../src/model/kernel-platform-node.ts';
+import { createKernels } from '../../src/model/kernels.ts';
+import { nodePlatform } from '../../src/model/kernel-platform-node.ts';
 import { readdir, readFile } from 'node:fs/promises';
-import { type AbBatch, type AbOptions, runAb } from './bench-kernels-ab-core.ts';
+import { type AbBatch, type AbOptions, runAb } from './kernels-ab-core.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -47,7 +47,7 @@ async function inNode(): Promise<void> {
 const WORKER_JS = `
 import { createKernels } from '/src/model/kernels.ts';
 import { browserPlatform } from '/src/model/kernel-platform-browser.ts';
-import { runAb, runAbBatches } from '/scripts/bench-kernels-ab-core.ts';
+import { runAb, runAbBatches } from '/tests/bench/kernels-ab-core.ts';
 const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 self.onmessage = async (e) => {
   try {
@@ -73,8 +73,8 @@ const PAGE_HTML = `<!doctype html><meta charset="utf-8"><link rel="icon" href="d
 </script>`;
 
 async function inBrowser(): Promise<void> {
-  const { startVitePages } = await import('../tests/support/vite-pages.ts');
-  const { launchChromium } = await import('../tests/support/chromium.ts');
+  const { startVitePages } = await import('../support/vite-pages.ts');
+  const { launchChromium } = await import('../support/chromium.ts');
   const { url, server } = await startVitePages({
     '/__ab/index.html': { type: 'text/html', body: PAGE_HTML },
     '/__ab/worker.js': { type: 'text/javascript', body: WORKER_JS },

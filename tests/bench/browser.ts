@@ -3,8 +3,8 @@
 // needs. The page defines `window.bench = { load(params), round(), close() }`, each returning a
 // promise of something JSON-serialisable. Peak memory is the highest VmHWM among the renderer
 // processes (the page's workers are threads of its renderer), read from /proc.
-import { launchChromium } from '../../tests/support/chromium.ts';
-import { startStaticServer } from '../../tests/support/static-server.ts';
+import { launchChromium } from '../support/chromium.ts';
+import { startStaticServer } from '../support/static-server.ts';
 
 export interface BrowserBenchOptions {
   /** Absolute path of the HTML page; it must define `window.bench`. */
