@@ -1,10 +1,117 @@
-// Opens one benchmark page in a fresh Chromium and loads the model in it: the page is served
-// cross-origin isolated by the static server together with the model and whatever else it
-// needs. The page defines `window.bench = { load(params), round(), close() }`, each returning a
-// promise of something JSON-serialisable. Peak memory is the highest VmHWM among the renderer
-// processes (the page's workers are threads of its renderer), read from /proc.
-import { launchChromium } from '../support/chromium.ts';
+// The benchmarks' one browser harness. Every browser bench opens a page of its own in a fresh
+// headless Chromium (tests/support/chromium.ts) and talks to it one way: the page defines
+// `window.bench = { method(arg) … }`, each method returning a promise of something
+// JSON-serialisable, and the bench calls them with a timeout. Progress and result lines the page
+// prints with console.log / console.info are relayed to a log callback; completion and errors
+// come back through the returned promise.
+//
+// Two ways to serve the page:
+// - withBenchBrowser: tests/bench/pages/<name> from a vite dev server over the repository
+//   (tests/support/vite-pages.ts, cross-origin isolated), which compiles the pages' TypeScript
+//   modules and workers and the src/ they import (kernels, load, ui benches);
+// - openBrowserBench: one HTML page with a model file and prebuilt engine files from the static
+//   server (tests/support/static-server.ts, Range requests, cross-origin isolated), for the
+//   model table's browser engines (engines/qwen-web-browser.ts, engines/wllama.ts), with the
+//   load / round / close protocol and the renderer's peak memory.
+import { fileURLToPath } from 'node:url';
+import type { Page } from 'playwright-core';
+import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer } from '../support/static-server.ts';
+import { startVitePages } from '../support/vite-pages.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** URL path of tests/bench/pages/ on the vite dev server. */
+export const BENCH_PAGES_PATH = '/tests/bench/pages';
+
+/** A vite-served bench call gives up after this long unless told otherwise. */
+const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+
+/** Waits until the page has defined `window.bench`. */
+async function waitForBench(page: Page): Promise<void> {
+  await page.waitForFunction('typeof window.bench === "object"', undefined, { timeout: 60_000 });
+}
+
+/** Runs the page's `window.bench.<method>(arg)` and resolves to what it resolved to; rejects after `timeoutMs`. */
+export async function callBench<T>(page: Page, method: string, arg: unknown, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  // A string, not a function: tsx's transpiled closures can carry helpers the page lacks.
+  const run = page.evaluate(`window.bench.${method}(${arg === undefined ? '' : JSON.stringify(arg)})`) as Promise<T>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${method} timed out after ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([run, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Chromium's console messages → `log`: the console.log and console.info lines of pages and workers. */
+function relayConsole(log: ((line: string) => void) | undefined): (type: string, text: string) => void {
+  return (type, text) => {
+    if (type === 'log' || type === 'info') log?.(text);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages under tests/bench/pages, through the vite dev server
+
+export interface BenchBrowserOptions {
+  /** Console lines of the pages and their workers (console.log/info). Default: dropped. */
+  log?: (line: string) => void;
+  /** Default timeout of each call (ms). Default 30 minutes. */
+  timeoutMs?: number;
+}
+
+export interface BenchTab {
+  page: Page;
+  /** Runs `window.bench.<method>(arg)` (arg as JSON), giving up after `timeoutMs`. */
+  call<T = void>(method: string, arg?: unknown, timeoutMs?: number): Promise<T>;
+}
+
+export interface BenchBrowser {
+  /** The browser, e.g. for its version or the renderer's processes. */
+  chromium: LaunchedChromium;
+  /** Opens tests/bench/pages/<name> in a new tab and waits for its `window.bench`. */
+  open(name: string, options?: { viewport?: { width: number; height: number } }): Promise<BenchTab>;
+}
+
+/**
+ * Starts the vite dev server and a fresh Chromium, runs `run` with them, and closes both
+ * (also when `run` fails).
+ */
+export async function withBenchBrowser<T>(options: BenchBrowserOptions, run: (browser: BenchBrowser) => Promise<T>): Promise<T> {
+  const pages = await startVitePages({}, { root: REPO_ROOT });
+  let chromium: LaunchedChromium | undefined;
+  try {
+    chromium = await launchChromium({ onConsole: relayConsole(options.log) });
+    const launched = chromium;
+    return await run({
+      chromium: launched,
+      async open(name, openOptions = {}) {
+        const page = await launched.newPage();
+        if (openOptions.viewport) await page.setViewportSize(openOptions.viewport);
+        await page.goto(`${pages.url}${BENCH_PAGES_PATH}/${name}`);
+        await waitForBench(page);
+        return {
+          page,
+          call: <R>(method: string, arg?: unknown, timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS) =>
+            callBench<R>(page, method, arg, timeoutMs),
+        };
+      },
+    });
+  } finally {
+    await chromium?.close();
+    await pages.server.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model table's browser engines: a page, a model and engine files from the static server.
+// The page defines `window.bench = { load(params), round(), close() }`. Peak memory is the
+// highest VmHWM among the renderer processes (the page's workers are threads of its renderer),
+// read from /proc.
 
 export interface BrowserBenchOptions {
   /** Absolute path of the HTML page; it must define `window.bench`. */
@@ -38,34 +145,18 @@ export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise
   const server = await startStaticServer({
     files: { '/bench.html': options.pagePath, '/model.gguf': options.modelPath, ...options.files },
   });
-  let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  let chromium: LaunchedChromium | undefined;
   const shutDown = async () => {
     await chromium?.close();
     await server.close();
   };
   try {
-    chromium = await launchChromium({
-      onConsole: (type, text) => {
-        if (type === 'log' || type === 'info') options.log?.(text);
-      },
-    });
+    chromium = await launchChromium({ onConsole: relayConsole(options.log) });
     const page = await chromium.newPage();
     await page.goto(`${server.url}/bench.html`);
-    await page.waitForFunction('typeof window.bench === "object"', undefined, { timeout: 60_000 });
+    await waitForBench(page);
     const browser = chromium;
-    const call = async <T>(method: string, arg?: unknown, timeoutMs = options.timeoutMs): Promise<T> => {
-      let timer: NodeJS.Timeout | undefined;
-      // A string, not a function: tsx's transpiled closures can carry helpers the page lacks.
-      const run = page.evaluate(`window.bench.${method}(${arg === undefined ? '' : JSON.stringify(arg)})`) as Promise<T>;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${method} timed out after ${timeoutMs / 1000} s`)), timeoutMs);
-      });
-      try {
-        return await Promise.race([run, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    const call = <T>(method: string, arg?: unknown, timeoutMs = options.timeoutMs) => callBench<T>(page, method, arg, timeoutMs);
     const loaded = await call<L>('load', { ...options.loadParams, modelUrl: `${server.url}/model.gguf` });
     return {
       loaded,

@@ -1,5 +1,11 @@
-// The kernel benchmark itself, platform-neutral: tests/bench/kernels.ts runs it
-// in Node and, with --browser, inside a Chromium Worker.
+// The kernel benchmark's cases, platform-neutral: tests/bench/kernels.ts runs them in Node and,
+// with --browser, inside a Chromium Worker (tests/bench/pages/kernels-worker.ts).
+//
+// Two measurements over the same matrices (Qwen3-4B's FFN shapes, seeded weights in the layout a
+// model runs on):
+// - runKernelBench: the speed of one build, one line per type x shape x token count;
+// - runAb / runAbBatches: the A/B comparison of several builds, their calls interleaved so that a
+//   noisy machine slows every variant alike.
 import type { Kernels } from '../../src/model/kernels.ts';
 import { WeightType } from '../../src/model/kernels.ts';
 
@@ -15,6 +21,12 @@ export interface BenchOptions {
   cold?: boolean;
 }
 
+export interface AbOptions {
+  types: string[];
+  tokens: number[];
+  rounds: number;
+}
+
 const COLD_BYTES = 256 * 1024 * 1024;
 
 export const SHAPES = [{ rows: 9728, cols: 2560 }, { rows: 2560, cols: 9728 }];
@@ -28,6 +40,8 @@ const DEFAULT_TYPES = ['Q4_0', 'Q4_K', 'Q6_K'];
 
 export const BENCH_HEADER = 'type   rows x cols    tokens threads build      ms/call    GB/s  GFLOP/s mean GB/s';
 
+export const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+
 /** Seeded weights with a sane half (0x2000 = 2^-7) wherever d / dmin live. */
 export function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: number, halfOffsets: number[]): void {
   const u8 = k.bytes();
@@ -39,6 +53,32 @@ export function fillWeights(k: Kernels, ptr: number, bytes: number, blockBytes: 
   // a sane half (0x2000 = 2^-7) wherever d / dmin live: no inf/NaN in the sums
   for (let b = 0; b < bytes; b += blockBytes) for (const o of halfOffsets) { u8[ptr + b + o] = 0; u8[ptr + b + o + 1] = 0x20; }
 }
+
+function weightType(name: string): (typeof TYPES)[string] {
+  const t = TYPES[name];
+  if (!t) throw new Error(`unknown type ${name}`);
+  return t;
+}
+
+/**
+ * Seeded weights in the layout a model runs on (`repack`: Q4_0 becomes Q4_0x4, Q4_K Q4_Kx on
+ * SIMD128, Q6_K Q6_Kx on relaxed), `copies` times one after the other (wBytes apart),
+ * activations for `maxTok` tokens and an output buffer, for one matmul shape.
+ */
+function matmulBuffers(k: Kernels, t: (typeof TYPES)[string], rows: number, cols: number, maxTok: number, copies = 1) {
+  const wBytes = rows * k.rowBytes(t.id, cols);
+  const w = k.alloc(wBytes * copies);
+  fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
+  const type = k.repack(w, t.id, rows, cols);
+  for (let c = 1; c < copies; c++) k.bytes().copyWithin(w + c * wBytes, w, w + wBytes);
+  const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
+  const f = k.f32();
+  for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
+  return { w, wBytes, type, src, dst };
+}
+
+// ---------------------------------------------------------------------------
+// Speed of one build
 
 /** Best and mean seconds per call of `fn` over `minSeconds` (and at least 3 calls). */
 function time(fn: () => void, minSeconds: number): { best: number; mean: number } {
@@ -62,20 +102,11 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
   const tokens = options.tokens ?? [1, 32];
   const maxTok = Math.max(...tokens);
   for (const name of options.types ?? DEFAULT_TYPES) {
-    const t = TYPES[name];
-    if (!t) throw new Error(`unknown type ${name}`);
+    const t = weightType(name);
     for (const { rows, cols } of SHAPES) {
-      const wBytes = rows * k.rowBytes(t.id, cols);
-      const copies = options.cold ? Math.ceil(COLD_BYTES / wBytes) : 1;
-      const w = k.alloc(wBytes * copies);
-      fillWeights(k, w, wBytes, t.blockBytes, t.halfOffsets);
-      // the layout a model runs on (Q4_0 becomes Q4_0x4, Q4_K Q4_Kx on SIMD128, Q6_K Q6_Kx on relaxed)
-      const type = k.repack(w, t.id, rows, cols);
-      for (let c = 1; c < copies; c++) k.bytes().copyWithin(w + c * wBytes, w, w + wBytes);
+      const copies = options.cold ? Math.ceil(COLD_BYTES / (rows * k.rowBytes(t.id, cols))) : 1;
+      const { w, wBytes, type, src, dst } = matmulBuffers(k, t, rows, cols, maxTok, copies);
       let call = 0;
-      const src = k.alloc(maxTok * cols * 4), dst = k.alloc(maxTok * rows * 4);
-      const f = k.f32();
-      for (let i = 0; i < maxTok * cols; i++) f[src / 4 + i] = Math.sin(i * 0.37);
       for (const nTok of tokens) {
         k.poolStats();  // reset
         const { best: seconds, mean } = time(() => k.matmul(dst, w + (call++ % copies) * wBytes, type, rows, cols, src, nTok), options.minSeconds);
@@ -89,3 +120,94 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
     }
   }
 }
+
+// ---------------------------------------------------------------------------
+// A/B comparison of builds
+
+/** Every type x shape x token count: `measure(label, nTok, call)`, where call(i) runs variant i's
+ * matmul once; each variant has its own buffers and has made one warm-up call. */
+function eachCase(kernels: Kernels[], options: AbOptions, measure: (label: string, nTok: number, call: (variant: number) => void) => void): void {
+  for (const name of options.types) {
+    const t = weightType(name);
+    for (const { rows, cols } of SHAPES) {
+      const bufs = kernels.map((k) => matmulBuffers(k, t, rows, cols, Math.max(...options.tokens)));
+      for (const nTok of options.tokens) {
+        const call = (i: number) => kernels[i]!.matmul(bufs[i]!.dst, bufs[i]!.w, bufs[i]!.type, rows, cols, bufs[i]!.src, nTok);
+        kernels.forEach((_, i) => call(i));
+        measure(`${name} ${rows}x${cols} t=${nTok}`, nTok, call);
+      }
+    }
+  }
+}
+
+/** Times one matmul per variant, the variants' calls interleaved round by round; one line per
+ * type x shape x token count: median and best ms per call, and speed relative to variant 0. */
+export function runAb(kernels: Kernels[], options: AbOptions, log: (line: string) => void): void {
+  eachCase(kernels, options, (label, nTok, call) => {
+    const reps = nTok === 1 ? 20 : 1;  // single-token calls are short: time 20 at once
+    const times = kernels.map(() => [] as number[]);
+    for (let r = 0; r < options.rounds; r++) {
+      kernels.forEach((_, i) => {
+        const t0 = performance.now();
+        for (let j = 0; j < reps; j++) call(i);
+        times[i]!.push((performance.now() - t0) / reps);
+      });
+    }
+    const m0 = median(times[0]!);
+    log(`${label}: ` + times.map((v, i) =>
+      `[${i}] med ${median(v).toFixed(2)} best ${Math.min(...v).toFixed(2)} ms (${(m0 / median(v)).toFixed(2)}x)`).join('  '));
+  });
+}
+
+/** One batch of calls of one variant, timed by the wall clock (Date.now(), ms since the epoch). */
+export interface AbBatch {
+  label: string;
+  variant: number;
+  calls: number;
+  start: number;
+  end: number;
+}
+
+/** Like runAb, but each variant runs batches of calls (about `batchSeconds` long), and the
+ * batches are returned, so the caller can charge them the CPU time the OS counted for the
+ * thread that ran them (robust where other processes compete for the cores). */
+export function runAbBatches(kernels: Kernels[], options: AbOptions & { batchSeconds: number }): AbBatch[] {
+  const batches: AbBatch[] = [];
+  eachCase(kernels, options, (label, _nTok, call) => {
+    // calls per batch from one timed call of variant 0
+    const t0 = performance.now();
+    call(0);
+    const calls = Math.max(1, Math.round((options.batchSeconds * 1000) / Math.max(0.01, performance.now() - t0)));
+    for (let r = 0; r < options.rounds; r++) {
+      kernels.forEach((_, i) => {
+        const start = Date.now();
+        for (let j = 0; j < calls; j++) call(i);
+        batches.push({ label, variant: i, calls, start, end: Date.now() });
+      });
+    }
+  });
+  return batches;
+}
+
+// ---------------------------------------------------------------------------
+// The browser page's requests (tests/bench/pages/kernels-page.ts hands them to its worker)
+
+/** `bench.speeds(request)`: runKernelBench with the 'auto' build at each thread count. */
+export interface SpeedsRequest {
+  threadList: number[];
+  options: BenchOptions;
+}
+
+/** `bench.ab(request)`: the variants' wasm bytes (base64) run as relaxed builds; with
+ * batchSeconds > 0, runAbBatches (the promise resolves to the batches), else runAb. */
+export interface AbRequest {
+  wasm: string[];
+  threads: number;
+  options: AbOptions;
+  batchSeconds: number;
+}
+
+/** What the worker posts: a result line (the page logs it), then the end of the run. */
+export type KernelWorkerReply = { line: string } | { done: true; batches?: AbBatch[] } | { error: string };
+
+export type KernelWorkerRequest = ({ kind: 'speeds' } & SpeedsRequest) | ({ kind: 'ab' } & AbRequest);

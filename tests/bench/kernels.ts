@@ -1,120 +1,237 @@
-// Matrix-vector and small-batch matmul speed of the wasm kernels.
+// Matrix-vector and small-batch matmul speed of the wasm kernels (npm run bench:kernels), and the
+// A/B comparison of kernel builds.
 //
-//   npx tsx tests/bench/kernels.ts [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
-//                                    [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0]
-//                                    [--cold]   (weights streamed from DRAM, as in a model's decode)
-//   npx tsx tests/bench/kernels.ts --browser [--threads 1,2] [--quick]   (headless Chromium, build auto)
+// Speeds of the current build:
+//   npm run bench:kernels -- [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
+//                            [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0]
+//                            [--cold]   (weights streamed from DRAM, as in a model's decode)
+//   npm run bench:kernels -- --browser [--threads 1,2] [--quick] ...   (headless Chromium, build auto)
 //
-// Shapes are Qwen3-4B's FFN: 9728 x 2560 (gate/up) and 2560 x 9728 (down), for
-// Q4_0, Q4_K and Q6_K weights, with 1 token (decode) and 32 tokens (prefill).
-// Reports GB/s of weight bytes and GFLOP/s (2 * rows * cols * tokens); each
-// figure is the best call over the measuring time (shared machines are noisy); "mean GB/s"
-// averages every call, as a model's decode sees them.
-import type { AddressInfo } from 'node:net';
+// Shapes are Qwen3-4B's FFN: 9728 x 2560 (gate/up) and 2560 x 9728 (down), for Q4_0, Q4_K and
+// Q6_K weights, with 1 token (decode) and 32 tokens (prefill). Reports GB/s of weight bytes and
+// GFLOP/s (2 * rows * cols * tokens); each figure is the best call over the measuring time
+// (shared machines are noisy); "mean GB/s" averages every call, as a model's decode sees them.
+//
+// A/B comparison of builds in one process, calls interleaved so that a noisy machine slows
+// every variant alike:
+//   npm run bench:kernels -- --ab A.wasm B.wasm [--types Q4_0,Q4_K] [--tokens 1,64] [--rounds 15] [--threads 1]
+//   npm run bench:kernels -- --ab --browser A.wasm B.wasm ...   (relaxed builds, in a headless Chromium Worker)
+//   npm run bench:kernels -- --ab --browser --cpu A.wasm B.wasm ... [--batch 0.5]
+//
+// --cpu (browser, 1 thread): each variant runs batches of calls (--batch seconds each) and is
+// charged the CPU time Linux counted for the Worker thread meanwhile (/proc schedstat, sampled
+// every few ms), not wall time: on a machine shared with other jobs this stays meaningful.
+// Node runs the files as SIMD128 builds; --browser as relaxed builds (each must pass the
+// relaxed probe). Prints per variant the median and best ms of one matmul call, and the
+// speed relative to the first file.
+import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { nodePlatform } from '../../src/model/kernel-platform-node.ts';
 import { createKernels, type KernelBuild } from '../../src/model/kernels.ts';
-import { BENCH_HEADER, runKernelBench } from './kernel-cases.ts';
+import { withBenchBrowser } from './browser.ts';
+import {
+  BENCH_HEADER,
+  median,
+  runAb,
+  runKernelBench,
+  type AbBatch,
+  type AbOptions,
+  type AbRequest,
+  type BenchOptions,
+  type SpeedsRequest,
+} from './kernel-cases.ts';
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+const USAGE = `usage: npm run bench:kernels -- [--browser] [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
+                                [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0] [--cold]
+       npm run bench:kernels -- --ab [--browser [--cpu [--batch 0.5]]] A.wasm B.wasm ...
+                                [--types Q4_0,Q4_K,Q6_K,Q8_0] [--tokens 1,64] [--rounds 15] [--threads 1]
+`;
+
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    ab: { type: 'boolean', default: false },
+    browser: { type: 'boolean', default: false },
+    cpu: { type: 'boolean', default: false },
+    threads: { type: 'string' },
+    build: { type: 'string', default: 'simd128' },
+    quick: { type: 'boolean', default: false },
+    tokens: { type: 'string' },
+    types: { type: 'string' },
+    cold: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '15' },
+    batch: { type: 'string', default: '0.5' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
 }
 
-const threadList = (arg('--threads') ?? '1,2').split(',').map(Number);
-const minSeconds = process.argv.includes('--quick') ? 0.3 : 1.5;
-const tokens = arg('--tokens')?.split(',').map(Number);
-const types = arg('--types')?.split(',');
-const cold = process.argv.includes('--cold');
+const numbers = (list: string) => list.split(',').map(Number);
 
-async function inNode(): Promise<void> {
-  const build = (arg('--build') ?? 'simd128') as KernelBuild | 'auto';
+// ---------------------------------------------------------------------------
+// Speeds of the current build
+
+function speedOptions(): BenchOptions {
+  return {
+    minSeconds: args.quick ? 0.3 : 1.5,
+    tokens: args.tokens === undefined ? undefined : numbers(args.tokens),
+    types: args.types?.split(','),
+    cold: args.cold,
+  };
+}
+
+const threadList = () => numbers(args.threads ?? '1,2');
+
+async function speedsInNode(): Promise<void> {
+  const build = args.build as KernelBuild | 'auto';
   console.log(`Node ${process.version}, build ${build}`);
   console.log(BENCH_HEADER);
-  for (const threads of threadList) {
+  for (const threads of threadList()) {
     const k = await createKernels({ threads, build });
     try {
-      runKernelBench(k, { minSeconds, tokens, types, cold }, (line) => console.log(line));
+      runKernelBench(k, speedOptions(), (line) => console.log(line));
     } finally {
       k.dispose();
     }
   }
 }
 
-// The worker imports the benchmark through vite; the page relays its lines.
-const WORKER_JS = `
-import { createKernels } from '/src/model/kernels.ts';
-import { runKernelBench } from '/tests/bench/kernel-cases.ts';
-self.onmessage = async (e) => {
-  try {
-    for (const threads of e.data.threadList) {
-      const k = await createKernels({ threads, build: 'auto' });
-      runKernelBench(k, { minSeconds: e.data.minSeconds, tokens: e.data.tokens, types: e.data.types, cold: e.data.cold }, (line) => self.postMessage({ line }));
-      k.dispose();
-    }
-    self.postMessage({ done: true });
-  } catch (err) {
-    self.postMessage({ error: String(err && err.stack || err) });
-  }
-};`;
-
-const PAGE_HTML = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
-<script type="module">
-  const worker = new Worker('/__bench/worker.js', { type: 'module' });
-  worker.onmessage = (e) => console.log(JSON.stringify(e.data));
-  window.startBench = (request) => worker.postMessage(request);
-</script>`;
-
-async function inBrowser(): Promise<void> {
-  const { createServer } = await import('vite');
-  const { launchChromium } = await import('../support/chromium.ts');
-  const isolation = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
-  const server = await createServer({
-    configFile: false,
-    root: new URL('../..', import.meta.url).pathname,
-    logLevel: 'silent',
-    server: { host: '127.0.0.1', port: 0, headers: isolation, hmr: false },
-    optimizeDeps: { noDiscovery: true, include: [] },
-    plugins: [{
-      name: 'bench-pages',
-      configureServer(s) {
-        s.middlewares.use((req, res, next) => {
-          const body = req.url === '/__bench/index.html' ? ['text/html', PAGE_HTML] : req.url === '/__bench/worker.js' ? ['text/javascript', WORKER_JS] : undefined;
-          if (!body) return next();
-          res.writeHead(200, { 'Content-Type': body[0]!, ...isolation });
-          res.end(body[1]);
-        });
-      },
-    }],
-  });
-  await server.listen();
-  let finish!: (error?: string) => void;
-  const finished = new Promise<string | undefined>((resolve) => { finish = resolve; });
-  const chromium = await launchChromium({
-    onConsole: (_type, text) => {
-      if (!text.startsWith('{')) return;
-      const msg = JSON.parse(text) as { line?: string; done?: boolean; error?: string };
-      if (msg.line) console.log(msg.line);
-      if (msg.done) finish();
-      if (msg.error) finish(msg.error);
-    },
-  });
-  try {
-    const page = await chromium.newPage();
-    const port = (server.httpServer!.address() as AddressInfo).port;
-    await page.goto(`http://127.0.0.1:${port}/__bench/index.html`);
-    const version = chromium.browser.browser()?.version() ?? 'Chromium';
+/** The page's worker runs the cases with build 'auto'; its lines come back through the console. */
+async function speedsInBrowser(): Promise<void> {
+  await withBenchBrowser({ log: (line) => console.log(line) }, async (browser) => {
+    const tab = await browser.open('kernels.html');
+    const version = browser.chromium.browser.browser()?.version() ?? 'Chromium';
     console.log(`${version} (headless), build auto`);
     console.log(BENCH_HEADER);
-    await page.waitForFunction(() => typeof (window as unknown as { startBench?: unknown }).startBench === 'function');
-    await page.evaluate((req) => (window as unknown as { startBench(r: unknown): void }).startBench(req), { threadList, minSeconds, tokens, types, cold });
-    const error = await finished;
-    if (error) throw new Error(error);
+    await tab.call('speeds', { threadList: threadList(), options: speedOptions() } satisfies SpeedsRequest);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// A/B comparison
+
+function abOptions(): AbOptions {
+  return {
+    types: (args.types ?? 'Q4_0,Q4_K,Q6_K,Q8_0').split(','),
+    tokens: numbers(args.tokens ?? '1,64'),
+    rounds: Number(args.rounds),
+  };
+}
+
+const abThreads = () => Number(args.threads ?? 1);
+
+async function abInNode(files: string[]): Promise<void> {
+  const kernels = await Promise.all(files.map((f) => createKernels({ threads: abThreads(), build: 'simd128' },
+    { ...nodePlatform, wasmBytes: async () => new Uint8Array(readFileSync(f)) })));
+  try {
+    runAb(kernels, abOptions(), (line) => console.log(line));
   } finally {
-    await chromium.close();
-    await server.close();
+    for (const k of kernels) k.dispose();
   }
 }
 
-(process.argv.includes('--browser') ? inBrowser() : inNode()).catch((e) => {
+/** The variants' bytes go to the page's worker in the request; lines come back through the
+ * console, a --cpu run's batches as the call's result. */
+async function abInBrowser(files: string[]): Promise<void> {
+  await withBenchBrowser({ log: (line) => console.log(line) }, async (browser) => {
+    const tab = await browser.open('kernels.html');
+    const request: AbRequest = {
+      wasm: files.map((f) => readFileSync(f).toString('base64')),
+      threads: abThreads(),
+      options: abOptions(),
+      batchSeconds: args.cpu ? Number(args.batch) : 0,
+    };
+    const sampler = args.cpu ? startCpuSampler(await rendererPids(browser.chromium)) : undefined;
+    let batches: AbBatch[] | undefined;
+    try {
+      batches = await tab.call<AbBatch[] | undefined>('ab', request);
+    } finally {
+      const samples = await sampler?.stop();
+      if (samples && batches) reportCpu(batches, samples);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// --cpu: per-thread CPU time of the renderer process
+
+interface CpuSample {
+  time: number;                 // Date.now()
+  ns: Map<string, number>;      // thread id -> CPU ns so far (schedstat field 1)
+}
+
+async function rendererPids(chromium: { processMemory(): Promise<{ pid: number; type: string }[]> }): Promise<number[]> {
+  return (await chromium.processMemory()).filter((p) => p.type === 'renderer').map((p) => p.pid);
+}
+
+function startCpuSampler(pids: number[]): { stop(): Promise<CpuSample[]> } {
+  const samples: CpuSample[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const ns = new Map<string, number>();
+      for (const pid of pids) {
+        const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+        for (const tid of tids) {
+          const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '');
+          if (text) ns.set(`${pid}/${tid}`, Number(text.split(' ')[0]));
+        }
+      }
+      samples.push({ time: Date.now(), ns });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+  })();
+  return { async stop() { running = false; await loop; return samples; } };
+}
+
+/** CPU ns of `thread` at wall time `time`, interpolated between samples. */
+function cpuAt(samples: CpuSample[], thread: string, time: number): number {
+  let i = samples.findIndex((s) => s.time >= time);
+  if (i < 0) i = samples.length - 1;
+  const b = samples[i]!, a = samples[Math.max(0, i - 1)]!;
+  const va = a.ns.get(thread) ?? 0, vb = b.ns.get(thread) ?? va;
+  return b.time === a.time ? vb : va + ((vb - va) * (time - a.time)) / (b.time - a.time);
+}
+
+function reportCpu(batches: AbBatch[], samples: CpuSample[]): void {
+  const threadsSeen = new Set<string>();
+  for (const s of samples) for (const t of s.ns.keys()) threadsSeen.add(t);
+  const perLabel = new Map<string, number[][]>();
+  for (const b of batches) {
+    // the batch's thread: the one that used the most CPU during it
+    let best = 0;
+    for (const t of threadsSeen) best = Math.max(best, cpuAt(samples, t, b.end) - cpuAt(samples, t, b.start));
+    const rows = perLabel.get(b.label) ?? [];
+    (rows[b.variant] ??= []).push(best / 1e6 / b.calls);
+    perLabel.set(b.label, rows);
+  }
+  for (const [label, rows] of perLabel) {
+    const m0 = median(rows[0]!);
+    console.log(`${label} (CPU ms/call): ` + rows.map((v, i) =>
+      `[${i}] med ${median(v).toFixed(2)} best ${Math.min(...v).toFixed(2)} (${(m0 / median(v)).toFixed(2)}x)`).join('  '));
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  if (!args.ab) {
+    if (positionals.length > 0) throw new Error(`unexpected argument ${positionals[0]} (A/B comparison of .wasm files: --ab)\n${USAGE}`);
+    if (args.cpu) throw new Error(`--cpu is for --ab --browser\n${USAGE}`);
+    return args.browser ? speedsInBrowser() : speedsInNode();
+  }
+  const files = positionals;
+  const notWasm = files.find((f) => !f.endsWith('.wasm'));
+  if (files.length === 0 || notWasm !== undefined) throw new Error(`--ab wants .wasm files${notWasm ? `, got ${notWasm}` : ''}\n${USAGE}`);
+  if (args.cpu && !args.browser) throw new Error(`--cpu is for --ab --browser\n${USAGE}`);
+  return args.browser ? abInBrowser(files) : abInNode(files);
+}
+
+main().catch((e) => {
   console.error(e);
   process.exit(1);
 });

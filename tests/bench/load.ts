@@ -6,16 +6,17 @@
 //
 //   npm run bench:load [-- --threads 2 --runs 2 --fixture qwen3-4b-q4_0]
 //
-// Each load runs in a fresh tests/support/model-worker.ts (terminated afterwards, so only one 2.4 GB
-// wasm memory exists at a time). "load → ready" is measured on the page from posting the load
-// request to the 'loaded' reply; the worker's own figure (which excludes worker start-up) is
-// shown beside it. The model is deleted from IndexedDB and the profile removed at the end.
+// The page is tests/bench/pages/load.html (load-page.ts). Each load runs in a fresh
+// tests/support/model-worker.ts (terminated afterwards, so only one 2.4 GB wasm memory exists at
+// a time). "load → ready" is measured on the page from posting the load request to the 'loaded'
+// reply; the worker's own figure (which excludes worker start-up) is shown beside it. The model
+// is deleted from IndexedDB and the profile removed at the end.
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ensureFixture } from '../fixtures/fixtures.ts';
-import { launchChromium } from '../support/chromium.ts';
 import { startStaticServer } from '../support/static-server.ts';
-import { startVitePages } from '../support/vite-pages.ts';
+import { withBenchBrowser } from './browser.ts';
+import type { DownloadResult, LoadRequest, LoadResult } from './pages/load-page.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,73 +28,39 @@ const { values: args } = parseArgs({
 const threads = Number(args.threads);
 const runs = Number(args.runs);
 
-const PAGE = `<!doctype html><meta charset="utf-8"><title>bench-load</title><link rel="icon" href="data:,">
-<script type="module">
-  import { ModelStore } from '/src/storage/model-store.ts';
-  window.download = async (url) => {
-    const store = ModelStore.open('bench');
-    const started = performance.now();
-    const model = await store.download(url, { retries: 0 });
-    return { ms: performance.now() - started, model };
-  };
-  window.remove = (id) => ModelStore.open('bench').delete(id);
-  window.load = (source, threads) => new Promise((resolve) => {
-    const worker = new Worker('/tests/support/model-worker.ts', { type: 'module' });
-    const started = performance.now();
-    worker.onmessage = (e) => {
-      const m = e.data;
-      if (m.type === 'progress') return;
-      const ms = performance.now() - started;
-      worker.terminate();
-      resolve(m.type === 'loaded' ? { ms, loadMs: m.loadMs, build: m.build, threads: m.threads, fileBytes: m.fileBytes } : { error: m.error });
-    };
-    worker.postMessage({ type: 'load', id: 1, source, threads, contextLength: 4096 });
-  });
-</script>`;
-
-interface LoadResult {
-  ms: number;
-  loadMs: number;
-  build: string;
-  threads: number;
-  fileBytes: number;
-  error?: { name: string; message: string };
-}
-
 const path = await ensureFixture(args.fixture!);
 const size = (await stat(path)).size;
 const files = await startStaticServer({ files: { '/model.gguf': path } });
-const pages = await startVitePages({ '/__bench-load/index.html': { type: 'text/html', body: PAGE } });
-const chromium = await launchChromium();
 const rows: string[][] = [];
 const gb = size / 1e9;
 try {
-  const page = await chromium.newPage();
-  await page.goto(`${pages.url}/__bench-load/index.html`);
-  await page.waitForFunction(() => typeof (window as unknown as { load?: unknown }).load === 'function');
-  const url = `${files.url}/model.gguf`;
+  await withBenchBrowser({}, async (browser) => {
+    const page = await browser.open('load.html');
+    const url = `${files.url}/model.gguf`;
 
-  console.log(`downloading ${args.fixture} (${gb.toFixed(2)} GB) into IndexedDB…`);
-  const download = await page.evaluate((u) => (window as unknown as { download(u: string): Promise<{ ms: number; model: { id: string; complete: boolean } }> }).download(u), url);
-  if (!download.model.complete) throw new Error('download did not complete');
-  rows.push(['download → IndexedDB (local HTTP)', (download.ms / 1000).toFixed(2), '', (size / 1e6 / (download.ms / 1000)).toFixed(0)]);
+    console.log(`downloading ${args.fixture} (${gb.toFixed(2)} GB) into IndexedDB…`);
+    const download = await page.call<DownloadResult>('download', url);
+    if (!download.complete) throw new Error('download did not complete');
+    rows.push(['download → IndexedDB (local HTTP)', (download.ms / 1000).toFixed(2), '', (size / 1e6 / (download.ms / 1000)).toFixed(0)]);
 
-  const load = async (label: string, source: Record<string, unknown>): Promise<void> => {
-    const result = await page.evaluate(([s, t]) =>
-      (window as unknown as { load(s: unknown, t: number): Promise<LoadResult> }).load(s, t), [source, threads] as const);
-    if (result.error) throw new Error(`${label}: ${result.error.name}: ${result.error.message}`);
-    if (result.fileBytes !== size) throw new Error(`${label}: loaded ${result.fileBytes} bytes, file has ${size}`);
-    rows.push([`${label} (${result.build}, ${result.threads} thr)`, (result.ms / 1000).toFixed(2), (result.loadMs / 1000).toFixed(2), (size / 1e6 / (result.ms / 1000)).toFixed(0)]);
-    console.log(`${label}: ${(result.ms / 1000).toFixed(2)} s`);
-  };
-  for (let run = 1; run <= runs; run++) {
-    await load(`IndexedDB, run ${run}`, { kind: 'cached', id: download.model.id, store: 'bench' });
-    await load(`URL (Range reads), run ${run}`, { kind: 'url', url, cache: false });
-  }
-  await page.evaluate((id) => (window as unknown as { remove(id: string): Promise<void> }).remove(id), download.model.id);
+    const load = async (label: string, source: LoadRequest['source']): Promise<void> => {
+      let result: LoadResult;
+      try {
+        result = await page.call<LoadResult>('load', { source, threads } satisfies LoadRequest);
+      } catch (error) {
+        throw new Error(`${label}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (result.fileBytes !== size) throw new Error(`${label}: loaded ${result.fileBytes} bytes, file has ${size}`);
+      rows.push([`${label} (${result.build}, ${result.threads} thr)`, (result.ms / 1000).toFixed(2), (result.loadMs / 1000).toFixed(2), (size / 1e6 / (result.ms / 1000)).toFixed(0)]);
+      console.log(`${label}: ${(result.ms / 1000).toFixed(2)} s`);
+    };
+    for (let run = 1; run <= runs; run++) {
+      await load(`IndexedDB, run ${run}`, { kind: 'cached', id: download.id, store: 'bench' });
+      await load(`URL (Range reads), run ${run}`, { kind: 'url', url, cache: false });
+    }
+    await page.call('remove', download.id);
+  });
 } finally {
-  await chromium.close();
-  await pages.server.close();
   await files.close();
 }
 

@@ -1,6 +1,7 @@
-// A vite dev server over the repository for browser tests: it compiles src/ and workers/ on the
-// fly, serves a few test pages of the test's own, and sends the cross-origin isolation headers
-// that shared wasm memory (the kernels' threads) needs.
+// A vite dev server over the repository for browser tests and the benchmarks' pages
+// (tests/bench/pages): it compiles src/ and workers/ on the fly, serves a few test pages of the
+// test's own, and sends the cross-origin isolation headers that shared wasm memory (the kernels'
+// threads) needs.
 import type { AddressInfo } from 'node:net';
 import { createServer, type Plugin, type ViteDevServer } from 'vite';
 
@@ -23,11 +24,12 @@ export interface VitePages {
 /**
  * Serves `pages` (URL path → content) beside the repository's own modules. `options.headers`
  * are sent with every response besides the isolation headers (e.g. a Content-Security-Policy,
- * which must come with the worker scripts too, not only with the page).
+ * which must come with the worker scripts too, not only with the page). `options.root` is the
+ * directory served (default: the current directory, the repository root under npm and vitest).
  */
 export async function startVitePages(
   pages: Record<string, TestPage>,
-  options: { headers?: Record<string, string> } = {},
+  options: { headers?: Record<string, string>; root?: string } = {},
 ): Promise<VitePages> {
   const headers = { ...ISOLATION_HEADERS, ...options.headers };
   const plugin: Plugin = {
@@ -43,7 +45,7 @@ export async function startVitePages(
   };
   const server = await createServer({
     configFile: false,
-    root: process.cwd(),
+    root: options.root ?? process.cwd(),
     logLevel: 'silent',
     plugins: [plugin],
     server: { host: '127.0.0.1', port: 0, headers, hmr: false },

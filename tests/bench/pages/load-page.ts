@@ -1,0 +1,69 @@
+// The load bench page's module (load.html, for tests/bench/load.ts):
+//   bench.download(url): downloads the model into the IndexedDB ModelStore 'bench'; resolves to
+//     { ms, id, complete };
+//   bench.load({ source, threads }): loads `source` in a fresh tests/support/model-worker.ts,
+//     terminated afterwards (only one model's wasm memory at a time); resolves to the time from
+//     posting the load request to the 'loaded' reply and the worker's own figures;
+//   bench.remove(id): deletes the model from the store.
+import { ModelStore } from '../../../src/storage/model-store.ts';
+import type { ModelRequest, ModelResponse, ModelSource } from '../../support/model-protocol.ts';
+
+export interface DownloadResult {
+  ms: number;
+  id: string;
+  complete: boolean;
+}
+
+export interface LoadRequest {
+  source: ModelSource;
+  threads: number;
+}
+
+export interface LoadResult {
+  /** From posting the load request to the 'loaded' reply (the page's view). */
+  ms: number;
+  /** The worker's own figure, which excludes the worker's start-up. */
+  loadMs: number;
+  build: string;
+  threads: number;
+  fileBytes: number;
+}
+
+const STORE = 'bench';
+
+async function download(url: string): Promise<DownloadResult> {
+  const store = ModelStore.open(STORE);
+  const started = performance.now();
+  const model = await store.download(url, { retries: 0 });
+  return { ms: performance.now() - started, id: model.id, complete: model.complete };
+}
+
+function load({ source, threads }: LoadRequest): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('../../support/model-worker.ts', import.meta.url), { type: 'module' });
+    const started = performance.now();
+    worker.onmessage = (event: MessageEvent<ModelResponse>) => {
+      const m = event.data;
+      if (m.type === 'progress') return;
+      const ms = performance.now() - started;
+      worker.terminate();
+      if (m.type === 'loaded') resolve({ ms, loadMs: m.loadMs, build: m.build, threads: m.threads, fileBytes: m.fileBytes });
+      else if (m.type === 'error') reject(new Error(`${m.error.name}: ${m.error.message}`));
+      else reject(new Error(`unexpected reply ${m.type}`));
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      reject(new Error(`model worker failed: ${event.message}`));
+    };
+    const request: ModelRequest = { type: 'load', id: 1, source, threads, contextLength: 4096 };
+    worker.postMessage(request);
+  });
+}
+
+Object.assign(window, {
+  bench: {
+    download,
+    load,
+    remove: (id: string): Promise<void> => ModelStore.open(STORE).delete(id),
+  },
+});
