@@ -1,6 +1,7 @@
 // What both builds' dot-product kernels share (dot_simd128.c, dot_relaxed.c): the tile
-// loops and the kernels whose instructions are the same in both (F32, F16), and the Q4_K and
-// Q6_K scale unpacking. A build file defines TILE_T (tokens per tile) before including this.
+// loops, the kernels whose instructions are the same in both (F32, F16), the Q4_K and Q6_K
+// scale unpacking, and the Q6_K tile over the build's own q6_K_group. A build file defines
+// TILE_T (tokens per tile), q6_K_act_block and Q6_K_SCALE_SPLAT before including this.
 //
 // Each rows_<type>() walks tokens in tiles of TILE_T: every weight block is unpacked once per
 // tile and multiplied with TILE_T activation rows, which is where prefill speed comes from;
@@ -8,8 +9,8 @@
 #pragma once
 #include "kernels.h"
 
-#ifndef TILE_T
-#error "define TILE_T (tokens per tile) before including dot_simd.h"
+#if !defined(TILE_T) || !defined(Q6_K_SCALE_SPLAT)
+#error "define TILE_T, q6_K_act_block and Q6_K_SCALE_SPLAT before including dot_simd.h"
 #endif
 
 #define UNROLL _Pragma("clang loop unroll(full)")
@@ -121,4 +122,58 @@ INLINE void q6_K_scale_vectors(const int8_t *scales, v128_t *sc16_lo, v128_t *sc
     v128_t s = wasm_v128_load(scales);
     *sc16_lo = wasm_i16x8_extend_low_i8x16(s);
     *sc16_hi = wasm_i16x8_extend_high_i8x16(s);
+}
+
+// ---------------------------------------------------------------------------
+// F32 and F16 weights: f32 activations, f32 products.
+
+static void rows_f32(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+              const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_f32)
+}
+
+static void rows_f16(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+              const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_f16)
+}
+
+// ---------------------------------------------------------------------------
+// Q6_K: the super-block loop both builds share; the 32-quant groups are the build's.
+
+// One group of 32 quants (32g .. 32g+31 of half h) against T activation rows; s0, s1: the
+// scales of its two sub-blocks of 16, splat (Q6_K_SCALE_SPLAT). Defined by each build.
+INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *x, size_t xs, int h,
+                       const int g, v128_t s0, v128_t s1, const int T);
+
+INLINE void tile_q6_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                      int cols, const int T) {
+    const block_q6_K *w = (const block_q6_K *)wrow;
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK_K; b++) {
+        v128_t isum[TILE_T];
+        UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
+        v128_t sc16_lo, sc16_hi;
+        q6_K_scale_vectors(w[b].scales, &sc16_lo, &sc16_hi);
+        for (int h = 0; h < 2; h++) {
+            // group g of half h uses scales 8h + 2g and 8h + 2g + 1
+            const int8_t *sc = w[b].scales + 8 * h;
+            q6_K_group(isum, w, b, x, xs, h, 0, Q6_K_SCALE_SPLAT(sc[0]), Q6_K_SCALE_SPLAT(sc[1]), T);
+            q6_K_group(isum, w, b, x, xs, h, 1, Q6_K_SCALE_SPLAT(sc[2]), Q6_K_SCALE_SPLAT(sc[3]), T);
+            q6_K_group(isum, w, b, x, xs, h, 2, Q6_K_SCALE_SPLAT(sc[4]), Q6_K_SCALE_SPLAT(sc[5]), T);
+            q6_K_group(isum, w, b, x, xs, h, 3, Q6_K_SCALE_SPLAT(sc[6]), Q6_K_SCALE_SPLAT(sc[7]), T);
+        }
+        float d = fp16_lookup(w[b].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const q6_K_act_block *a = (const q6_K_act_block *)(x + t * xs) + b;
+            v128_t total = wasm_i32x4_sub(isum[t], q6_K_offset(sc16_lo, sc16_hi, a->bsums));
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(total), wasm_f32x4_splat(d * a->d)));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+
+static void rows_q6_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+               const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q6_K)
 }

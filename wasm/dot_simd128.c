@@ -6,10 +6,15 @@
 // on Q6_Kx was slower here). The measurements behind these choices: docs/perf-log.md,
 // "Kernel choices".
 
+#include "kernels.h"
+
 // Tokens per tile: 4 (8 is slower on Q4_Kx: its per-token int32 sums run out of registers).
 #define TILE_T 4
+// What dot_simd.h's shared Q6_K tile needs from this build: its activation block, and how a
+// scale is splat for q6_K_group (defined below).
+typedef block_q8_256w q6_K_act_block;
+#define Q6_K_SCALE_SPLAT(s) wasm_i16x8_splat(s)   // multiplies int16 weights
 #include "dot_simd.h"
-
 
 // sum of 32 products of 4 int16 weight vectors with 32 permuted activations, in 4 lanes
 INLINE v128_t dot4_i16(v128_t w0, v128_t w1, v128_t w2, v128_t w3, const int16_t *a) {
@@ -18,19 +23,6 @@ INLINE v128_t dot4_i16(v128_t w0, v128_t w1, v128_t w2, v128_t w3, const int16_t
     v128_t s2 = wasm_i32x4_dot_i16x8(w2, wasm_v128_load(a + 16));
     v128_t s3 = wasm_i32x4_dot_i16x8(w3, wasm_v128_load(a + 24));
     return wasm_i32x4_add(wasm_i32x4_add(s0, s1), wasm_i32x4_add(s2, s3));
-}
-
-// ---------------------------------------------------------------------------
-// F32 and F16 weights: f32 activations, f32 products.
-
-static void rows_f32(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
-              const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
-    ROWS_LOOP(tile_f32)
-}
-
-static void rows_f16(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
-              const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
-    ROWS_LOOP(tile_f16)
 }
 
 // ---------------------------------------------------------------------------
@@ -259,8 +251,7 @@ static void rows_q4_Kx(float *out, int out_stride, const uint8_t *w, size_t w_ro
 // ---------------------------------------------------------------------------
 // Q6_K
 
-// One group of 32 quants (32g .. 32g+31 of half h) against T activation rows;
-// s0, s1: the scales of its two sub-blocks of 16, splat (Q6_K_SCALE_SPLAT).
+// This build's q6_K_group (declared, with what it computes, in dot_simd.h).
 INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *x, size_t xs, int h,
                        const int g, v128_t s0, v128_t s1, const int T) {
     const v128_t low4 = wasm_i16x8_splat(15), bits45 = wasm_i16x8_splat(0x30);
@@ -311,41 +302,7 @@ INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *
     }
 }
 
-typedef block_q8_256w q6_K_act_block;
-#define Q6_K_SCALE_SPLAT(s) wasm_i16x8_splat(s)   // multiplies int16 weights
 
-INLINE void tile_q6_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
-                      int cols, const int T) {
-    const block_q6_K *w = (const block_q6_K *)wrow;
-    v128_t acc[TILE_T];
-    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
-    for (int b = 0; b < cols / QK_K; b++) {
-        v128_t isum[TILE_T];
-        UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
-        v128_t sc16_lo, sc16_hi;
-        q6_K_scale_vectors(w[b].scales, &sc16_lo, &sc16_hi);
-        for (int h = 0; h < 2; h++) {
-            // group g of half h uses scales 8h + 2g and 8h + 2g + 1
-            const int8_t *sc = w[b].scales + 8 * h;
-            q6_K_group(isum, w, b, x, xs, h, 0, Q6_K_SCALE_SPLAT(sc[0]), Q6_K_SCALE_SPLAT(sc[1]), T);
-            q6_K_group(isum, w, b, x, xs, h, 1, Q6_K_SCALE_SPLAT(sc[2]), Q6_K_SCALE_SPLAT(sc[3]), T);
-            q6_K_group(isum, w, b, x, xs, h, 2, Q6_K_SCALE_SPLAT(sc[4]), Q6_K_SCALE_SPLAT(sc[5]), T);
-            q6_K_group(isum, w, b, x, xs, h, 3, Q6_K_SCALE_SPLAT(sc[6]), Q6_K_SCALE_SPLAT(sc[7]), T);
-        }
-        float d = fp16_lookup(w[b].d);
-        UNROLL for (int t = 0; t < T; t++) {
-            const q6_K_act_block *a = (const q6_K_act_block *)(x + t * xs) + b;
-            v128_t total = wasm_i32x4_sub(isum[t], q6_K_offset(sc16_lo, sc16_hi, a->bsums));
-            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(total), wasm_f32x4_splat(d * a->d)));
-        }
-    }
-    STORE_TILE(out, out_stride, acc, T);
-}
-
-static void rows_q6_K(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
-               const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
-    ROWS_LOOP(tile_q6_K)
-}
 
 // ---------------------------------------------------------------------------
 // This build

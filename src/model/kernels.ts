@@ -11,9 +11,9 @@ import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-p
 export { KERNEL_BUILDS, type KernelBuild } from './kernel-platform.ts';
 
 /**
- * Weight formats `matmul` and `getRow` accept: ggml type ids, and the in-memory layouts
- * `repack` gives: Q4_0x4 (Q4_0 matrices) on both builds, Q6_Kx (Q6_K) on the relaxed build,
- * Q4_Kx (Q4_K) on the SIMD128 build; see wasm/quants.h.
+ * Weight formats: ggml type ids, and the in-memory layouts `repack` makes (ids of
+ * wasm/quants.h). Which of them a build reads, and what it repacks into what, is the build's own
+ * table (`Kernels.weightLayouts`).
  */
 export const WeightType = {
   F32: 0,
@@ -85,9 +85,9 @@ export interface Kernels {
   rowBytes(wtype: WeightType, cols: number): number;
   /**
    * Rewrites a matrix in place into the layout this build's kernels read fastest and returns
-   * the type to use for it from then on (`wtype` when nothing changed). Both builds turn Q4_0
-   * into Q4_0x4 (rows of a multiple of 128 columns, finite scales); the relaxed build Q6_K into
-   * Q6_Kx, the SIMD128 build Q4_K into Q4_Kx.
+   * the type to use for it from then on: `weightLayouts.get(wtype).packedType`, or `wtype`
+   * when the matrix does not qualify (Q4_0x4 needs rows of a multiple of 128 columns and finite
+   * scales).
    */
   repack(w: number, wtype: WeightType, rows: number, cols: number): WeightType;
   /** dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]; W in GGUF layout or as `repack` left it (rows contiguous). */
