@@ -5,6 +5,7 @@
 //     inert parsing reports CSP violations). Images become plain links (no request to a URL the
 //     model chose); task checkboxes become text.
 //  2. highlight.js colours fenced code; its output is escaped text in <span class="hljs-…">.
+//     TeX between math delimiters becomes MathML through KaTeX (math.ts).
 //  3. DOMPurify, with an allowlist of formatting tags and a handful of attributes, removes
 //     anything else marked might let through (script, iframe, object, svg, style, forms, on*
 //     handlers, style attributes, every URL that is not http(s)/mailto); links get target=_blank
@@ -34,6 +35,7 @@ import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
 import { Marked, type Tokens } from 'marked';
+import { MATHML_ATTRIBUTES, MATHML_TAGS, mathExtension } from './math.ts';
 
 // A handful of common languages (with their usual aliases: js, ts, py, sh, html, …) keeps the
 // bundle small; anything else is shown as escaped plain text.
@@ -49,12 +51,18 @@ const ALLOWED_TAGS = [
 const ALLOWED_ATTR = ['href', 'title', 'class', 'align', 'start', 'colspan', 'rowspan'];
 /** Only absolute http(s) and mailto URLs survive: no javascript:, data:, vbscript:, relative paths. */
 const ALLOWED_URI = /^(?:https?:\/\/|mailto:)/i;
-/** Class names highlight.js emits (hljs-keyword, "hljs-title function_") and our language tag. */
-const ALLOWED_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+#.-]+|[a-z]+_+)$/;
+/** Class names highlight.js emits (hljs-keyword, "hljs-title function_"), our language tag, and
+ * math's (katex, math-display, math-source). */
+const ALLOWED_CLASS = /^(?:hljs(?:-[\w-]+)?|language-[\w+#.-]+|[a-z]+_+|katex|math-display|math-source)$/;
+
+/** Attributes whose values are not URLs: DOMPurify checks every other value against ALLOWED_URI
+ * (and would drop align="center", start="3" or display="block"). */
+const PLAIN_VALUE_ATTR = ['align', 'start', 'colspan', 'rowspan', ...MATHML_ATTRIBUTES];
 
 const PURIFY_CONFIG = {
-  ALLOWED_TAGS,
-  ALLOWED_ATTR,
+  ALLOWED_TAGS: [...ALLOWED_TAGS, ...MATHML_TAGS],
+  ALLOWED_ATTR: [...ALLOWED_ATTR, ...MATHML_ATTRIBUTES],
+  ADD_URI_SAFE_ATTR: PLAIN_VALUE_ATTR,
   ALLOWED_URI_REGEXP: ALLOWED_URI,
   ALLOW_DATA_ATTR: false,
   ALLOW_ARIA_ATTR: false,
@@ -92,7 +100,7 @@ function highlight(code: string, lang: string | undefined): { html: string; lang
   return { html: escapeHtml(code), language: undefined };
 }
 
-const marked = new Marked({
+const marked = new Marked(mathExtension(), {
   gfm: true,
   async: false,
   renderer: {

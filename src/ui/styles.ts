@@ -164,6 +164,17 @@ export const markdownStyles = css`
     border-radius: 4px;
     padding: 0.1em 0.3em;
   }
+  /* Math (MathML from KaTeX, drawn by the browser): display formulas centred, scrolling
+     sideways when wider than the answer; a formula that did not parse shows as code. */
+  .markdown math {
+    font-size: 1.1em;
+  }
+  .markdown .math-display {
+    display: block;
+    margin: 0.6rem 0;
+    overflow-x: auto;
+    overflow-y: hidden;
+  }
   .code-block {
     position: relative;
     margin: 0.6rem 0;
