@@ -200,6 +200,7 @@ export class CpuEngine implements Engine {
       bosToken: tokenizer.bosId === undefined ? '' : tokenizer.tokenText(tokenizer.bosId),
       eosToken: tokenizer.eosId === undefined ? '' : tokenizer.tokenText(tokenizer.eosId),
       specialTokensInContent: request.special_tokens_in_content,
+      continueFinalMessage: request.continue_final_message,
     });
     const fitted = fitConversation(request.messages, prompt, contextLength, answerRoom);
     const stops = request.stop;

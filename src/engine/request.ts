@@ -11,7 +11,7 @@ const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
 const KNOWN_FIELDS = new Set<string>([
   'messages', 'stream', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
   'repetition_penalty', 'max_tokens', 'max_completion_tokens', 'stop', 'seed', 'enable_thinking',
-  'special_tokens_in_content', 'signal', 'n', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'response_format',
+  'special_tokens_in_content', 'continue_final_message', 'signal', 'n', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'response_format',
   'logit_bias', 'stream_options', 'user', 'model', 'metadata', 'store', 'parallel_tool_calls', 'service_tier',
 ]);
 
@@ -67,7 +67,11 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
     stream: flag('stream') ?? false,
     stop: stops,
     special_tokens_in_content: flag('special_tokens_in_content') ?? false,
+    continue_final_message: flag('continue_final_message') ?? false,
   };
+  if (normalized.continue_final_message && messages[messages.length - 1]!.role !== 'assistant') {
+    throw bad(`continue_final_message needs the last message to be the assistant's, got '${messages[messages.length - 1]!.role}'`);
+  }
   const optional: Partial<NormalizedRequest> = {
     temperature,
     top_p: topP,

@@ -126,6 +126,12 @@ export interface ChatCompletionRequest {
    * default: contents are text, so a message cannot forge a turn of another role.
    */
   special_tokens_in_content?: boolean;
+  /**
+   * Continue the last message, which must be the assistant's (e.g. an answer cut by max_tokens):
+   * the prompt ends inside that message instead of opening a new one, and the completion is the
+   * text that follows it. The name is vLLM's and transformers' (`continue_final_message`).
+   */
+  continue_final_message?: boolean;
   /** Stops generation like interrupt(). In-process only; across a worker, use interrupt(). */
   signal?: AbortSignal;
   // OpenAI fields accepted only at values that ask for nothing this engine lacks (request.ts).
@@ -156,6 +162,7 @@ export interface NormalizedRequest {
   seed?: number;
   enable_thinking?: boolean;
   special_tokens_in_content: boolean;
+  continue_final_message: boolean;
   signal?: AbortSignal;
 }
 

@@ -1,6 +1,7 @@
 // One message: the user's text (plain, never parsed as Markdown) or the assistant's Markdown
 // (sanitized, see markdown.ts), its reasoning in a collapsible block, the speed status from usage
-// and the actions: copy, edit-and-resend (user), regenerate (last answer). While an answer streams,
+// and the actions: copy, edit-and-resend (user), regenerate (last answer), continue (the last
+// answer, when it stopped at the token limit). While an answer streams,
 // its Markdown is rendered at most once per animation frame, and only the block being written
 // (StreamingMarkdown); the engine waits for the page between tokens, so this is generation speed too.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
@@ -10,7 +11,7 @@ import { t, type Lang } from './i18n.ts';
 import { copyText, StreamingMarkdown } from './markdown.ts';
 import { baseStyles, markdownStyles } from './styles.ts';
 
-export type MessageAction = 'edit' | 'regenerate';
+export type MessageAction = 'edit' | 'regenerate' | 'continue';
 
 /** A streaming render waits this many times its predecessor's cost after it (see scheduleRender). */
 const RENDER_SPACING = 6;
@@ -255,6 +256,11 @@ export class QwenMessage extends LitElement {
       <button type="button" class="link copy" @click=${this.copy}>${t(this.locale, this.copied ? 'copied' : 'copy')}</button>
       ${isUser
         ? html`<button type="button" class="link edit" ?disabled=${this.busy} @click=${this.startEdit}>${t(this.locale, 'edit')}</button>`
+        : nothing}
+      ${!isUser && this.canRegenerate && message.finishReason === 'length' && !message.error
+        ? html`<button type="button" class="link continue" ?disabled=${this.busy} @click=${() => this.emit({ action: 'continue', id: message.id })}>
+            ${t(this.locale, 'continue')}
+          </button>`
         : nothing}
       ${!isUser && this.canRegenerate
         ? html`<button type="button" class="link regenerate" ?disabled=${this.busy} @click=${() => this.emit({ action: 'regenerate', id: message.id })}>

@@ -712,26 +712,37 @@ export class QwenChat extends LitElement {
     this.focusComposer();
   }
 
-  /** Streams an answer to the conversation as it stands (its last message is the user's). */
-  private async answer(): Promise<void> {
+  /**
+   * Streams an answer to the conversation as it stands (its last message is the user's), or with
+   * `continuing`, the rest of its last answer (cut at the token limit), appended to it.
+   */
+  private async answer(continuing = false): Promise<void> {
     const engine = this.activeEngine();
     const info = this.modelInfo;
     if (!engine || !info) return;
-    const history = this.conversation.messages;
     const conversationId = this.conversation.id;
-    let message: StoredMessage = { id: newId(), role: 'assistant', content: '', createdAt: Date.now(), model: info.name };
+    const before = this.conversation.messages;
+    const cut = continuing ? before[before.length - 1] : undefined;
+    if (continuing && cut?.role !== 'assistant') return;
+    // The answer streams into `message`: a new one, or the cut one, whose text it extends.
+    const history = cut ? before.slice(0, -1) : before;
+    const kept = cut?.content ?? '';
+    let message: StoredMessage = cut
+      ? { ...cut, finishReason: undefined, error: undefined }
+      : { id: newId(), role: 'assistant', content: '', createdAt: Date.now(), model: info.name };
     this.chats.setMessages([...history, message]);
     this.streamingId = message.id;
     void this.chats.save();
     const settings = this.settings;
     const messages = [
       ...(settings.systemPrompt.trim() ? [{ role: 'system' as const, content: settings.systemPrompt }] : []),
-      ...history
+      ...(cut ? [...history, cut] : history)
         .filter((m) => m.role === 'user' || m.content)
         .map((m) => (m.role === 'assistant' && m.reasoning ? { role: m.role, content: m.content, reasoning_content: m.reasoning } : { role: m.role, content: m.content })),
     ];
+    const request = { messages, ...samplingOptions(settings, info), ...(cut ? { continue_final_message: true } : {}) };
     try {
-      const result = await this.generation.generate(engine, { messages, ...samplingOptions(settings, info) }, (delta) => {
+      const result = await this.generation.generate(engine, request, (delta) => {
         message = {
           ...message,
           content: message.content + (delta.content ?? ''),
@@ -742,8 +753,8 @@ export class QwenChat extends LitElement {
       });
       message = {
         ...message,
-        content: result.content,
-        reasoning: result.reasoning || undefined,
+        content: kept + result.content,
+        reasoning: (cut?.reasoning ?? '') + result.reasoning || undefined,
         usage: result.usage,
         finishReason: result.finishReason ?? undefined,
         updatedAt: Date.now(),
@@ -780,6 +791,12 @@ export class QwenChat extends LitElement {
     if (action === 'regenerate') {
       // Drop this answer (and anything after it) and answer the same question again.
       this.chats.setMessages(messages.slice(0, index));
+    } else if (action === 'continue') {
+      // Only the last answer goes on (the button shows on it alone).
+      if (index !== messages.length - 1) return;
+      this.focusComposer();
+      void this.answer(true);
+      return;
     } else if (action === 'edit' && text) {
       this.chats.setMessages([...messages.slice(0, index), { ...messages[index], content: text, updatedAt: Date.now() }]);
     } else {

@@ -272,6 +272,25 @@ describe('<qwen-chat> with the real engine', () => {
     expect(shown[0]).toEqual({ role: 'user', text: 'Tell me a story' });
   });
 
+  it('continues an answer cut at the token limit with the text the engine continues it with', async () => {
+    const question = 'Tell me a story';
+    const first = await greedyAnswer([{ role: 'user', content: question }], 24);
+    expect(first.tokens).toBe(24); // cut by max_tokens, so the answer offers Continue
+    const shown = page.locator('qwen-message').last();
+    expect(await shown.locator('.status').textContent()).toContain('length limit');
+    await shown.locator('.continue').click();
+    const continued = await lastMessage(5);
+    const rest = await oracle.chat.completions.create({
+      messages: [{ role: 'user', content: question }, { role: 'assistant', content: first.content }],
+      continue_final_message: true, temperature: 0, max_tokens: 24, enable_thinking: false,
+    });
+    expect(continued.content).toBe(first.content + rest.choices[0].message.content);
+    expect(continued.usage!.completion_tokens).toBe(rest.usage.completion_tokens);
+    const messages = await shownMessages();
+    expect(messages.length).toBe(2); // the same answer, longer
+    expect(messages[1]!.text.replace(/\s+/g, ' ')).toContain(rest.choices[0].message.content.trim().replace(/\s+/g, ' ').slice(0, 20));
+  });
+
   it('stops a long answer with Esc', async () => {
     await openPanel('settings');
     await setNumber('max-tokens', 3000);
@@ -286,7 +305,7 @@ describe('<qwen-chat> with the real engine', () => {
     await page.keyboard.press('Enter');
     expect(await page.locator('qwen-composer textarea').inputValue()).toBe('draft');
     await page.keyboard.press('Escape');
-    const answer = await lastMessage(5);
+    const answer = await lastMessage(6);
     expect(answer.finishReason).toBe('abort');
     expect(answer.usage!.completion_tokens).toBeLessThan(3000);
     expect(await page.locator('qwen-message').last().locator('.status').textContent()).toMatch(/stopped$/);

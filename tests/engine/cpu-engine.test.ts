@@ -134,6 +134,25 @@ describe.each(['tiny-f32', 'small-q4_k_m'])('greedy answers: %s', (name) => {
     for (const chunk of chunks) expect(wellFormed(chunk.choices[0].delta.content ?? '')).toBe(true);
   });
 
+  it('continues an answer cut by max_tokens: the prompt ends inside it, the rest follows greedily from there', async () => {
+    const first = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8 });
+    expect(first.choices[0].finish_reason).toBe('length');
+    const partial = first.choices[0].message.content;
+    const cut: ChatMessage[] = [...messages, assistant(partial)];
+    const more = await engine.chat.completions.create({ messages: cut, continue_final_message: true, temperature: 0, max_tokens: 12 });
+    // Reference: the template's layout up to the end of the partial answer (a marker shows where),
+    // tokenized here, then a direct greedy loop.
+    const marked = renderChat(ref.template, [...messages, assistant(`${partial}QQENDQQ`)], { addGenerationPrompt: false });
+    const prompt = ref.tokenizer.encode(marked.split('QQENDQQ')[0]!, { parseSpecial: true });
+    expect(more.usage.prompt_tokens).toBe(prompt.length);
+    const tokens = ref.greedy(prompt, 12);
+    expect(more.choices[0].message.content).toBe(textOf(ref, tokens));
+    expect(more.choices[0].finish_reason).toBe(tokens.length < 12 ? 'stop' : 'length');
+    // Streamed, the same text; a continue request whose last message is not the assistant's is refused.
+    expect(joined(await streamAll(engine, { messages: cut, continue_final_message: true, temperature: 0, max_tokens: 12 }))).toBe(more.choices[0].message.content);
+    await expect(engine.chat.completions.create({ messages, continue_final_message: true })).rejects.toMatchObject({ code: 'bad-request' });
+  });
+
   it("matches llama.cpp's greedy tokens for the rendered prompt (a difference only at a near-tie)", async () => {
     const oracle = await openOracle(paths[name], { contextSize: 256 });
     try {

@@ -87,4 +87,12 @@ describe('normalizeRequest', () => {
     expect(normalizeRequest({ messages: hi, stop: 'END', stream: true })).toMatchObject({ stop: ['END'], stream: true });
     expect(failure({ messages: hi, max_tokens: 5, max_completion_tokens: 6 }).code).toBe('bad-request');
   });
+
+  it('takes continue_final_message only where the last message is the assistant\'s', () => {
+    const cut = [...hi, { role: 'assistant' as const, content: 'Half an' }];
+    expect(normalizeRequest({ messages: cut, continue_final_message: true }).continue_final_message).toBe(true);
+    expect(normalizeRequest({ messages: hi }).continue_final_message).toBe(false);
+    expect(failure({ messages: hi, continue_final_message: true })).toMatchObject({ code: 'bad-request', message: expect.stringMatching(/last message to be the assistant's, got 'user'/) });
+    expect(failure({ messages: cut, continue_final_message: 'yes' }).code).toBe('bad-request');
+  });
 });

@@ -89,6 +89,8 @@ describe('request mapping', () => {
     expect(() => toWebLlmRequest(normalizeRequest({ messages: [] }))).toThrow(expect.objectContaining({ code: 'bad-request' }));
     expect(() => toWebLlmRequest(normalizeRequest({ messages: [{ role: 'tool', content: '{}' }] })))
       .toThrow(expect.objectContaining({ name: 'EngineError', code: 'bad-request' }));
+    const cut = { messages: [{ role: 'user' as const, content: 'q' }, { role: 'assistant' as const, content: 'half an ans' }], continue_final_message: true };
+    expect(() => toWebLlmRequest(normalizeRequest(cut))).toThrow(expect.objectContaining({ name: 'EngineError', code: 'unsupported' }));
   });
 
   it("classifies web-llm's own validation errors as bad requests", () => {
