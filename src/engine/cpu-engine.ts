@@ -12,14 +12,16 @@ import { Qwen3Model } from '../model/qwen3.ts';
 import { ChatPrompt } from '../tokenizer/chat-prompt.ts';
 import { ChatTemplate, ChatTemplateError } from '../tokenizer/chat-template.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { collectCompletion } from './completion.ts';
 import { EngineError } from './errors.ts';
 import { fitConversation } from './fit-context.ts';
+import { LogprobReporter } from './logprobs.ts';
 import { openModelSource, type OpenedSource } from './model-source.ts';
 import { normalizeRequest } from './request.ts';
 import { DEFAULT_SAMPLING, Sampler, SeededRandom, type SamplingParams } from './sampler.ts';
 import { StopFilter } from './stop-filter.ts';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, CompletionUsage,
+  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, ChatCompletionTokenLogprob, CompletionUsage,
   Engine, FinishReason, LoadOptions, ModelInfo, ModelSpec, NormalizedRequest,
 } from './types.ts';
 
@@ -56,6 +58,8 @@ interface PreparedRequest {
   stops: string[];
   /** The prompt ends inside an open <think> block (the template opened it). */
   startsThinking: boolean;
+  /** Log-probabilities wanted: how many alternatives per token; undefined for none. */
+  topLogprobs: number | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -182,7 +186,7 @@ export class CpuEngine implements Engine {
       const job: Job = { stopped: false };
       this.current = job;
       const chunks = this.generate(prepared, job);
-      return Promise.resolve(request.stream ? chunks : collect(chunks));
+      return Promise.resolve(request.stream ? chunks : collectCompletion(chunks));
     } catch (error) {
       return Promise.reject(engineError(error));
     }
@@ -224,6 +228,7 @@ export class CpuEngine implements Engine {
       maxTokens: request.max_tokens ?? Infinity,
       stops,
       startsThinking: promptOpensThinking(fitted.tokens, loaded),
+      topLogprobs: request.top_logprobs,
       signal: request.signal,
     };
   }
@@ -241,9 +246,17 @@ export class CpuEngine implements Engine {
     const { loaded } = request;
     const { model, tokenizer } = loaded;
     const stopped = () => job.stopped || this.current !== job || this.loaded !== loaded || request.signal?.aborted === true;
-    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null = null): ChatCompletionChunk =>
-      ({ id: request.id, object: 'chat.completion.chunk', created: request.created, model: loaded.info.name,
-        choices: [{ index: 0, delta, finish_reason: finish }] });
+    // Logprobs of the tokens generated since the last chunk ride on the next one.
+    const logprobs = request.topLogprobs === undefined ? undefined : new LogprobReporter(tokenizer, request.topLogprobs);
+    let pendingLogprobs: ChatCompletionTokenLogprob[] = [];
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null = null): ChatCompletionChunk => {
+      const choice: ChatCompletionChunk['choices'][0] = { index: 0, delta, finish_reason: finish };
+      if (logprobs && pendingLogprobs.length > 0) {
+        choice.logprobs = { content: pendingLogprobs };
+        pendingLogprobs = [];
+      }
+      return { id: request.id, object: 'chat.completion.chunk', created: request.created, model: loaded.info.name, choices: [choice] };
+    };
     try {
       yield chunk({ role: 'assistant', content: '' });
       // Reuse the cached prefix; at least the last prompt token runs, for its logits.
@@ -273,10 +286,13 @@ export class CpuEngine implements Engine {
       const decodeStart = performance.now();
       while (logits && !stopped()) {
         checkLogits(logits);
+        // The sampler's penalties change logits in place; logprobs are of the model's own distribution.
+        const raw = logprobs ? logits.slice() : logits;
         const token = sampler.sample(logits);
         sampler.accept(token);
         firstTokenAt ||= performance.now();
         if (tokenizer.eogIds.has(token)) { finish = 'stop'; break; }
+        if (logprobs) pendingLogprobs.push(logprobs.entry(raw, token));
         completionTokens++;
         const delta = text.push(token);
         if (delta) yield chunk(delta);
@@ -377,23 +393,6 @@ export class OutputText {
 }
 
 /** Runs a stream to its end and joins it into one completion. */
-async function collect(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
-  let content = '';
-  let reasoning = '';
-  let last: ChatCompletionChunk | undefined;
-  for await (const chunk of chunks) {
-    content += chunk.choices[0].delta.content ?? '';
-    reasoning += chunk.choices[0].delta.reasoning_content ?? '';
-    last = chunk;
-  }
-  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content };
-  if (reasoning) message.reasoning_content = reasoning;
-  return {
-    id: last!.id, object: 'chat.completion', created: last!.created, model: last!.model,
-    choices: [{ index: 0, message, finish_reason: last!.choices[0].finish_reason ?? 'abort' }],
-    usage: last!.usage!,
-  };
-}
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);

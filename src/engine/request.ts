@@ -69,6 +69,9 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
     special_tokens_in_content: flag('special_tokens_in_content') ?? false,
     continue_final_message: flag('continue_final_message') ?? false,
   };
+  const topLogprobs = number('top_logprobs', (v) => Number.isInteger(v) && v >= 0 && v <= 20, 'an integer in [0, 20]');
+  if (flag('logprobs')) normalized.top_logprobs = topLogprobs ?? 0;
+  else if (topLogprobs !== undefined) throw bad('top_logprobs needs logprobs: true');
   if (normalized.continue_final_message && messages[messages.length - 1]!.role !== 'assistant') {
     throw bad(`continue_final_message needs the last message to be the assistant's, got '${messages[messages.length - 1]!.role}'`);
   }
@@ -95,7 +98,6 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
 function refuseUnimplemented(request: ChatCompletionRequest): void {
   const set = (v: unknown) => v !== undefined && v !== null;
   if (set(request.n) && request.n !== 1) throw unsupported(`n = ${String(request.n)}: one answer per request is supported (n = 1)`);
-  if (request.logprobs === true || set(request.top_logprobs)) throw unsupported('logprobs / top_logprobs are not supported yet');
   if (set(request.tools) && !(Array.isArray(request.tools) && request.tools.length === 0)) throw unsupported('tools are not supported yet');
   if (set(request.tool_choice) && request.tool_choice !== 'none' && request.tool_choice !== 'auto') {
     throw unsupported(`tool_choice ${JSON.stringify(request.tool_choice)} needs tools, which are not supported yet`);

@@ -134,10 +134,12 @@ export interface ChatCompletionRequest {
   continue_final_message?: boolean;
   /** Stops generation like interrupt(). In-process only; across a worker, use interrupt(). */
   signal?: AbortSignal;
+  /** Return the log-probability of each generated token (OpenAI's `logprobs`). */
+  logprobs?: boolean | null;
+  /** With logprobs: also the 0–20 most likely tokens at each position. */
+  top_logprobs?: number | null;
   // OpenAI fields accepted only at values that ask for nothing this engine lacks (request.ts).
   n?: number | null;
-  logprobs?: boolean | null;
-  top_logprobs?: number | null;
   tools?: unknown[] | null;
   tool_choice?: unknown;
   response_format?: { type: string } | null;
@@ -163,6 +165,8 @@ export interface NormalizedRequest {
   enable_thinking?: boolean;
   special_tokens_in_content: boolean;
   continue_final_message: boolean;
+  /** Log-probabilities wanted: undefined for none, else how many top alternatives per token (0–20). */
+  top_logprobs?: number;
   signal?: AbortSignal;
 }
 
@@ -189,6 +193,27 @@ export interface CompletionUsage {
   };
 }
 
+/** A token as OpenAI's logprobs show it: its text, its UTF-8 bytes, its natural-log probability. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+export interface ChatCompletionTokenLogprob extends TokenLogprob {
+  /** The most likely tokens at this position, best first (as many as top_logprobs asked). */
+  top_logprobs: TokenLogprob[];
+}
+
+/**
+ * Per generated token, in order, under the model's own distribution (before temperature and the
+ * other sampling settings), as OpenAI returns them. A chunk carries the tokens generated since
+ * the previous one (text may lag behind its tokens: it waits for whole characters and stop strings).
+ */
+export interface ChoiceLogprobs {
+  content: ChatCompletionTokenLogprob[] | null;
+}
+
 export interface ChatCompletionChunk {
   id: string;
   object: 'chat.completion.chunk';
@@ -198,6 +223,7 @@ export interface ChatCompletionChunk {
     index: 0;
     delta: { role?: 'assistant'; content?: string; reasoning_content?: string };
     finish_reason: FinishReason | null;
+    logprobs?: ChoiceLogprobs | null;
   }>;
   /** On the last chunk only. */
   usage?: CompletionUsage;
@@ -212,6 +238,7 @@ export interface ChatCompletion {
     index: 0;
     message: { role: 'assistant'; content: string; reasoning_content?: string };
     finish_reason: FinishReason;
+    logprobs?: ChoiceLogprobs | null;
   }>;
   usage: CompletionUsage;
 }

@@ -17,7 +17,8 @@ import type {
   ModelInfo,
   ModelSpec,
 } from './types.ts';
-import { collectCompletion, mlcModelSupportsThinking, quantOfMlcModel } from './webllm-mapping.ts';
+import { collectCompletion } from './completion.ts';
+import { mlcModelSupportsThinking, quantOfMlcModel } from './webllm-mapping.ts';
 import type { WebGpuAdapterSummary } from './webgpu-detect.ts';
 
 export interface WebGpuEngineOptions {

@@ -20,8 +20,8 @@
 import type * as WebLlm from '@mlc-ai/web-llm';
 import { EngineError, type EngineErrorCode } from './errors.ts';
 import type {
-  ChatCompletion,
   ChatCompletionChunk,
+  ChatCompletionTokenLogprob,
   ChatMessage,
   CompletionUsage,
   FinishReason,
@@ -78,6 +78,10 @@ export function toWebLlmRequest(request: NormalizedRequest): MappedRequest {
   if (request.stop.length > 0) mapped.stop = request.stop;
   if (request.seed !== undefined) mapped.seed = request.seed;
   if (request.enable_thinking !== undefined) mapped.extra_body = { enable_thinking: request.enable_thinking };
+  if (request.top_logprobs !== undefined) {
+    mapped.logprobs = true;
+    mapped.top_logprobs = request.top_logprobs;
+  }
   const ignored = IGNORED_REQUEST_FIELDS.filter((field) => request[field] !== undefined);
   return { request: mapped, ignored };
 }
@@ -218,6 +222,8 @@ export async function* fromWebLlmStream(
   let finishReason: FinishReason | undefined;
   let usage: CompletionUsage | undefined;
   let deltas = 0;
+  // web-llm's logprobs (OpenAI's shape) ride on our next chunk: its text may be held back a while.
+  let pendingLogprobs: ChatCompletionTokenLogprob[] = [];
 
   const chunk = (
     delta: ChatCompletionChunk['choices'][0]['delta'],
@@ -235,6 +241,10 @@ export async function* fromWebLlmStream(
       model,
       choices: [{ index: 0, delta, finish_reason: finish }],
     };
+    if (pendingLogprobs.length > 0) {
+      result.choices[0]!.logprobs = { content: pendingLogprobs };
+      pendingLogprobs = [];
+    }
     if (chunkUsage) result.usage = chunkUsage;
     return result;
   };
@@ -252,6 +262,7 @@ export async function* fromWebLlmStream(
     if (item.usage) usage = toUsage(item.usage);
     const choice = item.choices[0];
     if (!choice) continue;
+    if (choice.logprobs?.content) pendingLogprobs.push(...(choice.logprobs.content as ChatCompletionTokenLogprob[]));
     const text = choice.delta.content ?? '';
     if (text) {
       deltas++;
@@ -265,29 +276,6 @@ export async function* fromWebLlmStream(
   yield chunk(delta(rest), finishReason ?? 'abort', usage ?? unknownUsage(deltas));
 }
 
-/** A whole completion from our own chunk stream (non-streaming requests). */
-export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
-  let content = '';
-  let reasoning = '';
-  let last: ChatCompletionChunk | undefined;
-  for await (const item of chunks) {
-    last = item;
-    const delta = item.choices[0]?.delta;
-    content += delta?.content ?? '';
-    reasoning += delta?.reasoning_content ?? '';
-  }
-  if (!last) throw new EngineError('bad-request', 'the WebGPU engine produced no output');
-  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content };
-  if (reasoning) message.reasoning_content = reasoning;
-  return {
-    id: last.id,
-    object: 'chat.completion',
-    created: last.created,
-    model: last.model,
-    choices: [{ index: 0, message, finish_reason: last.choices[0]?.finish_reason ?? 'abort' }],
-    usage: last.usage ?? unknownUsage(0),
-  };
-}
 
 /**
  * web-llm's load progress. It reports a fraction and a text line; the byte count appears only

@@ -21,6 +21,8 @@ const THREADS = 2;
 const BUILD = 'simd128';
 /** Where llama.cpp's top two are closer than this, rounding may pick either (see tests/model/forward-llama.test.ts). */
 const NEAR_TIE_NATS = 0.5;
+/** |ln p| differences to llama.cpp that rounding allows per fixture (tests/model/forward-llama.test.ts's bounds). */
+const LOGPROB_TOLERANCE: Record<string, number> = { 'tiny-f32': 0.02, 'small-q4_k_m': 0.8 };
 
 const paths: Record<string, string> = {};
 const engines: CpuEngine[] = [];
@@ -133,6 +135,49 @@ describe.each(['tiny-f32', 'small-q4_k_m'])('greedy answers: %s', (name) => {
     // Every chunk is whole text: no broken character, no lone surrogate.
     for (const chunk of chunks) expect(wellFormed(chunk.choices[0].delta.content ?? '')).toBe(true);
   });
+
+  it("gives OpenAI logprobs under the model's distribution, equal to llama.cpp's at the same positions", async () => {
+    const steps = 6;
+    const prompt = ref.promptTokens(messages);
+    const tokens = ref.greedy(prompt, steps);
+    const request = { messages, temperature: 0, max_tokens: steps, logprobs: true, top_logprobs: 5, repetition_penalty: 1.3 };
+    const completion = await engine.chat.completions.create(request);
+    const entries = completion.choices[0].logprobs!.content!;
+    // Streamed, the chunks carry the same entries between them.
+    const streamed = (await streamAll(engine, request)).flatMap((c) => c.choices[0].logprobs?.content ?? []);
+    expect(streamed).toEqual(entries);
+    const sampledTokens = entries.map((e) => e.bytes!);
+    expect(sampledTokens.length).toBe(completion.usage.completion_tokens);
+    // Ids from bytes (each entry names its token by text and bytes, as OpenAI does).
+    const idOf = new Map<string, number>();
+    for (let id = ref.tokenizer.vocabSize - 1; id >= 0; id--) idOf.set(Array.from(ref.tokenizer.tokenToBytes(id)).join(), id);
+    const ids = entries.map((e) => idOf.get(e.bytes!.join())!);
+    const oracle = await openOracle(paths[name], { contextSize: 256 });
+    try {
+      const theirs = await oracle.logProbs([...prompt, ...ids], ids.map((_, i) => prompt.length - 1 + i));
+      const tolerance = LOGPROB_TOLERANCE[name]!;
+      entries.forEach((entry, i) => {
+        expect(Math.abs(entry.logprob - theirs[i]![ids[i]!]!), `position ${i}`).toBeLessThan(tolerance);
+        expect(entry.top_logprobs).toHaveLength(5);
+        const alternatives = entry.top_logprobs.map((t) => t.logprob);
+        expect([...alternatives].sort((a, b) => b - a)).toEqual(alternatives);
+        for (const alt of entry.top_logprobs) {
+          expect(Math.abs(alt.logprob - theirs[i]![idOf.get(alt.bytes!.join())!]!)).toBeLessThan(tolerance);
+          expect(alt.token).toBe(new TextDecoder().decode(new Uint8Array(alt.bytes!)));
+        }
+        // The model's own distribution: the repetition penalty changed the choice, not the numbers.
+        expect(alternatives[0]).toBeGreaterThanOrEqual(entry.logprob);
+      });
+      // Without the penalty the choice is the model's top token, and its logprob the best.
+      const plain = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: steps, logprobs: true });
+      plain.choices[0].logprobs!.content!.forEach((e, i) => {
+        expect(e.bytes).toEqual(Array.from(ref.tokenizer.tokenToBytes(tokens[i]!)));
+        expect(e.top_logprobs).toEqual([]);
+      });
+    } finally {
+      await oracle.close();
+    }
+  }, 120_000);
 
   it('continues an answer cut by max_tokens: the prompt ends inside it, the rest follows greedily from there', async () => {
     const first = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8 });

@@ -41,11 +41,9 @@ describe('normalizeRequest', () => {
     }
   });
 
-  it("refuses, naming the field, what the engine does not do (n > 1, logprobs, tools, response_format, logit_bias, images)", () => {
+  it("refuses, naming the field, what the engine does not do (n > 1, tools, response_format, logit_bias, images)", () => {
     const refused: [Record<string, unknown>, string][] = [
       [{ n: 2 }, 'n'],
-      [{ logprobs: true }, 'logprobs'],
-      [{ top_logprobs: 3 }, 'top_logprobs'],
       [{ tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools'],
       [{ tool_choice: 'required' }, 'tool_choice'],
       [{ response_format: { type: 'json_object' } }, 'response_format'],
@@ -86,6 +84,14 @@ describe('normalizeRequest', () => {
     expect(normalized.stream).toBe(false);
     expect(normalizeRequest({ messages: hi, stop: 'END', stream: true })).toMatchObject({ stop: ['END'], stream: true });
     expect(failure({ messages: hi, max_tokens: 5, max_completion_tokens: 6 }).code).toBe('bad-request');
+  });
+
+  it('takes logprobs with 0–20 top alternatives, and top_logprobs only with logprobs', () => {
+    expect(normalizeRequest({ messages: hi, logprobs: true }).top_logprobs).toBe(0);
+    expect(normalizeRequest({ messages: hi, logprobs: true, top_logprobs: 20 }).top_logprobs).toBe(20);
+    expect(normalizeRequest({ messages: hi, logprobs: false }).top_logprobs).toBeUndefined();
+    expect(failure({ messages: hi, top_logprobs: 3 })).toMatchObject({ code: 'bad-request', message: expect.stringMatching(/top_logprobs needs logprobs: true/) });
+    expect(failure({ messages: hi, logprobs: true, top_logprobs: 21 })).toMatchObject({ code: 'bad-request', message: expect.stringMatching(/top_logprobs must be an integer in \[0, 20\]/) });
   });
 
   it('takes continue_final_message only where the last message is the assistant\'s', () => {

@@ -11,11 +11,11 @@
 import { describe, expect, it } from 'vitest';
 import * as webllm from '@mlc-ai/web-llm';
 import { EngineError } from '../../src/engine/errors.ts';
+import { collectCompletion } from '../../src/engine/completion.ts';
 import { normalizeRequest } from '../../src/engine/request.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest } from '../../src/engine/types.ts';
 import {
   classifyWebLlmError,
-  collectCompletion,
   fromWebLlmProgress,
   fromWebLlmStream,
   mlcModelNeedsShaderF16,
@@ -259,6 +259,27 @@ describe('chunk mapping over web-llm’s own stream generator', () => {
       }
     });
   }
+
+  it("asks web-llm for logprobs and passes its OpenAI-shaped entries through, in order, across held-back text", async () => {
+    const mappedRequest = toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }], logprobs: true, top_logprobs: 3 })).request;
+    expect(mappedRequest).toMatchObject({ logprobs: true, top_logprobs: 3 });
+    expect(toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }] })).request.logprobs).toBeUndefined();
+    const entry = (token: string) => ({ token, logprob: -0.5, bytes: [...new TextEncoder().encode(token)], top_logprobs: [] });
+    async function* source() {
+      const base = { id: 'c', object: 'chat.completion.chunk', created: 1, model: MODEL };
+      // '<thi' is held back (it may open a think block) and comes out with the next piece.
+      for (const piece of ['<thi', 'ng> is', ' text']) {
+        yield { ...base, choices: [{ index: 0, delta: { content: piece }, finish_reason: null, logprobs: { content: [entry(piece)] } }] };
+      }
+      yield { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 1, completion_tokens: 3, total_tokens: 4, extra: { e2e_latency_s: 0, prefill_tokens_per_s: 0, decode_tokens_per_s: 0, time_to_first_token_s: 0, time_per_output_token_s: 0 } } };
+    }
+    const chunks: ChatCompletionChunk[] = [];
+    for await (const chunk of fromWebLlmStream(source() as unknown as AsyncIterable<webllm.ChatCompletionChunk>)) chunks.push(chunk);
+    expect(chunks.flatMap((c) => c.choices[0]!.logprobs?.content ?? []).map((e) => e.token)).toEqual(['<thi', 'ng> is', ' text']);
+    expect(joined(chunks, 'content')).toBe('<thing> is text');
+    const completion = await collectCompletion((async function* () { yield* chunks; })());
+    expect(completion.choices[0]!.logprobs!.content!.map((e) => e.token)).toEqual(['<thi', 'ng> is', ' text']);
+  });
 
   it('collects a whole completion for non-streaming requests', async () => {
     const completion = await collectCompletion(fromWebLlmStream(webLlmStream(['<think>\nhm\n</think>\n\n', 'Blue', '.'])));

@@ -1,0 +1,25 @@
+// A whole ChatCompletion from the chunk stream both engines produce: non-streaming requests are
+// the stream, collected. The last chunk carries finish_reason and usage.
+import { EngineError } from './errors.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob } from './types.ts';
+
+export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
+  let content = '';
+  let reasoning = '';
+  let logprobs: ChatCompletionTokenLogprob[] | undefined;
+  let last: ChatCompletionChunk | undefined;
+  for await (const chunk of chunks) {
+    last = chunk;
+    const choice = chunk.choices[0];
+    content += choice?.delta.content ?? '';
+    reasoning += choice?.delta.reasoning_content ?? '';
+    const tokens = choice?.logprobs?.content;
+    if (tokens) (logprobs ??= []).push(...tokens);
+  }
+  if (!last?.usage) throw new EngineError('internal', 'the engine ended its answer without a final chunk');
+  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content };
+  if (reasoning) message.reasoning_content = reasoning;
+  const choice: ChatCompletion['choices'][0] = { index: 0, message, finish_reason: last.choices[0]?.finish_reason ?? 'abort' };
+  if (logprobs) choice.logprobs = { content: logprobs };
+  return { id: last.id, object: 'chat.completion', created: last.created, model: last.model, choices: [choice], usage: last.usage };
+}
