@@ -15,6 +15,7 @@ import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { collectCompletion } from './completion.ts';
 import { EngineError } from './errors.ts';
 import { fitConversation } from './fit-context.ts';
+import { GrammarCompiler, type TokenConstraint } from './grammar.ts';
 import { LogprobReporter } from './logprobs.ts';
 import { openModelSource, type OpenedSource } from './model-source.ts';
 import { normalizeRequest } from './request.ts';
@@ -22,7 +23,7 @@ import { DEFAULT_SAMPLING, Sampler, SeededRandom, type SamplingParams } from './
 import { StopFilter } from './stop-filter.ts';
 import type {
   ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, ChatCompletionTokenLogprob, CompletionUsage,
-  Engine, FinishReason, LoadOptions, ModelInfo, ModelSpec, NormalizedRequest,
+  Engine, FinishReason, LoadOptions, ModelInfo, ModelSpec, NormalizedRequest, ResponseFormat,
 } from './types.ts';
 
 /** Room kept free for the answer when the request sets no max_tokens (at most a quarter of the context). */
@@ -37,6 +38,8 @@ interface Loaded {
   thinkStart: number | undefined;
   thinkEnd: number | undefined;
   turnStart: number | undefined;
+  /** The grammar compiler for structured output, made on the first request that asks. */
+  grammar?: Promise<GrammarCompiler>;
 }
 
 /** One generation; `stopped` is set by interrupt() or by a newer request taking the model. */
@@ -60,6 +63,8 @@ interface PreparedRequest {
   startsThinking: boolean;
   /** Log-probabilities wanted: how many alternatives per token; undefined for none. */
   topLogprobs: number | undefined;
+  /** Structured output: the answer is held to this format token by token. */
+  responseFormat: ResponseFormat | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -110,6 +115,7 @@ export class CpuEngine implements Engine {
     this.cachedTokens = [];
     if (loaded) {
       loaded.model.dispose();
+      void loaded.grammar?.then((g) => g.dispose(), () => {});
       await loaded.source.close();
     }
   }
@@ -207,6 +213,9 @@ export class CpuEngine implements Engine {
       continueFinalMessage: request.continue_final_message,
     });
     const fitted = fitConversation(request.messages, prompt, contextLength, answerRoom);
+    if (request.response_format && promptOpensThinking(fitted.tokens, loaded)) {
+      throw new EngineError('bad-request', "response_format: this model's chat template starts every answer with thinking; structured output needs an answer that starts at once");
+    }
     const stops = request.stop;
     return {
       loaded,
@@ -228,7 +237,8 @@ export class CpuEngine implements Engine {
       maxTokens: request.max_tokens ?? Infinity,
       stops,
       startsThinking: promptOpensThinking(fitted.tokens, loaded),
-      topLogprobs: request.top_logprobs,
+      topLogprobs: request.logprobs ? request.top_logprobs ?? 0 : undefined,
+      responseFormat: request.response_format,
       signal: request.signal,
     };
   }
@@ -257,6 +267,7 @@ export class CpuEngine implements Engine {
       }
       return { id: request.id, object: 'chat.completion.chunk', created: request.created, model: loaded.info.name, choices: [choice] };
     };
+    let constraint: TokenConstraint | undefined;
     try {
       yield chunk({ role: 'assistant', content: '' });
       // Reuse the cached prefix; at least the last prompt token runs, for its logits.
@@ -280,18 +291,27 @@ export class CpuEngine implements Engine {
       }
       const prefillSeconds = (performance.now() - prefillStart) / 1000;
       const sampler = new Sampler(request.sampling, new SeededRandom(request.seed));
+      const format = request.responseFormat;
+      constraint = format && logits && !stopped()
+        ? await (loaded.grammar ??= GrammarCompiler.create(tokenizer, model.config.vocabSize)).then((g) => g.constraint(format))
+        : undefined;
       const text = new OutputText(tokenizer, loaded, request.stops, request.startsThinking);
       let completionTokens = 0;
       let firstTokenAt = 0;
       const decodeStart = performance.now();
       while (logits && !stopped()) {
         checkLogits(logits);
-        // The sampler's penalties change logits in place; logprobs are of the model's own distribution.
+        // The grammar (structured output): a complete answer ends here, without another step.
+        if (constraint && !(await constraint.next())) { finish = 'stop'; break; }
+        // The sampler's penalties and the grammar change logits in place; logprobs are of the
+        // model's own distribution.
         const raw = logprobs ? logits.slice() : logits;
+        constraint?.mask(logits);
         const token = sampler.sample(logits);
         sampler.accept(token);
         firstTokenAt ||= performance.now();
         if (tokenizer.eogIds.has(token)) { finish = 'stop'; break; }
+        constraint?.accept(token);
         if (logprobs) pendingLogprobs.push(logprobs.entry(raw, token));
         completionTokens++;
         const delta = text.push(token);
@@ -321,6 +341,7 @@ export class CpuEngine implements Engine {
       };
       yield { ...chunk({}, finish), usage };
     } finally {
+      constraint?.dispose();
       if (this.current === job) this.current = undefined;
     }
   }

@@ -3,7 +3,8 @@
 // top_p 0, max_completion_tokens); what the engine cannot do is refused with 'unsupported' naming
 // the field, never silently ignored; anything malformed is 'bad-request' naming the field.
 import { EngineError } from './errors.ts';
-import type { ChatCompletionRequest, ChatMessage, NormalizedRequest } from './types.ts';
+import { prepareSchema } from './json-schema.ts';
+import type { ChatCompletionRequest, ChatMessage, NormalizedRequest, ResponseFormat } from './types.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
 
@@ -68,9 +69,12 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
     stop: stops,
     special_tokens_in_content: flag('special_tokens_in_content') ?? false,
     continue_final_message: flag('continue_final_message') ?? false,
+    logprobs: flag('logprobs') ?? false,
   };
+  const format = normalizeResponseFormat(request.response_format);
+  if (format) normalized.response_format = format;
   const topLogprobs = number('top_logprobs', (v) => Number.isInteger(v) && v >= 0 && v <= 20, 'an integer in [0, 20]');
-  if (flag('logprobs')) normalized.top_logprobs = topLogprobs ?? 0;
+  if (normalized.logprobs) normalized.top_logprobs = topLogprobs ?? 0;
   else if (topLogprobs !== undefined) throw bad('top_logprobs needs logprobs: true');
   if (normalized.continue_final_message && messages[messages.length - 1]!.role !== 'assistant') {
     throw bad(`continue_final_message needs the last message to be the assistant's, got '${messages[messages.length - 1]!.role}'`);
@@ -94,6 +98,45 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
   return normalized;
 }
 
+/** Longest JSON schema accepted, as JSON text (a grammar is compiled from it per request). */
+export const MAX_SCHEMA_CHARS = 64 * 1024;
+
+function normalizeResponseFormat(input: unknown): ResponseFormat | undefined {
+  if (input === undefined || input === null) return undefined;
+  if (!isObject(input)) throw bad('response_format must be an object such as { type: \'json_object\' }');
+  for (const key of Object.keys(input)) {
+    if (key !== 'type' && key !== 'json_schema') throw bad(`unknown field response_format.${key}`);
+  }
+  switch (input.type) {
+    case 'text':
+      return undefined;
+    case 'json_object':
+      if (input.json_schema !== undefined) throw bad("response_format.json_schema goes with type 'json_schema'");
+      return { type: 'json_object' };
+    case 'json_schema': {
+      const spec = input.json_schema;
+      if (!isObject(spec)) throw bad('response_format.json_schema must be an object { name, schema, strict }');
+      for (const key of Object.keys(spec)) {
+        if (!['name', 'description', 'schema', 'strict'].includes(key)) throw bad(`unknown field response_format.json_schema.${key}`);
+      }
+      if (typeof spec.name !== 'string' || !/^[\w-]{1,64}$/.test(spec.name)) {
+        throw bad('response_format.json_schema.name must be 1-64 letters, digits, _ or -');
+      }
+      if (spec.description !== undefined && typeof spec.description !== 'string') throw bad('response_format.json_schema.description must be a string');
+      if (spec.schema !== undefined && !isObject(spec.schema) && typeof spec.schema !== 'boolean') {
+        throw bad('response_format.json_schema.schema must be a JSON Schema object');
+      }
+      if (spec.strict !== undefined && spec.strict !== null && typeof spec.strict !== 'boolean') throw bad('response_format.json_schema.strict must be a boolean');
+      const size = JSON.stringify(spec.schema ?? {}).length;
+      if (size > MAX_SCHEMA_CHARS) throw bad(`response_format.json_schema.schema is ${size} characters of JSON; at most ${MAX_SCHEMA_CHARS}`);
+      const json_schema = { ...spec, schema: prepareSchema(spec.schema ?? {}) } as Extract<ResponseFormat, { type: 'json_schema' }>['json_schema'];
+      return { type: 'json_schema', json_schema };
+    }
+    default:
+      throw bad(`response_format.type must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(input.type)}`);
+  }
+}
+
 /** OpenAI fields whose set values ask for what this engine does not do yet. */
 function refuseUnimplemented(request: ChatCompletionRequest): void {
   const set = (v: unknown) => v !== undefined && v !== null;
@@ -101,10 +144,6 @@ function refuseUnimplemented(request: ChatCompletionRequest): void {
   if (set(request.tools) && !(Array.isArray(request.tools) && request.tools.length === 0)) throw unsupported('tools are not supported yet');
   if (set(request.tool_choice) && request.tool_choice !== 'none' && request.tool_choice !== 'auto') {
     throw unsupported(`tool_choice ${JSON.stringify(request.tool_choice)} needs tools, which are not supported yet`);
-  }
-  if (set(request.response_format)) {
-    const type = isObject(request.response_format) ? request.response_format.type : undefined;
-    if (type !== 'text') throw unsupported(`response_format ${JSON.stringify(type ?? request.response_format)} is not supported yet (only 'text')`);
   }
   if (set(request.logit_bias) && !(isObject(request.logit_bias) && Object.keys(request.logit_bias).length === 0)) {
     throw unsupported('logit_bias is not supported');

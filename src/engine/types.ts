@@ -142,11 +142,21 @@ export interface ChatCompletionRequest {
   n?: number | null;
   tools?: unknown[] | null;
   tool_choice?: unknown;
-  response_format?: { type: string } | null;
+  /**
+   * Structured output: `{ type: 'json_object' }` (any JSON object) or `{ type: 'json_schema',
+   * json_schema: { name, schema, strict } }`; the answer is constrained token by token to parse
+   * (and match the schema). `{ type: 'text' }` is the default.
+   */
+  response_format?: ResponseFormat | { type: 'text' } | null;
   logit_bias?: Record<string, number> | null;
   stream_options?: { include_usage?: boolean } | null;
   user?: string;
 }
+
+/** The structured formats an answer can be held to (OpenAI's response_format). */
+export type ResponseFormat =
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name: string; description?: string; schema?: Record<string, unknown> | boolean; strict?: boolean | null } };
 
 /** A request checked and brought to one form (request.ts): what engines run. */
 export interface NormalizedRequest {
@@ -165,8 +175,11 @@ export interface NormalizedRequest {
   enable_thinking?: boolean;
   special_tokens_in_content: boolean;
   continue_final_message: boolean;
-  /** Log-probabilities wanted: undefined for none, else how many top alternatives per token (0–20). */
+  /** Log-probabilities of the generated tokens, with top_logprobs (0–20) alternatives each. */
+  logprobs: boolean;
   top_logprobs?: number;
+  /** Structured output; undefined for free text. */
+  response_format?: ResponseFormat;
   signal?: AbortSignal;
 }
 

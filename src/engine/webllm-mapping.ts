@@ -78,9 +78,16 @@ export function toWebLlmRequest(request: NormalizedRequest): MappedRequest {
   if (request.stop.length > 0) mapped.stop = request.stop;
   if (request.seed !== undefined) mapped.seed = request.seed;
   if (request.enable_thinking !== undefined) mapped.extra_body = { enable_thinking: request.enable_thinking };
-  if (request.top_logprobs !== undefined) {
+  if (request.response_format) {
+    // web-llm (XGrammar too) takes a schema as a string on its json_object type.
+    const format = request.response_format;
+    mapped.response_format = format.type === 'json_object'
+      ? { type: 'json_object' }
+      : { type: 'json_object', schema: JSON.stringify(format.json_schema.schema ?? {}) };
+  }
+  if (request.logprobs) {
     mapped.logprobs = true;
-    mapped.top_logprobs = request.top_logprobs;
+    mapped.top_logprobs = request.top_logprobs ?? 0;
   }
   const ignored = IGNORED_REQUEST_FIELDS.filter((field) => request[field] !== undefined);
   return { request: mapped, ignored };

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ViteDevServer } from 'vite';
 import { CpuEngine } from '../../src/engine/cpu-engine.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelInfo } from '../../src/engine/types.ts';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { JSON_SCHEMAS, schemaRequest } from '../engine/json-schemas.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
@@ -217,6 +219,28 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     expect(await run(8)).not.toBe(first);
     expect((await nodeComplete(request(7))).choices[0].message.content).toBe(first);
   }, 120_000);
+
+  it('holds answers to JSON Schemas in the worker as in Node: every one parses and validates; logprobs cross too', async () => {
+    const ajv = new Ajv2020({ strict: false });
+    const failures: string[] = [];
+    for (const name of Object.keys(JSON_SCHEMAS)) {
+      const request = schemaRequest(name, 11);
+      const reply = await api<{ completion?: ChatCompletion; error?: unknown }>('complete', request);
+      if (!reply.completion) { failures.push(`${name}: ${JSON.stringify(reply.error)}`); continue; }
+      const text = reply.completion.choices[0].message.content;
+      if (text !== (await nodeComplete(request)).choices[0].message.content) failures.push(`${name}: differs from Node`);
+      try {
+        if (!ajv.validate(JSON_SCHEMAS[name]!, JSON.parse(text))) failures.push(`${name}: ${ajv.errorsText()}`);
+      } catch {
+        failures.push(`${name}: does not parse: ${text.slice(0, 80)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+    const withLogprobs = ask('Name a colour.', { temperature: 0, max_tokens: 6, logprobs: true, top_logprobs: 2 });
+    const worker = (await api<{ completion: ChatCompletion }>('complete', withLogprobs)).completion.choices[0].logprobs;
+    expect(worker).toEqual((await nodeComplete(withLogprobs)).choices[0].logprobs);
+    expect(worker!.content!.length).toBeGreaterThan(0);
+  }, 300_000);
 
   it('reuses the cached prefix on a follow-up turn, cuts at stop strings and drops old turns, as Node does', async () => {
     const complete = async (request: ChatCompletionRequest) => (await api<{ completion: ChatCompletion }>('complete', request)).completion;

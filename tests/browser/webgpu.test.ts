@@ -20,6 +20,8 @@ import { CpuEngine } from '../../src/engine/cpu-engine.ts';
 import type { BackendChoice, ModelPair } from '../../src/engine/backend.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelInfo } from '../../src/engine/types.ts';
 import type { WebGpuSupport } from '../../src/engine/webgpu-detect.ts';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { JSON_SCHEMAS } from '../engine/json-schemas.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
@@ -255,6 +257,20 @@ describe('without WebGPU (Chromium default: no adapter)', () => {
     // All of it under the strict CSP: the page refuses eval, the worker came with the policy, nothing was refused.
     expect(await api(page, 'csp')).toEqual(CSP_PROBES_ONLY);
     expect(workerCsp.get('/workers/engine-worker.ts')).toBe(CSP);
+    expect(cspErrors(chromium)).toEqual([]);
+  }, 180_000);
+
+  it('holds an answer to a JSON Schema under the strict CSP: the grammar engine (XGrammar) runs in the worker without eval', async () => {
+    const schemaRequest: ChatCompletionRequest = { ...request, response_format: { type: 'json_schema', json_schema: { name: 'person', schema: JSON_SCHEMAS.person, strict: true } }, max_tokens: 200 };
+    const report = await api<RunReport>(page, 'run', {
+      backend: 'cpu', models: [], appConfig: localAppConfig(), url: modelUrl,
+      loadOptions: { threads: THREADS, build: 'simd128', contextLength: CONTEXT }, request: schemaRequest,
+    });
+    expect(report.error).toBeUndefined();
+    const answer = report.completion!.choices[0]!.message.content;
+    expect(new Ajv2020({ strict: false }).validate(JSON_SCHEMAS.person!, JSON.parse(answer))).toBe(true);
+    expect(answer).toBe((await node.chat.completions.create({ ...schemaRequest, stream: false })).choices[0]!.message.content);
+    expect(await api(page, 'csp')).toEqual(CSP_PROBES_ONLY);
     expect(cspErrors(chromium)).toEqual([]);
   }, 180_000);
 });

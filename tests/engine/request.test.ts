@@ -41,12 +41,11 @@ describe('normalizeRequest', () => {
     }
   });
 
-  it("refuses, naming the field, what the engine does not do (n > 1, tools, response_format, logit_bias, images)", () => {
+  it("refuses, naming the field, what the engine does not do (n > 1, tools, logit_bias, images)", () => {
     const refused: [Record<string, unknown>, string][] = [
       [{ n: 2 }, 'n'],
       [{ tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools'],
       [{ tool_choice: 'required' }, 'tool_choice'],
-      [{ response_format: { type: 'json_object' } }, 'response_format'],
       [{ logit_bias: { 42: 5 } }, 'logit_bias'],
       [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'content[0].type'],
       [{ messages: [{ role: 'assistant', content: null, tool_calls: [{}] }, ...hi] }, 'tool_calls'],
@@ -89,9 +88,24 @@ describe('normalizeRequest', () => {
   it('takes logprobs with 0–20 top alternatives, and top_logprobs only with logprobs', () => {
     expect(normalizeRequest({ messages: hi, logprobs: true }).top_logprobs).toBe(0);
     expect(normalizeRequest({ messages: hi, logprobs: true, top_logprobs: 20 }).top_logprobs).toBe(20);
+    expect(normalizeRequest({ messages: hi, logprobs: false })).toMatchObject({ logprobs: false });
     expect(normalizeRequest({ messages: hi, logprobs: false }).top_logprobs).toBeUndefined();
     expect(failure({ messages: hi, top_logprobs: 3 })).toMatchObject({ code: 'bad-request', message: expect.stringMatching(/top_logprobs needs logprobs: true/) });
     expect(failure({ messages: hi, logprobs: true, top_logprobs: 21 })).toMatchObject({ code: 'bad-request', message: expect.stringMatching(/top_logprobs must be an integer in \[0, 20\]/) });
+  });
+
+  it('gives a normalized request back unchanged (the worker engine normalizes on both sides)', () => {
+    const requests: Record<string, unknown>[] = [
+      { messages: hi },
+      { messages: hi, logprobs: true, top_logprobs: 3, stream: true, stop: 'x', temperature: 0.5, top_p: 0, max_completion_tokens: 9 },
+      { messages: [...hi, { role: 'assistant', content: 'half' }], continue_final_message: true, seed: 4 },
+      { messages: hi, response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { allOf: [{ type: 'object', properties: { a: { type: 'string', format: 'date' } } }] } } } },
+      { messages: hi, response_format: { type: 'json_object' }, enable_thinking: false, special_tokens_in_content: true },
+    ];
+    for (const request of requests) {
+      const once = normalizeRequest(request);
+      expect(normalizeRequest(once), JSON.stringify(request)).toEqual(once);
+    }
   });
 
   it('takes continue_final_message only where the last message is the assistant\'s', () => {

@@ -263,6 +263,11 @@ describe('chunk mapping over web-llm’s own stream generator', () => {
   it("asks web-llm for logprobs and passes its OpenAI-shaped entries through, in order, across held-back text", async () => {
     const mappedRequest = toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }], logprobs: true, top_logprobs: 3 })).request;
     expect(mappedRequest).toMatchObject({ logprobs: true, top_logprobs: 3 });
+    const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+    expect(toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }], response_format: { type: 'json_schema', json_schema: { name: 'a', schema } } })).request.response_format)
+      .toEqual({ type: 'json_object', schema: JSON.stringify(schema) });
+    expect(toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }], response_format: { type: 'json_object' } })).request.response_format)
+      .toEqual({ type: 'json_object' });
     expect(toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }] })).request.logprobs).toBeUndefined();
     const entry = (token: string) => ({ token, logprob: -0.5, bytes: [...new TextEncoder().encode(token)], top_logprobs: [] });
     async function* source() {
