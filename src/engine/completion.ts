@@ -1,12 +1,13 @@
 // A whole ChatCompletion from the chunk stream both engines produce: non-streaming requests are
 // the stream, collected. The last chunk carries finish_reason and usage.
 import { EngineError } from './errors.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob } from './types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, ToolCall } from './types.ts';
 
 export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
   let content = '';
   let reasoning = '';
   let logprobs: ChatCompletionTokenLogprob[] | undefined;
+  const calls: ToolCall[] = [];
   let last: ChatCompletionChunk | undefined;
   for await (const chunk of chunks) {
     last = chunk;
@@ -15,10 +16,18 @@ export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChun
     reasoning += choice?.delta.reasoning_content ?? '';
     const tokens = choice?.logprobs?.content;
     if (tokens) (logprobs ??= []).push(...tokens);
+    // A call's first delta has its id, type and name; later ones (if any) add to its arguments.
+    for (const delta of choice?.delta.tool_calls ?? []) {
+      const call = (calls[delta.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+      if (delta.id) call.id = delta.id;
+      if (delta.function?.name) call.function.name += delta.function.name;
+      if (delta.function?.arguments) call.function.arguments += delta.function.arguments;
+    }
   }
   if (!last?.usage) throw new EngineError('internal', 'the engine ended its answer without a final chunk');
   const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content };
   if (reasoning) message.reasoning_content = reasoning;
+  if (calls.length > 0) message.tool_calls = calls;
   const choice: ChatCompletion['choices'][0] = { index: 0, message, finish_reason: last.choices[0]?.finish_reason ?? 'abort' };
   if (logprobs) choice.logprobs = { content: logprobs };
   return { id: last.id, object: 'chat.completion', created: last.created, model: last.model, choices: [choice], usage: last.usage };

@@ -16,6 +16,7 @@ import { collectCompletion } from './completion.ts';
 import { EngineError } from './errors.ts';
 import { fitConversation } from './fit-context.ts';
 import { GrammarCompiler, type TokenConstraint } from './grammar.ts';
+import { TOOL_CALL_OPEN, ToolCallOutput, toolUse, type ToolUse } from './tool-calls.ts';
 import { LogprobReporter } from './logprobs.ts';
 import { openModelSource, type OpenedSource } from './model-source.ts';
 import { normalizeRequest } from './request.ts';
@@ -65,6 +66,8 @@ interface PreparedRequest {
   topLogprobs: number | undefined;
   /** Structured output: the answer is held to this format token by token. */
   responseFormat: ResponseFormat | undefined;
+  /** How the answer may call tools; undefined when it has none. */
+  tools: ToolUse | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -211,18 +214,25 @@ export class CpuEngine implements Engine {
       eosToken: tokenizer.eosId === undefined ? '' : tokenizer.tokenText(tokenizer.eosId),
       specialTokensInContent: request.special_tokens_in_content,
       continueFinalMessage: request.continue_final_message,
+      tools: request.tools,
     });
     const fitted = fitConversation(request.messages, prompt, contextLength, answerRoom);
-    if (request.response_format && promptOpensThinking(fitted.tokens, loaded)) {
-      throw new EngineError('bad-request', "response_format: this model's chat template starts every answer with thinking; structured output needs an answer that starts at once");
+    const tools = toolUse(request);
+    if ((request.response_format || tools?.mode === 'forced') && promptOpensThinking(fitted.tokens, loaded)) {
+      throw new EngineError('bad-request', "this model's chat template starts every answer with thinking; structured output and required tool calls need an answer that starts at once");
     }
+    // A required call: the answer starts inside <tool_call> (the grammar then holds its body).
+    const promptTokens = tools?.mode === 'forced'
+      ? [...fitted.tokens, ...tokenizer.encode(`${TOOL_CALL_OPEN}\n`, { parseSpecial: true, addSpecial: false })]
+      : fitted.tokens;
+    if (promptTokens.length >= contextLength) throw new EngineError('context-overflow', `the prompt needs ${promptTokens.length} of the ${contextLength} tokens of context`);
     const stops = request.stop;
     return {
       loaded,
       id: `chatcmpl-${randomId()}`,
       created: Math.floor(Date.now() / 1000),
       startedAt: performance.now(),
-      promptTokens: fitted.tokens,
+      promptTokens,
       droppedMessages: fitted.droppedMessages,
       sampling: {
         temperature: request.temperature ?? DEFAULT_SAMPLING.temperature,
@@ -239,6 +249,7 @@ export class CpuEngine implements Engine {
       startsThinking: promptOpensThinking(fitted.tokens, loaded),
       topLogprobs: request.logprobs ? request.top_logprobs ?? 0 : undefined,
       responseFormat: request.response_format,
+      tools,
       signal: request.signal,
     };
   }
@@ -292,10 +303,14 @@ export class CpuEngine implements Engine {
       const prefillSeconds = (performance.now() - prefillStart) / 1000;
       const sampler = new Sampler(request.sampling, new SeededRandom(request.seed));
       const format = request.responseFormat;
-      constraint = format && logits && !stopped()
-        ? await (loaded.grammar ??= GrammarCompiler.create(tokenizer, model.config.vocabSize)).then((g) => g.constraint(format))
-        : undefined;
+      const tools = request.tools;
+      if ((format || tools?.mode === 'forced') && logits && !stopped()) {
+        const grammar = await (loaded.grammar ??= GrammarCompiler.create(tokenizer, model.config.vocabSize));
+        constraint = format ? await grammar.constraint(format) : await grammar.toolCallConstraint(tools!.offered);
+      }
       const text = new OutputText(tokenizer, loaded, request.stops, request.startsThinking);
+      const calls = tools ? new ToolCallOutput(tools) : undefined;
+      const toolCallToken = tools?.mode === 'none' ? tokenizer.tokenId(TOOL_CALL_OPEN) : undefined;
       let completionTokens = 0;
       let firstTokenAt = 0;
       const decodeStart = performance.now();
@@ -307,6 +322,7 @@ export class CpuEngine implements Engine {
         // model's own distribution.
         const raw = logprobs ? logits.slice() : logits;
         constraint?.mask(logits);
+        if (toolCallToken !== undefined) logits[toolCallToken] = -Infinity; // tool_choice 'none'
         const token = sampler.sample(logits);
         sampler.accept(token);
         firstTokenAt ||= performance.now();
@@ -314,9 +330,10 @@ export class CpuEngine implements Engine {
         constraint?.accept(token);
         if (logprobs) pendingLogprobs.push(logprobs.entry(raw, token));
         completionTokens++;
-        const delta = text.push(token);
+        const delta = calls ? calls.take(text.push(token)) : text.push(token);
         if (delta) yield chunk(delta);
         if (text.stopped) { finish = 'stop'; break; }
+        if (calls?.done) { finish = 'stop'; break; }
         if (completionTokens >= request.maxTokens || model.position >= model.contextLength) { finish = 'length'; break; }
         await nextMacrotask(); // interrupt() and worker messages get in here
         if (stopped()) break;
@@ -324,8 +341,9 @@ export class CpuEngine implements Engine {
         this.cachedTokens.push(token);
       }
       const decodeSeconds = (performance.now() - decodeStart) / 1000;
-      const rest = text.end();
+      const rest = calls ? calls.end(text.end()) : text.end();
       if (rest) yield chunk(rest);
+      if (calls?.made && finish === 'stop') finish = 'tool_calls';
       const usage: CompletionUsage = {
         prompt_tokens: prompt.length,
         completion_tokens: completionTokens,

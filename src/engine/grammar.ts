@@ -10,7 +10,8 @@
 import type * as XGrammar from '@mlc-ai/web-xgrammar';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { EngineError } from './errors.ts';
-import type { ResponseFormat } from './types.ts';
+import { prepareSchema } from './json-schema.ts';
+import type { ResponseFormat, ToolDefinition } from './types.ts';
 
 type XGrammarModule = typeof XGrammar;
 
@@ -79,15 +80,34 @@ export class GrammarCompiler {
 
   /** A fresh constraint for one answer in `format`. Schema errors are bad requests naming the field. */
   async constraint(format: ResponseFormat): Promise<TokenConstraint> {
+    // Pretty-printed JSON (2-space indent): whitespace is fixed, so a model cannot fill its answer
+    // with blank lines, and the output reads well.
+    return format.type === 'json_object'
+      ? this.compile({ type: 'object' }, { indent: 2, strict: false }, 'response_format')
+      : this.compile(format.json_schema.schema ?? {}, { indent: 2, strict: format.json_schema.strict ?? false }, 'response_format.json_schema.schema');
+  }
+
+  /**
+   * The body of one call to one of `tools`, as Qwen3 writes it between <tool_call> tags: one line,
+   * {"name": …, "arguments": {…}}, the arguments held to the function's parameters.
+   */
+  async toolCallConstraint(tools: readonly ToolDefinition[]): Promise<TokenConstraint> {
+    const calls = tools.map((tool, i) => ({
+      type: 'object',
+      properties: { name: { const: tool.function.name }, arguments: prepareSchema(tool.function.parameters ?? { type: 'object' }, `tools[${i}].function.parameters`) },
+      required: ['name', 'arguments'],
+      additionalProperties: false,
+    }));
+    return this.compile(calls.length === 1 ? calls[0]! : { anyOf: calls }, { strict: true }, 'tools[].function.parameters');
+  }
+
+  private async compile(schema: unknown, layout: { indent?: number; strict: boolean }, where: string): Promise<TokenConstraint> {
     let compiled: XGrammar.CompiledGrammar;
     try {
-      // Pretty-printed JSON (2-space indent): whitespace is fixed, so a model cannot fill its
-      // answer with blank lines, and the output reads well.
-      compiled = format.type === 'json_object'
-        ? await this.compiler.compileJSONSchema(JSON.stringify({ type: 'object' }), false, 2, undefined, false)
-        : await this.compiler.compileJSONSchema(JSON.stringify(format.json_schema.schema ?? {}), false, 2, undefined, format.json_schema.strict ?? false);
+      compiled = layout.indent === undefined
+        ? await this.compiler.compileJSONSchema(JSON.stringify(schema), false, undefined, [', ', ': '], layout.strict)
+        : await this.compiler.compileJSONSchema(JSON.stringify(schema), false, layout.indent, undefined, layout.strict);
     } catch (error) {
-      const where = format.type === 'json_schema' ? 'response_format.json_schema.schema' : 'response_format';
       throw new EngineError('bad-request', `${where}: the grammar engine cannot use this schema (${error instanceof Error ? error.message : String(error)})`, { cause: error });
     }
     const matcher = await this.xgrammar.GrammarMatcher.createGrammarMatcher(compiled);

@@ -34,12 +34,15 @@ const FORMAT_PATTERNS: Record<string, string> = {
 
 const isObject = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
 const unsupported = (path: string, what: string) =>
-  new EngineError('unsupported', `response_format.json_schema.schema${path}: ${what}, which structured output cannot enforce`);
+  new EngineError('unsupported', `${path}: ${what}, which structured output cannot enforce`);
 
-/** The schema the grammar is compiled from: `schema` checked, with the rewrites above. */
-export function prepareSchema(schema: unknown, path = ''): unknown {
+/**
+ * The schema the grammar is compiled from: `schema` checked, with the rewrites above. `path`
+ * names it in errors (the request field it came from).
+ */
+export function prepareSchema(schema: unknown, path = 'response_format.json_schema.schema'): unknown {
   if (typeof schema === 'boolean') return schema;
-  if (!isObject(schema)) throw new EngineError('bad-request', `response_format.json_schema.schema${path} must be a schema object`);
+  if (!isObject(schema)) throw new EngineError('bad-request', `${path} must be a schema object`);
   let out: Schema = {};
   for (const [key, value] of Object.entries(schema)) {
     if (ANNOTATIONS.has(key)) continue;
@@ -72,7 +75,7 @@ export function prepareSchema(schema: unknown, path = ''): unknown {
 
 /** allOf of object schemas as one object schema: properties and required joined. */
 function mergeAllOf(base: Schema, allOf: unknown, path: string): Schema {
-  if (!Array.isArray(allOf) || allOf.length === 0) throw new EngineError('bad-request', `response_format.json_schema.schema${path}.allOf must be a non-empty array`);
+  if (!Array.isArray(allOf) || allOf.length === 0) throw new EngineError('bad-request', `${path}.allOf must be a non-empty array`);
   const merged: Schema = { ...base, type: 'object' };
   const properties: Schema = { ...(isObject(base.properties) ? base.properties : {}) };
   const required = new Set<string>(Array.isArray(base.required) ? base.required.map(String) : []);

@@ -4,7 +4,7 @@
 // the field, never silently ignored; anything malformed is 'bad-request' naming the field.
 import { EngineError } from './errors.ts';
 import { prepareSchema } from './json-schema.ts';
-import type { ChatCompletionRequest, ChatMessage, NormalizedRequest, ResponseFormat } from './types.ts';
+import type { ChatCompletionRequest, ChatMessage, NormalizedRequest, ResponseFormat, ToolCall, ToolChoice, ToolDefinition } from './types.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
 
@@ -73,6 +73,8 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
   };
   const format = normalizeResponseFormat(request.response_format);
   if (format) normalized.response_format = format;
+  Object.assign(normalized, normalizeTools(request));
+  if (format && normalized.tools && normalized.tool_choice !== 'none') throw bad('response_format and tools together: give one of them (or tool_choice: \'none\')');
   const topLogprobs = number('top_logprobs', (v) => Number.isInteger(v) && v >= 0 && v <= 20, 'an integer in [0, 20]');
   if (normalized.logprobs) normalized.top_logprobs = topLogprobs ?? 0;
   else if (topLogprobs !== undefined) throw bad('top_logprobs needs logprobs: true');
@@ -141,10 +143,6 @@ function normalizeResponseFormat(input: unknown): ResponseFormat | undefined {
 function refuseUnimplemented(request: ChatCompletionRequest): void {
   const set = (v: unknown) => v !== undefined && v !== null;
   if (set(request.n) && request.n !== 1) throw unsupported(`n = ${String(request.n)}: one answer per request is supported (n = 1)`);
-  if (set(request.tools) && !(Array.isArray(request.tools) && request.tools.length === 0)) throw unsupported('tools are not supported yet');
-  if (set(request.tool_choice) && request.tool_choice !== 'none' && request.tool_choice !== 'auto') {
-    throw unsupported(`tool_choice ${JSON.stringify(request.tool_choice)} needs tools, which are not supported yet`);
-  }
   if (set(request.logit_bias) && !(isObject(request.logit_bias) && Object.keys(request.logit_bias).length === 0)) {
     throw unsupported('logit_bias is not supported');
   }
@@ -155,7 +153,6 @@ function normalizeMessage(input: unknown, i: number): ChatMessage {
   if (!isObject(input)) throw bad(`${where} must be an object`);
   const role = input.role;
   if (typeof role !== 'string' || !ROLES.has(role)) throw bad(`${where}.role must be system, developer, user, assistant or tool, got ${JSON.stringify(role)}`);
-  if (input.tool_calls !== undefined && input.tool_calls !== null) throw unsupported(`${where}.tool_calls: tool calls are not supported yet`);
   let content: string;
   const raw = input.content;
   if (typeof raw === 'string') {
@@ -178,5 +175,73 @@ function normalizeMessage(input: unknown, i: number): ChatMessage {
     if (typeof input.reasoning_content !== 'string') throw bad(`${where}.reasoning_content must be a string`);
     message.reasoning_content = input.reasoning_content;
   }
+  if (input.tool_calls !== undefined && input.tool_calls !== null) {
+    if (role !== 'assistant') throw bad(`${where}.tool_calls: only an assistant message calls tools`);
+    if (!Array.isArray(input.tool_calls)) throw bad(`${where}.tool_calls must be an array`);
+    message.tool_calls = input.tool_calls.map((call, j) => normalizeToolCall(call, `${where}.tool_calls[${j}]`));
+  }
+  if (input.tool_call_id !== undefined && input.tool_call_id !== null) {
+    if (role !== 'tool') throw bad(`${where}.tool_call_id goes with role 'tool'`);
+    if (typeof input.tool_call_id !== 'string') throw bad(`${where}.tool_call_id must be a string`);
+    message.tool_call_id = input.tool_call_id;
+  }
   return message;
+}
+
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+function normalizeToolCall(input: unknown, where: string): ToolCall {
+  if (!isObject(input)) throw bad(`${where} must be an object`);
+  if (input.type !== undefined && input.type !== 'function') throw bad(`${where}.type must be 'function'`);
+  const fn = input.function;
+  if (!isObject(fn) || typeof fn.name !== 'string' || !FUNCTION_NAME.test(fn.name)) throw bad(`${where}.function.name must be 1-64 letters, digits, _ or -`);
+  // OpenAI sends arguments as JSON text; an object is taken as what that text would say.
+  const args = typeof fn.arguments === 'string' ? fn.arguments : JSON.stringify(fn.arguments ?? {});
+  if (typeof input.id !== 'string' && input.id !== undefined) throw bad(`${where}.id must be a string`);
+  return { id: typeof input.id === 'string' ? input.id : '', type: 'function', function: { name: fn.name, arguments: args } };
+}
+
+/** The tools a request offers, and how it asks the model to use them. */
+function normalizeTools(request: Record<string, unknown>): Pick<NormalizedRequest, 'tools' | 'tool_choice' | 'parallel_tool_calls'> {
+  const tools = request.tools;
+  const choice = request.tool_choice;
+  if (tools !== undefined && tools !== null && !Array.isArray(tools)) throw bad('tools must be an array of { type: \'function\', function: { name, description, parameters } }');
+  const list = (tools ?? []) as unknown[];
+  const names = new Set<string>();
+  const normalized: ToolDefinition[] = list.map((tool, i) => {
+    const where = `tools[${i}]`;
+    if (!isObject(tool) || tool.type !== 'function' || !isObject(tool.function)) throw bad(`${where} must be { type: 'function', function: { name, ... } }`);
+    const fn = tool.function;
+    for (const key of Object.keys(fn)) {
+      if (!['name', 'description', 'parameters', 'strict'].includes(key)) throw bad(`unknown field ${where}.function.${key}`);
+    }
+    if (typeof fn.name !== 'string' || !FUNCTION_NAME.test(fn.name)) throw bad(`${where}.function.name must be 1-64 letters, digits, _ or -`);
+    if (names.has(fn.name)) throw bad(`${where}.function.name '${fn.name}' is given twice`);
+    names.add(fn.name);
+    if (fn.description !== undefined && typeof fn.description !== 'string') throw bad(`${where}.function.description must be a string`);
+    if (fn.parameters !== undefined && !isObject(fn.parameters)) throw bad(`${where}.function.parameters must be a JSON Schema object`);
+    if (fn.strict !== undefined && fn.strict !== null && typeof fn.strict !== 'boolean') throw bad(`${where}.function.strict must be a boolean`);
+    const size = JSON.stringify(fn.parameters ?? {}).length;
+    if (size > MAX_SCHEMA_CHARS) throw bad(`${where}.function.parameters is ${size} characters of JSON; at most ${MAX_SCHEMA_CHARS}`);
+    return { type: 'function', function: { ...fn } as ToolDefinition['function'] };
+  });
+  let toolChoice: ToolChoice | undefined;
+  if (choice === undefined || choice === null) {
+    toolChoice = undefined;
+  } else if (choice === 'none' || choice === 'auto' || choice === 'required') {
+    toolChoice = choice;
+  } else if (isObject(choice) && choice.type === 'function' && isObject(choice.function) && typeof choice.function.name === 'string') {
+    if (!names.has(choice.function.name)) throw bad(`tool_choice names '${choice.function.name}', which is not among the tools`);
+    toolChoice = { type: 'function', function: { name: choice.function.name } };
+  } else {
+    throw bad("tool_choice must be 'none', 'auto', 'required' or { type: 'function', function: { name } }");
+  }
+  if ((toolChoice === 'required' || typeof toolChoice === 'object') && normalized.length === 0) throw bad('tool_choice asks for a tool call, but no tools are given');
+  const parallel = request.parallel_tool_calls;
+  if (parallel !== undefined && parallel !== null && typeof parallel !== 'boolean') throw bad('parallel_tool_calls must be a boolean');
+  const out: Pick<NormalizedRequest, 'tools' | 'tool_choice' | 'parallel_tool_calls'> = {};
+  if (normalized.length > 0) out.tools = normalized;
+  if (toolChoice !== undefined) out.tool_choice = toolChoice;
+  if (typeof parallel === 'boolean') out.parallel_tool_calls = parallel;
+  return out;
 }

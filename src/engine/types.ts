@@ -80,6 +80,34 @@ export interface ChatMessage {
   content: string;
   /** Thinking text of an earlier assistant turn (not sent back to the model by Qwen3's template). */
   reasoning_content?: string;
+  /** The functions an assistant turn called. */
+  tool_calls?: ToolCall[];
+  /** A tool turn: the call it answers. */
+  tool_call_id?: string;
+}
+
+/** A function the model may call (OpenAI's tools[]). `parameters` is a JSON Schema of its arguments. */
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
+}
+
+/** 'auto': the model decides; 'none': it answers in text; 'required' or a named function: it calls one. */
+export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+
+/** A call the model made: `arguments` is JSON text, as OpenAI gives it. */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/** A tool call as streamed: the first delta of a call carries its id, type and name (ours carry it whole). */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
 }
 
 /** A part of an OpenAI array content; only text parts exist for a text model. */
@@ -98,6 +126,7 @@ export interface ChatMessageInput {
   reasoning_content?: string;
   name?: string;
   tool_call_id?: string;
+  tool_calls?: ToolCall[];
 }
 
 export interface ChatCompletionRequest {
@@ -140,8 +169,11 @@ export interface ChatCompletionRequest {
   top_logprobs?: number | null;
   // OpenAI fields accepted only at values that ask for nothing this engine lacks (request.ts).
   n?: number | null;
-  tools?: unknown[] | null;
-  tool_choice?: unknown;
+  /** Functions the model may call; its calls come back as `tool_calls` (finish_reason 'tool_calls'). */
+  tools?: ToolDefinition[] | null;
+  tool_choice?: ToolChoice | null;
+  /** Several calls in one answer (default true); false keeps the first. */
+  parallel_tool_calls?: boolean | null;
   /**
    * Structured output: `{ type: 'json_object' }` (any JSON object) or `{ type: 'json_schema',
    * json_schema: { name, schema, strict } }`; the answer is constrained token by token to parse
@@ -180,14 +212,18 @@ export interface NormalizedRequest {
   top_logprobs?: number;
   /** Structured output; undefined for free text. */
   response_format?: ResponseFormat;
+  /** Tools the model may call (none unless some were given and tool_choice is not 'none'). */
+  tools?: ToolDefinition[];
+  tool_choice?: ToolChoice;
+  parallel_tool_calls?: boolean;
   signal?: AbortSignal;
 }
 
 /**
  * 'stop': end-of-generation token or a stop string; 'length': max_tokens or the context is full;
- * 'abort': interrupt() / signal.
+ * 'abort': interrupt() / signal; 'tool_calls': the answer called tools (message.tool_calls).
  */
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'abort' | 'tool_calls';
 
 export interface CompletionUsage {
   prompt_tokens: number;
@@ -234,7 +270,7 @@ export interface ChatCompletionChunk {
   model: string;
   choices: Array<{
     index: 0;
-    delta: { role?: 'assistant'; content?: string; reasoning_content?: string };
+    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: ToolCallDelta[] };
     finish_reason: FinishReason | null;
     logprobs?: ChoiceLogprobs | null;
   }>;
@@ -249,7 +285,7 @@ export interface ChatCompletion {
   model: string;
   choices: Array<{
     index: 0;
-    message: { role: 'assistant'; content: string; reasoning_content?: string };
+    message: { role: 'assistant'; content: string; reasoning_content?: string; tool_calls?: ToolCall[] };
     finish_reason: FinishReason;
     logprobs?: ChoiceLogprobs | null;
   }>;

@@ -60,6 +60,10 @@ function toWebLlmMessage(message: ChatMessage): WebLlm.ChatCompletionMessagePara
  * is collected on our side, see collectCompletion), with usage requested on the last chunk.
  */
 export function toWebLlmRequest(request: NormalizedRequest): MappedRequest {
+  if (request.tools && request.tool_choice !== 'none') {
+    // web-llm renders prompts with its own templates, which do not show Qwen3 its tools.
+    throw new EngineError('unsupported', 'tools are not supported on the WebGPU backend; the CPU engine calls tools');
+  }
   if (request.continue_final_message) {
     // web-llm always opens a new assistant turn: its prompt cannot end inside the last message.
     throw new EngineError('unsupported', 'continue_final_message is not supported on the WebGPU backend; the CPU engine continues answers');

@@ -8,6 +8,7 @@ import { inputChars, limitsFor, renderBounded, TemplateBudgetError, TemplateRais
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
 export interface ChatToolCall {
+  id?: string;
   type?: 'function';
   function: { name: string; arguments: string | Record<string, unknown> };
 }
@@ -18,6 +19,8 @@ export interface ChatMessage {
   /** Hidden reasoning of an earlier assistant turn (Qwen3 thinking models). */
   reasoning_content?: string;
   tool_calls?: ChatToolCall[];
+  /** A tool result: the call it answers (some templates show it). */
+  tool_call_id?: string;
 }
 
 export interface RenderChatOptions {

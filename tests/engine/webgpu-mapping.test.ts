@@ -91,6 +91,9 @@ describe('request mapping', () => {
       .toThrow(expect.objectContaining({ name: 'EngineError', code: 'bad-request' }));
     const cut = { messages: [{ role: 'user' as const, content: 'q' }, { role: 'assistant' as const, content: 'half an ans' }], continue_final_message: true };
     expect(() => toWebLlmRequest(normalizeRequest(cut))).toThrow(expect.objectContaining({ name: 'EngineError', code: 'unsupported' }));
+    const tools = [{ type: 'function' as const, function: { name: 'f' } }];
+    expect(() => toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }], tools }))).toThrow(expect.objectContaining({ code: 'unsupported' }));
+    expect(toWebLlmRequest(normalizeRequest({ messages: [{ role: 'user', content: 'q' }], tools, tool_choice: 'none' })).request.messages).toHaveLength(1);
   });
 
   it("classifies web-llm's own validation errors as bad requests", () => {

@@ -70,6 +70,20 @@ const conversations: ChatMessage[][] = [
     { role: 'tool', content: '{"sky": "clear"}' },
   ],
   [
+    // OpenAI's shape, as the engine passes it on: ids, arguments as JSON text, tool_call_id.
+    { role: 'user', content: 'Weather in Paris and Oslo?' },
+    {
+      role: 'assistant', content: 'Checking both.', tool_calls: [
+        { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        { id: 'call_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+      ],
+    },
+    { role: 'tool', content: '{"temp":21}', tool_call_id: 'call_1' },
+    { role: 'tool', content: '{"temp":9}', tool_call_id: 'call_2' },
+    { role: 'assistant', content: 'Paris 21°, Oslo 9°.' },
+    { role: 'user', content: 'Thanks' },
+  ],
+  [
     { role: 'user', content: 'Code please:\n```ts\nconst x = 1;\n```' },
     { role: 'assistant', content: '```ts\nconsole.log(x)\n```' },
     { role: 'system', content: 'A late system message.' },
