@@ -15,6 +15,18 @@ export {
   type WebGpuSupport,
 } from './engine/backend.ts';
 export { createWorkerEngine, type WorkerEngine, type WorkerEngineOptions } from './engine/worker-engine.ts';
+export {
+  createLanguageModel,
+  installLanguageModel,
+  type Availability,
+  type LanguageModelConfig,
+  type LanguageModelCreateOptions,
+  type LanguageModelMessage,
+  type LanguageModelPrompt,
+  type LanguageModelPromptOptions,
+  type LanguageModelSession,
+  type LanguageModelStatic,
+} from './engine/prompt-api.ts';
 
 export {
   CATALOGUE,

@@ -93,6 +93,10 @@ const api: EngineWorkerApi = {
     void stream?.chunks.return?.();
   },
 
+  countPromptTokens(request) {
+    return settle(() => engine.countPromptTokens(request));
+  },
+
   interrupt() {
     engine.interrupt();
   },

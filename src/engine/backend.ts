@@ -292,6 +292,13 @@ class BackendSwitchingEngine implements SwitchingEngine {
     return this.active?.info();
   }
 
+  async countPromptTokens(request: ChatCompletionRequest): Promise<number> {
+    const engine = this.active;
+    if (!engine) throw new EngineError('no-model', 'no model loaded: call load() first');
+    if (!engine.countPromptTokens) throw new EngineError('unsupported', `the ${engine.backend} engine cannot count prompt tokens`);
+    return engine.countPromptTokens(request);
+  }
+
   terminate(): void {
     this.active = undefined;
     this.gpuEngine?.terminate();

@@ -111,6 +111,14 @@ export class CpuEngine implements Engine {
     if (this.current) this.current.stopped = true;
   }
 
+  async countPromptTokens(raw: ChatCompletionRequest): Promise<number> {
+    try {
+      return this.prepare(normalizeRequest(raw)).promptTokens.length;
+    } catch (error) {
+      throw engineError(error);
+    }
+  }
+
   async unload(): Promise<void> {
     this.interrupt();
     const loaded = this.loaded;

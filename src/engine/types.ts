@@ -308,4 +308,9 @@ export interface Engine {
   unload(): Promise<void>;
   /** The loaded model, or undefined. */
   info(): ModelInfo | undefined;
+  /**
+   * The prompt tokens `request` would take, as it would be run (template rendered, old turns
+   * dropped to fit). Engines that cannot count (WebGPU) leave it out.
+   */
+  countPromptTokens?(request: ChatCompletionRequest): Promise<number>;
 }

@@ -151,6 +151,11 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
 
     info: () => info,
 
+    async countPromptTokens(raw: ChatCompletionRequest): Promise<number> {
+      const { signal: _signal, ...cloneable } = normalizeRequest(raw);
+      return call(remote.countPromptTokens(cloneable));
+    },
+
     terminate(): void {
       stopWorker(new EngineError('worker-failed', 'the engine was terminated'));
     },

@@ -28,6 +28,8 @@ export interface EngineWorkerApi {
   pull(stream: number): Promise<Result<StreamBatch>>;
   /** Stops a stream's generation and forgets it (the page stopped reading). */
   cancel(stream: number): void;
+  /** The prompt tokens the request would take (Engine.countPromptTokens). */
+  countPromptTokens(request: WorkerRequest): Promise<Result<number>>;
   interrupt(): void;
   unload(): Promise<Result<void>>;
   /** Answers as soon as the worker's event loop turns: the page's sign that the worker is alive. */
