@@ -1,6 +1,7 @@
 // A whole ChatCompletion from the chunk stream both engines produce: non-streaming requests are
 // the stream, collected. The last chunk carries finish_reason and usage.
 import { EngineError } from './errors.ts';
+import { addToolCallDelta } from './tool-calls.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, ToolCall } from './types.ts';
 
 export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
@@ -16,13 +17,7 @@ export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChun
     reasoning += choice?.delta.reasoning_content ?? '';
     const tokens = choice?.logprobs?.content;
     if (tokens) (logprobs ??= []).push(...tokens);
-    // A call's first delta has its id, type and name; later ones (if any) add to its arguments.
-    for (const delta of choice?.delta.tool_calls ?? []) {
-      const call = (calls[delta.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
-      if (delta.id) call.id = delta.id;
-      if (delta.function?.name) call.function.name += delta.function.name;
-      if (delta.function?.arguments) call.function.arguments += delta.function.arguments;
-    }
+    for (const delta of choice?.delta.tool_calls ?? []) addToolCallDelta(calls, delta);
   }
   if (!last?.usage) throw new EngineError('internal', 'the engine ended its answer without a final chunk');
   const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content };

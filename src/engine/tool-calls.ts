@@ -10,7 +10,7 @@
 // as JSON text. The model's output is untrusted: a call whose body is not a JSON object with a
 // known function name and object arguments is not a call, and its text stays in the answer, tags
 // and all, so nothing the model wrote is lost. Whitespace only between or around calls is layout.
-import type { ChatCompletionChunk, NormalizedRequest, ToolCall, ToolDefinition } from './types.ts';
+import type { ChatCompletionChunk, NormalizedRequest, ToolCall, ToolCallDelta, ToolDefinition } from './types.ts';
 
 export const TOOL_CALL_OPEN = '<tool_call>';
 export const TOOL_CALL_CLOSE = '</tool_call>';
@@ -207,4 +207,12 @@ export class ToolCallOutput {
       this.made = true;
     }
   }
+}
+
+/** Joins a streamed tool-call delta into the calls so far: the first of a call has its id and name. */
+export function addToolCallDelta(calls: ToolCall[], delta: ToolCallDelta): void {
+  const call = (calls[delta.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+  if (delta.id) call.id = delta.id;
+  call.function.name += delta.function?.name ?? '';
+  call.function.arguments += delta.function?.arguments ?? '';
 }

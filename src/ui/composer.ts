@@ -1,5 +1,7 @@
 // The message box: Enter sends, Shift+Enter adds a line, Esc stops a running answer. While an
 // answer streams the box stays editable (the next question can be typed), only sending waits.
+// Above it, the task presets (Write, Polish, Translate, …): one click sets the system prompt and
+// sampling for the task (the root applies it); the active one is marked.
 import { LitElement, css, html } from 'lit';
 import { t, type Lang } from './i18n.ts';
 import { baseStyles } from './styles.ts';
@@ -9,11 +11,34 @@ export class QwenComposer extends LitElement {
     locale: { attribute: false },
     generating: { type: Boolean },
     disabled: { type: Boolean },
+    presets: { attribute: false },
+    activePreset: { attribute: false },
   };
 
   static override styles = [
     baseStyles,
     css`
+      .presets {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 0.35rem;
+        padding: 0.5rem 0.75rem 0;
+        border-top: 1px solid var(--qwen-border);
+        background: var(--qwen-surface);
+      }
+      .presets button {
+        font-size: 0.8rem;
+        padding: 0.15rem 0.6rem;
+        border-radius: 999px;
+      }
+      .presets button[aria-pressed='true'] {
+        background: var(--qwen-accent);
+        border-color: var(--qwen-accent);
+        color: var(--qwen-accent-text, #fff);
+      }
+      .presets + form {
+        border-top: none;
+      }
       form {
         display: flex;
         gap: 0.5rem;
@@ -30,7 +55,7 @@ export class QwenComposer extends LitElement {
         line-height: 1.4;
         padding: 0.55rem 0.7rem;
       }
-      button {
+      form button {
         min-height: 2.6rem;
         min-width: 4.5rem;
       }
@@ -42,12 +67,17 @@ export class QwenComposer extends LitElement {
   declare generating: boolean;
   /** No model is loaded. */
   declare disabled: boolean;
+  /** Task presets to offer (id and label). */
+  declare presets: { id: string; label: string }[];
+  declare activePreset: string | undefined;
 
   constructor() {
     super();
     this.locale = 'en';
     this.generating = false;
     this.disabled = false;
+    this.presets = [];
+    this.activePreset = undefined;
   }
 
   override focus(): void {
@@ -60,7 +90,18 @@ export class QwenComposer extends LitElement {
 
   override render() {
     const placeholder = t(this.locale, this.disabled ? 'composerNoModel' : 'composerPlaceholder');
-    return html`<form @submit=${this.onSubmit}>
+    const presets = this.presets.length > 0
+      ? html`<div class="presets" role="group" aria-label=${t(this.locale, 'presets')}>
+          ${this.presets.map((p) => html`<button
+            type="button"
+            class="preset"
+            data-preset=${p.id}
+            aria-pressed=${p.id === this.activePreset ? 'true' : 'false'}
+            @click=${() => this.dispatchEvent(new CustomEvent('preset', { detail: { id: p.id }, bubbles: true, composed: true }))}
+          >${p.label}</button>`)}
+        </div>`
+      : null;
+    return html`${presets}<form @submit=${this.onSubmit}>
       <label class="sr-only" for="input">${t(this.locale, 'composerLabel')}</label>
       <textarea
         id="input"

@@ -7,7 +7,10 @@
 // BroadcastChannel message, then a read of the store), and two tabs writing one conversation merge
 // (see ConversationStore.save) instead of overwriting each other's turns.
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
-import { ConversationStore, mergeConversations, newConversation, type Conversation, type StoredMessage } from './conversation-store.ts';
+import {
+  ConversationStore, conversationToJson, conversationToMarkdown, downloadText, fileNameFor, mergeConversations, newConversation,
+  type Conversation, type StoredMessage,
+} from './conversation-store.ts';
 
 const CHANNEL = 'qwen-web-conversations';
 const RETRY_MS = 5_000;
@@ -47,6 +50,12 @@ export class ConversationController implements ReactiveController {
 
   constructor(private readonly host: ConversationHost) {
     host.addController(this);
+  }
+
+  /** Saves a conversation to a file (Markdown or JSON), with the system prompt it ran under. */
+  download(conversation: Conversation, format: 'markdown' | 'json', systemPrompt: string): void {
+    if (format === 'markdown') downloadText(fileNameFor(conversation.title, 'md'), conversationToMarkdown(conversation, systemPrompt), 'text/markdown');
+    else downloadText(fileNameFor(conversation.title, 'json'), conversationToJson(conversation, systemPrompt), 'application/json');
   }
 
   hostConnected(): void {

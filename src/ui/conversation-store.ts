@@ -7,12 +7,20 @@
 // either side is kept (the newer copy of a message both have), except messages either side removed
 // on purpose (a regenerated answer, a cleared chat), which are remembered by id.
 import { createStore, del, get, promisifyRequest, values, type UseStore } from 'idb-keyval';
-import type { CompletionUsage, FinishReason } from '../engine/types.ts';
+import type { CompletionUsage, FinishReason, ToolCall } from '../engine/types.ts';
 
 export interface StoredMessage {
   id: string;
-  role: 'user' | 'assistant';
+  /** 'tool': a function's result the page gave for one of the answer's tool calls. */
+  role: 'user' | 'assistant' | 'tool';
   content: string;
+  /** The functions an assistant turn called. */
+  toolCalls?: ToolCall[];
+  /** A tool turn: the call it answers, and the function's name. */
+  toolCallId?: string;
+  toolName?: string;
+  /** The task preset an answer was written under (an outline's offers "Expand section"). */
+  preset?: string;
   /** Thinking text of an assistant turn. */
   reasoning?: string;
   usage?: CompletionUsage;
@@ -135,9 +143,14 @@ export function conversationToMarkdown(conversation: Conversation, systemPrompt?
   const parts = [`# ${conversation.title}`, ''];
   if (systemPrompt) parts.push('## System', '', systemPrompt, '');
   for (const message of conversation.messages) {
+    if (message.role === 'tool') {
+      parts.push(`## Tool result (${message.toolName ?? message.toolCallId ?? 'tool'})`, '', '```json', message.content, '```', '');
+      continue;
+    }
     parts.push(message.role === 'user' ? '## User' : `## Assistant${message.model ? ` (${message.model})` : ''}`, '');
     if (message.reasoning) parts.push('<details><summary>Reasoning</summary>', '', message.reasoning, '', '</details>', '');
     parts.push(message.content, '');
+    for (const call of message.toolCalls ?? []) parts.push(`Called \`${call.function.name}\`:`, '', '```json', call.function.arguments, '```', '');
   }
   return parts.join('\n');
 }

@@ -4,7 +4,8 @@
 // the stream ends with finish_reason 'abort'. A run counter drops anything a superseded run still
 // delivers.
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
-import type { ChatCompletionRequest, CompletionUsage, Engine, FinishReason } from '../engine/types.ts';
+import { addToolCallDelta } from '../engine/tool-calls.ts';
+import type { ChatCompletionRequest, CompletionUsage, Engine, FinishReason, ToolCall } from '../engine/types.ts';
 
 export interface GenerationDelta {
   content?: string;
@@ -14,6 +15,8 @@ export interface GenerationDelta {
 export interface GenerationResult {
   content: string;
   reasoning: string;
+  /** The functions the answer called (finish_reason 'tool_calls'). */
+  toolCalls: ToolCall[];
   usage: CompletionUsage | undefined;
   finishReason: FinishReason | null;
 }
@@ -47,7 +50,7 @@ export class GenerationController implements ReactiveController {
     this.running = true;
     this.engine = engine;
     this.host.requestUpdate();
-    const result: GenerationResult = { content: '', reasoning: '', usage: undefined, finishReason: null };
+    const result: GenerationResult = { content: '', reasoning: '', toolCalls: [], usage: undefined, finishReason: null };
     try {
       const stream = await engine.chat.completions.create({ ...request, stream: true });
       for await (const chunk of stream) {
@@ -56,6 +59,7 @@ export class GenerationController implements ReactiveController {
         const delta = choice?.delta ?? {};
         if (delta.content) result.content += delta.content;
         if (delta.reasoning_content) result.reasoning += delta.reasoning_content;
+        for (const call of delta.tool_calls ?? []) addToolCallDelta(result.toolCalls, call);
         if (delta.content || delta.reasoning_content) onDelta(delta);
         if (choice?.finish_reason) result.finishReason = choice.finish_reason;
         if (chunk.usage) result.usage = chunk.usage;

@@ -254,6 +254,25 @@ export class StreamingMarkdown {
   }
 }
 
+/**
+ * The section headings of an outline: its '## ' headings (or '### ' when it has none), as plain
+ * text, in order. Read from the Markdown tokens, so '#' lines inside code are not headings.
+ */
+export function sectionHeadings(text: string): string[] {
+  let tokens: { type: string; depth?: number; text?: string }[];
+  try {
+    tokens = marked.lexer(text) as { type: string; depth?: number; text?: string }[];
+  } catch {
+    return [];
+  }
+  const headings = tokens.filter((token) => token.type === 'heading');
+  for (const depth of [2, 3]) {
+    const found = headings.filter((h) => h.depth === depth).map((h) => (h.text ?? '').replace(/[*_`~]/g, '').trim()).filter(Boolean);
+    if (found.length > 0) return found;
+  }
+  return [];
+}
+
 /** Copies text to the clipboard; false when the browser refuses (no permission, no focus). */
 export async function copyText(text: string): Promise<boolean> {
   try {

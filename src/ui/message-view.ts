@@ -8,10 +8,11 @@ import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import type { StoredMessage } from './conversation-store.ts';
 import { formatNumber } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
-import { copyText, StreamingMarkdown } from './markdown.ts';
+import { copyText, sectionHeadings, StreamingMarkdown } from './markdown.ts';
+import { OUTLINE_PRESET } from './presets.ts';
 import { baseStyles, markdownStyles } from './styles.ts';
 
-export type MessageAction = 'edit' | 'regenerate' | 'continue';
+export type MessageAction = 'edit' | 'regenerate' | 'continue' | 'expand';
 
 /** A streaming render waits this many times its predecessor's cost after it (see scheduleRender). */
 const RENDER_SPACING = 6;
@@ -19,8 +20,10 @@ const RENDER_SPACING = 6;
 export interface MessageActionDetail {
   action: MessageAction;
   id: string;
-  /** The new text (edit). */
+  /** The new text (edit), or the heading of the section to expand. */
   text?: string;
+  /** The section to expand (1-based). */
+  index?: number;
 }
 
 export class QwenMessage extends LitElement {
@@ -78,6 +81,33 @@ export class QwenMessage extends LitElement {
         border-left: 3px solid var(--qwen-border);
         padding-left: 0.6rem;
         margin-top: 0.3rem;
+      }
+      article.tool {
+        padding: 0.2rem 0.9rem;
+        font-size: 0.9em;
+      }
+      details.tool-call,
+      details.tool-result {
+        margin-top: 0.5rem;
+        border: 1px solid var(--qwen-border);
+        border-radius: 8px;
+        padding: 0.35rem 0.6rem;
+        background: var(--qwen-code-bg);
+      }
+      details.tool-call summary,
+      details.tool-result summary {
+        cursor: pointer;
+        font-family: var(--qwen-mono);
+        font-size: 0.85em;
+      }
+      details.tool-call pre,
+      details.tool-result pre {
+        margin: 0.4rem 0 0;
+        overflow-x: auto;
+        font-family: var(--qwen-mono);
+        font-size: 0.85em;
+        white-space: pre-wrap;
+        overflow-wrap: anywhere;
       }
       .footer {
         display: flex;
@@ -213,6 +243,7 @@ export class QwenMessage extends LitElement {
     const message = this.message;
     if (!message) return nothing;
     const isUser = message.role === 'user';
+    if (message.role === 'tool') return this.renderToolResult();
     const who = t(this.locale, isUser ? 'you' : 'assistant');
     return html`<article class=${message.role} aria-label=${who}>
       <div class="role">${who}</div>
@@ -242,9 +273,26 @@ export class QwenMessage extends LitElement {
           <div class="reasoning-text">${message.reasoning}</div>
         </details>`
       : nothing;
+    // Calls are shown as written (arguments are JSON text from the model: shown as text, never markup).
+    const calls = (message.toolCalls ?? []).map((call) => html`<details class="tool-call">
+      <summary>${t(this.locale, 'toolCall', { name: call.function.name })}</summary>
+      <pre><code>${prettyJson(call.function.arguments)}</code></pre>
+    </details>`);
     // The container's children are rendered by StreamingMarkdown, outside Lit's template.
     return html`${reasoning}
-      <div class="markdown content ${this.streaming ? 'cursor' : ''}"></div>`;
+      <div class="markdown content ${this.streaming ? 'cursor' : ''}"></div>
+      ${calls}`;
+  }
+
+  private renderToolResult() {
+    const message = this.message;
+    const name = message.toolName ?? message.toolCallId ?? 'tool';
+    return html`<article class="tool" aria-label=${t(this.locale, 'toolResult', { name })}>
+      <details class="tool-result">
+        <summary>${t(this.locale, 'toolResult', { name })}</summary>
+        <pre><code>${prettyJson(message.content)}</code></pre>
+      </details>
+    </article>`;
   }
 
   private renderFooter() {
@@ -261,6 +309,15 @@ export class QwenMessage extends LitElement {
         ? html`<button type="button" class="link continue" ?disabled=${this.busy} @click=${() => this.emit({ action: 'continue', id: message.id })}>
             ${t(this.locale, 'continue')}
           </button>`
+        : nothing}
+      ${!isUser && message.preset === OUTLINE_PRESET && !message.error
+        ? sectionHeadings(message.content).map((heading, i) => html`<button
+            type="button"
+            class="link expand"
+            title=${heading}
+            ?disabled=${this.busy}
+            @click=${() => this.emit({ action: 'expand', id: message.id, text: heading, index: i + 1 })}
+          >${t(this.locale, 'expandSection', { n: i + 1 })}</button>`)
         : nothing}
       ${!isUser && this.canRegenerate
         ? html`<button type="button" class="link regenerate" ?disabled=${this.busy} @click=${() => this.emit({ action: 'regenerate', id: message.id })}>
@@ -329,5 +386,14 @@ if (!customElements.get('qwen-message')) customElements.define('qwen-message', Q
 declare global {
   interface HTMLElementTagNameMap {
     'qwen-message': QwenMessage;
+  }
+}
+
+/** JSON text indented for reading; other text as it is. */
+function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
   }
 }

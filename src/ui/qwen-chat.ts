@@ -3,18 +3,20 @@
 //   <qwen-chat model="qwen3-0.6b-q4_k_m" theme="light" lang="zh" temperature="0.6"></qwen-chat>
 //
 // Attributes: model (catalogue id or GGUF URL, loaded when set), system-prompt, temperature,
-// top-p, top-k, max-tokens, thinking, backend ('auto' | 'cpu' | 'webgpu'), theme ('dark' default |
-// 'light'), lang ('en' default | 'zh'). Property `engine`: an Engine of the page's own (then the
-// element creates none). Events (CustomEvent, bubbling, composed): ready {info}, token {content,
-// reasoning_content, messageId}, message {conversationId, message}, error {error: {name, code,
-// message}}. Methods: send(text), stop(), loadModel(spec | id | url). Attributes are defaults:
+// top-p, top-k, max-tokens, thinking, json (answers as JSON objects), preset (a task preset id),
+// backend ('auto' | 'cpu' | 'webgpu'), theme ('dark' default | 'light'), lang ('en' default | 'zh').
+// Properties: `engine`, an Engine of the page's own (then the element creates none); `tools`,
+// functions the model may call. Events (CustomEvent, bubbling, composed): ready {info}, token
+// {content, reasoning_content, messageId}, message {conversationId, message}, error {error: {name,
+// code, message}}, tool-call {call, respond(result)} (the answer goes on once every call of it has
+// its result). Methods: send(text), stop(), loadModel(spec | id | url). Attributes are defaults:
 // what the user changes in the settings panel is kept (localStorage) and wins on the next visit.
 //
 // It holds the state (engine, model, conversations, settings) and hands pieces of it to small
 // elements: conversation list, message list, composer, settings panel, model manager. Answers
 // stream through a GenerationController; nothing here waits on the worker while input is handled.
-import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
-import type { Engine, LoadProgress, ModelInfo, ModelSpec } from '../engine/types.ts';
+import { LitElement, html, nothing, type PropertyValues } from 'lit';
+import type { ChatMessageInput, Engine, LoadProgress, ModelInfo, ModelSpec, ToolDefinition } from '../engine/types.ts';
 import { findCatalogueEntry, findCatalogueEntryByUrl, type CatalogueEntry } from '../storage/catalogue.ts';
 import './composer.ts';
 import type { QwenComposer } from './composer.ts';
@@ -22,10 +24,6 @@ import './conversation-list.ts';
 import type { ConversationActionDetail } from './conversation-list.ts';
 import { ConversationController } from './conversation-controller.ts';
 import {
-  conversationToJson,
-  conversationToMarkdown,
-  downloadText,
-  fileNameFor,
   newConversation,
   newId,
   titleFrom,
@@ -46,11 +44,12 @@ import { ModelStore, type CachedModel } from '../storage/model-store.ts';
 import type { BackendChoice as EngineBackendChoice } from '../engine/backend.ts';
 import type { WebGpuSupport } from '../engine/webgpu-detect.ts';
 import type { SettingsChange, WebGpuState } from './settings-panel.ts';
-import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions, type BackendChoice, type ChatSettings, type Theme } from './settings.ts';
+import { DEFAULT_SETTINGS, parseBackend, samplingOptions, type BackendChoice, type ChatSettings, type Theme } from './settings.ts';
+import { expandSectionPrompt } from './presets.ts';
+import { chatLayoutStyles } from './qwen-chat-styles.ts';
+import { SettingsController } from './settings-controller.ts';
 import { baseStyles, themeStyles } from './styles.ts';
 
-/** Where settings changed in the panel are kept (per origin, like any page setting). */
-const SETTINGS_KEY = 'qwen-web:settings';
 /** How long "Undo" is offered after a destructive action. */
 const UNDO_MS = 10_000;
 /** Widths up to this are laid out for phones (keep in step with the container query below). */
@@ -76,6 +75,9 @@ export class QwenChat extends LitElement {
     topK: { type: Number, attribute: 'top-k' },
     maxTokens: { type: Number, attribute: 'max-tokens' },
     thinking: { type: Boolean },
+    json: { type: Boolean },
+    tools: { attribute: false },
+    preset: { type: String },
     backend: { type: String },
     theme: { type: String, reflect: true },
     locale: { attribute: 'lang', converter: { fromAttribute: (value: string | null) => resolveLang(value) } },
@@ -95,168 +97,7 @@ export class QwenChat extends LitElement {
     storeRevision: { state: true },
   };
 
-  static override styles = [
-    themeStyles,
-    baseStyles,
-    css`
-      :host {
-        display: block;
-        height: var(--qwen-height, 100%);
-        min-height: 24rem;
-        background: var(--qwen-bg);
-        container-type: inline-size;
-        position: relative;
-      }
-      .app {
-        display: grid;
-        grid-template-columns: 15rem minmax(0, 1fr) auto;
-        height: 100%;
-      }
-      .sidebar {
-        display: flex;
-        flex-direction: column;
-        min-height: 0;
-        background: var(--qwen-surface);
-        border-right: 1px solid var(--qwen-border);
-      }
-      .chat {
-        display: flex;
-        flex-direction: column;
-        min-width: 0;
-        min-height: 0;
-      }
-      header {
-        display: flex;
-        align-items: center;
-        gap: 0.5rem;
-        padding: 0.5rem 0.75rem;
-        border-bottom: 1px solid var(--qwen-border);
-        background: var(--qwen-surface);
-      }
-      .model-status {
-        flex: 1;
-        min-width: 0;
-        overflow: hidden;
-        text-overflow: ellipsis;
-        white-space: nowrap;
-        font-size: 0.875rem;
-      }
-      .menu,
-      .close-sidebar,
-      .backdrop {
-        display: none;
-      }
-      qwen-welcome {
-        flex: 1;
-        min-height: 0;
-      }
-      qwen-message-list[hidden] {
-        display: none;
-      }
-      .banner {
-        display: flex;
-        gap: 0.75rem;
-        align-items: flex-start;
-        margin: 0.5rem 0.75rem 0;
-        padding: 0.5rem 0.75rem;
-        border-radius: 8px;
-        border: 1px solid var(--qwen-border);
-        font-size: 0.875rem;
-      }
-      .banner.error {
-        border-color: var(--qwen-danger);
-        color: var(--qwen-danger);
-      }
-      .banner span {
-        flex: 1;
-        white-space: pre-wrap;
-        overflow-wrap: anywhere;
-      }
-      .progress {
-        margin: 0.5rem 0.75rem 0;
-        font-size: 0.8rem;
-        color: var(--qwen-muted);
-      }
-      .progress-row {
-        display: flex;
-        gap: 0.5rem;
-        align-items: center;
-      }
-      progress {
-        flex: 1;
-        height: 0.5rem;
-        accent-color: var(--qwen-accent);
-      }
-      qwen-message-list {
-        flex: 1;
-      }
-      .panel {
-        width: 22rem;
-        overflow-y: auto;
-        border-left: 1px solid var(--qwen-border);
-        background: var(--qwen-surface);
-        padding: 0.75rem;
-      }
-      .panel-head {
-        display: flex;
-        align-items: center;
-        justify-content: space-between;
-        margin-bottom: 0.75rem;
-      }
-      .panel-head h2 {
-        font-size: 1rem;
-        margin: 0;
-      }
-      @container (max-width: 760px) {
-        .app {
-          grid-template-columns: minmax(0, 1fr);
-        }
-        .menu {
-          display: inline-block;
-        }
-        header {
-          flex-wrap: wrap;
-        }
-        /* The model's name gets a line of its own rather than being cut. */
-        .model-status {
-          order: 10;
-          flex-basis: 100%;
-          white-space: normal;
-          overflow-wrap: anywhere;
-        }
-        .sidebar {
-          display: none;
-        }
-        .sidebar.open {
-          display: flex;
-          position: absolute;
-          inset: 0 auto 0 0;
-          width: min(18rem, 85%);
-          z-index: 4;
-          box-shadow: 0 0 24px rgb(0 0 0 / 40%);
-        }
-        .sidebar.open .close-sidebar {
-          display: block;
-          align-self: flex-end;
-          margin: 0.5rem 0.75rem 0;
-          font-size: 1.1rem;
-        }
-        .backdrop {
-          display: block;
-          position: absolute;
-          inset: 0;
-          z-index: 3;
-          background: rgb(0 0 0 / 35%);
-        }
-        .panel {
-          position: absolute;
-          inset: 0 0 0 auto;
-          width: min(24rem, 100%);
-          z-index: 3;
-        }
-      }
-    `,
-  ];
+  static override styles = [themeStyles, baseStyles, chatLayoutStyles];
 
   /** Catalogue id or GGUF URL; loaded as soon as it is set. */
   declare model: string | undefined;
@@ -266,6 +107,12 @@ export class QwenChat extends LitElement {
   declare topK: number;
   declare maxTokens: number;
   declare thinking: boolean;
+  /** Answers are JSON objects (structured output). */
+  declare json: boolean;
+  /** The task preset in use (its id), while the system prompt and sampling are still its. */
+  declare preset: string | undefined;
+  /** Functions the model may call (OpenAI tools); each call fires 'tool-call' for the page to answer. */
+  declare tools: ToolDefinition[];
   declare backend: BackendChoice;
   declare theme: Theme;
   /** UI language (the `lang` attribute). */
@@ -300,7 +147,7 @@ export class QwenChat extends LitElement {
   /** The engine's worker died under the model: load it again before the next answer. */
   private reloadOnSend = false;
   private undoTimer: ReturnType<typeof setTimeout> | undefined;
-  private settingsRestored = false;
+  private readonly settingsCtl = new SettingsController(this);
   /** Esc stops an answer even when focus fell out of the element (to <body>, after a button went away). */
   private readonly onWindowKeyDown = (event: KeyboardEvent) => {
     if (event.key !== 'Escape' || event.defaultPrevented || !this.generation.running) return;
@@ -319,6 +166,9 @@ export class QwenChat extends LitElement {
     this.topK = DEFAULT_SETTINGS.topK;
     this.maxTokens = DEFAULT_SETTINGS.maxTokens;
     this.thinking = DEFAULT_SETTINGS.thinking;
+    this.json = DEFAULT_SETTINGS.json;
+    this.preset = undefined;
+    this.tools = [];
     this.backend = DEFAULT_SETTINGS.backend;
     this.theme = 'dark';
     this.locale = 'en';
@@ -348,7 +198,9 @@ export class QwenChat extends LitElement {
       topK: this.topK,
       maxTokens: this.maxTokens,
       thinking: this.thinking,
+      json: this.json,
       backend: parseBackend(this.backend),
+      ...(this.preset ? { preset: this.preset } : {}),
     };
   }
 
@@ -364,8 +216,6 @@ export class QwenChat extends LitElement {
 
   override connectedCallback(): void {
     super.connectedCallback();
-    if (!this.settingsRestored) this.restoreSettings();
-    this.settingsRestored = true;
     void this.readStoredModels();
     window.addEventListener('keydown', this.onWindowKeyDown);
   }
@@ -478,8 +328,11 @@ export class QwenChat extends LitElement {
           .locale=${l}
           .generating=${this.generation.running}
           .disabled=${!this.modelInfo && !this.reloadOnSend}
+          .presets=${this.settingsCtl.presets(l)}
+          .activePreset=${this.preset}
           @send=${(e: CustomEvent<{ text: string }>) => void this.send(e.detail.text)}
           @stop=${() => this.stop()}
+          @preset=${(e: CustomEvent<{ id: string }>) => this.settingsCtl.applyPreset(e.detail.id)}
         ></qwen-composer>
       </section>
       ${this.panel ? this.renderPanel(this.panel) : nothing}
@@ -596,7 +449,10 @@ export class QwenChat extends LitElement {
             .theme=${this.theme}
             .modelInfo=${this.modelInfo}
             .webgpu=${this.webgpu}
+            .customPresets=${this.settingsCtl.presets(l).filter((p) => p.custom)}
             @settings-change=${this.onSettingsChange}
+            @preset-save=${(e: CustomEvent<{ label: string }>) => this.settingsCtl.savePreset(e.detail.label)}
+            @preset-delete=${(e: CustomEvent<{ id: string }>) => this.settingsCtl.deletePreset(e.detail.id)}
           ></qwen-settings-panel>`
         : html`<qwen-model-manager
             .locale=${l}
@@ -729,7 +585,7 @@ export class QwenChat extends LitElement {
     const kept = cut?.content ?? '';
     let message: StoredMessage = cut
       ? { ...cut, finishReason: undefined, error: undefined }
-      : { id: newId(), role: 'assistant', content: '', createdAt: Date.now(), model: info.name };
+      : { id: newId(), role: 'assistant', content: '', createdAt: Date.now(), model: info.name, ...(this.preset ? { preset: this.preset } : {}) };
     this.chats.setMessages([...history, message]);
     this.streamingId = message.id;
     void this.chats.save();
@@ -737,10 +593,12 @@ export class QwenChat extends LitElement {
     const messages = [
       ...(settings.systemPrompt.trim() ? [{ role: 'system' as const, content: settings.systemPrompt }] : []),
       ...(cut ? [...history, cut] : history)
-        .filter((m) => m.role === 'user' || m.content)
-        .map((m) => (m.role === 'assistant' && m.reasoning ? { role: m.role, content: m.content, reasoning_content: m.reasoning } : { role: m.role, content: m.content })),
+        .filter((m) => m.role !== 'assistant' || m.content || m.toolCalls?.length)
+        .map(toRequestMessage),
     ];
-    const request = { messages, ...samplingOptions(settings, info), ...(cut ? { continue_final_message: true } : {}) };
+    // JSON answers and tool calls do not mix: with JSON on, the tools are shown but not called.
+    const tools = this.tools.length > 0 ? { tools: this.tools, ...(settings.json ? { tool_choice: 'none' as const } : {}) } : {};
+    const request = { messages, ...samplingOptions(settings, info), ...tools, ...(cut ? { continue_final_message: true } : {}) };
     try {
       const result = await this.generation.generate(engine, request, (delta) => {
         message = {
@@ -758,9 +616,11 @@ export class QwenChat extends LitElement {
         usage: result.usage,
         finishReason: result.finishReason ?? undefined,
         updatedAt: Date.now(),
+        ...(result.toolCalls.length > 0 ? { toolCalls: result.toolCalls } : {}),
       };
       this.chats.replaceMessage(conversationId, message);
       this.emit('message', { conversationId, message });
+      this.askForToolResults(conversationId, message);
     } catch (error) {
       if ((error as { code?: unknown }).code === 'worker-failed') {
         // The engine's worker died or hung: the answer ends here, its text kept; the model loads
@@ -782,9 +642,38 @@ export class QwenChat extends LitElement {
     }
   }
 
+  /**
+   * The page answers each tool call of an answer through the 'tool-call' event's respond(); once
+   * every call has its result, the answer goes on from them.
+   */
+  private askForToolResults(conversationId: string, message: StoredMessage): void {
+    const calls = message.toolCalls ?? [];
+    let waiting = calls.length;
+    for (const call of calls) {
+      let answered = false;
+      const respond = (result: unknown): void => {
+        if (answered) return;
+        answered = true;
+        const open = this.chats.current;
+        if (open.id !== conversationId) return; // the user moved on
+        const content = typeof result === 'string' ? result : JSON.stringify(result ?? null);
+        const tool: StoredMessage = { id: newId(), role: 'tool', content, toolCallId: call.id, toolName: call.function.name, createdAt: Date.now() };
+        this.chats.setMessages([...open.messages, tool]);
+        if (--waiting === 0 && !this.generation.running) void this.answer();
+      };
+      this.emit('tool-call', { conversationId, messageId: message.id, call, respond });
+    }
+  }
+
   private onMessageAction(event: CustomEvent<MessageActionDetail>): void {
     if (this.generation.running) return;
     const { action, id, text } = event.detail;
+    if (action === 'expand' && text && event.detail.index) {
+      // A section of an outline, written out: in the Write preset (the outline's says not to).
+      this.settingsCtl.applyPreset('write');
+      void this.send(expandSectionPrompt(this.locale, event.detail.index, text));
+      return;
+    }
     const messages = this.conversation.messages;
     const index = messages.findIndex((m) => m.id === id);
     if (index < 0) return;
@@ -847,63 +736,19 @@ export class QwenChat extends LitElement {
         return;
       case 'export-markdown':
       case 'export-json':
-        if (!target) return;
-        if (action === 'export-markdown') {
-          downloadText(fileNameFor(target.title, 'md'), conversationToMarkdown(target, this.systemPrompt), 'text/markdown');
-        } else {
-          downloadText(fileNameFor(target.title, 'json'), conversationToJson(target, this.systemPrompt), 'application/json');
-        }
+        if (target) this.chats.download(target, action === 'export-markdown' ? 'markdown' : 'json', this.systemPrompt);
         return;
     }
   }
 
   // ---- settings and panels -----------------------------------------------------------------
 
-  /**
-   * Settings the user changed in the panel before (kept per origin). They win over the page's
-   * attributes, which are the defaults: the user chose them explicitly.
-   */
-  private restoreSettings(): void {
-    let saved: SettingsChange;
-    try {
-      saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? '{}') as SettingsChange;
-    } catch {
-      return; // no storage here, or not ours: keep the defaults
-    }
-    if (saved && typeof saved === 'object') this.applySettings(saved);
-  }
-
-  private saveSettings(change: SettingsChange): void {
-    try {
-      const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? '{}') as SettingsChange;
-      localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...saved, ...change }));
-    } catch {
-      // Not kept (storage off or full): the change still applies to this page.
-    }
-  }
-
   private onSettingsChange(event: CustomEvent<SettingsChange>): void {
-    this.saveSettings(event.detail);
-    this.applySettings(event.detail);
-  }
-
-  private applySettings(change: SettingsChange): void {
-    if (change.systemPrompt !== undefined) this.systemPrompt = change.systemPrompt;
-    if (change.temperature !== undefined) this.temperature = clampSetting('temperature', change.temperature);
-    if (change.topP !== undefined) this.topP = clampSetting('topP', change.topP);
-    if (change.topK !== undefined) this.topK = clampSetting('topK', change.topK);
-    if (change.maxTokens !== undefined) this.maxTokens = clampSetting('maxTokens', change.maxTokens);
-    if (change.thinking !== undefined) this.thinking = change.thinking === true;
-    if (change.theme !== undefined) this.theme = change.theme === 'light' ? 'light' : 'dark';
-    if (change.lang !== undefined) this.setAttribute('lang', resolveLang(change.lang));
-    if (change.backend !== undefined && parseBackend(change.backend) !== this.backend) {
-      this.backend = parseBackend(change.backend);
-      this.switchBackend();
-    }
+    this.settingsCtl.change(event.detail);
   }
 
   /** A new backend takes a new engine: drop ours and load the same model again on the new one. */
-  private switchBackend(): void {
+  backendChanged(): void {
     if (this.engine || !this.created) return; // the page's own engine is the page's business
     this.disposeEngine();
     if (this.lastLoad) this.load(this.lastLoad).catch(() => undefined);
@@ -1014,7 +859,7 @@ export class QwenChat extends LitElement {
     this.emit('error', { error: { name: e.name, code: typeof code === 'string' ? code : undefined, message: e.message } });
   }
 
-  private emit(type: 'ready' | 'token' | 'message' | 'error', detail: unknown): void {
+  private emit(type: 'ready' | 'token' | 'message' | 'error' | 'tool-call', detail: unknown): void {
     this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
   }
 }
@@ -1023,6 +868,16 @@ export class QwenChat extends LitElement {
  * An error as one line for people: its message, with the code when it has one. Browser errors
  * whose message is empty or says nothing (IndexedDB's QuotaExceededError) get words of our own.
  */
+/** A stored message as the engine takes it. */
+function toRequestMessage(m: StoredMessage): ChatMessageInput {
+  if (m.role === 'tool') return { role: 'tool', content: m.content, ...(m.toolCallId ? { tool_call_id: m.toolCallId } : {}) };
+  if (m.role === 'user') return { role: 'user', content: m.content };
+  const message: ChatMessageInput = { role: 'assistant', content: m.content };
+  if (m.reasoning) message.reasoning_content = m.reasoning;
+  if (m.toolCalls?.length) message.tool_calls = m.toolCalls;
+  return message;
+}
+
 export function describeError(error: unknown, lang: Lang): string {
   const { name, message, code } = (error ?? {}) as { name?: unknown; message?: unknown; code?: unknown };
   if (name === 'QuotaExceededError') return t(lang, 'storageFull');

@@ -5,9 +5,11 @@ import { LitElement, css, html, nothing } from 'lit';
 import type { ModelInfo } from '../engine/types.ts';
 import { t, type Lang } from './i18n.ts';
 import { SETTING_LIMITS, clampSetting, parseBackend, type ChatSettings, type Theme } from './settings.ts';
+import type { Preset } from './presets.ts';
 import { baseStyles } from './styles.ts';
 
-export type SettingsChange = Partial<ChatSettings> & { theme?: Theme; lang?: Lang };
+/** A change to the settings; `preset: null` leaves the preset. */
+export type SettingsChange = Partial<Omit<ChatSettings, 'preset'>> & { theme?: Theme; lang?: Lang; preset?: string | null };
 
 /** What the root found out about WebGPU: still checking, or the answer with the reason if not. */
 export type WebGpuState = { state: 'checking' } | { state: 'done'; available: boolean; detail?: string };
@@ -19,6 +21,7 @@ export class QwenSettingsPanel extends LitElement {
     theme: { attribute: false },
     modelInfo: { attribute: false },
     webgpu: { attribute: false },
+    customPresets: { attribute: false },
   };
 
   static override styles = [
@@ -42,6 +45,19 @@ export class QwenSettingsPanel extends LitElement {
         width: 100%;
         min-height: 5rem;
         resize: vertical;
+      }
+      .presets-mine {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 0.35rem;
+        align-items: center;
+      }
+      .save-preset {
+        display: flex;
+        gap: 0.4rem;
+      }
+      .save-preset input {
+        flex: 1;
       }
       .row {
         display: grid;
@@ -80,6 +96,8 @@ export class QwenSettingsPanel extends LitElement {
   declare theme: Theme;
   declare modelInfo: ModelInfo | undefined;
   declare webgpu: WebGpuState;
+  /** The user's own task presets (deletable here). */
+  declare customPresets: Preset[];
 
   constructor() {
     super();
@@ -87,6 +105,7 @@ export class QwenSettingsPanel extends LitElement {
     this.theme = 'dark';
     this.modelInfo = undefined;
     this.webgpu = { state: 'checking' };
+    this.customPresets = [];
   }
 
   override render() {
@@ -107,6 +126,31 @@ export class QwenSettingsPanel extends LitElement {
         ${this.numberField('temperature', 'temperature', s.temperature)} ${this.numberField('topP', 'topP', s.topP)}
         ${this.numberField('topK', 'topK', s.topK)} ${this.numberField('maxTokens', 'maxTokens', s.maxTokens)}
       </div>
+      <label class="check"
+        ><input
+          type="checkbox"
+          id="json"
+          .checked=${s.json}
+          @change=${(e: Event) => this.emit({ json: (e.target as HTMLInputElement).checked })}
+        />${t(l, 'answerJson')}</label
+      >
+      <div>
+        <label for="preset-name">${t(l, 'savePreset')}</label>
+        <div class="save-preset">
+          <input id="preset-name" type="text" maxlength="40" placeholder=${t(l, 'presetName')} @keydown=${this.onPresetKey} />
+          <button type="button" class="save-preset-button" @click=${this.savePreset}>${t(l, 'savePreset')}</button>
+        </div>
+      </div>
+      ${this.customPresets.length > 0
+        ? html`<div>
+            <span class="field-label">${t(l, 'myPresets')}</span>
+            <div class="presets-mine">
+              ${this.customPresets.map((p) => html`<span class="preset-mine">${p.label}
+                <button type="button" class="link delete-preset" aria-label=${`${t(l, 'deletePreset')}: ${p.label}`}
+                  @click=${() => this.dispatchEvent(new CustomEvent('preset-delete', { detail: { id: p.id }, bubbles: true, composed: true }))}>✕</button></span>`)}
+            </div>
+          </div>`
+        : nothing}
       ${this.modelInfo?.supportsThinking
         ? html`<label class="check"
             ><input
@@ -186,6 +230,21 @@ export class QwenSettingsPanel extends LitElement {
     const word = t(l, this.webgpu.available ? 'available' : 'unavailable');
     return this.webgpu.detail ? `${word} (${this.webgpu.detail})` : word;
   }
+
+  private readonly onPresetKey = (event: KeyboardEvent) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      this.savePreset();
+    }
+  };
+
+  private readonly savePreset = () => {
+    const input = this.renderRoot.querySelector<HTMLInputElement>('#preset-name');
+    const label = input?.value.trim();
+    if (!input || !label) return;
+    input.value = '';
+    this.dispatchEvent(new CustomEvent('preset-save', { detail: { label }, bubbles: true, composed: true }));
+  };
 
   private emit(change: SettingsChange): void {
     this.dispatchEvent(new CustomEvent<SettingsChange>('settings-change', { detail: change, bubbles: true, composed: true }));

@@ -12,7 +12,11 @@ export interface ChatSettings {
   maxTokens: number;
   /** Ask a hybrid model to think first (only sent when the model supports it). */
   thinking: boolean;
+  /** Answers are JSON objects (structured output). */
+  json: boolean;
   backend: BackendChoice;
+  /** The task preset the system prompt and sampling came from, if they are still its. */
+  preset?: string;
 }
 
 /** Qwen3's recommended non-thinking sampling (temperature 0.7, top-p 0.8, top-k 20). */
@@ -23,6 +27,7 @@ export const DEFAULT_SETTINGS: ChatSettings = {
   topK: 20,
   maxTokens: 1024,
   thinking: false,
+  json: false,
   backend: 'auto',
 };
 
@@ -55,5 +60,6 @@ export function samplingOptions(settings: ChatSettings, model: ModelInfo | undef
     max_tokens: clampSetting('maxTokens', settings.maxTokens),
   };
   if (model?.supportsThinking) options.enable_thinking = settings.thinking;
+  if (settings.json) options.response_format = { type: 'json_object' };
   return options;
 }

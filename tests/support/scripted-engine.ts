@@ -2,11 +2,13 @@
 // each request with the next queued answer, streamed a few characters per chunk (a macrotask
 // between chunks, as the worker engine yields between tokens), so the page renders half-written
 // text exactly as it would from a model. Loaded by test pages from the vite dev server.
-import type { ChatCompletionChunk, Engine, ModelInfo } from '../../src/engine/types.ts';
+import type { ChatCompletionChunk, ChatCompletionRequest, Engine, ModelInfo, ToolCall } from '../../src/engine/types.ts';
 
 export interface ScriptedAnswer {
   text: string;
   reasoning?: string;
+  /** Calls the answer makes after its text (finish_reason 'tool_calls'). */
+  toolCalls?: ToolCall[];
 }
 
 export interface ScriptedEngine extends Engine {
@@ -16,6 +18,8 @@ export interface ScriptedEngine extends Engine {
   chunkChars: number;
   /** Milliseconds between chunks (default 0: one macrotask). */
   delayMs: number;
+  /** Every request it was given, in order. */
+  requests: ChatCompletionRequest[];
 }
 
 const INFO: ModelInfo = { backend: 'cpu', name: 'scripted', quant: 'none', contextLength: 4096, memoryBytes: 0, supportsThinking: false, loadMs: 0 };
@@ -32,6 +36,7 @@ export function createScriptedEngine(): ScriptedEngine {
     answers: [],
     chunkChars: 3,
     delayMs: 0,
+    requests: [],
     info: () => INFO,
     load: async () => INFO,
     interrupt() {
@@ -40,10 +45,11 @@ export function createScriptedEngine(): ScriptedEngine {
     unload: async () => {},
     chat: {
       completions: {
-        create: (async () => {
+        create: (async (request: ChatCompletionRequest) => {
           stopped = false;
+          engine.requests.push(request);
           const next = engine.answers.shift() ?? '';
-          const { text, reasoning = '' } = typeof next === 'string' ? { text: next } : next;
+          const { text, reasoning = '', toolCalls = [] } = typeof next === 'string' ? { text: next } : next;
           const step = engine.chunkChars;
           async function* stream(): AsyncGenerator<ChatCompletionChunk> {
             let n = 0;
@@ -56,6 +62,11 @@ export function createScriptedEngine(): ScriptedEngine {
                 yield chunk({ [field]: value.slice(i, i + step) }, null);
                 await new Promise((resolve) => setTimeout(resolve, engine.delayMs));
               }
+            }
+            if (toolCalls.length > 0) {
+              yield chunk({ tool_calls: toolCalls.map((call, index) => ({ index, ...call })) }, null);
+              yield chunk({}, 'tool_calls', n);
+              return;
             }
             yield chunk({}, 'stop', n);
           }
