@@ -4,9 +4,10 @@
 // XGrammar (@mlc-ai/web-xgrammar, what web-llm uses): no eval, its wasm inside its own JS, about
 // 0.1 ms per mask for JSON on Qwen3's 151k-token vocabulary (docs/perf-log.md).
 //
-// Its package is a UMD bundle labelled as an ES module: importing it defines globalThis.xgrammar
-// and exports nothing, and in Node its start-up reads the CommonJS globals `require` and
-// `__filename`, which ES modules lack. Both are lent to it while it starts, then removed.
+// Its package is a UMD bundle labelled as an ES module: imported as one it defines
+// globalThis.xgrammar and exports nothing (a bundler may wrap it as CommonJS and give exports
+// instead), and in Node its start-up reads the CommonJS globals `require` and `__filename`, which
+// ES modules lack. Both are lent to it while it starts, then removed.
 import type * as XGrammar from '@mlc-ai/web-xgrammar';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { EngineError } from './errors.ts';
@@ -31,9 +32,11 @@ async function loadXGrammar(): Promise<XGrammarModule> {
       if (scope.__filename === undefined) { scope.__filename = require.resolve('@mlc-ai/web-xgrammar'); lent.push('__filename'); }
     }
     try {
-      await import('@mlc-ai/web-xgrammar');
-      const xgrammar = scope.xgrammar;
-      if (!xgrammar?.TokenizerInfo) throw new Error('@mlc-ai/web-xgrammar did not define globalThis.xgrammar');
+      // Run as an ES module (Node, a dev server) it sets globalThis.xgrammar; a bundler that
+      // wraps it as CommonJS gives its exports instead (the default export, or named ones).
+      const module = (await import('@mlc-ai/web-xgrammar')) as Partial<XGrammarModule> & { default?: Partial<XGrammarModule> };
+      const xgrammar = [module, module.default, scope.xgrammar].find((m) => m?.TokenizerInfo) as XGrammarModule | undefined;
+      if (!xgrammar) throw new Error('@mlc-ai/web-xgrammar gave neither exports nor globalThis.xgrammar');
       // Its wasm starts on first use: while the lent globals are still there.
       (await xgrammar.TokenizerInfo.createTokenizerInfo(['a'], 'byte_level')).dispose();
       return xgrammar;

@@ -253,7 +253,7 @@ describe('built site on a static host that sends no isolation headers', () => {
     }
   }, 300_000);
 
-  it('user story: load a model by URL, ask, stream, stop, regenerate — in both themes', async () => {
+  it('user story: load a model by URL, ask, stream, stop, regenerate, a preset with a JSON answer — in both themes', async () => {
     await recordEvents(page);
     const modelUrl = `${server.url}${MODEL_PATH}`;
     const info = await loadFromModelPanel(page, async () => {
@@ -300,6 +300,22 @@ describe('built site on a static host that sends no isolation headers', () => {
     events = await waitForEvents(page, 'messages', 3);
     expect(['stop', 'length']).toContain(events.messages[2]!.finishReason);
     await expect.poll(() => page.locator('qwen-chat article.assistant').count()).toBe(2);
+
+    // A task preset, and an answer held to JSON: the grammar engine loads (its own chunk of the
+    // built site) and runs in the model's worker under the CSP; the answer opens as an object.
+    await page.locator('qwen-chat qwen-composer button.preset[data-preset="summarise"]').click();
+    expect(await page.locator('qwen-chat qwen-composer button.preset[data-preset="summarise"]').getAttribute('aria-pressed')).toBe('true');
+    await page.locator('qwen-chat button.open-settings').click();
+    expect(await page.locator('qwen-chat qwen-settings-panel #system-prompt').inputValue()).toMatch(/^Summarise the user's text/);
+    await page.locator('qwen-chat qwen-settings-panel #json').check();
+    await page.locator('qwen-chat button.close-panel').click();
+    await chat.evaluate((el) => el.setAttribute('max-tokens', '24'));
+    await ask(page, 'Lighthouses guide ships at night.');
+    events = await waitForEvents(page, 'messages', 4);
+    expect(events.messages[3]!.content.startsWith('{')).toBe(true);
+    await page.locator('qwen-chat button.open-settings').click();
+    await page.locator('qwen-chat qwen-settings-panel #json').uncheck();
+    await page.locator('qwen-chat button.close-panel').click();
 
     mkdirSync(SCREENSHOTS, { recursive: true });
     const background = () => chat.evaluate((el) => getComputedStyle(el).backgroundColor);

@@ -618,9 +618,14 @@ describe('hostile models and requests', () => {
       const failed = await engine.chat.completions.create(request as unknown as ChatCompletionRequest).catch((e: unknown) => e);
       expect(failed, JSON.stringify(request)).toMatchObject({ name: 'EngineError', code: 'bad-request' });
     }
-    for (const fields of [{ n: 3 }, { logprobs: true }, { response_format: { type: 'json_object' } }, { tools: [{ type: 'function' }] }]) {
+    for (const fields of [{ n: 3 }, { logit_bias: { 42: 5 } }]) {
       const failed = await engine.chat.completions.create({ messages: [user('Hi')], ...fields } as ChatCompletionRequest).catch((e: unknown) => e);
       expect(failed, JSON.stringify(fields)).toMatchObject({ name: 'EngineError', code: 'unsupported', message: expect.stringContaining(Object.keys(fields)[0]) });
+    }
+    // Malformed values of fields the engine does take are bad requests naming them.
+    for (const fields of [{ tools: [{ type: 'function' }] }, { response_format: { type: 'xml' } }, { top_logprobs: 3 }]) {
+      const failed = await engine.chat.completions.create({ messages: [user('Hi')], ...fields } as ChatCompletionRequest).catch((e: unknown) => e);
+      expect(failed, JSON.stringify(fields)).toMatchObject({ name: 'EngineError', code: 'bad-request', message: expect.stringContaining(Object.keys(fields)[0]) });
     }
   });
 
