@@ -2,7 +2,7 @@
 // the stream, collected. The last chunk carries finish_reason and usage.
 import { EngineError } from './errors.ts';
 import { addToolCallDelta } from './tool-calls.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, ToolCall } from './types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionTokenLogprob, NormalizedRequest, ToolCall } from './types.ts';
 
 export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletion> {
   let content = '';
@@ -26,4 +26,21 @@ export async function collectCompletion(chunks: AsyncIterable<ChatCompletionChun
   const choice: ChatCompletion['choices'][0] = { index: 0, message, finish_reason: last.choices[0]?.finish_reason ?? 'abort' };
   if (logprobs) choice.logprobs = { content: logprobs };
   return { id: last.id, object: 'chat.completion', created: last.created, model: last.model, choices: [choice], usage: last.usage };
+}
+
+/**
+ * Hands each progress-only chunk (`prompt_progress`) to the request's `onProgress`, and passes it on
+ * only if the request asked for them (`return_progress`).
+ */
+export async function* reportPromptProgress(
+  chunks: AsyncIterable<ChatCompletionChunk>,
+  request: Pick<NormalizedRequest, 'return_progress' | 'onProgress'>,
+): AsyncGenerator<ChatCompletionChunk> {
+  for await (const chunk of chunks) {
+    if (chunk.prompt_progress) {
+      request.onProgress?.(chunk.prompt_progress);
+      if (!request.return_progress) continue;
+    }
+    yield chunk;
+  }
 }

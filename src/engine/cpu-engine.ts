@@ -12,7 +12,7 @@ import { Qwen3Model } from '../model/qwen3.ts';
 import { ChatPrompt } from '../tokenizer/chat-prompt.ts';
 import { ChatTemplate, ChatTemplateError } from '../tokenizer/chat-template.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { collectCompletion } from './completion.ts';
+import { collectCompletion, reportPromptProgress } from './completion.ts';
 import { EngineError } from './errors.ts';
 import { fitConversation } from './fit-context.ts';
 import { GrammarCompiler, type TokenConstraint } from './grammar.ts';
@@ -68,6 +68,8 @@ interface PreparedRequest {
   responseFormat: ResponseFormat | undefined;
   /** How the answer may call tools; undefined when it has none. */
   tools: ToolUse | undefined;
+  /** Report reading the prompt (progress-only chunks). */
+  progress: boolean;
   signal: AbortSignal | undefined;
 }
 
@@ -180,6 +182,7 @@ export class CpuEngine implements Engine {
       name: source.name,
       quant: quantName(model),
       contextLength: model.contextLength,
+      maxContextLength: model.maxContextLength,
       memoryBytes: model.memoryBytes,
       threads: model.kernels.threads,
       build: model.kernels.build,
@@ -202,7 +205,7 @@ export class CpuEngine implements Engine {
       this.interrupt();
       const job: Job = { stopped: false };
       this.current = job;
-      const chunks = this.generate(prepared, job);
+      const chunks = reportPromptProgress(this.generate(prepared, job), request);
       return Promise.resolve(request.stream ? chunks : collectCompletion(chunks));
     } catch (error) {
       return Promise.reject(engineError(error));
@@ -258,6 +261,7 @@ export class CpuEngine implements Engine {
       topLogprobs: request.logprobs ? request.top_logprobs ?? 0 : undefined,
       responseFormat: request.response_format,
       tools,
+      progress: request.return_progress || request.onProgress !== undefined,
       signal: request.signal,
     };
   }
@@ -297,12 +301,18 @@ export class CpuEngine implements Engine {
       let logits: Float32Array | undefined;
       let prefilled = 0;
       const prefillStart = performance.now();
+      const progress = (processed: number): ChatCompletionChunk => ({
+        ...chunk({}),
+        prompt_progress: { total: prompt.length, cache: reused, processed, time_ms: performance.now() - prefillStart },
+      });
       if (!stopped()) {
+        if (request.progress) yield progress(reused);
         const steps = model.forwardSteps(prompt.slice(reused), reused, false);
         for (let step = steps.next(); ; step = steps.next()) {
           const cached = step.done ? prompt.length : step.value;
           this.cachedTokens.push(...prompt.slice(this.cachedTokens.length, cached));
           prefilled = cached - reused;
+          if (request.progress) yield progress(cached);
           if (step.done) { logits = step.value; break; }
           await nextMacrotask();
           if (stopped()) break;

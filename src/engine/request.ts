@@ -12,7 +12,7 @@ const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
 const KNOWN_FIELDS = new Set<string>([
   'messages', 'stream', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
   'repetition_penalty', 'max_tokens', 'max_completion_tokens', 'stop', 'seed', 'enable_thinking',
-  'special_tokens_in_content', 'continue_final_message', 'signal', 'n', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'response_format',
+  'special_tokens_in_content', 'continue_final_message', 'signal', 'return_progress', 'onProgress', 'n', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'response_format',
   'logit_bias', 'stream_options', 'user', 'model', 'metadata', 'store', 'parallel_tool_calls', 'service_tier',
 ]);
 
@@ -62,6 +62,8 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
   };
   const signal = request.signal;
   if (signal !== undefined && !(typeof signal === 'object' && signal !== null && 'aborted' in signal)) throw bad('signal must be an AbortSignal');
+  const onProgress = request.onProgress;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw bad('onProgress must be a function');
 
   const normalized: NormalizedRequest = {
     messages,
@@ -70,6 +72,7 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
     special_tokens_in_content: flag('special_tokens_in_content') ?? false,
     continue_final_message: flag('continue_final_message') ?? false,
     logprobs: flag('logprobs') ?? false,
+    return_progress: flag('return_progress') ?? false,
   };
   const format = normalizeResponseFormat(request.response_format);
   if (format) normalized.response_format = format;
@@ -93,6 +96,7 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
     seed: number('seed', (v) => Number.isSafeInteger(v), 'an integer'),
     enable_thinking: flag('enable_thinking'),
     signal,
+    onProgress,
   };
   for (const [key, value] of Object.entries(optional)) {
     if (value !== undefined) (normalized as unknown as Record<string, unknown>)[key] = value;

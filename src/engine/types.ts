@@ -47,7 +47,10 @@ export interface LoadProgress {
 
 export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
-  /** KV cache size in tokens (default min(4096, the model's context)). */
+  /**
+   * KV cache size in tokens: default the smallest of 8,192, the model's trained context and what
+   * fits in memory; `info().maxContextLength` is the most a load can ask for.
+   */
   contextLength?: number;
   /** Kernel threads (CPU engine; default: the machine's cores when cross-origin isolated, else 1). */
   threads?: number;
@@ -62,7 +65,10 @@ export interface ModelInfo {
   name: string;
   /** e.g. 'Q4_K_M', 'Q4_0', 'q4f16_1'. */
   quant: string;
+  /** Tokens of context this load holds (prompt and answer together). */
   contextLength: number;
+  /** The largest context this model can be loaded with here (its trained length, and memory on the CPU engine). */
+  maxContextLength: number;
   /** Memory the model holds (wasm memory or GPU buffers), bytes. */
   memoryBytes: number;
   /** Kernel threads in use (CPU engine). */
@@ -163,6 +169,13 @@ export interface ChatCompletionRequest {
   continue_final_message?: boolean;
   /** Stops generation like interrupt(). In-process only; across a worker, use interrupt(). */
   signal?: AbortSignal;
+  /**
+   * Stream a progress-only chunk (empty delta, `prompt_progress`) as the prompt is read, batch by
+   * batch: llama.cpp server's field of the same name. Engines that cannot report (WebGPU) send none.
+   */
+  return_progress?: boolean;
+  /** Called as the prompt is read (the same figures as `prompt_progress`); any request, streamed or not. */
+  onProgress?: (progress: PromptProgress) => void;
   /** Return the log-probability of each generated token (OpenAI's `logprobs`). */
   logprobs?: boolean | null;
   /** With logprobs: also the 0–20 most likely tokens at each position. */
@@ -217,6 +230,20 @@ export interface NormalizedRequest {
   tool_choice?: ToolChoice;
   parallel_tool_calls?: boolean;
   signal?: AbortSignal;
+  return_progress: boolean;
+  onProgress?: (progress: PromptProgress) => void;
+}
+
+/**
+ * How far reading the prompt has got (llama.cpp server's `prompt_progress`): `processed` of
+ * `total` prompt tokens are in the KV cache, `cache` of them were there already (reused from the
+ * previous turn); `time_ms` since reading began. Reading progress is (processed − cache) / (total − cache).
+ */
+export interface PromptProgress {
+  total: number;
+  cache: number;
+  processed: number;
+  time_ms: number;
 }
 
 /**
@@ -276,6 +303,8 @@ export interface ChatCompletionChunk {
   }>;
   /** On the last chunk only. */
   usage?: CompletionUsage;
+  /** On progress-only chunks (empty delta) while the prompt is read, with `return_progress`. */
+  prompt_progress?: PromptProgress;
 }
 
 export interface ChatCompletion {

@@ -115,6 +115,8 @@ class WebLlmWorkerEngine implements WebGpuEngine {
         name: result.modelId,
         quant: quantOfMlcModel(result.modelId),
         contextLength: result.contextLength,
+        // web-llm sizes its context by the model record; no larger one is known to fit.
+        maxContextLength: result.contextLength,
         memoryBytes: result.memoryBytes,
         supportsThinking: mlcModelSupportsThinking(result.modelId),
         loadMs: performance.now() - started,
@@ -130,7 +132,8 @@ class WebLlmWorkerEngine implements WebGpuEngine {
 
   /** Starts the generation now (so create() itself fails on a bad request or a lost device). */
   private async openStream(request: ChatCompletionRequest): Promise<AsyncGenerator<ChatCompletionChunk, void, undefined>> {
-    const { signal, ...wire } = normalizeRequest(request);
+    // onProgress is never called: web-llm does not report reading the prompt.
+    const { signal, onProgress: _onProgress, ...wire } = normalizeRequest(request);
     if (signal?.aborted) throw new EngineError('aborted', 'the request was cancelled before it started');
     const { streamId, ignored } = await this.call((remote) => remote.startChat(wire));
     if (ignored.length > 0) this.options.onIgnoredFields?.(ignored);

@@ -7,6 +7,7 @@
 // sign of life for `hangTimeoutMs` (or `stopTimeoutMs` after interrupt()) ends the worker.
 import * as Comlink from 'comlink';
 import { EngineError, errorFromInfo } from './errors.ts';
+import { collectCompletion, reportPromptProgress } from './completion.ts';
 import { normalizeRequest } from './request.ts';
 import type {
   ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, Engine, LoadOptions, ModelInfo, ModelSpec,
@@ -104,8 +105,14 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
     // Checked here too, so a malformed request fails on the page with the same typed error and
     // never reaches structured cloning (which would throw its own, untyped one).
     const request = normalizeRequest(raw);
-    const { signal, ...cloneable } = request;
+    const { signal, onProgress, ...cloneable } = request;
     if (signal?.aborted) throw new EngineError('bad-request', 'the request signal is already aborted');
+    if (onProgress) {
+      // A function cannot cross to the worker: its progress chunks come back on a stream instead.
+      const reply = await call(remote.create({ ...cloneable, stream: true, return_progress: true }));
+      const chunks = reportPromptProgress(pullStream((reply as { stream: number }).stream, signal), request);
+      return request.stream ? chunks : collectCompletion(chunks);
+    }
     if (!request.stream) {
       const interrupt = () => void remote.interrupt();
       signal?.addEventListener('abort', interrupt, { once: true });

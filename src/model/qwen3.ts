@@ -11,8 +11,13 @@ import { ModelError } from './errors.ts';
 import { GGUF_WEIGHT_TYPES, MAX_MEMORY_BYTES, WeightType, createKernels, type KernelOptions, type Kernels } from './kernels.ts';
 
 export interface LoadOptions extends KernelOptions {
-  /** Tokens the KV cache holds; default min(4096, the model's trained context). */
+  /**
+   * Tokens the KV cache holds; default the smallest of 8,192, the model's trained context and
+   * what fits in memory (see maxContextLength).
+   */
   contextLength?: number;
+  /** Memory the model may take (default and most: the 4 GiB a wasm32 memory holds). */
+  memoryLimitBytes?: number;
   /** Most tokens one forward step processes (longer prompts are split); default 64. */
   maxBatch?: number;
   /** Called as weight bytes arrive in wasm memory. */
@@ -61,6 +66,12 @@ interface RunState {
   logitRows: number;
 }
 
+/** The context a model gets unless asked: the 8K of coherent text the product promises. */
+export const DEFAULT_CONTEXT_LENGTH = 8192;
+/** Contexts that fit are counted in steps of this many tokens. */
+const CONTEXT_STEP = 256;
+/** Less than this is no use for a chat (unless the model was trained for less). */
+const MIN_CONTEXT_LENGTH = 512;
 /** The attention kernel walks a head in steps of this many values (two 4-lane vectors). */
 const ATTENTION_LANES = 8;
 const ALIGN = 64;
@@ -79,6 +90,8 @@ export class Qwen3Model {
     readonly gguf: GGUFFile,
     readonly kernels: Kernels,
     readonly contextLength: number,
+    /** The largest context this model can be loaded with here (trained length and memory). */
+    readonly maxContextLength: number,
     readonly maxBatch: number,
     readonly memoryBytes: number,
     private readonly tokenEmbd: Matrix,
@@ -92,11 +105,8 @@ export class Qwen3Model {
   static async load(source: ByteSource, options: LoadOptions = {}): Promise<Qwen3Model> {
     const gguf = await readGGUF(source);
     const config = readModelConfig(gguf);
-    const contextLength = options.contextLength ?? Math.min(4096, config.contextLength);
     const maxBatch = options.maxBatch ?? 64;
-    if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`contextLength must be a positive integer, got ${contextLength}`);
     if (!(Number.isInteger(maxBatch) && maxBatch > 0)) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
-
     if (config.headDim % ATTENTION_LANES !== 0) {
       throw new ModelError('bad-model', `attention heads of ${config.headDim} values (qwen3.attention.key_length) are not supported: ` +
         `the attention kernel needs a multiple of ${ATTENTION_LANES}`);
@@ -106,17 +116,7 @@ export class Qwen3Model {
     }
     const tensors = modelTensors(gguf, config);
     const weightBytes = tensors.reduce((sum, t) => sum + alignUp(t.byteSize), 0);
-    const kvBytes = kvCacheBytes(config, contextLength);
-    const stateBytes = runStateBytes(config, maxBatch, 1);
-    const needed = weightBytes + kvBytes + stateBytes + KERNEL_OVERHEAD_BYTES;
-    if (needed > MAX_MEMORY_BYTES) {
-      throw new ModelError(
-        'model-too-large',
-        `this model needs ${gib(needed)} of WebAssembly memory (weights ${gib(weightBytes)}, KV cache ${gib(kvBytes)} for ` +
-          `${contextLength} tokens, buffers ${gib(stateBytes + KERNEL_OVERHEAD_BYTES)}), more than the 4 GiB a wasm32 ` +
-          `memory can hold. Choose a smaller quantization or model, or a shorter context.`,
-      );
-    }
+    const { contextLength, maxContextLength, neededBytes: needed } = planMemory(config, weightBytes, { ...options, maxBatch });
 
     const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed });
     try {
@@ -168,7 +168,7 @@ export class Qwen3Model {
       const tokenEmbd = matrix('token_embd.weight');
       const output = config.tiedEmbeddings ? tokenEmbd : matrix('output.weight');
       const state = allocRunState(kernels, config, maxBatch, 1);
-      return new Qwen3Model(config, gguf, kernels, contextLength, maxBatch, needed, tokenEmbd,
+      return new Qwen3Model(config, gguf, kernels, contextLength, maxContextLength, maxBatch, needed, tokenEmbd,
         vector('output_norm.weight'), output, layers, state);
     } catch (error) {
       kernels.dispose();
@@ -321,8 +321,53 @@ function modelTensors(gguf: GGUFFile, config: ModelConfig): GGUFTensorInfo[] {
   });
 }
 
-function kvCacheBytes(c: ModelConfig, contextLength: number): number {
-  return c.nLayers * contextLength * c.nKvHeads * (c.headDim + c.valueDim) * 2;
+export interface MemoryPlan {
+  /** The context this load gets. */
+  contextLength: number;
+  /** The largest context that fits (and the model was trained for). */
+  maxContextLength: number;
+  /** Weights, KV cache, buffers and the kernels' own room. */
+  neededBytes: number;
+}
+
+/**
+ * Sizes the context of a model whose weights take `weightBytes`: the one asked for, else the
+ * default (8,192, or less where the model was trained for less or memory holds less). Throws
+ * 'model-too-large' naming the most that would fit when it does not.
+ */
+export function planMemory(
+  config: ModelConfig,
+  weightBytes: number,
+  options: { contextLength?: number; memoryLimitBytes?: number; maxBatch: number },
+): MemoryPlan {
+  const fixedBytes = weightBytes + runStateBytes(config, options.maxBatch, 1) + KERNEL_OVERHEAD_BYTES;
+  const limit = Math.min(options.memoryLimitBytes ?? MAX_MEMORY_BYTES, MAX_MEMORY_BYTES);
+  const kvPerToken = kvCacheBytesPerToken(config);
+  const fits = Math.floor(Math.max(0, limit - fixedBytes) / kvPerToken / CONTEXT_STEP) * CONTEXT_STEP;
+  const maxContextLength = Math.min(config.contextLength, fits);
+  const requested = options.contextLength;
+  if (requested !== undefined && !(Number.isInteger(requested) && requested > 0)) {
+    throw new RangeError(`contextLength must be a positive integer, got ${requested}`);
+  }
+  const contextLength = requested ?? Math.min(DEFAULT_CONTEXT_LENGTH, maxContextLength);
+  const neededBytes = fixedBytes + kvPerToken * contextLength;
+  if (neededBytes > limit || (requested === undefined && contextLength < Math.min(MIN_CONTEXT_LENGTH, config.contextLength))) {
+    const room = fits >= MIN_CONTEXT_LENGTH
+      ? `At most ${fits.toLocaleString('en-US')} tokens of context fit: choose that or less.`
+      : 'Not even a short context fits beside the weights: choose a smaller quantization or model.';
+    throw new ModelError(
+      'model-too-large',
+      `this model needs ${gib(neededBytes)} of memory (weights ${gib(weightBytes)}, KV cache ${gib(kvPerToken * contextLength)} for ` +
+        `${contextLength.toLocaleString('en-US')} tokens, buffers ${gib(fixedBytes - weightBytes)}), more than the ${gib(limit)} it may take` +
+        `${limit === MAX_MEMORY_BYTES ? ' (all a wasm32 memory can hold)' : ''}. ${room}`,
+    );
+  }
+  return { contextLength, maxContextLength, neededBytes };
+}
+
+/** f16 K and V rows of every layer for one position. */
+function kvCacheBytesPerToken(c: ModelConfig): number {
+  return c.nLayers * c.nKvHeads * (c.headDim + c.valueDim) * 2;
 }
 
 /** f32 counts of the activation buffers for `batch` tokens (positions is i32 [batch]). */

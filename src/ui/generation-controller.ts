@@ -5,7 +5,7 @@
 // delivers.
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import { addToolCallDelta } from '../engine/tool-calls.ts';
-import type { ChatCompletionRequest, CompletionUsage, Engine, FinishReason, ToolCall } from '../engine/types.ts';
+import type { ChatCompletionRequest, CompletionUsage, Engine, FinishReason, PromptProgress, ToolCall } from '../engine/types.ts';
 
 export interface GenerationDelta {
   content?: string;
@@ -24,6 +24,8 @@ export interface GenerationResult {
 export class GenerationController implements ReactiveController {
   /** An answer is streaming. */
   running = false;
+  /** While the prompt is read (before the first token): how far (engines that report it). */
+  promptProgress: PromptProgress | undefined;
   private engine: Engine | undefined;
   private runId = 0;
 
@@ -52,9 +54,14 @@ export class GenerationController implements ReactiveController {
     this.host.requestUpdate();
     const result: GenerationResult = { content: '', reasoning: '', toolCalls: [], usage: undefined, finishReason: null };
     try {
-      const stream = await engine.chat.completions.create({ ...request, stream: true });
+      const stream = await engine.chat.completions.create({ ...request, stream: true, return_progress: true });
       for await (const chunk of stream) {
         if (runId !== this.runId) break;
+        if (chunk.prompt_progress) {
+          this.promptProgress = chunk.prompt_progress.processed < chunk.prompt_progress.total ? chunk.prompt_progress : undefined;
+          this.host.requestUpdate();
+          continue;
+        }
         const choice = chunk.choices[0];
         const delta = choice?.delta ?? {};
         if (delta.content) result.content += delta.content;
@@ -68,6 +75,7 @@ export class GenerationController implements ReactiveController {
     } finally {
       if (runId === this.runId) {
         this.running = false;
+        this.promptProgress = undefined;
         this.engine = undefined;
         this.host.requestUpdate();
       }

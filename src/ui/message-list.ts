@@ -8,6 +8,7 @@
 // laid out again at every token.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { repeat } from 'lit/directives/repeat.js';
+import type { PromptProgress } from '../engine/types.ts';
 import type { StoredMessage } from './conversation-store.ts';
 import { t, type Lang } from './i18n.ts';
 import './message-view.ts';
@@ -18,6 +19,7 @@ export class QwenMessageList extends LitElement {
     messages: { attribute: false },
     locale: { attribute: false },
     streamingId: { attribute: false },
+    promptProgress: { attribute: false },
     following: { state: true },
   };
 
@@ -55,6 +57,8 @@ export class QwenMessageList extends LitElement {
   declare locale: Lang;
   /** The id of the answer being written, if any. */
   declare streamingId: string | undefined;
+  /** The streaming answer's prompt is being read: how far. */
+  declare promptProgress: PromptProgress | undefined;
 
   /** The view stays at the end as content grows; off once the reader scrolls up. */
   declare following: boolean;
@@ -117,6 +121,7 @@ export class QwenMessageList extends LitElement {
             .busy=${busy}
             .canRegenerate=${index === lastAssistant}
             ?streaming=${message.id === this.streamingId}
+            .promptProgress=${message.id === this.streamingId ? this.promptProgress : undefined}
           ></qwen-message>`,
         )}
       </div>

@@ -5,6 +5,7 @@
 // its Markdown is rendered at most once per animation frame, and only the block being written
 // (StreamingMarkdown); the engine waits for the page between tokens, so this is generation speed too.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
+import type { PromptProgress } from '../engine/types.ts';
 import type { StoredMessage } from './conversation-store.ts';
 import { formatNumber } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
@@ -31,6 +32,7 @@ export class QwenMessage extends LitElement {
     message: { attribute: false },
     locale: { attribute: false },
     streaming: { type: Boolean, reflect: true },
+    promptProgress: { attribute: false },
     canRegenerate: { attribute: false },
     busy: { attribute: false },
     editing: { state: true },
@@ -67,6 +69,19 @@ export class QwenMessage extends LitElement {
       .user-text {
         white-space: pre-wrap;
         overflow-wrap: anywhere;
+      }
+      .reading {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 0.3rem 0.6rem;
+        align-items: center;
+        color: var(--qwen-muted);
+        font-size: 0.9em;
+        margin-bottom: 0.4rem;
+      }
+      .reading progress {
+        flex: 1 1 8rem;
+        max-width: 16rem;
       }
       details.reasoning {
         margin-bottom: 0.5rem;
@@ -154,6 +169,8 @@ export class QwenMessage extends LitElement {
   declare locale: Lang;
   /** This answer is being written now. */
   declare streaming: boolean;
+  /** This answer's prompt is being read (before its first token): how far. */
+  declare promptProgress: PromptProgress | undefined;
   declare canRegenerate: boolean;
   /** Some answer is streaming: edit and regenerate wait. */
   declare busy: boolean;
@@ -279,9 +296,20 @@ export class QwenMessage extends LitElement {
       <pre><code>${prettyJson(call.function.arguments)}</code></pre>
     </details>`);
     // The container's children are rendered by StreamingMarkdown, outside Lit's template.
-    return html`${reasoning}
+    return html`${this.renderReading()}${reasoning}
       <div class="markdown content ${this.streaming ? 'cursor' : ''}"></div>
       ${calls}`;
+  }
+
+  /** "Reading 1,200 / 4,000 tokens" with a bar, while a long prompt is read (Stop works meanwhile). */
+  private renderReading() {
+    const progress = this.promptProgress;
+    if (!this.streaming || !progress || this.message.content) return nothing;
+    const numbers = new Intl.NumberFormat(this.locale === 'zh' ? 'zh-CN' : 'en-US');
+    return html`<div class="reading" role="status">
+      <span>${t(this.locale, 'readingPrompt', { done: numbers.format(progress.processed), total: numbers.format(progress.total) })}</span>
+      <progress max=${progress.total - progress.cache} .value=${progress.processed - progress.cache}></progress>
+    </div>`;
   }
 
   private renderToolResult() {

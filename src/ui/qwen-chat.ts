@@ -44,7 +44,7 @@ import { ModelStore, type CachedModel } from '../storage/model-store.ts';
 import type { BackendChoice as EngineBackendChoice } from '../engine/backend.ts';
 import type { WebGpuSupport } from '../engine/webgpu-detect.ts';
 import type { SettingsChange, WebGpuState } from './settings-panel.ts';
-import { DEFAULT_SETTINGS, parseBackend, samplingOptions, type BackendChoice, type ChatSettings, type Theme } from './settings.ts';
+import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions, type BackendChoice, type ChatSettings, type Theme } from './settings.ts';
 import { expandSectionPrompt } from './presets.ts';
 import { chatLayoutStyles } from './qwen-chat-styles.ts';
 import { SettingsController } from './settings-controller.ts';
@@ -79,6 +79,7 @@ export class QwenChat extends LitElement {
     tools: { attribute: false },
     preset: { type: String },
     backend: { type: String },
+    contextLength: { type: Number, attribute: 'context-length' },
     theme: { type: String, reflect: true },
     locale: { attribute: 'lang', converter: { fromAttribute: (value: string | null) => resolveLang(value) } },
     engine: { attribute: false },
@@ -114,6 +115,8 @@ export class QwenChat extends LitElement {
   /** Functions the model may call (OpenAI tools); each call fires 'tool-call' for the page to answer. */
   declare tools: ToolDefinition[];
   declare backend: BackendChoice;
+  /** Tokens of context models load with (CPU engine); 0: the model's default. */
+  declare contextLength: number;
   declare theme: Theme;
   /** UI language (the `lang` attribute). */
   declare locale: Lang;
@@ -170,6 +173,7 @@ export class QwenChat extends LitElement {
     this.preset = undefined;
     this.tools = [];
     this.backend = DEFAULT_SETTINGS.backend;
+    this.contextLength = DEFAULT_SETTINGS.contextLength;
     this.theme = 'dark';
     this.locale = 'en';
     this.engine = undefined;
@@ -200,6 +204,7 @@ export class QwenChat extends LitElement {
       thinking: this.thinking,
       json: this.json,
       backend: parseBackend(this.backend),
+      contextLength: clampSetting('contextLength', this.contextLength),
       ...(this.preset ? { preset: this.preset } : {}),
     };
   }
@@ -322,6 +327,7 @@ export class QwenChat extends LitElement {
           .messages=${this.conversation.messages}
           .locale=${l}
           .streamingId=${this.streamingId}
+          .promptProgress=${this.generation.promptProgress}
           @message-action=${this.onMessageAction}
         ></qwen-message-list>
         <qwen-composer
@@ -522,7 +528,9 @@ export class QwenChat extends LitElement {
       // The engine picks the backend per model (a catalogue URL runs its web-llm build on WebGPU).
       const engine = await this.ensureEngine();
       this.modelInfo = undefined;
+      const contextLength = clampSetting('contextLength', this.contextLength);
       const info = await engine.load(request.spec, {
+        ...(contextLength > 0 ? { contextLength } : {}),
         signal: controller.signal,
         onProgress: (progress) => {
           if (this.loadController === controller) this.loadState = { name: request.name, progress };
@@ -752,6 +760,11 @@ export class QwenChat extends LitElement {
     if (this.engine || !this.created) return; // the page's own engine is the page's business
     this.disposeEngine();
     if (this.lastLoad) this.load(this.lastLoad).catch(() => undefined);
+  }
+
+  /** A new context size: the same model loads again with it (the KV cache is sized at load). */
+  contextChanged(): void {
+    if (this.lastLoad && (this.modelInfo || this.loadState)) this.load(this.lastLoad).catch(() => undefined);
   }
 
   private togglePanel(panel: Panel): void {

@@ -25,11 +25,14 @@ export interface SettingsHost extends ReactiveControllerHost {
   json: boolean;
   theme: Theme;
   backend: BackendChoice;
+  contextLength: number;
   preset: string | undefined;
   locale: Lang;
   setAttribute(name: string, value: string): void;
   /** The backend changed: the engine must change with it. */
   backendChanged(): void;
+  /** The context size changed: the model must load again with it. */
+  contextChanged(): void;
 }
 
 function readJson(key: string): unknown {
@@ -122,6 +125,10 @@ export class SettingsController implements ReactiveController {
     if (change.backend !== undefined && parseBackend(change.backend) !== host.backend) {
       host.backend = parseBackend(change.backend);
       host.backendChanged();
+    }
+    if (change.contextLength !== undefined && clampSetting('contextLength', change.contextLength) !== host.contextLength) {
+      host.contextLength = clampSetting('contextLength', change.contextLength);
+      host.contextChanged();
     }
   }
 }

@@ -4,7 +4,7 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { ModelInfo } from '../engine/types.ts';
 import { t, type Lang } from './i18n.ts';
-import { SETTING_LIMITS, clampSetting, parseBackend, type ChatSettings, type Theme } from './settings.ts';
+import { CONTEXT_CHOICES, SETTING_LIMITS, clampSetting, parseBackend, type ChatSettings, type Theme } from './settings.ts';
 import type { Preset } from './presets.ts';
 import { baseStyles } from './styles.ts';
 
@@ -87,6 +87,11 @@ export class QwenSettingsPanel extends LitElement {
       }
       dd {
         margin: 0;
+      }
+      .hint {
+        margin: 0.3rem 0 0;
+        font-size: 0.8rem;
+        color: var(--qwen-muted);
       }
     `,
   ];
@@ -172,6 +177,7 @@ export class QwenSettingsPanel extends LitElement {
           )}
         </select>
       </div>
+      ${this.renderContext()}
       <dl>
         <dt>WebGPU</dt>
         <dd class="webgpu-state">${this.webgpuText()}</dd>
@@ -199,6 +205,31 @@ export class QwenSettingsPanel extends LitElement {
         </div>
       </div>
     </form>`;
+  }
+
+  /**
+   * Context size (CPU engine): the model's default, or a size up to the most that fits (known once
+   * a model is loaded). Changing it loads the model again.
+   */
+  private renderContext() {
+    const l = this.locale;
+    const info = this.modelInfo;
+    if (info?.backend === 'webgpu') return nothing;
+    const chosen = this.settings.contextLength;
+    const numbers = new Intl.NumberFormat(l === 'zh' ? 'zh-CN' : 'en-US');
+    const choices: number[] = CONTEXT_CHOICES.filter((n) => !info || n <= info.maxContextLength);
+    if (chosen > 0 && !choices.includes(chosen)) choices.push(chosen);
+    choices.sort((a, b) => a - b);
+    return html`<div>
+      <label for="context-length">${t(l, 'contextLength')}</label>
+      <select id="context-length" @change=${(e: Event) => this.emit({ contextLength: Number((e.target as HTMLSelectElement).value) })}>
+        <option value="0" ?selected=${chosen === 0}>${t(l, 'contextDefault')}</option>
+        ${choices.map((n) => html`<option value=${n} ?selected=${chosen === n}>${t(l, 'contextTokens', { count: numbers.format(n) })}</option>`)}
+      </select>
+      ${info
+        ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: numbers.format(info.contextLength), max: numbers.format(info.maxContextLength) })}</p>`
+        : nothing}
+    </div>`;
   }
 
   private numberField(name: keyof typeof SETTING_LIMITS, label: 'temperature' | 'topP' | 'topK' | 'maxTokens', value: number) {

@@ -15,6 +15,8 @@ export interface ChatSettings {
   /** Answers are JSON objects (structured output). */
   json: boolean;
   backend: BackendChoice;
+  /** Tokens of context to load models with; 0 = the model's default (see ModelInfo.maxContextLength). */
+  contextLength: number;
   /** The task preset the system prompt and sampling came from, if they are still its. */
   preset?: string;
 }
@@ -29,7 +31,11 @@ export const DEFAULT_SETTINGS: ChatSettings = {
   thinking: false,
   json: false,
   backend: 'auto',
+  contextLength: 0,
 };
+
+/** Context sizes the settings offer beside "the model's default", up to what the model allows. */
+export const CONTEXT_CHOICES = [2048, 4096, 8192, 16384, 32768] as const;
 
 /** Where each number may go; a value outside is clamped, a non-number falls back to the default. */
 export const SETTING_LIMITS = {
@@ -37,6 +43,7 @@ export const SETTING_LIMITS = {
   topP: { min: 0, max: 1, step: 0.05 },
   topK: { min: 0, max: 200, step: 1 },
   maxTokens: { min: 1, max: 32768, step: 1 },
+  contextLength: { min: 0, max: 262144, step: 1 },
 } as const;
 
 export function clampSetting(name: keyof typeof SETTING_LIMITS, value: unknown): number {
@@ -44,7 +51,7 @@ export function clampSetting(name: keyof typeof SETTING_LIMITS, value: unknown):
   const number = typeof value === 'number' ? value : Number(value);
   if (!Number.isFinite(number)) return DEFAULT_SETTINGS[name];
   const clamped = Math.min(max, Math.max(min, number));
-  return name === 'topK' || name === 'maxTokens' ? Math.round(clamped) : clamped;
+  return name === 'topK' || name === 'maxTokens' || name === 'contextLength' ? Math.round(clamped) : clamped;
 }
 
 export function parseBackend(value: unknown): BackendChoice {

@@ -67,6 +67,22 @@ const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>engine</title><li
       } catch (e) { return { error: describeError(e), chunks }; }
       return { chunks, interruptedAt };
     },
+    async readWithProgress(request, stopAfter = -1) {
+      const progress = [];
+      const chunks = [];
+      for await (const chunk of await engine.chat.completions.create({ ...request, stream: true, return_progress: true })) {
+        chunks.push(chunk);
+        if (!chunk.prompt_progress) continue;
+        progress.push({ ...chunk.prompt_progress, ticks });
+        if (progress.length === stopAfter) engine.interrupt();
+      }
+      return { progress, chunks };
+    },
+    async completeWithProgress(request) {
+      const seen = [];
+      const completion = await engine.chat.completions.create({ ...request, onProgress: (p) => seen.push(p) });
+      return { completion, seen };
+    },
     async completeInterrupted(request) {
       const answer = engine.chat.completions.create(request);
       engine.interrupt(); // the worker sees it between two steps of the running generation
@@ -208,6 +224,40 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     const next = ask('What is a harbour?', { temperature: 0 });
     const { completion } = await api<{ completion: ChatCompletion }>('complete', next);
     expect(completion.choices[0].message.content).toBe((await nodeComplete(next)).choices[0].message.content);
+  }, 120_000);
+
+  it('reports reading a long prompt batch by batch, stops in the middle of it, and calls onProgress across the worker', async () => {
+    const request = ask('The keeper counted the waves and the ships and the gulls, and wrote them all down. '.repeat(16),
+      { temperature: 0, max_tokens: 8 });
+    type Progress = { total: number; cache: number; processed: number; time_ms: number; ticks: number };
+    // Stop on the third report: two batches read.
+    const stopped = await api<{ progress: Progress[]; chunks: ChatCompletionChunk[] }>('readWithProgress', request, 3);
+    const stoppedLast = stopped.chunks[stopped.chunks.length - 1]!;
+    expect(stoppedLast.choices[0]!.finish_reason).toBe('abort');
+    expect(stoppedLast.usage!.completion_tokens).toBe(0);
+    expect(stopped.progress.length).toBe(3);
+    const read = stopped.progress[2]!.processed;
+    expect(read).toBe(stopped.progress[0]!.cache + 128);
+    expect(stoppedLast.usage!.extra.prefilled_tokens).toBe(128);
+
+    // Again: the part read before Stop is reused; the rest arrives in batches of at most 64 tokens
+    // while the page keeps running, and the answer is Node's.
+    const { progress, chunks } = await api<{ progress: Progress[]; chunks: ChatCompletionChunk[] }>('readWithProgress', request);
+    const last = chunks[chunks.length - 1]!;
+    const usage = last.usage!;
+    expect(usage.extra.cached_prompt_tokens).toBe(read);
+    expect(progress[0]).toMatchObject({ total: usage.prompt_tokens, cache: read, processed: read });
+    expect(progress.at(-1)!.processed).toBe(usage.prompt_tokens);
+    expect(progress.length).toBe(Math.ceil((usage.prompt_tokens - read) / 64) + 1);
+    expect(progress.at(-1)!.ticks).toBeGreaterThan(progress[0]!.ticks);
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+    expect(text).toBe((await nodeComplete(request)).choices[0].message.content);
+
+    // Not streamed, with a callback: the callback stays on the page, its figures come from the worker.
+    const { completion, seen } = await api<{ completion: ChatCompletion; seen: Progress[] }>('completeWithProgress', ask('A short one.', { temperature: 0, max_tokens: 4 }));
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen.at(-1)!.processed).toBe(completion.usage.prompt_tokens);
+    expect(completion.object).toBe('chat.completion');
   }, 120_000);
 
   it('reproduces a seed, differs across seeds, and samples exactly as Node does', async () => {

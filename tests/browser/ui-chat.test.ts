@@ -371,6 +371,26 @@ describe('<qwen-chat> with the real engine', () => {
     expect(answer.content).toBe((await greedyAnswer([...history, { role: 'user', content: 'And then?' }], 16)).content);
   });
 
+  it('sizes the context in the settings: the model loads again with it, and says what fits', async () => {
+    await openPanel('settings');
+    const inUse = page.locator('qwen-settings-panel .context-in-use');
+    // tiny-f32 was trained for 4,096 tokens: that is its default and its most.
+    await expect.poll(() => inUse.textContent()).toMatch(/In use: 4,096 tokens; this model fits up to 4,096/);
+    const offered = await page.locator('qwen-settings-panel #context-length option').evaluateAll((options) => options.map((o) => (o as HTMLOptionElement).value));
+    expect(offered).toEqual(['0', '2048', '4096']);
+    const ready = (await events('ready')).length;
+    await page.locator('qwen-settings-panel #context-length').selectOption('2048');
+    const reloaded = await waitForEvents('ready', ready + 1);
+    expect(reloaded.at(-1)!.detail.info).toMatchObject({ contextLength: 2048, maxContextLength: 4096 });
+    await expect.poll(() => inUse.textContent()).toMatch(/In use: 2,048 tokens/);
+    // Back to the model's default (kept across visits like every setting).
+    await page.locator('qwen-settings-panel #context-length').selectOption('0');
+    const back = await waitForEvents('ready', ready + 2);
+    expect(back.at(-1)!.detail.info).toMatchObject({ contextLength: 4096 });
+    expect(await page.evaluate(() => JSON.parse(localStorage.getItem('qwen-web:settings') ?? '{}').contextLength)).toBe(0);
+    await closePanel();
+  });
+
   it('switches to the light theme and to Chinese', async () => {
     mkdirSync('test-results', { recursive: true });
     const chat = page.locator('qwen-chat');

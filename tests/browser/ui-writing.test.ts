@@ -200,3 +200,30 @@ describe('tool calls', () => {
     expect(chromium.consoleErrors).toEqual([]);
   });
 });
+
+describe('long prompts', () => {
+  it('shows reading progress before the first token, and Stop ends the answer while the prompt is read', async () => {
+    await page.evaluate(() => ((window as unknown as { engine: { delayMs: number } }).engine.delayMs = 150));
+    try {
+      await answerNext({ text: 'Never shown.', promptTokens: 4000 });
+      const before = await messageCount();
+      await page.locator('qwen-composer textarea').fill('A long article to polish…');
+      await page.locator('qwen-composer textarea').press('Enter');
+      const reading = page.locator('qwen-message[streaming] .reading');
+      await expect.poll(() => reading.textContent(), { timeout: 10_000 }).toMatch(/Reading (64|128|192|256) \/ 4,000 tokens/);
+      expect(await reading.getAttribute('role')).toBe('status');
+      expect(Number(await reading.locator('progress').getAttribute('max'))).toBe(4000);
+      expect((await lastRequest()).return_progress).toBe(true);
+      await page.screenshot({ path: 'test-results/ui-reading.png' });
+      await page.locator('qwen-composer button.stop').click();
+      await expect.poll(messageCount, { timeout: 10_000 }).toBe(before + 1);
+      expect(await page.locator('qwen-message .reading').count()).toBe(0);
+      const last = page.locator('qwen-message').last();
+      expect((await last.locator('.markdown').textContent())?.trim()).toBe('');
+      expect(await last.locator('.status').textContent()).toMatch(/stopped/i);
+      await page.screenshot({ path: 'test-results/ui-reading-stopped.png' });
+    } finally {
+      await page.evaluate(() => ((window as unknown as { engine: { delayMs: number } }).engine.delayMs = 0));
+    }
+  });
+});

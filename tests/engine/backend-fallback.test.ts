@@ -80,7 +80,7 @@ class ScriptedGpuEngine implements WebGpuEngine {
     this.loads.push(model);
     if (options.signal?.aborted) throw new EngineError('aborted', 'the load was cancelled');
     if (this.loadError) throw this.loadError;
-    this.loaded = { backend: 'webgpu', name: MLC_ID, quant: 'q4f16_1', contextLength: 4096, memoryBytes: 1, supportsThinking: true, loadMs: 0 };
+    this.loaded = { backend: 'webgpu', name: MLC_ID, quant: 'q4f16_1', contextLength: 4096, maxContextLength: 4096, memoryBytes: 1, supportsThinking: true, loadMs: 0 };
     return this.loaded;
   }
   interrupt(): void {}

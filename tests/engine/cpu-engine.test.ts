@@ -396,6 +396,86 @@ describe('sampling, stops, reuse and limits (tiny-f32)', () => {
   });
 });
 
+describe('reading a long prompt: progress and Stop (tiny-f32)', () => {
+  const NAME = 'tiny-f32';
+  const LONG = 'The keeper counted the waves and the ships and the gulls, and wrote them all down. '.repeat(24);
+  const request = { messages: [user(LONG)], temperature: 0, max_tokens: 8 };
+  let engine: CpuEngine;
+
+  beforeAll(async () => {
+    engine = await loadEngine(NAME, 1024);
+  }, 120_000);
+
+  /** The progress of a streamed answer, checked for shape; returns it with the final chunk. */
+  async function streamed(extra: Partial<ChatCompletionRequest>) {
+    const chunks = await streamAll(engine, { ...request, ...extra });
+    const progress = chunks.filter((c) => c.prompt_progress).map((c) => c.prompt_progress!);
+    const last = chunks[chunks.length - 1]!;
+    const firstText = chunks.findIndex((c) => c.choices[0]?.delta.content);
+    const lastProgress = chunks.map((c) => c.prompt_progress !== undefined).lastIndexOf(true);
+    for (const c of chunks.filter((c) => c.prompt_progress)) expect(c.choices).toEqual([{ index: 0, delta: {}, finish_reason: null }]);
+    if (firstText >= 0 && lastProgress >= 0) expect(lastProgress).toBeLessThan(firstText);
+    return { progress, last, text: chunks.map((c) => c.choices[0]?.delta.content ?? '').join('') };
+  }
+
+  it('streams progress-only chunks batch by batch, ending at the whole prompt', async () => {
+    await engine.unload();
+    engine = await loadEngine(NAME, 1024);
+    const { progress, last, text } = await streamed({ return_progress: true });
+    const usage = last.usage!;
+    expect(usage.prompt_tokens).toBeGreaterThan(4 * 64);
+    expect(progress.length).toBe(Math.ceil(usage.prompt_tokens / 64) + 1);
+    expect(progress[0]).toMatchObject({ total: usage.prompt_tokens, cache: 0, processed: 0 });
+    expect(progress[progress.length - 1]!.processed).toBe(usage.prompt_tokens);
+    for (let i = 1; i < progress.length; i++) {
+      expect(progress[i]!.processed - progress[i - 1]!.processed).toBeGreaterThan(0);
+      expect(progress[i]!.processed - progress[i - 1]!.processed).toBeLessThanOrEqual(64);
+      expect(progress[i]!.time_ms).toBeGreaterThanOrEqual(progress[i - 1]!.time_ms);
+    }
+    // Progress changes nothing else: the same answer without it (from a cold cache, like this one).
+    expect(text).toBe((await coldAnswer(NAME, request, 1024)).choices[0].message.content);
+  });
+
+  it('sends none unless asked, and counts a reused prefix as cache', async () => {
+    const plain = await streamed({});
+    expect(plain.progress).toEqual([]);
+    const followUp = { messages: [user(LONG), assistant(plain.text), user('And then?')] };
+    const { progress, last } = await streamed({ ...followUp, return_progress: true });
+    const cached = last.usage!.extra.cached_prompt_tokens;
+    expect(cached).toBeGreaterThan(200);
+    expect(progress[0]).toMatchObject({ total: last.usage!.prompt_tokens, cache: cached, processed: cached });
+    expect(progress.every((p) => p.cache === cached)).toBe(true);
+  });
+
+  it('calls onProgress for a request that is not streamed, with the same figures', async () => {
+    await engine.unload();
+    engine = await loadEngine(NAME, 1024);
+    const seen: number[] = [];
+    const answer = await engine.chat.completions.create({ ...request, onProgress: (p) => seen.push(p.processed) });
+    expect(seen[0]).toBe(0);
+    expect(seen[seen.length - 1]).toBe(answer.usage.prompt_tokens);
+    expect(seen.length).toBe(Math.ceil(answer.usage.prompt_tokens / 64) + 1);
+    expect(answer.choices[0].message.content).toBe((await coldAnswer(NAME, request, 1024)).choices[0].message.content);
+  });
+
+  it('stops while reading the prompt, keeps what it read, and answers the same afterwards', async () => {
+    await engine.unload();
+    engine = await loadEngine(NAME, 1024);
+    const chunks: ChatCompletionChunk[] = [];
+    for await (const chunk of await engine.chat.completions.create({ ...request, stream: true, return_progress: true })) {
+      chunks.push(chunk);
+      if (chunk.prompt_progress?.processed === 128) engine.interrupt();
+    }
+    const last = chunks[chunks.length - 1]!;
+    expect(last.choices[0]!.finish_reason).toBe('abort');
+    expect(last.usage).toMatchObject({ completion_tokens: 0, extra: { prefilled_tokens: 128 } });
+    expect(chunks.filter((c) => c.prompt_progress).map((c) => c.prompt_progress!.processed)).toEqual([0, 64, 128]);
+    const again = await engine.chat.completions.create(request);
+    expect(again.usage.extra.cached_prompt_tokens).toBe(128);
+    expect(again.choices[0].message.content).toBe((await coldAnswer(NAME, request, 1024)).choices[0].message.content);
+  });
+});
+
 describe('context limits (tiny-f32, 256-token context)', () => {
   const NAME = 'tiny-f32';
   const CONTEXT = 256;

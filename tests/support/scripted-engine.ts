@@ -9,6 +9,8 @@ export interface ScriptedAnswer {
   reasoning?: string;
   /** Calls the answer makes after its text (finish_reason 'tool_calls'). */
   toolCalls?: ToolCall[];
+  /** A prompt this long is read first, 64 tokens per step (progress chunks with return_progress). */
+  promptTokens?: number;
 }
 
 export interface ScriptedEngine extends Engine {
@@ -22,7 +24,7 @@ export interface ScriptedEngine extends Engine {
   requests: ChatCompletionRequest[];
 }
 
-const INFO: ModelInfo = { backend: 'cpu', name: 'scripted', quant: 'none', contextLength: 4096, memoryBytes: 0, supportsThinking: false, loadMs: 0 };
+const INFO: ModelInfo = { backend: 'cpu', name: 'scripted', quant: 'none', contextLength: 4096, maxContextLength: 4096, memoryBytes: 0, supportsThinking: false, loadMs: 0 };
 
 export function createScriptedEngine(): ScriptedEngine {
   let stopped = false;
@@ -49,10 +51,19 @@ export function createScriptedEngine(): ScriptedEngine {
           stopped = false;
           engine.requests.push(request);
           const next = engine.answers.shift() ?? '';
-          const { text, reasoning = '', toolCalls = [] } = typeof next === 'string' ? { text: next } : next;
+          const { text, reasoning = '', toolCalls = [], promptTokens = 0 } = typeof next === 'string' ? { text: next } : next;
           const step = engine.chunkChars;
           async function* stream(): AsyncGenerator<ChatCompletionChunk> {
             let n = 0;
+            for (let read = 0; read < promptTokens; ) {
+              await new Promise((resolve) => setTimeout(resolve, engine.delayMs));
+              if (stopped) {
+                yield chunk({}, 'abort', 0);
+                return;
+              }
+              read = Math.min(promptTokens, read + 64);
+              if (request.return_progress) yield { ...chunk({}, null), prompt_progress: { total: promptTokens, cache: 0, processed: read, time_ms: 0 } };
+            }
             for (const [field, value] of [['reasoning_content', reasoning], ['content', text]] as const) {
               for (let i = 0; i < value.length; i += step, n++) {
                 if (stopped) {

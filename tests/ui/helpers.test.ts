@@ -10,7 +10,7 @@ import { DEFAULT_SETTINGS, clampSetting, parseBackend, samplingOptions } from '.
 import { recommendModel } from '../../src/ui/device.ts';
 
 const model = (supportsThinking: boolean): ModelInfo => ({
-  backend: 'cpu', name: 'm.gguf', quant: 'Q4_K_M', contextLength: 4096, memoryBytes: 0, supportsThinking, loadMs: 0,
+  backend: 'cpu', name: 'm.gguf', quant: 'Q4_K_M', contextLength: 4096, maxContextLength: 4096, memoryBytes: 0, supportsThinking, loadMs: 0,
 });
 
 describe('format', () => {

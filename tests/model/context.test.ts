@@ -1,0 +1,169 @@
+// Context sizing (default, the most that fits, the too-large error) and long contexts: logits at
+// positions past 4,096 against llama.cpp's on the same file.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tensorBytes } from '../../src/gguf/ggml-types.ts';
+import { readTokenizerData, type ModelConfig } from '../../src/gguf/metadata.ts';
+import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
+import { readGGUF } from '../../src/gguf/reader.ts';
+import { ModelError } from '../../src/model/errors.ts';
+import { MAX_MEMORY_BYTES } from '../../src/model/kernels.ts';
+import { DEFAULT_CONTEXT_LENGTH, Qwen3Model, planMemory } from '../../src/model/qwen3.ts';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { ensureFixture } from '../fixtures/fixtures.ts';
+import { SHAPES, tensorPlan, type FixtureType, type ShapeSpec } from '../fixtures/models.ts';
+import { openOracle, type Oracle } from '../oracle/llama-oracle.ts';
+
+const configOf = (shape: ShapeSpec): ModelConfig => ({
+  architecture: 'qwen3',
+  nLayers: shape.nLayers, hiddenSize: shape.hidden, ffnSize: shape.ffn, nHeads: shape.nHeads, nKvHeads: shape.nKvHeads,
+  headDim: shape.headDim, valueDim: shape.headDim, ropeTheta: shape.ropeTheta, rmsEps: shape.rmsEps,
+  contextLength: shape.contextLength, vocabSize: shape.vocab, tiedEmbeddings: shape.tied,
+});
+/** The bytes a fixture's tensors take in memory (each placed at a 64-byte boundary, as load does). */
+const weightBytesOf = (shape: ShapeSpec, type: FixtureType | 'q8_0') =>
+  tensorPlan(shape, type as FixtureType).reduce((sum, t) => sum + Math.ceil(tensorBytes(t.type, t.dims) / 64) * 64, 0);
+const tooLarge = (run: () => unknown): ModelError => {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as ModelError).code).toBe('model-too-large');
+    return error as ModelError;
+  }
+  throw new Error('expected model-too-large');
+};
+
+describe('context sizing', () => {
+  const fourB = SHAPES['qwen3-4b'];
+  const config = configOf(fourB);
+
+  it('gives the 4B model 8,192 tokens by default, and names the most that fits beyond', () => {
+    for (const type of ['q4_0', 'q4_k_m'] as const) {
+      const weights = weightBytesOf(fourB, type);
+      const plan = planMemory(config, weights, { maxBatch: 64 });
+      expect(plan.contextLength).toBe(DEFAULT_CONTEXT_LENGTH);
+      expect(plan.neededBytes).toBeLessThanOrEqual(MAX_MEMORY_BYTES);
+      // The most that fits is the edge: it fits, and one step more does not.
+      const max = plan.maxContextLength;
+      expect(max).toBeGreaterThan(DEFAULT_CONTEXT_LENGTH);
+      expect(max).toBeLessThan(fourB.contextLength);
+      expect(planMemory(config, weights, { maxBatch: 64, contextLength: max }).neededBytes).toBeLessThanOrEqual(MAX_MEMORY_BYTES);
+      const error = tooLarge(() => planMemory(config, weights, { maxBatch: 64, contextLength: max + 256 }));
+      expect(error.message).toContain(`At most ${max.toLocaleString('en-US')} tokens of context fit`);
+      // 32K with an f16 cache does not fit a wasm32 memory beside 4B weights.
+      tooLarge(() => planMemory(config, weights, { maxBatch: 64, contextLength: 32768 }));
+    }
+  });
+
+  it('refuses weights that leave no room for a context at all', () => {
+    // Qwen3-4B in Q8_0 is ~4.3 GB: more than a wasm32 memory before any KV cache.
+    const error = tooLarge(() => planMemory(config, weightBytesOf(fourB, 'q8_0'), { maxBatch: 64 }));
+    expect(error.message).toMatch(/Not even a short context fits/);
+  });
+
+  it('defaults to less where memory holds less, and never past the trained context', () => {
+    const weights = weightBytesOf(fourB, 'q4_k_m');
+    const roomy = planMemory(config, weights, { maxBatch: 64 });
+    const kvPerToken = config.nLayers * config.nKvHeads * (config.headDim + config.valueDim) * 2;
+    // A device that lends 1 GiB less: the default shrinks to what fits, in steps of 256.
+    const tight = planMemory(config, weights, { maxBatch: 64, memoryLimitBytes: roomy.neededBytes - 2 ** 30 + kvPerToken * 1000 });
+    expect(tight.contextLength).toBeLessThan(DEFAULT_CONTEXT_LENGTH);
+    expect(tight.contextLength % 256).toBe(0);
+    expect(tight.contextLength).toBe(tight.maxContextLength);
+    const tiny = configOf(SHAPES.tiny);
+    expect(planMemory(tiny, 1 << 20, { maxBatch: 64 })).toMatchObject({ contextLength: 4096, maxContextLength: 4096 });
+    // Asked for explicitly, a longer context than trained is allowed (llama.cpp allows it too).
+    expect(planMemory(tiny, 1 << 20, { maxBatch: 64, contextLength: 6144 }).contextLength).toBe(6144);
+  });
+
+  it('loads with the planned context and reports the most it could take', async () => {
+    const source = await NodeFileSource.open(await ensureFixture('tiny-f32'));
+    try {
+      const model = await Qwen3Model.load(source, { threads: 1 });
+      expect(model.contextLength).toBe(4096);
+      expect(model.maxContextLength).toBe(4096);
+      model.dispose();
+      // Memory for ~1,000 tokens of cache beyond the weights: the default follows.
+      const limit = model.memoryBytes - 3000 * (2 * 2 * 2 * 16 * 2);
+      const small = await Qwen3Model.load(source, { threads: 1, memoryLimitBytes: limit });
+      expect(small.contextLength).toBe(small.maxContextLength);
+      expect(small.contextLength).toBeGreaterThanOrEqual(512);
+      expect(small.contextLength).toBeLessThan(4096);
+      expect(small.memoryBytes).toBeLessThanOrEqual(limit);
+      small.dispose();
+      const error = await Qwen3Model.load(source, { threads: 1, memoryLimitBytes: limit, contextLength: 4096 }).catch((e: unknown) => e);
+      expect((error as ModelError).code).toBe('model-too-large');
+      expect((error as ModelError).message).toContain(`At most ${small.contextLength.toLocaleString('en-US')} tokens`);
+    } finally {
+      await source.close();
+    }
+  });
+});
+
+describe('long context vs llama.cpp', () => {
+  const CONTEXT = 6144;
+  /** Positions (0-based) whose next-token distributions are compared, past 4,096. */
+  const POSITIONS = [4095, 4500, 5200, 6000];
+  const TOP_K = 16;
+  let path: string;
+  let oracle: Oracle;
+  let tokens: number[];
+
+  beforeAll(async () => {
+    path = await ensureFixture('tiny-f32');
+    oracle = await openOracle(path, { contextSize: CONTEXT, threads: 2 });
+    const source = await NodeFileSource.open(path);
+    const gguf = await readGGUF(source);
+    await source.close();
+    // Text of every kind, repeated past the positions compared.
+    const tokenizer = Tokenizer.fromData(readTokenizerData(gguf));
+    const text = 'The keeper logged wind, ships and weather. 灯塔看守人写日志。 for (let i = 0; i < n; i++) sum += a[i]; ';
+    tokens = [];
+    for (let i = 0; tokens.length <= POSITIONS[POSITIONS.length - 1]!; i++) tokens.push(...tokenizer.encode(`${i}: ${text}`));
+    tokens = tokens.slice(0, POSITIONS[POSITIONS.length - 1]! + 1);
+  }, 120_000);
+
+  afterAll(async () => {
+    await oracle?.close();
+  });
+
+  it('matches llama.cpp at positions past 4,096 (f16 cache)', async () => {
+    const theirs = await oracle.logProbs(tokens, POSITIONS);
+    const source = await NodeFileSource.open(path);
+    const model = await Qwen3Model.load(source, { threads: 2, contextLength: CONTEXT, build: 'simd128' });
+    try {
+      let worst = 0;
+      let done = 0;
+      for (const [i, position] of POSITIONS.entries()) {
+        const logits = model.prefill(tokens.slice(done, position + 1));
+        done = position + 1;
+        const ours = logSoftmax(logits);
+        const reference = theirs[i]!;
+        const top = [...reference.keys()].sort((a, b) => reference[b]! - reference[a]!).slice(0, TOP_K);
+        for (const id of top) worst = Math.max(worst, Math.abs(ours[id]! - reference[id]!));
+        expect(argmaxOf(ours)).toBe(top[0]);
+      }
+      console.log(`tiny-f32 at positions ${POSITIONS.join(', ')}: max |Δ ln p| over top-${TOP_K} = ${worst.toFixed(4)}`);
+      // tiny-f32's bound in tests/model/forward-llama.test.ts.
+      expect(worst).toBeLessThan(0.02);
+    } finally {
+      model.dispose();
+      await source.close();
+    }
+  }, 300_000);
+});
+
+function logSoftmax(row: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of row) if (v > max) max = v;
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(row, (v) => v - lse);
+}
+
+function argmaxOf(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
