@@ -23,7 +23,7 @@ const wasmDir = join(root, 'wasm');
 const committedDir = join(wasmDir, 'build');
 
 // The two builds differ in one file each: their dot-product kernels and layout table.
-const COMMON_SOURCES = ['libc.c', 'quantize.c', 'weights.c', 'dot_ref.c', 'matmul.c', 'ops.c', 'pool.c'];
+const COMMON_SOURCES = ['libc.c', 'quantize.c', 'weights.c', 'dot_ref.c', 'matmul.c', 'ops.c', 'attention.c', 'pool.c'];
 const SOURCES = { simd128: [...COMMON_SOURCES, 'dot_simd128.c'], relaxed: [...COMMON_SOURCES, 'dot_relaxed.c'] };
 const HEADERS = ['kernels.h', 'quants.h', 'dot_simd.h'];
 

@@ -175,6 +175,8 @@ typedef enum {
 size_t act_row_bytes(act_layout act, int cols);
 // x[0 .. cols) -> one row of `act` at y.
 void quantize_activation_row(act_layout act, const float *x, uint8_t *y, int cols);
+// f32 -> block_q8_0 as llama.cpp stores a q8_0 tensor (n a multiple of 32): the q8_0 KV cache.
+void quantize_row_q8_0(const float *x, block_q8_0 *y, int n);
 // Four tokens' Q8_32 rows (token k at x + k * x_row_bytes) -> one row of Q8_32x4 blocks.
 void interleave_q8_32x4(const uint8_t *x, size_t x_row_bytes, block_q8_32x4 *y, int n_blocks);
 // 4 runs of 16 * n bytes (run k at src + k * stride) -> 4n vectors at dst, vector m holding

@@ -58,6 +58,18 @@ static void quantize_row_q8_32(const float *x, block_q8_32 *y, int n) {
     }
 }
 
+// f32 -> llama.cpp's block_q8_0 (the q8_0 KV cache): the same integers and scale as Q8_32.
+void quantize_row_q8_0(const float *x, block_q8_0 *y, int n) {
+    for (int b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        float amax = max_abs(x, QK8_0);
+        v128_t q[4];
+        quantize_32_i16(x, q8_multiplier(amax), q);
+        y[b].d = fp32_to_fp16(amax / 127.0f);
+        wasm_v128_store(y[b].qs, wasm_i8x16_narrow_i16x8(q[0], q[1]));
+        wasm_v128_store(y[b].qs + 16, wasm_i8x16_narrow_i16x8(q[2], q[3]));
+    }
+}
+
 static void quantize_row_q8_32w(const float *x, block_q8_32w *y, int n) {
     for (int b = 0; b < n / 32; b++, x += 32) {
         float amax = max_abs(x, 32);

@@ -145,6 +145,7 @@ export class CpuEngine implements Engine {
         source = await openModelSource(spec, signal, onProgress);
         const model = await Qwen3Model.load(source.source, {
           contextLength: options.contextLength,
+          kvCache: options.kvCache,
           threads: options.threads,
           build: options.build,
           signal,
@@ -183,6 +184,7 @@ export class CpuEngine implements Engine {
       quant: quantName(model),
       contextLength: model.contextLength,
       maxContextLength: model.maxContextLength,
+      kvCache: model.kvCache,
       memoryBytes: model.memoryBytes,
       threads: model.kernels.threads,
       build: model.kernels.build,

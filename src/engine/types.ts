@@ -3,6 +3,7 @@
 // code written for either ports over. Two implementations share it: the CPU engine (our wasm
 // runtime, in-process in Node or in a Worker through comlink) and the optional WebGPU engine
 // (@mlc-ai/web-llm).
+import type { KvCacheType } from '../model/kernels.ts';
 import type { KernelBuild } from '../model/kernel-platform.ts';
 
 /** Where a model comes from. */
@@ -52,6 +53,11 @@ export interface LoadOptions {
    * fits in memory; `info().maxContextLength` is the most a load can ask for.
    */
   contextLength?: number;
+  /**
+   * How the KV cache holds keys and values (CPU engine): 'f16' (default) or 'q8_0', half the
+   * memory (twice the context in the same room), as llama.cpp's `--cache-type-k/v q8_0`.
+   */
+  kvCache?: KvCacheType;
   /** Kernel threads (CPU engine; default: the machine's cores when cross-origin isolated, else 1). */
   threads?: number;
   /** Kernel build (CPU engine): 'auto' (default) picks relaxed SIMD where it works, else SIMD128. */
@@ -69,6 +75,8 @@ export interface ModelInfo {
   contextLength: number;
   /** The largest context this model can be loaded with here (its trained length, and memory on the CPU engine). */
   maxContextLength: number;
+  /** The KV cache's type (CPU engine). */
+  kvCache?: KvCacheType;
   /** Memory the model holds (wasm memory or GPU buffers), bytes. */
   memoryBytes: number;
   /** Kernel threads in use (CPU engine). */

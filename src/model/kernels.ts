@@ -115,6 +115,14 @@ export interface Kernels {
    * headDim a multiple of 8; scale defaults to 1/sqrt(headDim). Rounds q to f16 in place. */
   attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
     nHeads: number, nKvHeads: number, headDim: number, scale?: number): void;
+  /** q8_0 cache [pos][kvDim / 32] block_q8_0 (llama.cpp's layout, 34 bytes a block); kvDim a multiple of 32. */
+  kvStoreQ8_0(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void;
+  /** Causal GQA over the q8_0 cache, as llama.cpp's flash attention reads one (q quantized to Q8_0, an
+   * online softmax); headDim a multiple of 32. Leaves q as it is. */
+  attentionQ8_0(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
+    nHeads: number, nKvHeads: number, headDim: number, scale?: number): void;
+  /** Each `block` values of nRows rows of `width` floats times the normalized Sylvester Hadamard matrix, in place. */
+  hadamardRotate(x: number, nRows: number, width: number, block: number): void;
   /** The kernels' expf (scalar) and its f32x4 version over an array (tests). */
   expf(x: number): number;
   expfVec(dst: number, src: number, n: number): void;
@@ -147,6 +155,11 @@ interface KernelExports {
   add(dst: number, src: number, n: number): void;
   kv_store(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void;
   attention_scratch_bytes(nTokens: number, startPos: number, nHeads: number, nKvHeads: number, headDim: number): number;
+  kv_store_q8_0(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): number;
+  attention_q8_0_scratch_bytes(headDim: number): number;
+  hadamard_rotate(x: number, nRows: number, width: number, block: number): number;
+  attention_q8_0(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number, nHeads: number,
+    nKvHeads: number, headDim: number, scale: number, scratch: number): number;
   attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number, nHeads: number,
     nKvHeads: number, headDim: number, scale: number, scratch: number): number;
   kernel_expf(x: number): number;
@@ -157,6 +170,15 @@ interface KernelExports {
 const MAX_MATMUL_TARGETS = 4;
 /** wasm32 addresses: 4 GiB. */
 export const MAX_MEMORY_BYTES = PAGE * MAX_PAGES;
+
+/** How the KV cache holds keys and values: f16 (llama.cpp's default) or q8_0 (half the bytes). */
+export type KvCacheType = 'f16' | 'q8_0';
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f16', 'q8_0'];
+
+/** Bytes of one cache row of `kvDim` values (q8_0: blocks of 32 values and an f16 scale, 34 bytes). */
+export function kvCacheRowBytes(type: KvCacheType, kvDim: number): number {
+  return type === 'f16' ? kvDim * 2 : (kvDim / 32) * 34;
+}
 const WORKER_STACK_BYTES = 256 * 1024;
 const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
 
@@ -420,22 +442,59 @@ class WasmKernels implements Kernels {
 
   attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
     nHeads: number, nKvHeads: number, headDim: number, scale = 1 / Math.sqrt(headDim)): void {
+    this.checkAttention('attention', 8, out, q, nTokens, startPos, nHeads, nKvHeads, headDim);
+    const kvBytes = (startPos + nTokens) * nKvHeads * headDim * 2;
+    this.range('attention cacheK', cacheK, kvBytes);
+    this.range('attention cacheV', cacheV, kvBytes);
+    const need = this.x.attention_scratch_bytes(nTokens, startPos, nHeads, nKvHeads, headDim);
+    check(need, 'attention_scratch_bytes');
+    const scratch = this.ensure(this.attnScratch, need);
+    check(this.x.attention(out, q, cacheK, cacheV, nTokens, startPos, nHeads, nKvHeads, headDim, scale, scratch), 'attention');
+  }
+
+  kvStoreQ8_0(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void {
+    this.live();
+    positive('nTokens', nTokens);
+    if (!Number.isInteger(kvDim) || kvDim <= 0 || kvDim % 32 !== 0) throw new RangeError(`kvDim must be a positive multiple of 32, got ${kvDim}`);
+    if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
+    this.range('kvStoreQ8_0 cacheK', cacheK, (startPos + nTokens) * kvCacheRowBytes('q8_0', kvDim));
+    this.range('kvStoreQ8_0 cacheV', cacheV, (startPos + nTokens) * kvCacheRowBytes('q8_0', kvDim));
+    this.range('kvStoreQ8_0 k', k, nTokens * kvDim * 4);
+    this.range('kvStoreQ8_0 v', v, nTokens * kvDim * 4);
+    check(this.x.kv_store_q8_0(cacheK, cacheV, k, v, nTokens, startPos, kvDim), 'kv_store_q8_0');
+  }
+
+  attentionQ8_0(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
+    nHeads: number, nKvHeads: number, headDim: number, scale = 1 / Math.sqrt(headDim)): void {
+    this.checkAttention('attentionQ8_0', 32, out, q, nTokens, startPos, nHeads, nKvHeads, headDim);
+    const kvBytes = (startPos + nTokens) * kvCacheRowBytes('q8_0', nKvHeads * headDim);
+    this.range('attentionQ8_0 cacheK', cacheK, kvBytes);
+    this.range('attentionQ8_0 cacheV', cacheV, kvBytes);
+    const need = this.x.attention_q8_0_scratch_bytes(headDim);
+    check(need, 'attention_q8_0_scratch_bytes');
+    const scratch = this.ensure(this.attnScratch, need);
+    check(this.x.attention_q8_0(out, q, cacheK, cacheV, nTokens, startPos, nHeads, nKvHeads, headDim, scale, scratch), 'attention_q8_0');
+  }
+
+  hadamardRotate(x: number, nRows: number, width: number, block: number): void {
+    this.live();
+    positive('nRows', nRows);
+    positive('width', width);
+    this.range('hadamardRotate x', x, nRows * width * 4);
+    check(this.x.hadamard_rotate(x, nRows, width, block), 'hadamard_rotate');
+  }
+
+  private checkAttention(name: string, headMultiple: number, out: number, q: number, nTokens: number, startPos: number,
+    nHeads: number, nKvHeads: number, headDim: number): void {
     this.live();
     positive('nTokens', nTokens);
     positive('nHeads', nHeads);
     positive('nKvHeads', nKvHeads);
     if (nHeads % nKvHeads !== 0) throw new RangeError(`nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
-    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 8 !== 0) throw new RangeError(`headDim must be a positive multiple of 8, got ${headDim}`);
+    if (!Number.isInteger(headDim) || headDim <= 0 || headDim % headMultiple !== 0) throw new RangeError(`headDim must be a positive multiple of ${headMultiple}, got ${headDim}`);
     if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
-    const kvBytes = (startPos + nTokens) * nKvHeads * headDim * 2;
-    this.range('attention cacheK', cacheK, kvBytes);
-    this.range('attention cacheV', cacheV, kvBytes);
-    this.range('attention q', q, nTokens * nHeads * headDim * 4);
-    this.range('attention out', out, nTokens * nHeads * headDim * 4);
-    const need = this.x.attention_scratch_bytes(nTokens, startPos, nHeads, nKvHeads, headDim);
-    check(need, 'attention_scratch_bytes');
-    const scratch = this.ensure(this.attnScratch, need);
-    check(this.x.attention(out, q, cacheK, cacheV, nTokens, startPos, nHeads, nKvHeads, headDim, scale, scratch), 'attention');
+    this.range(`${name} q`, q, nTokens * nHeads * headDim * 4);
+    this.range(`${name} out`, out, nTokens * nHeads * headDim * 4);
   }
 
   expf(x: number): number {

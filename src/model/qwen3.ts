@@ -1,14 +1,17 @@
 // The Qwen3 forward pass on the wasm kernels.
 //
 // Everything lives in one wasm memory laid out here: the weights (placed straight from the byte
-// source, tensor by tensor), the f16 KV cache, and activation buffers for a batch of tokens.
+// source, tensor by tensor), the KV cache (f16, or q8_0 at half the size), and activation buffers
+// for a batch of tokens.
 // `forward` reads top to bottom like llama2.c's: one layer loop, a comment per step.
 import type { ByteSource } from '../gguf/byte-source.ts';
 import { GGMLType, ggmlTypeName } from '../gguf/ggml-types.ts';
 import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
 import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import { ModelError } from './errors.ts';
-import { GGUF_WEIGHT_TYPES, MAX_MEMORY_BYTES, WeightType, createKernels, type KernelOptions, type Kernels } from './kernels.ts';
+import {
+  GGUF_WEIGHT_TYPES, MAX_MEMORY_BYTES, WeightType, createKernels, kvCacheRowBytes, type KernelOptions, type Kernels, type KvCacheType,
+} from './kernels.ts';
 
 export interface LoadOptions extends KernelOptions {
   /**
@@ -18,6 +21,8 @@ export interface LoadOptions extends KernelOptions {
   contextLength?: number;
   /** Memory the model may take (default and most: the 4 GiB a wasm32 memory holds). */
   memoryLimitBytes?: number;
+  /** How the KV cache holds keys and values: 'f16' (default) or 'q8_0' (half the memory; heads of a multiple of 32 values). */
+  kvCache?: KvCacheType;
   /** Most tokens one forward step processes (longer prompts are split); default 64. */
   maxBatch?: number;
   /** Called as weight bytes arrive in wasm memory. */
@@ -46,8 +51,8 @@ interface LayerWeights {
   wGate: Matrix; // [ffn, hidden]
   wUp: Matrix; // [ffn, hidden]
   wDown: Matrix; // [hidden, ffn]
-  cacheK: number; // f16 [context][nKvHeads*headDim]
-  cacheV: number; // f16 [context][nKvHeads*valueDim]
+  cacheK: number; // [context][nKvHeads*headDim] in the cache type (f16 or block_q8_0)
+  cacheV: number; // [context][nKvHeads*valueDim]
 }
 
 /** Activation buffers for up to `maxBatch` tokens (f32 unless noted). */
@@ -84,6 +89,8 @@ const KERNEL_OVERHEAD_BYTES = 64 * 1024 * 1024;
 export class Qwen3Model {
   /** Tokens currently in the KV cache (the next token's position). */
   position = 0;
+  /** Hadamard blocks a quantized cache rotates keys (and queries) and values by; 0 for none. */
+  private readonly rotation: { kBlock: number; vBlock: number };
 
   private constructor(
     readonly config: ModelConfig,
@@ -92,6 +99,7 @@ export class Qwen3Model {
     readonly contextLength: number,
     /** The largest context this model can be loaded with here (trained length and memory). */
     readonly maxContextLength: number,
+    readonly kvCache: KvCacheType,
     readonly maxBatch: number,
     readonly memoryBytes: number,
     private readonly tokenEmbd: Matrix,
@@ -99,7 +107,9 @@ export class Qwen3Model {
     private readonly output: Matrix,
     private readonly layers: LayerWeights[],
     private readonly state: RunState,
-  ) {}
+  ) {
+    this.rotation = kvCache === 'f16' ? { kBlock: 0, vBlock: 0 } : cacheRotation(config);
+  }
 
   /** Reads the GGUF header from `source`, checks the model fits, and places its weights in wasm memory. */
   static async load(source: ByteSource, options: LoadOptions = {}): Promise<Qwen3Model> {
@@ -114,9 +124,15 @@ export class Qwen3Model {
     if (config.valueDim !== config.headDim) {
       throw new ModelError('bad-model', `value heads (${config.valueDim}) wider or narrower than key heads (${config.headDim}) are not supported`);
     }
+    const kvCache = options.kvCache ?? 'f16';
+    if (kvCache !== 'f16' && kvCache !== 'q8_0') throw new RangeError(`kvCache must be 'f16' or 'q8_0', got ${String(kvCache)}`);
+    if (kvCache === 'q8_0' && config.headDim % 32 !== 0) {
+      throw new ModelError('unsupported-quant', `a q8_0 KV cache holds blocks of 32 values, and this model's attention heads have ` +
+        `${config.headDim}: load it with the f16 cache`);
+    }
     const tensors = modelTensors(gguf, config);
     const weightBytes = tensors.reduce((sum, t) => sum + alignUp(t.byteSize), 0);
-    const { contextLength, maxContextLength, neededBytes: needed } = planMemory(config, weightBytes, { ...options, maxBatch });
+    const { contextLength, maxContextLength, neededBytes: needed } = planMemory(config, weightBytes, { ...options, maxBatch, kvCache });
 
     const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed });
     try {
@@ -161,14 +177,14 @@ export class Qwen3Model {
           wGate: matrix(`${p}ffn_gate.weight`),
           wUp: matrix(`${p}ffn_up.weight`),
           wDown: matrix(`${p}ffn_down.weight`),
-          cacheK: kernels.alloc(contextLength * kvK * 2, ALIGN),
-          cacheV: kernels.alloc(contextLength * kvV * 2, ALIGN),
+          cacheK: kernels.alloc(contextLength * kvCacheRowBytes(kvCache, kvK), ALIGN),
+          cacheV: kernels.alloc(contextLength * kvCacheRowBytes(kvCache, kvV), ALIGN),
         });
       }
       const tokenEmbd = matrix('token_embd.weight');
       const output = config.tiedEmbeddings ? tokenEmbd : matrix('output.weight');
       const state = allocRunState(kernels, config, maxBatch, 1);
-      return new Qwen3Model(config, gguf, kernels, contextLength, maxContextLength, maxBatch, needed, tokenEmbd,
+      return new Qwen3Model(config, gguf, kernels, contextLength, maxContextLength, kvCache, maxBatch, needed, tokenEmbd,
         vector('output_norm.weight'), output, layers, state);
     } catch (error) {
       kernels.dispose();
@@ -263,8 +279,19 @@ export class Qwen3Model {
       k.rmsnorm(s.k, s.k, L.kNorm, c.headDim, n * c.nKvHeads, c.rmsEps);
       k.ropeNeox(s.q, n, c.nHeads, c.headDim, s.positions, c.ropeTheta);
       k.ropeNeox(s.k, n, c.nKvHeads, c.headDim, s.positions, c.ropeTheta);
-      k.kvStore(L.cacheK, L.cacheV, s.k, s.v, n, startPos, kvDim);
-      k.attention(s.att, s.q, L.cacheK, L.cacheV, n, startPos, c.nHeads, c.nKvHeads, c.headDim);
+      if (this.kvCache === 'q8_0') {
+        // llama.cpp's quantized cache: q, k, v rotated (Hadamard) before the cache, the output back.
+        const { kBlock, vBlock } = this.rotation;
+        if (kBlock) k.hadamardRotate(s.q, n * c.nHeads, c.headDim, kBlock);
+        if (kBlock) k.hadamardRotate(s.k, n * c.nKvHeads, c.headDim, kBlock);
+        if (vBlock) k.hadamardRotate(s.v, n * c.nKvHeads, c.valueDim, vBlock);
+        k.kvStoreQ8_0(L.cacheK, L.cacheV, s.k, s.v, n, startPos, kvDim);
+        k.attentionQ8_0(s.att, s.q, L.cacheK, L.cacheV, n, startPos, c.nHeads, c.nKvHeads, c.headDim);
+        if (vBlock) k.hadamardRotate(s.att, n * c.nHeads, c.valueDim, vBlock);
+      } else {
+        k.kvStore(L.cacheK, L.cacheV, s.k, s.v, n, startPos, kvDim);
+        k.attention(s.att, s.q, L.cacheK, L.cacheV, n, startPos, c.nHeads, c.nKvHeads, c.headDim);
+      }
       // Output projection back into the residual stream.
       matmul(k, s.xb2, L.wo, s.att, n);
       k.add(s.x, s.xb2, n * H);
@@ -338,11 +365,11 @@ export interface MemoryPlan {
 export function planMemory(
   config: ModelConfig,
   weightBytes: number,
-  options: { contextLength?: number; memoryLimitBytes?: number; maxBatch: number },
+  options: { contextLength?: number; memoryLimitBytes?: number; maxBatch: number; kvCache?: KvCacheType },
 ): MemoryPlan {
   const fixedBytes = weightBytes + runStateBytes(config, options.maxBatch, 1) + KERNEL_OVERHEAD_BYTES;
   const limit = Math.min(options.memoryLimitBytes ?? MAX_MEMORY_BYTES, MAX_MEMORY_BYTES);
-  const kvPerToken = kvCacheBytesPerToken(config);
+  const kvPerToken = kvCacheBytesPerToken(config, options.kvCache ?? 'f16');
   const fits = Math.floor(Math.max(0, limit - fixedBytes) / kvPerToken / CONTEXT_STEP) * CONTEXT_STEP;
   const maxContextLength = Math.min(config.contextLength, fits);
   const requested = options.contextLength;
@@ -365,9 +392,20 @@ export function planMemory(
   return { contextLength, maxContextLength, neededBytes };
 }
 
-/** f16 K and V rows of every layer for one position. */
-function kvCacheBytesPerToken(c: ModelConfig): number {
-  return c.nLayers * c.nKvHeads * (c.headDim + c.valueDim) * 2;
+/**
+ * The rotation llama.cpp applies to a quantized cache (its attn_rot_k / attn_rot_v): keys by the
+ * largest power-of-two block (from 64) dividing the head, values by blocks of 64; none for heads
+ * that 64 does not divide.
+ */
+function cacheRotation(c: ModelConfig): { kBlock: number; vBlock: number } {
+  let kBlock = 0;
+  for (let b = 64; c.headDim % b === 0; b *= 2) kBlock = b;
+  return { kBlock, vBlock: c.valueDim % 64 === 0 ? 64 : 0 };
+}
+
+/** K and V rows of every layer for one position. */
+function kvCacheBytesPerToken(c: ModelConfig, type: KvCacheType): number {
+  return c.nLayers * (kvCacheRowBytes(type, c.nKvHeads * c.headDim) + kvCacheRowBytes(type, c.nKvHeads * c.valueDim));
 }
 
 /** f32 counts of the activation buffers for `batch` tokens (positions is i32 [batch]). */

@@ -80,6 +80,7 @@ export class QwenChat extends LitElement {
     preset: { type: String },
     backend: { type: String },
     contextLength: { type: Number, attribute: 'context-length' },
+    compactCache: { type: Boolean, attribute: 'compact-cache' },
     theme: { type: String, reflect: true },
     locale: { attribute: 'lang', converter: { fromAttribute: (value: string | null) => resolveLang(value) } },
     engine: { attribute: false },
@@ -117,6 +118,8 @@ export class QwenChat extends LitElement {
   declare backend: BackendChoice;
   /** Tokens of context models load with (CPU engine); 0: the model's default. */
   declare contextLength: number;
+  /** An 8-bit KV cache (CPU engine): half the memory per token of context. */
+  declare compactCache: boolean;
   declare theme: Theme;
   /** UI language (the `lang` attribute). */
   declare locale: Lang;
@@ -174,6 +177,7 @@ export class QwenChat extends LitElement {
     this.tools = [];
     this.backend = DEFAULT_SETTINGS.backend;
     this.contextLength = DEFAULT_SETTINGS.contextLength;
+    this.compactCache = DEFAULT_SETTINGS.compactCache;
     this.theme = 'dark';
     this.locale = 'en';
     this.engine = undefined;
@@ -205,6 +209,7 @@ export class QwenChat extends LitElement {
       json: this.json,
       backend: parseBackend(this.backend),
       contextLength: clampSetting('contextLength', this.contextLength),
+      compactCache: this.compactCache,
       ...(this.preset ? { preset: this.preset } : {}),
     };
   }
@@ -531,6 +536,7 @@ export class QwenChat extends LitElement {
       const contextLength = clampSetting('contextLength', this.contextLength);
       const info = await engine.load(request.spec, {
         ...(contextLength > 0 ? { contextLength } : {}),
+        ...(this.compactCache ? { kvCache: 'q8_0' as const } : {}),
         signal: controller.signal,
         onProgress: (progress) => {
           if (this.loadController === controller) this.loadState = { name: request.name, progress };
@@ -762,9 +768,9 @@ export class QwenChat extends LitElement {
     if (this.lastLoad) this.load(this.lastLoad).catch(() => undefined);
   }
 
-  /** A new context size: the same model loads again with it (the KV cache is sized at load). */
+  /** A new context size or cache: the last model loads again with it (the KV cache is made at load). */
   contextChanged(): void {
-    if (this.lastLoad && (this.modelInfo || this.loadState)) this.load(this.lastLoad).catch(() => undefined);
+    if (this.lastLoad) this.load(this.lastLoad).catch(() => undefined);
   }
 
   private togglePanel(panel: Panel): void {

@@ -26,6 +26,7 @@ export interface SettingsHost extends ReactiveControllerHost {
   theme: Theme;
   backend: BackendChoice;
   contextLength: number;
+  compactCache: boolean;
   preset: string | undefined;
   locale: Lang;
   setAttribute(name: string, value: string): void;
@@ -128,6 +129,10 @@ export class SettingsController implements ReactiveController {
     }
     if (change.contextLength !== undefined && clampSetting('contextLength', change.contextLength) !== host.contextLength) {
       host.contextLength = clampSetting('contextLength', change.contextLength);
+      host.contextChanged();
+    }
+    if (change.compactCache !== undefined && (change.compactCache === true) !== host.compactCache) {
+      host.compactCache = change.compactCache === true;
       host.contextChanged();
     }
   }

@@ -226,6 +226,14 @@ export class QwenSettingsPanel extends LitElement {
         <option value="0" ?selected=${chosen === 0}>${t(l, 'contextDefault')}</option>
         ${choices.map((n) => html`<option value=${n} ?selected=${chosen === n}>${t(l, 'contextTokens', { count: numbers.format(n) })}</option>`)}
       </select>
+      <label class="check"
+        ><input
+          type="checkbox"
+          id="compact-cache"
+          .checked=${this.settings.compactCache}
+          @change=${(e: Event) => this.emit({ compactCache: (e.target as HTMLInputElement).checked })}
+        />${t(l, 'compactCache')}</label
+      >
       ${info
         ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: numbers.format(info.contextLength), max: numbers.format(info.maxContextLength) })}</p>`
         : nothing}

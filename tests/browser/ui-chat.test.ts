@@ -388,6 +388,20 @@ describe('<qwen-chat> with the real engine', () => {
     const back = await waitForEvents('ready', ready + 2);
     expect(back.at(-1)!.detail.info).toMatchObject({ contextLength: 4096 });
     expect(await page.evaluate(() => JSON.parse(localStorage.getItem('qwen-web:settings') ?? '{}').contextLength)).toBe(0);
+
+    // The compact (q8_0) cache: tiny-f32's heads of 16 values are not whole blocks of 32, so the
+    // load says so; unticked, the model loads again.
+    await page.locator('qwen-settings-panel #compact-cache').check();
+    await page.waitForFunction(() => (window as unknown as { log: LoggedEvent[] }).log.some((e) => e.type === 'error'));
+    const [failed] = await events('error');
+    expect(failed!.detail.error!.message).toMatch(/q8_0 KV cache .*f16 cache/);
+    await page.evaluate(() => {
+      const w = window as unknown as { log: LoggedEvent[] };
+      w.log = w.log.filter((e) => e.type !== 'error');
+    });
+    await page.locator('qwen-settings-panel #compact-cache').uncheck();
+    const recovered = await waitForEvents('ready', ready + 3);
+    expect(recovered.at(-1)!.detail.info).toMatchObject({ contextLength: 4096, kvCache: 'f16' });
     await closePanel();
   });
 

@@ -55,6 +55,30 @@ describe('context sizing', () => {
     }
   });
 
+  it('holds 16K tokens of the 4B model with a q8_0 cache, about twice what fits with f16', () => {
+    for (const type of ['q4_0', 'q4_k_m'] as const) {
+      const weights = weightBytesOf(fourB, type);
+      const f16 = planMemory(config, weights, { maxBatch: 64 });
+      const q8 = planMemory(config, weights, { maxBatch: 64, kvCache: 'q8_0' });
+      expect(q8.contextLength).toBe(DEFAULT_CONTEXT_LENGTH);
+      expect(q8.maxContextLength).toBeGreaterThanOrEqual(16384);
+      // 34 bytes per 32 values against 64: the room left after the weights holds 64/34 times the tokens.
+      expect(q8.maxContextLength / f16.maxContextLength).toBeGreaterThan(1.8);
+      expect(planMemory(config, weights, { maxBatch: 64, kvCache: 'q8_0', contextLength: 16384 }).neededBytes).toBeLessThanOrEqual(MAX_MEMORY_BYTES);
+    }
+  });
+
+  it('refuses a q8_0 cache for heads that are not whole blocks of 32', async () => {
+    const source = await NodeFileSource.open(await ensureFixture('tiny-f32')); // heads of 16 values
+    try {
+      const error = await Qwen3Model.load(source, { threads: 1, kvCache: 'q8_0' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelError);
+      expect((error as ModelError).message).toMatch(/q8_0 KV cache .* 16: load it with the f16 cache/);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('refuses weights that leave no room for a context at all', () => {
     // Qwen3-4B in Q8_0 is ~4.3 GB: more than a wasm32 memory before any KV cache.
     const error = tooLarge(() => planMemory(config, weightBytesOf(fourB, 'q8_0'), { maxBatch: 64 }));
@@ -167,3 +191,50 @@ function argmaxOf(values: ArrayLike<number>): number {
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
   return best;
 }
+
+describe('q8_0 KV cache vs llama.cpp (--cache-type-k/v q8_0, flash attention)', () => {
+  const CONTEXT = 4800;
+  const POSITIONS = [0, 31, 63, 700, 4700];
+  const TOP_K = 16;
+
+  it.each(['small-f32', 'small-q4_k_m'])('%s: matches llama.cpp with the same cache type, positions up to 4,700', async (name) => {
+    const path = await ensureFixture(name);
+    const source = await NodeFileSource.open(path);
+    const gguf = await readGGUF(source);
+    const tokenizer = Tokenizer.fromData(readTokenizerData(gguf));
+    const text = 'The keeper logged wind, ships and weather. 灯塔看守人写日志。 for (let i = 0; i < n; i++) sum += a[i]; ';
+    let tokens: number[] = [];
+    for (let i = 0; tokens.length <= POSITIONS.at(-1)!; i++) tokens.push(...tokenizer.encode(`${i}: ${text}`));
+    tokens = tokens.slice(0, POSITIONS.at(-1)! + 1);
+    const oracle = await openOracle(path, { contextSize: CONTEXT, threads: 2, kvCache: 'q8_0' });
+    const worst: Record<string, number> = {};
+    try {
+      const theirs = await oracle.logProbs(tokens, POSITIONS);
+      for (const kvCache of ['q8_0', 'f16'] as const) {
+        const model = await Qwen3Model.load(source, { threads: 2, contextLength: CONTEXT, kvCache });
+        try {
+          expect(model.kvCache).toBe(kvCache);
+          let done = 0;
+          worst[kvCache] = 0;
+          for (const [i, position] of POSITIONS.entries()) {
+            const ours = logSoftmax(model.prefill(tokens.slice(done, position + 1)));
+            done = position + 1;
+            const reference = theirs[i]!;
+            const top = [...reference.keys()].sort((a, b) => reference[b]! - reference[a]!).slice(0, TOP_K);
+            for (const id of top) worst[kvCache] = Math.max(worst[kvCache]!, Math.abs(ours[id]! - reference[id]!));
+          }
+        } finally {
+          model.dispose();
+        }
+      }
+    } finally {
+      await oracle.close();
+      await source.close();
+    }
+    console.log(`${name}: max |Δ ln p| over top-${TOP_K} vs llama.cpp's q8_0 cache: ours q8_0 ${worst.q8_0!.toFixed(4)}, ours f16 ${worst.f16!.toFixed(4)}`);
+    // Within the bound of the f16 path for these weights (tests/model/forward-llama.test.ts)...
+    expect(worst.q8_0).toBeLessThan(name === 'small-f32' ? 0.02 : 0.8);
+    // ...and a q8_0 cache, not an f16 one, is what llama.cpp ran: ours in f16 is further from it.
+    expect(worst.q8_0).toBeLessThan(worst.f16! / 2);
+  }, 300_000);
+});

@@ -923,3 +923,165 @@ describe.each(ATTENTION_CASES)('attention nTokens=$nTokens startPos=$startPos he
     expect(runAttention(k1, c, 5).got).toEqual(runAttention(k2, c, 5).got);
   });
 });
+
+// ---------------------------------------------------------------------------
+// q8_0 KV cache: llama.cpp's block_q8_0 rows, read as its flash attention reads them
+
+/** llama.cpp's quantize_row_q8_0 (x86): d = f16(amax / 127), q = round-half-even(x * (127 / amax)) in f32. */
+function q8_0Reference(values: Float32Array): { d: number[]; q: Int8Array } {
+  const d: number[] = [];
+  const q = new Int8Array(values.length);
+  for (let b = 0; b < values.length / 32; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(values[b * 32 + i]!));
+    const multiplier = amax === 0 ? 0 : Math.fround(127 / amax);
+    d.push(f16BitsToF32(f32ToF16Bits(Math.fround(amax / 127))));
+    for (let i = 0; i < 32; i++) {
+      const x = Math.fround(values[b * 32 + i]! * multiplier);
+      const r = Math.round(x);
+      q[b * 32 + i] = Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; // ties to even
+    }
+  }
+  return { d, q };
+}
+
+/** Reads n values' blocks (34 bytes each) at ptr: scales and quants. */
+function readQ8_0(k: Kernels, ptr: number, n: number): { d: number[]; q: Int8Array } {
+  const bytes = k.bytes();
+  const d: number[] = [];
+  const q = new Int8Array(n);
+  for (let b = 0; b < n / 32; b++) {
+    const o = ptr + b * 34;
+    d.push(f16BitsToF32(bytes[o]! | (bytes[o + 1]! << 8)));
+    q.set(new Int8Array(bytes.buffer, bytes.byteOffset + o + 2, 32), b * 32);
+  }
+  return { d, q };
+}
+
+describe('q8_0 KV cache', () => {
+  it('stores rows as llama.cpp quantizes a q8_0 tensor: the same scales and integers', () => {
+    const rng = new Rng(808);
+    const kvDim = 256, nTokens = 3, startPos = 2;
+    const values = new Float32Array(nTokens * kvDim).map((_, i) => (i % 97 === 0 ? 0 : rng.nextGaussian() * (1 + (i % 7))));
+    values.fill(0, kvDim, kvDim + 32); // an all-zero block: scale 0, quants 0
+    values[5] = 2.5; // exact ties after scaling land on even integers
+    const rowBytes = (kvDim / 32) * 34;
+    const cacheK = k1.alloc((startPos + nTokens) * rowBytes), cacheV = k1.alloc((startPos + nTokens) * rowBytes);
+    k1.kvStoreQ8_0(cacheK, cacheV, put(k1, values), put(k1, values.map((v) => -v)), nTokens, startPos, kvDim);
+    const want = q8_0Reference(values);
+    const gotK = readQ8_0(k1, cacheK + startPos * rowBytes, values.length);
+    expect(gotK.d).toEqual(want.d);
+    expect([...gotK.q]).toEqual([...want.q]);
+    const gotV = readQ8_0(k1, cacheV + startPos * rowBytes, values.length);
+    expect([...gotV.q]).toEqual([...want.q].map((x) => (x === 0 ? 0 : -x)));
+  });
+
+  const CASES: AttentionCase[] = [
+    { nTokens: 3, startPos: 5, nHeads: 8, nKvHeads: 2, headDim: 128 },    // GQA 4:1 after a prefix
+    { nTokens: 1, startPos: 300, nHeads: 8, nKvHeads: 2, headDim: 128 },  // decode over ten tiles
+    { nTokens: 2, startPos: 40, nHeads: 14, nKvHeads: 2, headDim: 64 },   // 7 heads per KV head: batches of 4 + 3
+    { nTokens: 5, startPos: 0, nHeads: 2, nKvHeads: 2, headDim: 32 },     // MHA, fresh prompt
+  ];
+
+  describe.each(CASES)('attention nTokens=$nTokens startPos=$startPos heads=$nHeads/$nKvHeads headDim=$headDim', (c) => {
+    function run(k: Kernels, seed: number) {
+      const rng = new Rng(seed);
+      const kvDim = c.nKvHeads * c.headDim;
+      const nCtx = c.startPos + c.nTokens;
+      const rowBytes = (kvDim / 32) * 34;
+      const capacity = nCtx + 40;
+      const cacheK = k.alloc(capacity * rowBytes), cacheV = k.alloc(capacity * rowBytes);
+      // Poison past the end: large keys and values would show in any output that read them.
+      const poison = new Float32Array(capacity * kvDim).fill(1000);
+      k.kvStoreQ8_0(cacheK, cacheV, put(k, poison), put(k, poison), capacity, 0, kvDim);
+      // Keys drift (an outlier position late in the context tests the running max's rescale).
+      const kAll = new Float32Array(nCtx * kvDim).map((_, i) => rng.nextGaussian() * (Math.floor(i / kvDim) === nCtx - 2 ? 4 : 1));
+      const vAll = new Float32Array(nCtx * kvDim).map(() => rng.nextGaussian());
+      if (c.startPos > 0) k.kvStoreQ8_0(cacheK, cacheV, put(k, kAll.subarray(0, c.startPos * kvDim)), put(k, vAll.subarray(0, c.startPos * kvDim)), c.startPos, 0, kvDim);
+      k.kvStoreQ8_0(cacheK, cacheV, put(k, kAll.subarray(c.startPos * kvDim)), put(k, vAll.subarray(c.startPos * kvDim)), c.nTokens, c.startPos, kvDim);
+      const q = new Float32Array(c.nTokens * c.nHeads * c.headDim).map(() => rng.nextGaussian() * 2);
+      const qp = put(k, q), out = k.alloc(q.length * 4);
+      k.attentionQ8_0(out, qp, cacheK, cacheV, c.nTokens, c.startPos, c.nHeads, c.nKvHeads, c.headDim);
+      expect(readF32(k, qp, q.length)).toEqual(q); // q is left as it was
+      return { got: readF32(k, out, q.length), q, kq: q8_0Reference(kAll), vq: q8_0Reference(vAll) };
+    }
+
+    it('matches an f64 softmax over the stored q8_0 K/V with q quantized to Q8_0 (llama.cpp flash attention)', () => {
+      const { got, q, kq, vq } = run(k2, 91 + c.startPos);
+      const kvDim = c.nKvHeads * c.headDim;
+      const group = c.nHeads / c.nKvHeads;
+      const scale = 1 / Math.sqrt(c.headDim);
+      for (let t = 0; t < c.nTokens; t++) {
+        const nPos = c.startPos + t + 1;
+        for (let h = 0; h < c.nHeads; h++) {
+          const kvh = Math.floor(h / group);
+          const qo = (t * c.nHeads + h) * c.headDim;
+          const qq = q8_0Reference(q.subarray(qo, qo + c.headDim));
+          const scores: number[] = [];
+          for (let p = 0; p < nPos; p++) {
+            let s = 0;
+            for (let b = 0; b < c.headDim / 32; b++) {
+              let isum = 0;
+              const ko = p * kvDim + kvh * c.headDim + b * 32;
+              for (let i = 0; i < 32; i++) isum += qq.q[b * 32 + i]! * kq.q[ko + i]!;
+              s += isum * kq.d[ko / 32]! * qq.d[b]!;
+            }
+            scores.push(s * scale);
+          }
+          const mx = Math.max(...scores);
+          const e = scores.map((s) => Math.exp(s - mx));
+          const sum = e.reduce((a, b) => a + b, 0);
+          for (let d = 0; d < c.headDim; d++) {
+            let want = 0, size = 0;
+            for (let p = 0; p < nPos; p++) {
+              const vo = p * kvDim + kvh * c.headDim + d;
+              const value = vq.q[vo]! * vq.d[Math.floor(vo / 32)]!;
+              want += (e[p]! / sum) * value;
+              size += (e[p]! / sum) * Math.abs(value);
+            }
+            // Scores to ~1e-6 (f32 products of exact integer sums), exp and sums to a few ulps per term.
+            const allowed = 1e-5 * Math.max(size, 1e-3) + 4 * nPos * EPS32 * size;
+            const g = got[qo + d]!;
+            if (!(Math.abs(g - want) <= allowed)) throw new Error(`token ${t} head ${h} dim ${d}: got ${g}, want ${want} (allowed ${allowed})`);
+          }
+        }
+      }
+    });
+
+    it('gives identical bits on 1 and 2 threads', () => {
+      expect(run(k1, 5).got).toEqual(run(k2, 5).got);
+    });
+  });
+});
+
+describe('hadamard_rotate', () => {
+  const popcount = (x: number) => { let n = 0; for (; x; x &= x - 1) n++; return n; };
+  it.each([8, 64, 128])('multiplies each block of %i by the normalized Sylvester matrix, and twice gives the input back', (block) => {
+    const rng = new Rng(block);
+    const rows = 3, width = 256;
+    const x = new Float32Array(rows * width).map(() => rng.nextGaussian());
+    const ptr = put(k1, x);
+    k1.hadamardRotate(ptr, rows, width, block);
+    const got = readF32(k1, ptr, x.length);
+    for (let c = 0; c < x.length; c += block) {
+      for (let i = 0; i < block; i++) {
+        let want = 0, size = 0;
+        for (let j = 0; j < block; j++) {
+          want += (popcount(i & j) % 2 ? -1 : 1) * x[c + j]!;
+          size += Math.abs(x[c + j]!);
+        }
+        want /= Math.sqrt(block);
+        expect(Math.abs(got[c + i]! - want)).toBeLessThanOrEqual((Math.log2(block) + 2) * EPS32 * size);
+      }
+    }
+    k1.hadamardRotate(ptr, rows, width, block);
+    const back = readF32(k1, ptr, x.length);
+    for (let i = 0; i < x.length; i++) expect(Math.abs(back[i]! - x[i]!)).toBeLessThan(1e-5 * (1 + Math.abs(x[i]!)));
+  });
+
+  it('refuses a block that is not a power of two dividing the row', () => {
+    const ptr = k1.alloc(96 * 4);
+    expect(() => k1.hadamardRotate(ptr, 1, 96, 64)).toThrow();
+    expect(() => k1.hadamardRotate(ptr, 1, 96, 48)).toThrow();
+  });
+});

@@ -29,6 +29,12 @@ export interface OracleOptions {
    * on a busy 2-core machine two spinning threads made single-token steps ~40x slower.
    */
   threads?: number;
+  /**
+   * The KV cache type: 'f16' (default, attention without flash attention, as our f16 path rounds)
+   * or 'q8_0' (keys and values; llama.cpp needs flash attention for a quantized V cache, and
+   * rotates q, k and v by a Hadamard matrix around it: its attn_rot_k / attn_rot_v).
+   */
+  kvCache?: 'f16' | 'q8_0';
 }
 
 /** The k most likely next tokens, most likely first, with ln p over the FULL vocabulary. */
@@ -117,7 +123,9 @@ export async function openOracle(path: string, options: OracleOptions = {}): Pro
       batchSize: contextSize,
       threads,
       sequences: 1,
-      flashAttention: false,
+      ...(options.kvCache === 'q8_0'
+        ? { flashAttention: true, experimentalKvCacheKeyType: 'Q8_0' as const, experimentalKvCacheValueType: 'Q8_0' as const }
+        : { flashAttention: false }),
     });
   } catch (error) {
     await model.dispose();

@@ -1,0 +1,446 @@
+// The KV cache and causal grouped-query attention, in two cache formats:
+//  - f16 (llama.cpp's default cache): rows of halves; attention in two passes
+//    (scores, softmax, then p.v) rounded as llama.cpp's attention without flash
+//    attention, which our f16 logits are checked against.
+//  - q8_0 (llama.cpp's --cache-type-k/v q8_0): rows of block_q8_0 (32 values, an
+//    f16 scale), half the bytes; attention as llama.cpp's flash attention over a
+//    quantized cache: q quantized to Q8_0, integer q.k per block, an online
+//    softmax over tiles of positions (no score row as long as the context), v
+//    dequantized to f32 and accumulated in f32. As llama.cpp does for a
+//    quantized cache, callers rotate q, k and v with a Hadamard matrix first
+//    (hadamard_rotate) and the output back: scores do not change, and the
+//    rotation spreads outlying values so blocks quantize with less error.
+#include "kernels.h"
+
+#define UNROLL_ATTN _Pragma("clang loop unroll(full)")
+
+// ---------------------------------------------------------------------------
+// KV cache, one layer: cache_k and cache_v are f16 [position][kv_dim] with
+// kv_dim = n_kv_heads * head_dim (so [position][kv_head][head_dim]).
+// Stores rows k, v ([n_tokens][kv_dim] f32) at positions start_pos ...
+
+// fp32_to_fp16 on 4 lanes, bit for bit (lanes as int32 holding the half).
+static v128_t fp32_to_fp16_i32x4(v128_t x) {
+    v128_t sign = wasm_v128_and(wasm_u32x4_shr(x, 16), wasm_i32x4_splat(0x8000));
+    v128_t ax = wasm_v128_and(x, wasm_i32x4_splat(0x7fffffff));
+    // normal halves: round the 13 dropped bits, ties to even, and rebias the exponent
+    v128_t lsb = wasm_v128_and(wasm_u32x4_shr(ax, 13), wasm_i32x4_splat(1));
+    v128_t rounded = wasm_i32x4_add(ax, wasm_i32x4_add(wasm_i32x4_splat(0xfff), lsb));
+    v128_t h = wasm_u32x4_shr(wasm_i32x4_sub(rounded, wasm_i32x4_splat((127 - 15) << 23)), 13);
+    // below 2^-14: a multiple of 2^-24, rint(|x| * 2^24), ties to even
+    v128_t sub = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(ax, wasm_f32x4_splat(0x1p24f))));
+    h = wasm_v128_bitselect(sub, h, wasm_i32x4_lt(ax, wasm_i32x4_splat(0x38800000)));
+    // >= 65520 rounds to inf; inf stays inf; NaN becomes the quiet NaN 0x7e00
+    h = wasm_v128_bitselect(wasm_i32x4_splat(0x7c00), h, wasm_i32x4_ge(ax, wasm_i32x4_splat(0x477ff000)));
+    h = wasm_v128_bitselect(wasm_i32x4_splat(0x7e00), h, wasm_i32x4_gt(ax, wasm_i32x4_splat(0x7f800000)));
+    return wasm_v128_or(h, sign);
+}
+
+static void fp32_to_fp16_row(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v128_t lo = fp32_to_fp16_i32x4(wasm_v128_load(src + i));
+        v128_t hi = fp32_to_fp16_i32x4(wasm_v128_load(src + i + 4));
+        wasm_v128_store(dst + i, wasm_u16x8_narrow_i32x4(lo, hi));
+    }
+    for (; i < n; i++) dst[i] = fp32_to_fp16(src[i]);
+}
+
+EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v,
+                     int n_tokens, int start_pos, int kv_dim) {
+    size_t n = (size_t)n_tokens * kv_dim;
+    fp32_to_fp16_row(cache_k + (size_t)start_pos * kv_dim, k, n);
+    fp32_to_fp16_row(cache_v + (size_t)start_pos * kv_dim, v, n);
+}
+
+// ---------------------------------------------------------------------------
+// Causal grouped-query attention over the f16 cache.
+//
+// q, out: [n_tokens][n_heads][head_dim] f32. Token t (absolute position
+// start_pos + t) attends to cache positions 0 .. start_pos + t. Query head h
+// reads KV head h / (n_heads / n_kv_heads). One work item = one token and one
+// KV head; its query heads go in batches of up to 4, so every K/V row is
+// converted from f16 once per batch and the 4 heads' scores share one vector:
+// scores are stored position-major, [position][4], and the softmax runs on all
+// 4 heads at once.
+//
+// Rounding follows llama.cpp's CPU attention, so that our activations and its
+// agree closely enough to quantize to the same integers in the next matmul: it
+// multiplies an f16 cache, so it converts q to f16 before q.k and the softmax
+// probabilities to f16 before p.v (accumulating in f32). We round q in place
+// and the normalized probabilities before the V pass.
+//
+// scratch: per thread, 4 * n_ctx floats of scores and 4 * head_dim floats of
+// output accumulators, n_ctx = start_pos + n_tokens (see attention_scratch_bytes).
+
+#define HEADS_PER_BATCH 4
+#define V_POSITION_BLOCK 64  // positions per pass over the V rows (their 8-dim slices stay in L1)
+
+typedef struct {
+    float *out;
+    const float *q;
+    const uint16_t *cache_k, *cache_v;
+    int n_tokens, start_pos, n_heads, n_kv_heads, head_dim, group;
+    float scale;
+    float *scratch;
+    size_t scratch_floats_per_thread;
+} attention_args;
+
+// [sum(a), sum(b), sum(c), sum(d)]
+INLINE v128_t transpose_sum4(v128_t a, v128_t b, v128_t c, v128_t d) {
+    v128_t ab = wasm_f32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+    v128_t cd = wasm_f32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+    return wasm_f32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+// G (1..4) query heads q[0..G) (each head_dim floats, contiguous) against K/V rows of one KV head.
+INLINE void attention_heads(float *out, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+                            int n_pos, int hd, float scale, float *scores, float *acc, const int G) {
+    // scores[p][j] = scale * q_j . k_p (lanes j >= G are 0)
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *kp = k + (size_t)p * kv_stride;
+        v128_t lo[HEADS_PER_BATCH], hi[HEADS_PER_BATCH];
+        UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) lo[j] = hi[j] = wasm_f32x4_splat(0.0f);
+        for (int d = 0; d < hd; d += 8) {
+            v128_t k_lo, k_hi;
+            fp16x8_to_f32x4x2(kp + d, &k_lo, &k_hi);
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                lo[j] = wasm_f32x4_add(lo[j], wasm_f32x4_mul(k_lo, wasm_v128_load(q + (size_t)j * hd + d)));
+                hi[j] = wasm_f32x4_add(hi[j], wasm_f32x4_mul(k_hi, wasm_v128_load(q + (size_t)j * hd + d + 4)));
+            }
+        }
+        v128_t s = transpose_sum4(wasm_f32x4_add(lo[0], hi[0]), wasm_f32x4_add(lo[1], hi[1]),
+                                  wasm_f32x4_add(lo[2], hi[2]), wasm_f32x4_add(lo[3], hi[3]));
+        wasm_v128_store(scores + 4 * (size_t)p, wasm_f32x4_mul(s, wasm_f32x4_splat(scale)));
+    }
+
+    // softmax over p, 4 heads per vector: exp(s - max), kept unnormalized
+    v128_t mx = wasm_v128_load(scores);
+    for (int p = 1; p < n_pos; p++) mx = wasm_f32x4_max(mx, wasm_v128_load(scores + 4 * (size_t)p));
+    v128_t sum = wasm_f32x4_splat(0.0f);
+    for (int p = 0; p < n_pos; p++) {
+        v128_t e = expf_accurate_f32x4(wasm_f32x4_sub(wasm_v128_load(scores + 4 * (size_t)p), mx));
+        wasm_v128_store(scores + 4 * (size_t)p, e);
+        sum = wasm_f32x4_add(sum, e);
+    }
+    // normalize, then round to f16 as llama.cpp does before multiplying by V
+    v128_t inv_sum = wasm_f32x4_div(wasm_f32x4_splat(1.0f), sum);
+    for (int p = 0; p < n_pos; p++) {
+        float *sp = scores + 4 * (size_t)p;
+        wasm_v128_store(sp, round_to_f16_f32x4(wasm_f32x4_mul(wasm_v128_load(sp), inv_sum)));
+    }
+
+    // acc[j] = sum_p scores[p][j] * v_p, 8 dims x G heads in registers per pass
+    for (int i = 0; i < G * hd; i++) acc[i] = 0.0f;
+    for (int p0 = 0; p0 < n_pos; p0 += V_POSITION_BLOCK) {
+        int p1 = p0 + V_POSITION_BLOCK < n_pos ? p0 + V_POSITION_BLOCK : n_pos;
+        for (int d = 0; d < hd; d += 8) {
+            v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                a_lo[j] = wasm_v128_load(acc + (size_t)j * hd + d);
+                a_hi[j] = wasm_v128_load(acc + (size_t)j * hd + d + 4);
+            }
+            for (int p = p0; p < p1; p++) {
+                v128_t v_lo, v_hi;
+                fp16x8_to_f32x4x2(v + (size_t)p * kv_stride + d, &v_lo, &v_hi);
+                UNROLL_ATTN for (int j = 0; j < G; j++) {
+                    v128_t w = wasm_v128_load32_splat(scores + 4 * (size_t)p + j);
+                    a_lo[j] = wasm_f32x4_add(a_lo[j], wasm_f32x4_mul(v_lo, w));
+                    a_hi[j] = wasm_f32x4_add(a_hi[j], wasm_f32x4_mul(v_hi, w));
+                }
+            }
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                wasm_v128_store(acc + (size_t)j * hd + d, a_lo[j]);
+                wasm_v128_store(acc + (size_t)j * hd + d + 4, a_hi[j]);
+            }
+        }
+    }
+    for (int i = 0; i < G * hd; i++) out[i] = acc[i];
+}
+
+static void attention_item(const void *vargs, int item, int thread_index) {
+    const attention_args *a = (const attention_args *)vargs;
+    int t = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
+    int n_pos = a->start_pos + t + 1;
+    int hd = a->head_dim;
+    size_t kv_stride = (size_t)a->n_kv_heads * hd;
+    float *scores = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
+    float *acc = scores + 4 * (size_t)(a->start_pos + a->n_tokens);
+    const uint16_t *k = a->cache_k + (size_t)kvh * hd, *v = a->cache_v + (size_t)kvh * hd;
+    for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
+        size_t head = (size_t)t * a->n_heads + (size_t)kvh * a->group + j0;
+        const float *q = a->q + head * hd;
+        float *out = a->out + head * hd;
+        switch (a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH) {
+        case 1: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 1); break;
+        case 2: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 2); break;
+        case 3: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 3); break;
+        default: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 4); break;
+        }
+    }
+}
+
+INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_dim) {
+    size_t floats = 4 * (size_t)(start_pos + n_tokens) + (size_t)HEADS_PER_BATCH * head_dim;
+    return (floats + 15) & ~(size_t)15;  // keep every thread's slice 64-byte aligned
+}
+
+EXPORT int attention_scratch_bytes(int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim) {
+    if (n_kv_heads <= 0 || n_heads % n_kv_heads || n_tokens <= 0 || start_pos < 0 || head_dim <= 0) return KERNEL_BAD_ARGS;
+    size_t bytes = attention_floats_per_thread(n_tokens, start_pos, head_dim) * 4 * (size_t)pool_thread_count();
+    return bytes > 0x7fffffff ? KERNEL_BAD_ARGS : (int)bytes;
+}
+
+EXPORT int attention(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                     int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim, float scale,
+                     float *scratch) {
+    if (n_tokens <= 0 || start_pos < 0 || n_kv_heads <= 0 || n_heads % n_kv_heads || head_dim <= 0 ||
+        head_dim % 8)
+        return KERNEL_BAD_ARGS;
+    attention_args a;
+    a.out = out;
+    a.q = q;
+    a.cache_k = cache_k;
+    a.cache_v = cache_v;
+    a.n_tokens = n_tokens;
+    a.start_pos = start_pos;
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv_heads;
+    a.head_dim = head_dim;
+    a.group = n_heads / n_kv_heads;
+    a.scale = scale;
+    a.scratch = scratch;
+    a.scratch_floats_per_thread = attention_floats_per_thread(n_tokens, start_pos, head_dim);
+    // q to f16 precision, in place (see the header comment)
+    float *qw = (float *)q;
+    size_t nq = (size_t)n_tokens * n_heads * head_dim;
+    for (size_t i = 0; i < nq; i += 4) wasm_v128_store(qw + i, round_to_f16_f32x4(wasm_v128_load(qw + i)));
+    pool_run(attention_item, &a, n_tokens * n_kv_heads);
+    return KERNEL_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Hadamard rotation: each `block` values of each row (block a power of two
+// dividing width) times the Sylvester Hadamard matrix H[i][j] = (-1)^popcount(i & j)
+// / sqrt(block), by the fast Walsh-Hadamard butterflies. H is orthonormal and
+// symmetric, so rotating twice gives the input back.
+
+EXPORT int hadamard_rotate(float *x, int n_rows, int width, int block) {
+    if (n_rows <= 0 || width <= 0 || block < 8 || (block & (block - 1)) || width % block) return KERNEL_BAD_ARGS;
+    const float norm = 1.0f / __builtin_sqrtf((float)block);
+    for (size_t c = 0; c < (size_t)n_rows * width; c += block) {
+        float *v = x + c;
+        for (int i = 0; i < block; i += 2) {
+            float a = v[i], b = v[i + 1];
+            v[i] = a + b;
+            v[i + 1] = a - b;
+        }
+        for (int i = 0; i < block; i += 4) {
+            float a0 = v[i], a1 = v[i + 1], b0 = v[i + 2], b1 = v[i + 3];
+            v[i] = a0 + b0;
+            v[i + 1] = a1 + b1;
+            v[i + 2] = a0 - b0;
+            v[i + 3] = a1 - b1;
+        }
+        for (int h = 4; h < block; h *= 2) {
+            for (int i = 0; i < block; i += 2 * h) {
+                for (int j = i; j < i + h; j += 4) {
+                    v128_t a = wasm_v128_load(v + j), b = wasm_v128_load(v + j + h);
+                    wasm_v128_store(v + j, wasm_f32x4_add(a, b));
+                    wasm_v128_store(v + j + h, wasm_f32x4_sub(a, b));
+                }
+            }
+        }
+        for (int i = 0; i < block; i += 4) wasm_v128_store(v + i, wasm_f32x4_mul(wasm_v128_load(v + i), wasm_f32x4_splat(norm)));
+    }
+    return KERNEL_OK;
+}
+
+// ---------------------------------------------------------------------------
+// q8_0 cache: cache_k, cache_v are [position][kv_dim / 32] block_q8_0, kv_dim a
+// multiple of 32 (each head's values start a block when head_dim is one too).
+
+EXPORT int kv_store_q8_0(block_q8_0 *cache_k, block_q8_0 *cache_v, const float *k, const float *v,
+                         int n_tokens, int start_pos, int kv_dim) {
+    if (n_tokens <= 0 || start_pos < 0 || kv_dim <= 0 || kv_dim % QK8_0) return KERNEL_BAD_ARGS;
+    size_t blocks = (size_t)kv_dim / QK8_0;
+    quantize_row_q8_0(k, cache_k + (size_t)start_pos * blocks, n_tokens * kv_dim);
+    quantize_row_q8_0(v, cache_v + (size_t)start_pos * blocks, n_tokens * kv_dim);
+    return KERNEL_OK;
+}
+
+// Positions per online-softmax step: scores for a tile, one rescale of the
+// accumulators, then the tile's v rows.
+#define Q8_TILE 32
+
+typedef struct {
+    float *out;
+    const float *q;
+    const block_q8_0 *cache_k, *cache_v;
+    int n_tokens, start_pos, n_heads, n_kv_heads, head_dim, group;
+    float scale;
+    float *scratch;
+    size_t scratch_floats_per_thread;
+} attention_q8_0_args;
+
+// sum of a[i] * b[i] over one block's 32 int8 pairs
+INLINE int32_t dot_q8_block(const int8_t *a, const int8_t *b) {
+    v128_t a0 = wasm_v128_load(a), a1 = wasm_v128_load(a + 16);
+    v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 16);
+    v128_t s = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a0), wasm_i16x8_extend_low_i8x16(b0));
+    s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a0), wasm_i16x8_extend_high_i8x16(b0)));
+    s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a1), wasm_i16x8_extend_low_i8x16(b1)));
+    s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a1), wasm_i16x8_extend_high_i8x16(b1)));
+    return hsum_i32x4(s);
+}
+
+// Eight int8 at p -> two f32x4.
+INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
+    v128_t w = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(p));
+    *lo = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(w));
+    *hi = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(w));
+}
+
+// G (1..4) query heads, quantized in qq (G rows of nb blocks), against one KV
+// head's rows (k, v point at the head's first block in position 0; rows are
+// kv_blocks apart).
+INLINE void attention_q8_0_heads(float *out, const block_q8_32 *qq, const block_q8_0 *k, const block_q8_0 *v,
+                                 size_t kv_blocks, int n_pos, int hd, float scale, float *scores, float *acc,
+                                 const int G) {
+    const int nb = hd / QK8_0;
+    v128_t m = wasm_f32x4_splat(-__builtin_inff());  // running max per head (lane j)
+    v128_t sum = wasm_f32x4_splat(0.0f);             // running sum of exp(s - m)
+    for (int i = 0; i < G * hd; i++) acc[i] = 0.0f;
+    for (int p0 = 0; p0 < n_pos; p0 += Q8_TILE) {
+        int p1 = p0 + Q8_TILE < n_pos ? p0 + Q8_TILE : n_pos;
+        // scores[p][j] = scale * q_j . k_p, the integer sum of each block times both scales
+        v128_t tile_max = wasm_f32x4_splat(-__builtin_inff());
+        for (int p = p0; p < p1; p++) {
+            const block_q8_0 *kp = k + (size_t)p * kv_blocks;
+            float s[HEADS_PER_BATCH] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int b = 0; b < nb; b++) {
+                float dk = fp16_lookup(kp[b].d);
+                UNROLL_ATTN for (int j = 0; j < G; j++) {
+                    const block_q8_32 *qb = qq + (size_t)j * nb + b;
+                    s[j] += (float)dot_q8_block(kp[b].qs, qb->qs) * (dk * qb->d);
+                }
+            }
+            v128_t sv = wasm_f32x4_mul(wasm_f32x4_make(s[0], s[1], s[2], s[3]), wasm_f32x4_splat(scale));
+            wasm_v128_store(scores + 4 * (size_t)(p - p0), sv);
+            tile_max = wasm_f32x4_max(tile_max, sv);
+        }
+        // a new maximum rescales what was summed so far
+        v128_t m_new = wasm_f32x4_max(m, tile_max);
+        v128_t first = wasm_f32x4_eq(m, wasm_f32x4_splat(-__builtin_inff()));  // nothing summed yet (exp(-inf - x) would be NaN here)
+        v128_t correction = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), expf_accurate_f32x4(wasm_f32x4_sub(m, m_new)), first);
+        m = m_new;
+        sum = wasm_f32x4_mul(sum, correction);
+        float factor[HEADS_PER_BATCH];
+        wasm_v128_store(factor, correction);
+        UNROLL_ATTN for (int j = 0; j < G; j++) {
+            v128_t c = wasm_f32x4_splat(factor[j]);
+            for (int d = 0; d < hd; d += 4) wasm_v128_store(acc + (size_t)j * hd + d, wasm_f32x4_mul(wasm_v128_load(acc + (size_t)j * hd + d), c));
+        }
+        for (int p = p0; p < p1; p++) {
+            float *sp = scores + 4 * (size_t)(p - p0);
+            v128_t e = expf_accurate_f32x4(wasm_f32x4_sub(wasm_v128_load(sp), m));
+            wasm_v128_store(sp, e);
+            sum = wasm_f32x4_add(sum, e);
+        }
+        // acc[j] += e[p][j] * v_p, v dequantized (q * d) as llama.cpp does before its f32 multiply-add
+        for (int d = 0; d < hd; d += 8) {
+            const int b = d / QK8_0, off = d % QK8_0;
+            v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                a_lo[j] = wasm_v128_load(acc + (size_t)j * hd + d);
+                a_hi[j] = wasm_v128_load(acc + (size_t)j * hd + d + 4);
+            }
+            for (int p = p0; p < p1; p++) {
+                const block_q8_0 *vb = v + (size_t)p * kv_blocks + b;
+                v128_t dv = wasm_f32x4_splat(fp16_lookup(vb->d));
+                v128_t v_lo, v_hi;
+                i8x8_to_f32x4x2(vb->qs + off, &v_lo, &v_hi);
+                v_lo = wasm_f32x4_mul(v_lo, dv);
+                v_hi = wasm_f32x4_mul(v_hi, dv);
+                UNROLL_ATTN for (int j = 0; j < G; j++) {
+                    v128_t w = wasm_v128_load32_splat(scores + 4 * (size_t)(p - p0) + j);
+                    a_lo[j] = wasm_f32x4_add(a_lo[j], wasm_f32x4_mul(v_lo, w));
+                    a_hi[j] = wasm_f32x4_add(a_hi[j], wasm_f32x4_mul(v_hi, w));
+                }
+            }
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                wasm_v128_store(acc + (size_t)j * hd + d, a_lo[j]);
+                wasm_v128_store(acc + (size_t)j * hd + d + 4, a_hi[j]);
+            }
+        }
+    }
+    float sums[HEADS_PER_BATCH];
+    wasm_v128_store(sums, sum);
+    UNROLL_ATTN for (int j = 0; j < G; j++) {
+        v128_t inv = wasm_f32x4_splat(1.0f / sums[j]);
+        for (int d = 0; d < hd; d += 4)
+            wasm_v128_store(out + (size_t)j * hd + d, wasm_f32x4_mul(wasm_v128_load(acc + (size_t)j * hd + d), inv));
+    }
+}
+
+static void attention_q8_0_item(const void *vargs, int item, int thread_index) {
+    const attention_q8_0_args *a = (const attention_q8_0_args *)vargs;
+    int t = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
+    int n_pos = a->start_pos + t + 1;
+    int hd = a->head_dim, nb = hd / QK8_0;
+    size_t kv_blocks = (size_t)a->n_kv_heads * nb;
+    float *scores = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
+    float *acc = scores + 4 * Q8_TILE;
+    block_q8_32 *qq = (block_q8_32 *)(acc + (size_t)HEADS_PER_BATCH * hd);
+    const block_q8_0 *k = a->cache_k + (size_t)kvh * nb, *v = a->cache_v + (size_t)kvh * nb;
+    for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
+        size_t head = (size_t)t * a->n_heads + (size_t)kvh * a->group + j0;
+        int G = a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH;
+        // q to Q8_0, as llama.cpp quantizes it for the integer dot with a q8_0 K
+        quantize_activation_row(ACT_Q8_32, a->q + head * hd, (uint8_t *)qq, G * hd);
+        float *out = a->out + head * hd;
+        switch (G) {
+        case 1: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 1); break;
+        case 2: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 2); break;
+        case 3: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 3); break;
+        default: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 4); break;
+        }
+    }
+}
+
+// Per thread: a tile of scores (4 heads), the accumulators and the quantized q
+// of 4 heads; independent of the context length.
+INLINE size_t attention_q8_0_floats_per_thread(int head_dim) {
+    size_t q_floats = (size_t)HEADS_PER_BATCH * (head_dim / QK8_0) * sizeof(block_q8_32) / 4;
+    size_t floats = 4 * Q8_TILE + (size_t)HEADS_PER_BATCH * head_dim + q_floats;
+    return (floats + 15) & ~(size_t)15;
+}
+
+EXPORT int attention_q8_0_scratch_bytes(int head_dim) {
+    if (head_dim <= 0 || head_dim % QK8_0) return KERNEL_BAD_ARGS;
+    return (int)(attention_q8_0_floats_per_thread(head_dim) * 4 * (size_t)pool_thread_count());
+}
+
+EXPORT int attention_q8_0(float *out, const float *q, const block_q8_0 *cache_k, const block_q8_0 *cache_v,
+                          int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim, float scale,
+                          float *scratch) {
+    if (n_tokens <= 0 || start_pos < 0 || n_kv_heads <= 0 || n_heads % n_kv_heads || head_dim <= 0 ||
+        head_dim % QK8_0)
+        return KERNEL_BAD_ARGS;
+    attention_q8_0_args a;
+    a.out = out;
+    a.q = q;
+    a.cache_k = cache_k;
+    a.cache_v = cache_v;
+    a.n_tokens = n_tokens;
+    a.start_pos = start_pos;
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv_heads;
+    a.head_dim = head_dim;
+    a.group = n_heads / n_kv_heads;
+    a.scale = scale;
+    a.scratch = scratch;
+    a.scratch_floats_per_thread = attention_q8_0_floats_per_thread(head_dim);
+    pool_run(attention_q8_0_item, &a, n_tokens * n_kv_heads);
+    return KERNEL_OK;
+}
