@@ -58,22 +58,25 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 //
 // q, out: [n_tokens][n_heads][head_dim] f32. Token t (absolute position
 // start_pos + t) attends to cache positions 0 .. start_pos + t. Query head h
-// reads KV head h / (n_heads / n_kv_heads). One work item = one token and one
-// KV head; its query heads go in batches of up to 4, so every K/V row is
-// converted from f16 once per batch and the 4 heads' scores share one vector:
-// scores are stored position-major, [position][4], and the softmax runs on all
-// 4 heads at once.
+// reads KV head h / (n_heads / n_kv_heads). One work item = up to 4 tokens and
+// one KV head: every K/V row is converted from f16 once for all of them (a
+// prompt's tokens share their cache rows), and their query heads go in batches
+// of up to 4 whose scores share one vector: scores are stored position-major,
+// [position][4], and the softmax runs on all 4 heads at once.
 //
 // Rounding follows llama.cpp's CPU attention, so that our activations and its
 // agree closely enough to quantize to the same integers in the next matmul: it
 // multiplies an f16 cache, so it converts q to f16 before q.k and the softmax
 // probabilities to f16 before p.v (accumulating in f32). We round q in place
-// and the normalized probabilities before the V pass.
+// and the normalized probabilities before the V pass. Each output sums in the
+// same order however many tokens share an item, so results do not depend on it.
 //
-// scratch: per thread, 4 * n_ctx floats of scores and 4 * head_dim floats of
-// output accumulators, n_ctx = start_pos + n_tokens (see attention_scratch_bytes).
+// scratch: per thread, 4 * n_ctx floats of scores per token of an item, their
+// output accumulators, and a converted K row and V block
+// (n_ctx = start_pos + n_tokens; see attention_scratch_bytes).
 
 #define HEADS_PER_BATCH 4
+#define TOKENS_PER_ITEM 4
 #define V_POSITION_BLOCK 64  // positions per pass over the V rows (their 8-dim slices stay in L1)
 
 typedef struct {
@@ -83,6 +86,7 @@ typedef struct {
     int n_tokens, start_pos, n_heads, n_kv_heads, head_dim, group;
     float scale;
     float *scratch;
+    size_t scores_floats;  // per token: 4 * n_ctx, rounded up to 16
     size_t scratch_floats_per_thread;
 } attention_args;
 
@@ -93,28 +97,25 @@ INLINE v128_t transpose_sum4(v128_t a, v128_t b, v128_t c, v128_t d) {
     return wasm_f32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
 }
 
-// G (1..4) query heads q[0..G) (each head_dim floats, contiguous) against K/V rows of one KV head.
-INLINE void attention_heads(float *out, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-                            int n_pos, int hd, float scale, float *scores, float *acc, const int G) {
-    // scores[p][j] = scale * q_j . k_p (lanes j >= G are 0)
-    for (int p = 0; p < n_pos; p++) {
-        const uint16_t *kp = k + (size_t)p * kv_stride;
-        v128_t lo[HEADS_PER_BATCH], hi[HEADS_PER_BATCH];
-        UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) lo[j] = hi[j] = wasm_f32x4_splat(0.0f);
-        for (int d = 0; d < hd; d += 8) {
-            v128_t k_lo, k_hi;
-            fp16x8_to_f32x4x2(kp + d, &k_lo, &k_hi);
-            UNROLL_ATTN for (int j = 0; j < G; j++) {
-                lo[j] = wasm_f32x4_add(lo[j], wasm_f32x4_mul(k_lo, wasm_v128_load(q + (size_t)j * hd + d)));
-                hi[j] = wasm_f32x4_add(hi[j], wasm_f32x4_mul(k_hi, wasm_v128_load(q + (size_t)j * hd + d + 4)));
-            }
+// scale * q_j . k for G (1..4) heads q[0..G) against one converted K row; lanes j >= G are 0.
+INLINE v128_t head_scores(const float *q, const float *k, int hd, float scale, const int G) {
+    v128_t lo[HEADS_PER_BATCH], hi[HEADS_PER_BATCH];
+    UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) lo[j] = hi[j] = wasm_f32x4_splat(0.0f);
+    for (int d = 0; d < hd; d += 8) {
+        v128_t k_lo = wasm_v128_load(k + d), k_hi = wasm_v128_load(k + d + 4);
+        UNROLL_ATTN for (int j = 0; j < G; j++) {
+            lo[j] = wasm_f32x4_add(lo[j], wasm_f32x4_mul(k_lo, wasm_v128_load(q + (size_t)j * hd + d)));
+            hi[j] = wasm_f32x4_add(hi[j], wasm_f32x4_mul(k_hi, wasm_v128_load(q + (size_t)j * hd + d + 4)));
         }
-        v128_t s = transpose_sum4(wasm_f32x4_add(lo[0], hi[0]), wasm_f32x4_add(lo[1], hi[1]),
-                                  wasm_f32x4_add(lo[2], hi[2]), wasm_f32x4_add(lo[3], hi[3]));
-        wasm_v128_store(scores + 4 * (size_t)p, wasm_f32x4_mul(s, wasm_f32x4_splat(scale)));
     }
+    v128_t s = transpose_sum4(wasm_f32x4_add(lo[0], hi[0]), wasm_f32x4_add(lo[1], hi[1]),
+                              wasm_f32x4_add(lo[2], hi[2]), wasm_f32x4_add(lo[3], hi[3]));
+    return wasm_f32x4_mul(s, wasm_f32x4_splat(scale));
+}
 
-    // softmax over p, 4 heads per vector: exp(s - max), kept unnormalized
+// exp(s - max) over the first n_pos rows of [position][4] scores, normalized, rounded to f16
+// as llama.cpp does before multiplying by V.
+static void softmax_rows4(float *scores, int n_pos) {
     v128_t mx = wasm_v128_load(scores);
     for (int p = 1; p < n_pos; p++) mx = wasm_f32x4_max(mx, wasm_v128_load(scores + 4 * (size_t)p));
     v128_t sum = wasm_f32x4_splat(0.0f);
@@ -123,65 +124,110 @@ INLINE void attention_heads(float *out, const float *q, const uint16_t *k, const
         wasm_v128_store(scores + 4 * (size_t)p, e);
         sum = wasm_f32x4_add(sum, e);
     }
-    // normalize, then round to f16 as llama.cpp does before multiplying by V
     v128_t inv_sum = wasm_f32x4_div(wasm_f32x4_splat(1.0f), sum);
     for (int p = 0; p < n_pos; p++) {
         float *sp = scores + 4 * (size_t)p;
         wasm_v128_store(sp, round_to_f16_f32x4(wasm_f32x4_mul(wasm_v128_load(sp), inv_sum)));
     }
+}
 
-    // acc[j] = sum_p scores[p][j] * v_p, 8 dims x G heads in registers per pass
-    for (int i = 0; i < G * hd; i++) acc[i] = 0.0f;
-    for (int p0 = 0; p0 < n_pos; p0 += V_POSITION_BLOCK) {
-        int p1 = p0 + V_POSITION_BLOCK < n_pos ? p0 + V_POSITION_BLOCK : n_pos;
+// T (1..4) tokens x G (1..4) query heads of one KV head. q and out point at the first token's
+// first head of the batch; tokens are q_stride floats apart; token t sees n_pos0 + t positions.
+INLINE void attention_tokens(float *out, const float *q, size_t q_stride, const uint16_t *k, const uint16_t *v,
+                             size_t kv_stride, int n_pos0, int T, int hd, float scale, float *scratch,
+                             size_t scores_floats, const int G) {
+    float *scores = scratch;                                 // [T][n_ctx][4]
+    float *acc = scores + (size_t)TOKENS_PER_ITEM * scores_floats;  // [T][G][hd]
+    float *row = acc + (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * hd;  // one K row, f32
+    float *vblock = row + hd;                                // [V_POSITION_BLOCK][8]
+    const int n_pos_max = n_pos0 + T - 1;
+
+    // scores[t][p][j] = scale * q_tj . k_p, each K row converted once for the T tokens
+    for (int p = 0; p < n_pos_max; p++) {
+        const uint16_t *kp = k + (size_t)p * kv_stride;
         for (int d = 0; d < hd; d += 8) {
-            v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
-            UNROLL_ATTN for (int j = 0; j < G; j++) {
-                a_lo[j] = wasm_v128_load(acc + (size_t)j * hd + d);
-                a_hi[j] = wasm_v128_load(acc + (size_t)j * hd + d + 4);
-            }
+            v128_t lo, hi;
+            fp16x8_to_f32x4x2(kp + d, &lo, &hi);
+            wasm_v128_store(row + d, lo);
+            wasm_v128_store(row + d + 4, hi);
+        }
+        for (int t = (p >= n_pos0 ? p - n_pos0 + 1 : 0); t < T; t++) {
+            v128_t sv = head_scores(q + (size_t)t * q_stride, row, hd, scale, G);
+            wasm_v128_store(scores + (size_t)t * scores_floats + 4 * (size_t)p, sv);
+        }
+    }
+    for (int t = 0; t < T; t++) softmax_rows4(scores + (size_t)t * scores_floats, n_pos0 + t);
+
+    // acc[t][j] = sum_p scores[t][p][j] * v_p: each V block converted once, 8 dims at a time
+    for (int i = 0; i < T * G * hd; i++) acc[i] = 0.0f;
+    for (int p0 = 0; p0 < n_pos_max; p0 += V_POSITION_BLOCK) {
+        int p1 = p0 + V_POSITION_BLOCK < n_pos_max ? p0 + V_POSITION_BLOCK : n_pos_max;
+        for (int d = 0; d < hd; d += 8) {
             for (int p = p0; p < p1; p++) {
-                v128_t v_lo, v_hi;
-                fp16x8_to_f32x4x2(v + (size_t)p * kv_stride + d, &v_lo, &v_hi);
-                UNROLL_ATTN for (int j = 0; j < G; j++) {
-                    v128_t w = wasm_v128_load32_splat(scores + 4 * (size_t)p + j);
-                    a_lo[j] = wasm_f32x4_add(a_lo[j], wasm_f32x4_mul(v_lo, w));
-                    a_hi[j] = wasm_f32x4_add(a_hi[j], wasm_f32x4_mul(v_hi, w));
-                }
+                v128_t lo, hi;
+                fp16x8_to_f32x4x2(v + (size_t)p * kv_stride + d, &lo, &hi);
+                wasm_v128_store(vblock + 8 * (size_t)(p - p0), lo);
+                wasm_v128_store(vblock + 8 * (size_t)(p - p0) + 4, hi);
             }
-            UNROLL_ATTN for (int j = 0; j < G; j++) {
-                wasm_v128_store(acc + (size_t)j * hd + d, a_lo[j]);
-                wasm_v128_store(acc + (size_t)j * hd + d + 4, a_hi[j]);
+            for (int t = 0; t < T; t++) {
+                int end = n_pos0 + t < p1 ? n_pos0 + t : p1;
+                const float *st = scores + (size_t)t * scores_floats;
+                float *at = acc + (size_t)t * G * hd;
+                v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
+                UNROLL_ATTN for (int j = 0; j < G; j++) {
+                    a_lo[j] = wasm_v128_load(at + (size_t)j * hd + d);
+                    a_hi[j] = wasm_v128_load(at + (size_t)j * hd + d + 4);
+                }
+                for (int p = p0; p < end; p++) {
+                    v128_t v_lo = wasm_v128_load(vblock + 8 * (size_t)(p - p0));
+                    v128_t v_hi = wasm_v128_load(vblock + 8 * (size_t)(p - p0) + 4);
+                    UNROLL_ATTN for (int j = 0; j < G; j++) {
+                        v128_t w = wasm_v128_load32_splat(st + 4 * (size_t)p + j);
+                        a_lo[j] = wasm_f32x4_add(a_lo[j], wasm_f32x4_mul(v_lo, w));
+                        a_hi[j] = wasm_f32x4_add(a_hi[j], wasm_f32x4_mul(v_hi, w));
+                    }
+                }
+                UNROLL_ATTN for (int j = 0; j < G; j++) {
+                    wasm_v128_store(at + (size_t)j * hd + d, a_lo[j]);
+                    wasm_v128_store(at + (size_t)j * hd + d + 4, a_hi[j]);
+                }
             }
         }
     }
-    for (int i = 0; i < G * hd; i++) out[i] = acc[i];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < G * hd; i++) out[(size_t)t * q_stride + i] = acc[(size_t)t * G * hd + i];
 }
 
 static void attention_item(const void *vargs, int item, int thread_index) {
     const attention_args *a = (const attention_args *)vargs;
-    int t = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
-    int n_pos = a->start_pos + t + 1;
+    int block = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
+    int t0 = block * TOKENS_PER_ITEM;
+    int T = a->n_tokens - t0 < TOKENS_PER_ITEM ? a->n_tokens - t0 : TOKENS_PER_ITEM;
     int hd = a->head_dim;
-    size_t kv_stride = (size_t)a->n_kv_heads * hd;
-    float *scores = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
-    float *acc = scores + 4 * (size_t)(a->start_pos + a->n_tokens);
+    size_t kv_stride = (size_t)a->n_kv_heads * hd, q_stride = (size_t)a->n_heads * hd;
+    float *scratch = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
     const uint16_t *k = a->cache_k + (size_t)kvh * hd, *v = a->cache_v + (size_t)kvh * hd;
     for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
-        size_t head = (size_t)t * a->n_heads + (size_t)kvh * a->group + j0;
-        const float *q = a->q + head * hd;
+        size_t head = (size_t)t0 * a->n_heads + (size_t)kvh * a->group + j0;
         float *out = a->out + head * hd;
+        const float *q = a->q + head * hd;
+        int n_pos0 = a->start_pos + t0 + 1;
         switch (a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH) {
-        case 1: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 1); break;
-        case 2: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 2); break;
-        case 3: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 3); break;
-        default: attention_heads(out, q, k, v, kv_stride, n_pos, hd, a->scale, scores, acc, 4); break;
+        case 1: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 1); break;
+        case 2: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 2); break;
+        case 3: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 3); break;
+        default: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 4); break;
         }
     }
 }
 
+INLINE size_t attention_scores_floats(int n_tokens, int start_pos) {
+    return (4 * (size_t)(start_pos + n_tokens) + 15) & ~(size_t)15;  // 64-byte aligned per token
+}
+
 INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_dim) {
-    size_t floats = 4 * (size_t)(start_pos + n_tokens) + (size_t)HEADS_PER_BATCH * head_dim;
+    size_t floats = TOKENS_PER_ITEM * attention_scores_floats(n_tokens, start_pos) +
+                    (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * head_dim + head_dim + 8 * V_POSITION_BLOCK;
     return (floats + 15) & ~(size_t)15;  // keep every thread's slice 64-byte aligned
 }
 
@@ -210,12 +256,13 @@ EXPORT int attention(float *out, const float *q, const uint16_t *cache_k, const 
     a.group = n_heads / n_kv_heads;
     a.scale = scale;
     a.scratch = scratch;
+    a.scores_floats = attention_scores_floats(n_tokens, start_pos);
     a.scratch_floats_per_thread = attention_floats_per_thread(n_tokens, start_pos, head_dim);
     // q to f16 precision, in place (see the header comment)
     float *qw = (float *)q;
     size_t nq = (size_t)n_tokens * n_heads * head_dim;
     for (size_t i = 0; i < nq; i += 4) wasm_v128_store(qw + i, round_to_f16_f32x4(wasm_v128_load(qw + i)));
-    pool_run(attention_item, &a, n_tokens * n_kv_heads);
+    pool_run(attention_item, &a, (n_tokens + TOKENS_PER_ITEM - 1) / TOKENS_PER_ITEM * n_kv_heads);
     return KERNEL_OK;
 }
 
@@ -283,17 +330,6 @@ typedef struct {
     size_t scratch_floats_per_thread;
 } attention_q8_0_args;
 
-// sum of a[i] * b[i] over one block's 32 int8 pairs
-INLINE int32_t dot_q8_block(const int8_t *a, const int8_t *b) {
-    v128_t a0 = wasm_v128_load(a), a1 = wasm_v128_load(a + 16);
-    v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 16);
-    v128_t s = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a0), wasm_i16x8_extend_low_i8x16(b0));
-    s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a0), wasm_i16x8_extend_high_i8x16(b0)));
-    s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a1), wasm_i16x8_extend_low_i8x16(b1)));
-    s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a1), wasm_i16x8_extend_high_i8x16(b1)));
-    return hsum_i32x4(s);
-}
-
 // Eight int8 at p -> two f32x4.
 INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
     v128_t w = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(p));
@@ -301,10 +337,10 @@ INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
     *hi = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(w));
 }
 
-// G (1..4) query heads, quantized in qq (G rows of nb blocks), against one KV
-// head's rows (k, v point at the head's first block in position 0; rows are
-// kv_blocks apart).
-INLINE void attention_q8_0_heads(float *out, const block_q8_32 *qq, const block_q8_0 *k, const block_q8_0 *v,
+// G (1..4) query heads, quantized (q16: G rows of head_dim int16, dq: their
+// blocks' scales), against one KV head's rows (k, v point at the head's first
+// block in position 0; rows are kv_blocks apart).
+INLINE void attention_q8_0_heads(float *out, const int16_t *q16, const float *dq, const block_q8_0 *k, const block_q8_0 *v,
                                  size_t kv_blocks, int n_pos, int hd, float scale, float *scores, float *acc,
                                  const int G) {
     const int nb = hd / QK8_0;
@@ -313,19 +349,27 @@ INLINE void attention_q8_0_heads(float *out, const block_q8_32 *qq, const block_
     for (int i = 0; i < G * hd; i++) acc[i] = 0.0f;
     for (int p0 = 0; p0 < n_pos; p0 += Q8_TILE) {
         int p1 = p0 + Q8_TILE < n_pos ? p0 + Q8_TILE : n_pos;
-        // scores[p][j] = scale * q_j . k_p, the integer sum of each block times both scales
+        // scores[p][j] = scale * q_j . k_p: per block, integer products in 4 lanes, times both
+        // scales, summed in f32 lanes across blocks (as llama.cpp's q8_0 dot), lanes added last
         v128_t tile_max = wasm_f32x4_splat(-__builtin_inff());
         for (int p = p0; p < p1; p++) {
             const block_q8_0 *kp = k + (size_t)p * kv_blocks;
-            float s[HEADS_PER_BATCH] = {0.0f, 0.0f, 0.0f, 0.0f};
+            v128_t acc_s[HEADS_PER_BATCH];
+            UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) acc_s[j] = wasm_f32x4_splat(0.0f);
             for (int b = 0; b < nb; b++) {
+                v128_t k0 = wasm_v128_load(kp[b].qs), k1 = wasm_v128_load(kp[b].qs + 16);
+                v128_t kw[4] = {wasm_i16x8_extend_low_i8x16(k0), wasm_i16x8_extend_high_i8x16(k0),
+                                wasm_i16x8_extend_low_i8x16(k1), wasm_i16x8_extend_high_i8x16(k1)};
                 float dk = fp16_lookup(kp[b].d);
                 UNROLL_ATTN for (int j = 0; j < G; j++) {
-                    const block_q8_32 *qb = qq + (size_t)j * nb + b;
-                    s[j] += (float)dot_q8_block(kp[b].qs, qb->qs) * (dk * qb->d);
+                    const int16_t *qw = q16 + ((size_t)j * nb + b) * QK8_0;
+                    v128_t dot = wasm_i32x4_add(
+                        wasm_i32x4_add(wasm_i32x4_dot_i16x8(kw[0], wasm_v128_load(qw)), wasm_i32x4_dot_i16x8(kw[1], wasm_v128_load(qw + 8))),
+                        wasm_i32x4_add(wasm_i32x4_dot_i16x8(kw[2], wasm_v128_load(qw + 16)), wasm_i32x4_dot_i16x8(kw[3], wasm_v128_load(qw + 24))));
+                    acc_s[j] = wasm_f32x4_add(acc_s[j], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(dk * dq[j * nb + b])));
                 }
             }
-            v128_t sv = wasm_f32x4_mul(wasm_f32x4_make(s[0], s[1], s[2], s[3]), wasm_f32x4_splat(scale));
+            v128_t sv = wasm_f32x4_mul(transpose_sum4(acc_s[0], acc_s[1], acc_s[2], acc_s[3]), wasm_f32x4_splat(scale));
             wasm_v128_store(scores + 4 * (size_t)(p - p0), sv);
             tile_max = wasm_f32x4_max(tile_max, sv);
         }
@@ -392,26 +436,37 @@ static void attention_q8_0_item(const void *vargs, int item, int thread_index) {
     float *scores = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
     float *acc = scores + 4 * Q8_TILE;
     block_q8_32 *qq = (block_q8_32 *)(acc + (size_t)HEADS_PER_BATCH * hd);
+    int16_t *q16 = (int16_t *)(qq + HEADS_PER_BATCH * nb);
+    float *dq = (float *)(q16 + (size_t)HEADS_PER_BATCH * hd);
     const block_q8_0 *k = a->cache_k + (size_t)kvh * nb, *v = a->cache_v + (size_t)kvh * nb;
     for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
         size_t head = (size_t)t * a->n_heads + (size_t)kvh * a->group + j0;
         int G = a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH;
-        // q to Q8_0, as llama.cpp quantizes it for the integer dot with a q8_0 K
+        // q to Q8_0, as llama.cpp quantizes it for the integer dot with a q8_0 K; widened to int16 once
         quantize_activation_row(ACT_Q8_32, a->q + head * hd, (uint8_t *)qq, G * hd);
+        for (int b = 0; b < G * nb; b++) {
+            dq[b] = qq[b].d;
+            v128_t w0 = wasm_v128_load(qq[b].qs), w1 = wasm_v128_load(qq[b].qs + 16);
+            wasm_v128_store(q16 + b * QK8_0, wasm_i16x8_extend_low_i8x16(w0));
+            wasm_v128_store(q16 + b * QK8_0 + 8, wasm_i16x8_extend_high_i8x16(w0));
+            wasm_v128_store(q16 + b * QK8_0 + 16, wasm_i16x8_extend_low_i8x16(w1));
+            wasm_v128_store(q16 + b * QK8_0 + 24, wasm_i16x8_extend_high_i8x16(w1));
+        }
         float *out = a->out + head * hd;
         switch (G) {
-        case 1: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 1); break;
-        case 2: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 2); break;
-        case 3: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 3); break;
-        default: attention_q8_0_heads(out, qq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 4); break;
+        case 1: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 1); break;
+        case 2: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 2); break;
+        case 3: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 3); break;
+        default: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 4); break;
         }
     }
 }
 
 // Per thread: a tile of scores (4 heads), the accumulators and the quantized q
-// of 4 heads; independent of the context length.
+// of 4 heads (blocks, widened to int16, scales); independent of the context length.
 INLINE size_t attention_q8_0_floats_per_thread(int head_dim) {
-    size_t q_floats = (size_t)HEADS_PER_BATCH * (head_dim / QK8_0) * sizeof(block_q8_32) / 4;
+    size_t q_floats = (size_t)HEADS_PER_BATCH * (head_dim / QK8_0) * (sizeof(block_q8_32) / 4 + 1) +
+                      (size_t)HEADS_PER_BATCH * head_dim / 2;
     size_t floats = 4 * Q8_TILE + (size_t)HEADS_PER_BATCH * head_dim + q_floats;
     return (floats + 15) & ~(size_t)15;
 }
