@@ -5,7 +5,7 @@
 // Run: npm run bench:attention [-- --depths 128,2048,8000 --threads 2 --rounds 5]
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { createKernels, WeightType, type Kernels } from '../../src/model/kernels.ts';
+import { createKernels, WeightType } from '../../src/model/kernels.ts';
 import { fillWeights, median } from './kernel-cases.ts';
 
 const { values } = parseArgs({

@@ -8,6 +8,9 @@
 //   --model a.gguf,b.gguf    GGUF files instead of fixtures
 //   --engines native,wllama,qwen-node,qwen-browser
 //   --threads 1,2   --prompt 128   --decode 64
+//   --depth 8000             decode measured with this many tokens in the context (reached
+//                            untimed: llama.cpp evaluates filler, qwen-web moves its cache position)
+//   --kv-cache f16|q8_0      KV cache type of every engine that has one to choose
 //   --repeat 3               timed rounds after one load; each engine's best round is shown
 //   --timeout 1800           seconds per load, round or unload
 //   --json out.json          also write the rows as JSON
@@ -54,6 +57,8 @@ interface BenchSettings {
   threads: number[];
   promptTokens: number;
   decodeSteps: number;
+  depth: number;
+  kvCache: 'f16' | 'q8_0';
   repeats: number;
   timeoutMs: number;
   jsonPath?: string;
@@ -92,6 +97,8 @@ function parseSettings(argv: string[]): BenchSettings {
       threads: { type: 'string', default: '1,2' },
       prompt: { type: 'string', default: '128' },
       decode: { type: 'string', default: '64' },
+      depth: { type: 'string', default: '0' },
+      'kv-cache': { type: 'string', default: 'f16' },
       repeat: { type: 'string', default: '3' },
       timeout: { type: 'string', default: '1800' },
       json: { type: 'string' },
@@ -122,6 +129,8 @@ function parseSettings(argv: string[]): BenchSettings {
     threads: splitList(values.threads).map((value) => positiveInteger(value, '--threads')),
     promptTokens: positiveInteger(values.prompt, '--prompt'),
     decodeSteps: positiveInteger(values.decode, '--decode'),
+    depth: values.depth === '0' ? 0 : positiveInteger(values.depth, '--depth'),
+    kvCache: values['kv-cache'] === 'q8_0' ? 'q8_0' : values['kv-cache'] === 'f16' ? 'f16' : (() => { throw new Error(`--kv-cache wants f16 or q8_0, got '${values['kv-cache']}'`); })(),
     repeats: positiveInteger(values.repeat, '--repeat'),
     timeoutMs: positiveInteger(values.timeout, '--timeout') * 1000,
     jsonPath: values.json,
@@ -131,7 +140,7 @@ function parseSettings(argv: string[]): BenchSettings {
 
 function readUsage(): string {
   return 'usage: npm run bench -- [--models q4_0,q4_k_m | --model a.gguf] [--engines native,wllama,qwen-node,qwen-browser]\n' +
-    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--repeat 3] [--timeout 1800] [--json out.json] [--verbose]\n';
+    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--depth 0] [--kv-cache f16] [--repeat 3] [--timeout 1800] [--json out.json] [--verbose]\n';
 }
 
 async function fixturePath(name: string): Promise<string> {
@@ -383,6 +392,8 @@ async function main(): Promise<void> {
         promptTokens: prompt.tokens,
         promptText: prompt.text,
         decodeSteps: settings.decodeSteps,
+        depth: settings.depth,
+        kvCache: settings.kvCache,
         bannedTokens: await invalidUtf8TokenIds(modelPath),
       };
       modelInfo.push(`${model.label}: ${modelPath} (${(statSync(modelPath).size / 1e9).toFixed(2)} GB)`);
@@ -403,7 +414,8 @@ async function main(): Promise<void> {
       '',
       `qwen-web benchmark — ${new Date().toISOString()}`,
       `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps, best of ${settings.repeats} rounds after one load, the engines' rounds taken in turn (wllama: one round); peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
+      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps` +
+        `${settings.depth > settings.promptTokens ? ` from depth ${settings.depth} (reached untimed)` : ''}, ${settings.kvCache} KV cache, best of ${settings.repeats} rounds after one load, the engines' rounds taken in turn (wllama: one round); peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
       ...modelInfo,
       '',
       renderTable(rows),

@@ -3,7 +3,7 @@
 // or an `error`), after any number of `progress` messages.
 import type { ErrorInfo } from '../../src/engine/errors.ts';
 import type { ModelSpec } from '../../src/engine/types.ts';
-import type { KernelBuild } from '../../src/model/kernels.ts';
+import type { KernelBuild, KvCacheType } from '../../src/model/kernels.ts';
 
 /** A ModelSpec (a URL with `cache: false` is read range by range), or a complete model in the
  * IndexedDB ModelStore named `store`. */
@@ -18,6 +18,16 @@ export type ModelRequest =
       build?: 'auto' | KernelBuild;
       contextLength?: number;
       maxBatch?: number;
+      kvCache?: KvCacheType;
+    }
+  | {
+      /**
+       * Benchmarks: the cache position moves to `position` over rows not computed (decode time
+       * depends on how many rows the cache holds, not on their values).
+       */
+      type: 'seek';
+      id: number;
+      position: number;
     }
   | {
       /** Runs `tokens` at positions startPos.. (later cached positions are forgotten). */
@@ -70,11 +80,12 @@ export type ModelResponse =
   | ({ type: 'loaded'; id: number } & LoadedInfo)
   | { type: 'forward-result'; id: number; rows: number; vocabSize: number; topK: TopK[]; logits?: Float32Array; ms: number }
   | { type: 'generate-result'; id: number; tokens: number[]; firstStepMs: number; restMs: number }
+  | { type: 'sought'; id: number; position: number }
   | { type: 'disposed'; id: number }
   | { type: 'error'; id: number; error: ModelErrorInfo };
 
 /** The final reply to a request, by request type. */
 export type ModelReply<T extends ModelRequest['type']> = Extract<
   ModelResponse,
-  { type: { load: 'loaded'; forward: 'forward-result'; generate: 'generate-result'; dispose: 'disposed' }[T] }
+  { type: { load: 'loaded'; forward: 'forward-result'; seek: 'sought'; generate: 'generate-result'; dispose: 'disposed' }[T] }
 >;

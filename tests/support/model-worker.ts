@@ -62,6 +62,7 @@ async function handle(request: ModelRequest): Promise<void> {
         build: request.build,
         contextLength: request.contextLength,
         maxBatch: request.maxBatch,
+        kvCache: request.kvCache,
         onProgress: (loadedBytes, totalBytes) => scope.postMessage({ type: 'progress', id: request.id, loadedBytes, totalBytes }),
       });
       model = loaded;
@@ -98,6 +99,15 @@ async function handle(request: ModelRequest): Promise<void> {
       } else {
         scope.postMessage(reply);
       }
+      return;
+    }
+    case 'seek': {
+      const m = requireModel();
+      if (!(Number.isInteger(request.position) && request.position >= m.position && request.position < m.contextLength)) {
+        throw new RangeError(`seek(${request.position}): the cache holds ${m.position} of ${m.contextLength} tokens`);
+      }
+      m.position = request.position;
+      scope.postMessage({ type: 'sought', id: request.id, position: m.position });
       return;
     }
     case 'generate': {

@@ -1,20 +1,22 @@
 // llama.cpp native (CPU, prebuilt node-llama-cpp addon): the reference the other engines are
 // compared against. Runs inside a bench child process so that its peak RSS is its own.
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
-import type { EngineRunOptions, EngineSession } from './types.ts';
+import { benchContextLength, type EngineRunOptions, type EngineSession } from './types.ts';
 
 export async function openNative(options: EngineRunOptions): Promise<EngineSession> {
-  const { modelPath, threads, promptTokens, decodeSteps } = options;
+  const { modelPath, threads, promptTokens, decodeSteps, depth } = options;
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
 
   const loadStart = performance.now();
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: Math.max(512, promptTokens.length + decodeSteps + 16),
+    contextSize: benchContextLength(options, 16),
     // The whole prompt in one batch, as the other engines prefill it.
     batchSize: Math.max(512, promptTokens.length),
     threads: { ideal: threads, min: threads },
     sequences: 1,
+    // A quantized V cache needs flash attention in llama.cpp.
+    ...(options.kvCache === 'q8_0' ? { flashAttention: true, experimentalKvCacheKeyType: 'Q8_0' as const, experimentalKvCacheValueType: 'Q8_0' as const } : {}),
   });
   const sequence = context.getSequence();
   const loadSeconds = (performance.now() - loadStart) / 1000;
@@ -29,6 +31,12 @@ export async function openNative(options: EngineRunOptions): Promise<EngineSessi
       const promptStart = performance.now();
       await sequence.evaluateWithoutGeneratingNewTokens(promptTokens as Token[]);
       const promptSeconds = (performance.now() - promptStart) / 1000;
+      // To the depth (untimed): the prompt's tokens again, a batch at a time.
+      for (let filled = promptTokens.length; filled < depth; ) {
+        const take = Math.min(depth - filled, promptTokens.length);
+        await sequence.evaluateWithoutGeneratingNewTokens(promptTokens.slice(0, take) as Token[]);
+        filled += take;
+      }
 
       // Each generated token is one single-token forward pass. Feeding the last prompt token
       // again starts the chain; what it generates does not matter for timing.

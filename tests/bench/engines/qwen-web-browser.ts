@@ -8,7 +8,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { openBrowserBench } from '../browser.ts';
-import type { EngineRunOptions, EngineSession, RoundSpeeds } from './types.ts';
+import { benchContextLength, type EngineRunOptions, type EngineSession, type RoundSpeeds } from './types.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..', '..');
@@ -60,7 +60,9 @@ export async function openQwenWebBrowser(
       promptTokens: options.promptTokens,
       decodeSteps: options.decodeSteps,
       // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
-      contextLength: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
+      contextLength: benchContextLength(options, 64),
+      depth: options.depth,
+      kvCache: options.kvCache,
     },
     timeoutMs: options.timeoutMs,
     log: options.log,

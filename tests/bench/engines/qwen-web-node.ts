@@ -3,7 +3,7 @@
 import { NodeFileSource } from '../../../src/gguf/node-file-source.ts';
 import { argmax } from '../../../src/engine/sampler.ts';
 import { Qwen3Model } from '../../../src/model/qwen3.ts';
-import type { EngineRunOptions, EngineSession } from './types.ts';
+import { benchContextLength, type EngineRunOptions, type EngineSession } from './types.ts';
 
 /**
  * Loads the model from `modelPath` with `threads` threads (loadSeconds: until ready to prefill);
@@ -11,15 +11,16 @@ import type { EngineRunOptions, EngineSession } from './types.ts';
  * single-token steps.
  */
 export async function openQwenWebNode(options: EngineRunOptions): Promise<EngineSession> {
-  const { modelPath, threads, promptTokens, decodeSteps } = options;
+  const { modelPath, threads, promptTokens, decodeSteps, depth } = options;
   const loadStart = performance.now();
   const source = await NodeFileSource.open(modelPath);
   let model: Qwen3Model;
   try {
     model = await Qwen3Model.load(source, {
       threads,
-      contextLength: promptTokens.length + decodeSteps + 16,
+      contextLength: benchContextLength(options, 16),
       maxBatch: promptTokens.length,
+      kvCache: options.kvCache,
     });
   } catch (error) {
     await source.close();
@@ -34,13 +35,15 @@ export async function openQwenWebNode(options: EngineRunOptions): Promise<Engine
       const prefillStart = performance.now();
       let logits = model.forward(promptTokens, 0, false);
       const prefillSeconds = (performance.now() - prefillStart) / 1000;
+      // To the depth (untimed): the cache position moves over rows left as they are.
+      if (depth > model.position) model.position = depth;
       const decodeStart = performance.now();
       for (let step = 0; step < decodeSteps; step++) logits = model.decode(argmax(logits));
       const decodeSeconds = (performance.now() - decodeStart) / 1000;
       return { promptTokensPerSecond: promptTokens.length / prefillSeconds, decodeTokensPerSecond: decodeSteps / decodeSeconds };
     },
     async close() {
-      const note = `${model.kernels.build}, ${model.kernels.threads} threads`;
+      const note = `${model.kernels.build}, ${model.kernels.threads} threads, ${model.kvCache} cache`;
       model.dispose();
       await source.close();
       return { peakBytes: 0, note };

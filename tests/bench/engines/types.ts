@@ -24,10 +24,23 @@ export interface EngineRunOptions {
   /** Greedy decode steps after the prompt. */
   decodeSteps: number;
   /**
+   * Tokens in the context when the decode starts (0: the prompt's). Decode time depends on how
+   * many rows the KV cache holds, not on their values: qwen-web moves its cache position over
+   * rows it does not compute; llama.cpp evaluates filler tokens. Neither is timed.
+   */
+  depth: number;
+  /** KV cache type of every engine that has the choice ('q8_0': llama.cpp's --cache-type-k/v q8_0). */
+  kvCache: 'f16' | 'q8_0';
+  /**
    * Token ids whose bytes are not valid UTF-8 on their own. Random weights pick them freely and
    * some engines' text plumbing breaks on them; those engines ban them from sampling.
    */
   bannedTokens: number[];
+}
+
+/** The context an engine allocates: the prompt or the depth, and the decode. */
+export function benchContextLength(options: EngineRunOptions, spare: number): number {
+  return Math.max(512, Math.max(options.promptTokens.length, options.depth) + options.decodeSteps + spare);
 }
 
 /** One timed round: a prefill of the prompt from an empty cache, then the decode steps. */

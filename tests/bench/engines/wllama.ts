@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBrowserBench } from '../browser.ts';
-import type { EngineRunOptions, EngineSession } from './types.ts';
+import { NotYetAvailableError, type EngineRunOptions, type EngineSession } from './types.ts';
 
 const PAGES = join(dirname(fileURLToPath(import.meta.url)), '..', 'pages');
 
@@ -26,6 +26,9 @@ function wllamaEsmDir(): string {
 export async function openWllama(
   options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
 ): Promise<EngineSession> {
+  if (options.depth > 0 || options.kvCache !== 'f16') {
+    throw new NotYetAvailableError('not yet available: --depth and --kv-cache are not wired for wllama');
+  }
   const esm = wllamaEsmDir();
   const page = await openBrowserBench<{ loadSeconds: number; threads: number; multithread: boolean }>({
     pagePath: join(PAGES, 'wllama.html'),
