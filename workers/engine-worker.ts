@@ -10,9 +10,11 @@ import * as Comlink from 'comlink';
 import { CpuEngine } from '../src/engine/cpu-engine.ts';
 import { EngineError, errorInfo } from '../src/engine/errors.ts';
 import type { ChatCompletionChunk, LoadProgress } from '../src/engine/types.ts';
+import { PromptCache, deferredSnapshotFiles, opfsSnapshotFiles } from '../src/storage/prompt-cache.ts';
 import type { EngineWorkerApi, Result, StreamBatch } from '../src/engine/worker-protocol.ts';
 
-const engine = new CpuEngine();
+// Conversations continued after a reload start from their saved caches (OPFS, where there is one).
+const engine = new CpuEngine({ promptCache: new PromptCache(deferredSnapshotFiles(opfsSnapshotFiles())) });
 let loadController: AbortController | undefined;
 let runningLoad: Promise<unknown> | undefined;
 let loadCount = 0;

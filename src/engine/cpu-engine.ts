@@ -12,6 +12,9 @@ import { Qwen3Model } from '../model/qwen3.ts';
 import { ChatPrompt } from '../tokenizer/chat-prompt.ts';
 import { ChatTemplate, ChatTemplateError } from '../tokenizer/chat-template.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import type { ByteSource } from '../gguf/byte-source.ts';
+import type { PromptCache } from '../storage/prompt-cache.ts';
+import { Sha256 } from '../storage/sha256.ts';
 import { collectCompletion, reportPromptProgress } from './completion.ts';
 import { EngineError } from './errors.ts';
 import { fitConversation } from './fit-context.ts';
@@ -41,6 +44,8 @@ interface Loaded {
   turnStart: number | undefined;
   /** The grammar compiler for structured output, made on the first request that asks. */
   grammar?: Promise<GrammarCompiler>;
+  /** Names the file and cache layout saved caches must match (see modelKey); undefined: none kept. */
+  promptCacheKey?: string;
 }
 
 /** One generation; `stopped` is set by interrupt() or by a newer request taking the model. */
@@ -89,7 +94,15 @@ const nextMacrotask: () => Promise<void> = typeof setImmediate === 'function'
 export interface CpuEngineOptions {
   /** A Jinja chat template to use instead of the model's own (a GGUF without one, or a fixed one). */
   chatTemplate?: string;
+  /**
+   * Where the caches of answered prompts are kept, so that a conversation continued after a reload
+   * (a new engine) does not read its prompt again; off per load with `promptCache: false`.
+   */
+  promptCache?: PromptCache;
 }
+
+/** Prompts shorter than this are quick to read again: their caches are not kept. */
+const MIN_SAVED_TOKENS = 32;
 
 export class CpuEngine implements Engine {
   readonly backend = 'cpu' as const;
@@ -152,7 +165,9 @@ export class CpuEngine implements Engine {
           onProgress: onProgress && ((loadedBytes, totalBytes) => onProgress({ phase: 'load', loadedBytes, totalBytes })),
         });
         try {
-          this.loaded = this.describe(model, source, performance.now() - started);
+          const loaded = this.describe(model, source, performance.now() - started);
+          if (this.options.promptCache && options.promptCache !== false) loaded.promptCacheKey = await modelKey(model, source.source);
+          this.loaded = loaded;
         } catch (error) {
           model.dispose();
           throw error;
@@ -297,8 +312,9 @@ export class CpuEngine implements Engine {
       yield chunk({ role: 'assistant', content: '' });
       // Reuse the cached prefix; at least the last prompt token runs, for its logits.
       const prompt = request.promptTokens;
-      const reused = stopped() ? 0 : Math.min(commonPrefixLength(this.cachedTokens, prompt), prompt.length - 1);
+      let reused = stopped() ? 0 : Math.min(commonPrefixLength(this.cachedTokens, prompt), prompt.length - 1);
       if (!stopped()) this.truncateCache(reused);
+      if (!stopped()) reused = Math.max(reused, await this.restoreSaved(loaded, prompt, reused));
       let finish: FinishReason = 'abort';
       let logits: Float32Array | undefined;
       let prefilled = 0;
@@ -380,8 +396,40 @@ export class CpuEngine implements Engine {
       yield { ...chunk({}, finish), usage };
     } finally {
       constraint?.dispose();
+      // Kept however the answer ended (a reader may stop pulling at the final chunk).
+      if (this.current === job) this.keepCache(loaded);
       if (this.current === job) this.current = undefined;
     }
+  }
+
+  /**
+   * Puts back the saved cache sharing the longest prefix with `prompt` when it is longer than what
+   * the cache holds (`reused`); returns how many tokens the cache now holds of the prompt.
+   */
+  private async restoreSaved(loaded: Loaded, prompt: readonly number[], reused: number): Promise<number> {
+    const store = this.options.promptCache;
+    const key = loaded.promptCacheKey;
+    if (!store || !key || prompt.length - reused < MIN_SAVED_TOKENS) return reused;
+    const found = await store.find(key, prompt).catch(() => undefined);
+    // At least the last prompt token runs, for its logits.
+    const length = Math.min(found?.shared ?? 0, prompt.length - 1);
+    if (!found || length <= reused) return reused;
+    const rows = await store.read(found.meta).catch(() => undefined);
+    if (!rows || this.loaded !== loaded) return reused;
+    loaded.model.restoreCache(rows, length);
+    this.cachedTokens = prompt.slice(0, length);
+    return length;
+  }
+
+  /** Saves the cache as it stands after an answer (copied now, written in the background). */
+  private keepCache(loaded: Loaded): void {
+    const store = this.options.promptCache;
+    const key = loaded.promptCacheKey;
+    if (!store || !key || this.loaded !== loaded || this.cachedTokens.length < MIN_SAVED_TOKENS) return;
+    if (!store.fits(this.cachedTokens.length * loaded.model.cacheBytesPerToken)) return;
+    const tokens = this.cachedTokens.slice();
+    const rows = loaded.model.saveCache(tokens.length);
+    void store.save(key, tokens, rows).catch(() => undefined); // not kept (storage full, or gone): the next visit reads the prompt
   }
 
   /** Forgets cached positions from `length` on (the cache and `cachedTokens` together). */
@@ -492,6 +540,23 @@ function engineError(error: unknown): EngineError {
     return new EngineError(error.code === 'context-overflow' ? 'context-overflow' : 'bad-model', message, { cause: error, detail: error.code });
   }
   return new EngineError('internal', `the engine failed unexpectedly: ${message}`, { cause: error });
+}
+
+/**
+ * What a saved cache must match to be used: the file (its size, tensor layout and samples of its
+ * weights), the cache type and the kernel build (whose rounding the rows carry).
+ */
+async function modelKey(model: Qwen3Model, source: ByteSource): Promise<string> {
+  const hash = new Sha256();
+  const layout = model.gguf.tensors.map((t) => `${t.name}:${t.type}:${t.dims.join('x')}@${t.offset}`).join(',');
+  hash.update(new TextEncoder().encode(`${source.size}|${model.kvCache}|${model.kernels.build}|${layout}`));
+  const sample = new Uint8Array(4096);
+  for (let i = 1; i <= 8; i++) {
+    const offset = Math.floor((source.size - sample.length) * (i / 9));
+    await source.readInto(offset, sample);
+    hash.update(sample);
+  }
+  return hash.hex();
 }
 
 /** llama_ftype names (llama.h) for general.file_type. */

@@ -58,6 +58,11 @@ export interface LoadOptions {
    * memory (twice the context in the same room), as llama.cpp's `--cache-type-k/v q8_0`.
    */
   kvCache?: KvCacheType;
+  /**
+   * Use and keep the caches of answered prompts (CPU engine with a store: OPFS in the worker), so a
+   * conversation continued after a reload is not read again from the start. Default true.
+   */
+  promptCache?: boolean;
   /** Kernel threads (CPU engine; default: the machine's cores when cross-origin isolated, else 1). */
   threads?: number;
   /** Kernel build (CPU engine): 'auto' (default) picks relaxed SIMD where it works, else SIMD128. */

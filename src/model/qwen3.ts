@@ -210,6 +210,55 @@ export class Qwen3Model {
     this.position = position;
   }
 
+  /** Bytes one position takes in the KV cache, all layers' keys and values. */
+  get cacheBytesPerToken(): number {
+    return kvCacheBytesPerToken(this.config, this.kvCache);
+  }
+
+  /**
+   * A copy of the cache's first `length` positions (every layer's key rows, then its value rows),
+   * to put back with `restoreCache` in a model of the same file and cache type.
+   */
+  saveCache(length = this.position): Uint8Array {
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.position)) throw new RangeError(`saveCache(${length}): the cache holds ${this.position} tokens`);
+    const { kRow, vRow } = this.cacheRowBytes();
+    const out = new Uint8Array(length * (kRow + vRow) * this.layers.length);
+    const bytes = this.kernels.bytes();
+    let o = 0;
+    for (const L of this.layers) {
+      out.set(bytes.subarray(L.cacheK, L.cacheK + length * kRow), o);
+      o += length * kRow;
+      out.set(bytes.subarray(L.cacheV, L.cacheV + length * vRow), o);
+      o += length * vRow;
+    }
+    return out;
+  }
+
+  /** Puts back `length` positions saved by `saveCache`; the cache then holds exactly those. */
+  restoreCache(saved: Uint8Array, length: number): void {
+    const { kRow, vRow } = this.cacheRowBytes();
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.contextLength)) throw new RangeError(`restoreCache: ${length} tokens do not fit the ${this.contextLength}-token context`);
+    const stride = (kRow + vRow) * this.layers.length;
+    if (saved.length % stride !== 0 || saved.length / stride < length) {
+      throw new RangeError(`restoreCache: ${saved.length} bytes are not ${length} positions of this model's ${this.kvCache} cache`);
+    }
+    const savedLength = saved.length / stride;
+    const bytes = this.kernels.bytes();
+    let o = 0;
+    for (const L of this.layers) {
+      bytes.set(saved.subarray(o, o + length * kRow), L.cacheK);
+      o += savedLength * kRow;
+      bytes.set(saved.subarray(o, o + length * vRow), L.cacheV);
+      o += savedLength * vRow;
+    }
+    this.position = length;
+  }
+
+  private cacheRowBytes(): { kRow: number; vRow: number } {
+    const c = this.config;
+    return { kRow: kvCacheRowBytes(this.kvCache, c.nKvHeads * c.headDim), vRow: kvCacheRowBytes(this.kvCache, c.nKvHeads * c.valueDim) };
+  }
+
   /**
    * Runs `tokens` at positions startPos.. and returns logits: for the last token only, or with
    * `allLogits` for every token ([n][vocab], row t predicts the token after tokens[t]).

@@ -81,6 +81,7 @@ export class QwenChat extends LitElement {
     backend: { type: String },
     contextLength: { type: Number, attribute: 'context-length' },
     compactCache: { type: Boolean, attribute: 'compact-cache' },
+    keepContexts: { attribute: false },
     theme: { type: String, reflect: true },
     locale: { attribute: 'lang', converter: { fromAttribute: (value: string | null) => resolveLang(value) } },
     engine: { attribute: false },
@@ -120,6 +121,8 @@ export class QwenChat extends LitElement {
   declare contextLength: number;
   /** An 8-bit KV cache (CPU engine): half the memory per token of context. */
   declare compactCache: boolean;
+  /** Keep conversations' caches across visits (applies from the next model load). */
+  declare keepContexts: boolean;
   declare theme: Theme;
   /** UI language (the `lang` attribute). */
   declare locale: Lang;
@@ -178,6 +181,7 @@ export class QwenChat extends LitElement {
     this.backend = DEFAULT_SETTINGS.backend;
     this.contextLength = DEFAULT_SETTINGS.contextLength;
     this.compactCache = DEFAULT_SETTINGS.compactCache;
+    this.keepContexts = DEFAULT_SETTINGS.keepContexts;
     this.theme = 'dark';
     this.locale = 'en';
     this.engine = undefined;
@@ -210,6 +214,7 @@ export class QwenChat extends LitElement {
       backend: parseBackend(this.backend),
       contextLength: clampSetting('contextLength', this.contextLength),
       compactCache: this.compactCache,
+      keepContexts: this.keepContexts,
       ...(this.preset ? { preset: this.preset } : {}),
     };
   }
@@ -537,6 +542,7 @@ export class QwenChat extends LitElement {
       const info = await engine.load(request.spec, {
         ...(contextLength > 0 ? { contextLength } : {}),
         ...(this.compactCache ? { kvCache: 'q8_0' as const } : {}),
+        promptCache: this.keepContexts,
         signal: controller.signal,
         onProgress: (progress) => {
           if (this.loadController === controller) this.loadState = { name: request.name, progress };

@@ -27,6 +27,7 @@ export interface SettingsHost extends ReactiveControllerHost {
   backend: BackendChoice;
   contextLength: number;
   compactCache: boolean;
+  keepContexts: boolean;
   preset: string | undefined;
   locale: Lang;
   setAttribute(name: string, value: string): void;
@@ -131,6 +132,7 @@ export class SettingsController implements ReactiveController {
       host.contextLength = clampSetting('contextLength', change.contextLength);
       host.contextChanged();
     }
+    if (change.keepContexts !== undefined) host.keepContexts = change.keepContexts !== false;
     if (change.compactCache !== undefined && (change.compactCache === true) !== host.compactCache) {
       host.compactCache = change.compactCache === true;
       host.contextChanged();

@@ -234,6 +234,14 @@ export class QwenSettingsPanel extends LitElement {
           @change=${(e: Event) => this.emit({ compactCache: (e.target as HTMLInputElement).checked })}
         />${t(l, 'compactCache')}</label
       >
+      <label class="check"
+        ><input
+          type="checkbox"
+          id="keep-contexts"
+          .checked=${this.settings.keepContexts}
+          @change=${(e: Event) => this.emit({ keepContexts: (e.target as HTMLInputElement).checked })}
+        />${t(l, 'keepContexts')}</label
+      >
       ${info
         ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: numbers.format(info.contextLength), max: numbers.format(info.maxContextLength) })}</p>`
         : nothing}

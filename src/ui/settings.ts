@@ -19,6 +19,8 @@ export interface ChatSettings {
   contextLength: number;
   /** Keep the context in an 8-bit (q8_0) cache: half the memory, so about twice the context fits. */
   compactCache: boolean;
+  /** Save each conversation's KV cache (OPFS) so it continues after a reload without reading it again. */
+  keepContexts: boolean;
   /** The task preset the system prompt and sampling came from, if they are still its. */
   preset?: string;
 }
@@ -35,6 +37,7 @@ export const DEFAULT_SETTINGS: ChatSettings = {
   backend: 'auto',
   contextLength: 0,
   compactCache: false,
+  keepContexts: true,
 };
 
 /** Context sizes the settings offer beside "the model's default", up to what the model allows. */

@@ -353,6 +353,38 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     expect(parsed.usage.prompt_tokens).toBeLessThan(inNode.usage.prompt_tokens);
   }, 120_000);
 
+  it('continues a conversation in a reloaded page from the cache saved in OPFS, answering as Node does', async () => {
+    const options = { build: 'simd128', contextLength: CONTEXT }; // Node's build: caches are kept per build
+    expect((await api<LoadReport>('load', { kind: 'cached', id: modelUrl }, options)).error).toBeUndefined();
+    const opening = ask('The keeper counted the waves and the ships and the gulls. '.repeat(12), { temperature: 0, max_tokens: 10 });
+    const first = await api<{ completion: ChatCompletion }>('complete', opening);
+    const promptTokens = first.completion.usage.prompt_tokens;
+    // The page reloads: a new page of the same origin, a new worker, the model from the store.
+    const reloaded = await chromium.newPage();
+    try {
+      await reloaded.goto(page.url());
+      await reloaded.waitForFunction(() => typeof (window as unknown as { engineApi?: unknown }).engineApi === 'object');
+      const call = <T>(method: string, ...args: unknown[]) => reloaded.evaluate(([m, a]) =>
+        (window as unknown as { engineApi: Record<string, (...x: unknown[]) => Promise<T>> }).engineApi[m as string](...(a as unknown[])), [method, args] as const);
+      const loaded = await call<LoadReport>('load', { kind: 'cached', id: modelUrl }, options);
+      expect(loaded.error).toBeUndefined();
+      const followUp: ChatCompletionRequest = { ...opening, messages: [...opening.messages, { role: 'assistant', content: first.completion.choices[0].message.content }, { role: 'user', content: 'And then?' }] };
+      const { completion } = await call<{ completion: ChatCompletion }>('complete', followUp);
+      expect(completion.usage.extra.cached_prompt_tokens).toBeGreaterThanOrEqual(promptTokens);
+      expect(completion.choices[0].message.content).toBe((await nodeComplete(followUp)).choices[0].message.content);
+      const kept = await reloaded.evaluate(async () => {
+        const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('qwen-web-prompt-cache');
+        const names: string[] = [];
+        for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
+        return names.sort();
+      });
+      expect(kept).toContain('index.json');
+      expect(kept.filter((n) => n.endsWith('.kv')).length).toBeGreaterThan(0);
+    } finally {
+      await reloaded.close();
+    }
+  }, 120_000);
+
   it('keeps error name, code and detail across the worker boundary', async () => {
     const overflow = await api<{ error: ErrorReport }>('complete', ask('word '.repeat(1000)));
     expect(overflow.error).toMatchObject({ name: 'EngineError', code: 'context-overflow', isEngineError: true });

@@ -402,6 +402,12 @@ describe('<qwen-chat> with the real engine', () => {
     await page.locator('qwen-settings-panel #compact-cache').uncheck();
     const recovered = await waitForEvents('ready', ready + 3);
     expect(recovered.at(-1)!.detail.info).toMatchObject({ contextLength: 4096, kvCache: 'f16' });
+
+    // Keeping conversations' caches across visits is on unless the user turns it off (kept like every setting).
+    expect(await page.locator('qwen-settings-panel #keep-contexts').isChecked()).toBe(true);
+    await page.locator('qwen-settings-panel #keep-contexts').uncheck();
+    expect(await page.evaluate(() => JSON.parse(localStorage.getItem('qwen-web:settings') ?? '{}').keepContexts)).toBe(false);
+    await page.locator('qwen-settings-panel #keep-contexts').check();
     await closePanel();
   });
 
