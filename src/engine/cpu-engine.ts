@@ -314,7 +314,7 @@ export class CpuEngine implements Engine {
       const prompt = request.promptTokens;
       let reused = stopped() ? 0 : Math.min(commonPrefixLength(this.cachedTokens, prompt), prompt.length - 1);
       if (!stopped()) this.truncateCache(reused);
-      if (!stopped()) reused = Math.max(reused, await this.restoreSaved(loaded, prompt, reused));
+      if (!stopped()) reused = await this.restoreSaved(loaded, prompt, reused, stopped);
       let finish: FinishReason = 'abort';
       let logits: Float32Array | undefined;
       let prefilled = 0;
@@ -406,7 +406,7 @@ export class CpuEngine implements Engine {
    * Puts back the saved cache sharing the longest prefix with `prompt` when it is longer than what
    * the cache holds (`reused`); returns how many tokens the cache now holds of the prompt.
    */
-  private async restoreSaved(loaded: Loaded, prompt: readonly number[], reused: number): Promise<number> {
+  private async restoreSaved(loaded: Loaded, prompt: readonly number[], reused: number, stopped: () => boolean): Promise<number> {
     const store = this.options.promptCache;
     const key = loaded.promptCacheKey;
     if (!store || !key || prompt.length - reused < MIN_SAVED_TOKENS) return reused;
@@ -415,7 +415,8 @@ export class CpuEngine implements Engine {
     const length = Math.min(found?.shared ?? 0, prompt.length - 1);
     if (!found || length <= reused) return reused;
     const rows = await store.read(found.meta).catch(() => undefined);
-    if (!rows || this.loaded !== loaded) return reused;
+    // While it read, a newer request may have taken the model: the cache is its now.
+    if (!rows || stopped()) return reused;
     loaded.model.restoreCache(rows, length);
     this.cachedTokens = prompt.slice(0, length);
     return length;
@@ -426,8 +427,11 @@ export class CpuEngine implements Engine {
     const store = this.options.promptCache;
     const key = loaded.promptCacheKey;
     if (!store || !key || this.loaded !== loaded || this.cachedTokens.length < MIN_SAVED_TOKENS) return;
-    if (!store.fits(this.cachedTokens.length * loaded.model.cacheBytesPerToken)) return;
-    const tokens = this.cachedTokens.slice();
+    // A cache larger than the whole budget is kept as far as the budget goes: its start is still
+    // most of a long conversation's reading.
+    const length = Math.min(this.cachedTokens.length, Math.floor(store.maxBytes / loaded.model.cacheBytesPerToken));
+    if (length < MIN_SAVED_TOKENS) return;
+    const tokens = this.cachedTokens.slice(0, length);
     const rows = loaded.model.saveCache(tokens.length);
     void store.save(key, tokens, rows).catch(() => undefined); // not kept (storage full, or gone): the next visit reads the prompt
   }

@@ -32,7 +32,8 @@ export interface PromptCacheOptions {
 export const DEFAULT_PROMPT_CACHE_BYTES = 2 ** 30;
 
 export class PromptCache {
-  private readonly maxBytes: number;
+  /** Most bytes all snapshots take together. */
+  readonly maxBytes: number;
   /** Operations run one at a time, so the index is never read and written by two at once. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -94,11 +95,6 @@ export class PromptCache {
       }
       await this.files.writeIndex(entries);
     });
-  }
-
-  /** Whether a snapshot of `bytes` would be kept at all (not larger than the whole budget). */
-  fits(bytes: number): boolean {
-    return bytes <= this.maxBytes;
   }
 
   /** Every snapshot (for tests and a storage overview). */
