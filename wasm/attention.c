@@ -79,16 +79,39 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 #define TOKENS_PER_ITEM 4
 #define V_POSITION_BLOCK 64  // positions per pass over the V rows (their 8-dim slices stay in L1)
 
+// One attention call, for either cache type (cache_k / cache_v point at its rows).
 typedef struct {
     float *out;
     const float *q;
-    const uint16_t *cache_k, *cache_v;
+    const void *cache_k, *cache_v;
     int n_tokens, start_pos, n_heads, n_kv_heads, head_dim, group;
     float scale;
     float *scratch;
-    size_t scores_floats;  // per token: 4 * n_ctx, rounded up to 16
+    size_t scores_floats;  // f16: per token, 4 * n_ctx rounded up to 16
     size_t scratch_floats_per_thread;
 } attention_args;
+
+// Checks the shapes (head_dim a multiple of head_multiple) and fills what both kernels share.
+static int attention_setup(attention_args *a, float *out, const float *q, const void *cache_k, const void *cache_v,
+                           int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim, float scale,
+                           float *scratch, int head_multiple) {
+    if (n_tokens <= 0 || start_pos < 0 || n_kv_heads <= 0 || n_heads % n_kv_heads || head_dim <= 0 ||
+        head_dim % head_multiple)
+        return KERNEL_BAD_ARGS;
+    a->out = out;
+    a->q = q;
+    a->cache_k = cache_k;
+    a->cache_v = cache_v;
+    a->n_tokens = n_tokens;
+    a->start_pos = start_pos;
+    a->n_heads = n_heads;
+    a->n_kv_heads = n_kv_heads;
+    a->head_dim = head_dim;
+    a->group = n_heads / n_kv_heads;
+    a->scale = scale;
+    a->scratch = scratch;
+    return KERNEL_OK;
+}
 
 // [sum(a), sum(b), sum(c), sum(d)]
 INLINE v128_t transpose_sum4(v128_t a, v128_t b, v128_t c, v128_t d) {
@@ -206,7 +229,7 @@ static void attention_item(const void *vargs, int item, int thread_index) {
     int hd = a->head_dim;
     size_t kv_stride = (size_t)a->n_kv_heads * hd, q_stride = (size_t)a->n_heads * hd;
     float *scratch = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
-    const uint16_t *k = a->cache_k + (size_t)kvh * hd, *v = a->cache_v + (size_t)kvh * hd;
+    const uint16_t *k = (const uint16_t *)a->cache_k + (size_t)kvh * hd, *v = (const uint16_t *)a->cache_v + (size_t)kvh * hd;
     for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
         size_t head = (size_t)t0 * a->n_heads + (size_t)kvh * a->group + j0;
         float *out = a->out + head * hd;
@@ -240,22 +263,9 @@ EXPORT int attention_scratch_bytes(int n_tokens, int start_pos, int n_heads, int
 EXPORT int attention(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                      int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim, float scale,
                      float *scratch) {
-    if (n_tokens <= 0 || start_pos < 0 || n_kv_heads <= 0 || n_heads % n_kv_heads || head_dim <= 0 ||
-        head_dim % 8)
-        return KERNEL_BAD_ARGS;
     attention_args a;
-    a.out = out;
-    a.q = q;
-    a.cache_k = cache_k;
-    a.cache_v = cache_v;
-    a.n_tokens = n_tokens;
-    a.start_pos = start_pos;
-    a.n_heads = n_heads;
-    a.n_kv_heads = n_kv_heads;
-    a.head_dim = head_dim;
-    a.group = n_heads / n_kv_heads;
-    a.scale = scale;
-    a.scratch = scratch;
+    if (attention_setup(&a, out, q, cache_k, cache_v, n_tokens, start_pos, n_heads, n_kv_heads, head_dim, scale, scratch, 8))
+        return KERNEL_BAD_ARGS;
     a.scores_floats = attention_scores_floats(n_tokens, start_pos);
     a.scratch_floats_per_thread = attention_floats_per_thread(n_tokens, start_pos, head_dim);
     // q to f16 precision, in place (see the header comment)
@@ -320,15 +330,6 @@ EXPORT int kv_store_q8_0(block_q8_0 *cache_k, block_q8_0 *cache_v, const float *
 // accumulators, then the tile's v rows.
 #define Q8_TILE 32
 
-typedef struct {
-    float *out;
-    const float *q;
-    const block_q8_0 *cache_k, *cache_v;
-    int n_tokens, start_pos, n_heads, n_kv_heads, head_dim, group;
-    float scale;
-    float *scratch;
-    size_t scratch_floats_per_thread;
-} attention_q8_0_args;
 
 // Eight int8 at p -> two f32x4.
 INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
@@ -428,7 +429,7 @@ INLINE void attention_q8_0_heads(float *out, const int16_t *q16, const float *dq
 }
 
 static void attention_q8_0_item(const void *vargs, int item, int thread_index) {
-    const attention_q8_0_args *a = (const attention_q8_0_args *)vargs;
+    const attention_args *a = (const attention_args *)vargs;
     int t = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
     int n_pos = a->start_pos + t + 1;
     int hd = a->head_dim, nb = hd / QK8_0;
@@ -438,7 +439,7 @@ static void attention_q8_0_item(const void *vargs, int item, int thread_index) {
     block_q8_32 *qq = (block_q8_32 *)(acc + (size_t)HEADS_PER_BATCH * hd);
     int16_t *q16 = (int16_t *)(qq + HEADS_PER_BATCH * nb);
     float *dq = (float *)(q16 + (size_t)HEADS_PER_BATCH * hd);
-    const block_q8_0 *k = a->cache_k + (size_t)kvh * nb, *v = a->cache_v + (size_t)kvh * nb;
+    const block_q8_0 *k = (const block_q8_0 *)a->cache_k + (size_t)kvh * nb, *v = (const block_q8_0 *)a->cache_v + (size_t)kvh * nb;
     for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
         size_t head = (size_t)t * a->n_heads + (size_t)kvh * a->group + j0;
         int G = a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH;
@@ -479,22 +480,9 @@ EXPORT int attention_q8_0_scratch_bytes(int head_dim) {
 EXPORT int attention_q8_0(float *out, const float *q, const block_q8_0 *cache_k, const block_q8_0 *cache_v,
                           int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim, float scale,
                           float *scratch) {
-    if (n_tokens <= 0 || start_pos < 0 || n_kv_heads <= 0 || n_heads % n_kv_heads || head_dim <= 0 ||
-        head_dim % QK8_0)
+    attention_args a;
+    if (attention_setup(&a, out, q, cache_k, cache_v, n_tokens, start_pos, n_heads, n_kv_heads, head_dim, scale, scratch, QK8_0))
         return KERNEL_BAD_ARGS;
-    attention_q8_0_args a;
-    a.out = out;
-    a.q = q;
-    a.cache_k = cache_k;
-    a.cache_v = cache_v;
-    a.n_tokens = n_tokens;
-    a.start_pos = start_pos;
-    a.n_heads = n_heads;
-    a.n_kv_heads = n_kv_heads;
-    a.head_dim = head_dim;
-    a.group = n_heads / n_kv_heads;
-    a.scale = scale;
-    a.scratch = scratch;
     a.scratch_floats_per_thread = attention_q8_0_floats_per_thread(head_dim);
     pool_run(attention_q8_0_item, &a, n_tokens * n_kv_heads);
     return KERNEL_OK;

@@ -182,14 +182,27 @@ export async function opfsSnapshotFiles(folder = 'qwen-web-prompt-cache'): Promi
       throw error;
     }
   };
+  return snapshotFilesOver({ read: readFile, write: writeFile, remove: (name) => dir.removeEntry(name) });
+}
+
+/** Named files of a folder, the little a snapshot store needs. */
+export interface FileOps {
+  /** The file's bytes, or undefined if there is none. */
+  read(name: string): Promise<Uint8Array | undefined>;
+  write(name: string, bytes: Uint8Array): Promise<void>;
+  remove(name: string): Promise<void>;
+}
+
+/** Snapshot files over a folder: the index as `index.json`, each snapshot's rows as `<id>.kv`. */
+export function snapshotFilesOver(files: FileOps): SnapshotFiles {
   return {
     async readIndex() {
-      const bytes = await readFile('index.json');
+      const bytes = await files.read('index.json');
       return bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as SnapshotMeta[]) : undefined;
     },
-    writeIndex: (entries) => writeFile('index.json', new TextEncoder().encode(JSON.stringify(entries))),
-    read: (id) => readFile(`${id}.kv`),
-    write: (id, bytes) => writeFile(`${id}.kv`, bytes),
-    remove: (id) => dir.removeEntry(`${id}.kv`),
+    writeIndex: (entries) => files.write('index.json', new TextEncoder().encode(JSON.stringify(entries))),
+    read: (id) => files.read(`${id}.kv`),
+    write: (id, bytes) => files.write(`${id}.kv`, bytes),
+    remove: (id) => files.remove(`${id}.kv`),
   };
 }

@@ -1,6 +1,7 @@
 // Context sizing (default, the most that fits, the too-large error) and long contexts: logits at
 // positions past 4,096 against llama.cpp's on the same file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argmax } from '../../src/engine/sampler.ts';
 import { tensorBytes } from '../../src/gguf/ggml-types.ts';
 import { readTokenizerData, type ModelConfig } from '../../src/gguf/metadata.ts';
 import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
@@ -11,7 +12,7 @@ import { DEFAULT_CONTEXT_LENGTH, Qwen3Model, planMemory } from '../../src/model/
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { SHAPES, tensorPlan, type FixtureType, type ShapeSpec } from '../fixtures/models.ts';
-import { openOracle, type Oracle } from '../oracle/llama-oracle.ts';
+import { logSoftmax, openOracle, type Oracle } from '../oracle/llama-oracle.ts';
 
 const configOf = (shape: ShapeSpec): ModelConfig => ({
   architecture: 'qwen3',
@@ -165,7 +166,7 @@ describe('long context vs llama.cpp', () => {
         const reference = theirs[i]!;
         const top = [...reference.keys()].sort((a, b) => reference[b]! - reference[a]!).slice(0, TOP_K);
         for (const id of top) worst = Math.max(worst, Math.abs(ours[id]! - reference[id]!));
-        expect(argmaxOf(ours)).toBe(top[0]);
+        expect(argmax(ours)).toBe(top[0]);
       }
       console.log(`tiny-f32 at positions ${POSITIONS.join(', ')}: max |Δ ln p| over top-${TOP_K} = ${worst.toFixed(4)}`);
       // tiny-f32's bound in tests/model/forward-llama.test.ts.
@@ -177,20 +178,6 @@ describe('long context vs llama.cpp', () => {
   }, 300_000);
 });
 
-function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(row, (v) => v - lse);
-}
-
-function argmaxOf(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
 
 describe('q8_0 KV cache vs llama.cpp (--cache-type-k/v q8_0, flash attention)', () => {
   const CONTEXT = 4800;

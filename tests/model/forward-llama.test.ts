@@ -5,7 +5,7 @@ import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
 import { ModelError } from '../../src/model/errors.ts';
 import { Qwen3Model } from '../../src/model/qwen3.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
-import { openOracle, type Oracle, type TopLogProbs } from '../oracle/llama-oracle.ts';
+import { logSoftmax, openOracle, type Oracle, type TopLogProbs } from '../oracle/llama-oracle.ts';
 
 const PROMPT_TOKENS = 64;
 const GREEDY_STEPS = 64;
@@ -54,15 +54,6 @@ const PROMPT_TEXT =
   'The lighthouse keeper wrote in her log every night: wind from the north-east, 14 knots; ' +
   'two ships passed. 灯塔看守人每天晚上都写日志。 function add(a, b) { return a + b; } // 42 ✓ ' +
   'She wondered whether anyone would ever read it, and decided it did not matter.';
-
-function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(row, (v) => v - lse);
-}
 
 function argmax(row: ArrayLike<number>): number {
   let best = 0;

@@ -315,3 +315,13 @@ export function logitDistance(reference: Float32Array, candidate: Float32Array):
   }
   return Math.sqrt(diffSquares / refSquares);
 }
+
+/** ln softmax of a row of logits, in f64 (our side of a comparison with llama.cpp's log-probabilities). */
+export function logSoftmax(row: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of row) if (v > max) max = v;
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(row, (v) => v - lse);
+}
