@@ -9,7 +9,7 @@
 //   --engines native,wllama,qwen-node,qwen-browser
 //   --threads 1,2   --prompt 128   --decode 64
 //   --depth 8000             decode measured with this many tokens in the context (reached
-//                            untimed: llama.cpp evaluates filler, qwen-web moves its cache position)
+//                            untimed: llama.cpp evaluates filler, qwen-web copies the prompt's rows)
 //   --kv-cache f16|q8_0      KV cache type of every engine that has one to choose
 //   --repeat 3               timed rounds after one load; each engine's best round is shown
 //   --timeout 1800           seconds per load, round or unload

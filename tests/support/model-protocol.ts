@@ -22,8 +22,8 @@ export type ModelRequest =
     }
   | {
       /**
-       * Benchmarks: the cache position moves to `position` over rows not computed (decode time
-       * depends on how many rows the cache holds, not on their values).
+       * Benchmarks: the cache is filled to `position` with copies of the rows it holds, not
+       * computed (decode time depends on how many rows the cache holds, not on their values).
        */
       type: 'seek';
       id: number;

@@ -8,6 +8,7 @@ import { argmax, topCandidates } from '../../src/engine/sampler.ts';
 import { Qwen3Model } from '../../src/model/qwen3.ts';
 import { ModelStore } from '../../src/storage/model-store.ts';
 import { errorInfo } from '../../src/engine/errors.ts';
+import { fillCacheTo } from './fill-cache.ts';
 import type { ModelRequest, ModelResponse, TopK } from './model-protocol.ts';
 
 interface WorkerScope {
@@ -103,10 +104,7 @@ async function handle(request: ModelRequest): Promise<void> {
     }
     case 'seek': {
       const m = requireModel();
-      if (!(Number.isInteger(request.position) && request.position >= m.position && request.position < m.contextLength)) {
-        throw new RangeError(`seek(${request.position}): the cache holds ${m.position} of ${m.contextLength} tokens`);
-      }
-      m.position = request.position;
+      fillCacheTo(m, request.position);
       scope.postMessage({ type: 'sought', id: request.id, position: m.position });
       return;
     }

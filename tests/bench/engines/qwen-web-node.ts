@@ -3,6 +3,7 @@
 import { NodeFileSource } from '../../../src/gguf/node-file-source.ts';
 import { argmax } from '../../../src/engine/sampler.ts';
 import { Qwen3Model } from '../../../src/model/qwen3.ts';
+import { fillCacheTo } from '../../support/fill-cache.ts';
 import { benchContextLength, type EngineRunOptions, type EngineSession } from './types.ts';
 
 /**
@@ -35,8 +36,8 @@ export async function openQwenWebNode(options: EngineRunOptions): Promise<Engine
       const prefillStart = performance.now();
       let logits = model.forward(promptTokens, 0, false);
       const prefillSeconds = (performance.now() - prefillStart) / 1000;
-      // To the depth (untimed): the cache position moves over rows left as they are.
-      if (depth > model.position) model.position = depth;
+      // To the depth (untimed): the cache filled with copies of the prompt's rows.
+      fillCacheTo(model, depth);
       const decodeStart = performance.now();
       for (let step = 0; step < decodeSteps; step++) logits = model.decode(argmax(logits));
       const decodeSeconds = (performance.now() - decodeStart) / 1000;

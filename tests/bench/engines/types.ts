@@ -25,8 +25,8 @@ export interface EngineRunOptions {
   decodeSteps: number;
   /**
    * Tokens in the context when the decode starts (0: the prompt's). Decode time depends on how
-   * many rows the KV cache holds, not on their values: qwen-web moves its cache position over
-   * rows it does not compute; llama.cpp evaluates filler tokens. Neither is timed.
+   * many rows the KV cache holds, not on their values: qwen-web fills its cache with copies of
+   * the prompt's rows (tests/support/fill-cache.ts); llama.cpp evaluates filler tokens. Neither is timed.
    */
   depth: number;
   /** KV cache type of every engine that has the choice ('q8_0': llama.cpp's --cache-type-k/v q8_0). */
