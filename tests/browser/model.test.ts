@@ -233,6 +233,30 @@ describe.each(FIXTURES)('model worker in Chromium: %s by URL', (name) => {
   }, 120_000);
 });
 
+describe('model worker in Chromium: the q8_0 KV cache', () => {
+  it('gives Node\'s logits bit for bit on SIMD128, and within rounding on the relaxed build', async () => {
+    const name = 'small-q4_k_m';
+    const url = `${files.url}/${name}.gguf`;
+    const vocabSize = (expectReply(await call({ type: 'load', source: { kind: 'url', url, cache: false }, threads: THREADS,
+      build: 'simd128', contextLength: 64, kvCache: 'q8_0' }), 'loaded') as { vocabSize: number }).vocabSize;
+    const tokens = promptFor(name, vocabSize);
+    const source = await NodeFileSource.open(paths[name]!);
+    const model = await Qwen3Model.load(source, { threads: THREADS, build: 'simd128', contextLength: 64, kvCache: 'q8_0' });
+    const expected = model.forward(tokens, 0, true);
+    model.dispose();
+    await source.close();
+    const simd = f32FromB64((expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
+      'forward-result') as ForwardReply).logits!);
+    expect(simd.every((v, i) => Object.is(v, expected[i]))).toBe(true);
+    expectReply(await call({ type: 'load', source: { kind: 'url', url, cache: false }, threads: THREADS, build: 'relaxed', contextLength: 64, kvCache: 'q8_0' }), 'loaded');
+    const relaxed = f32FromB64((expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
+      'forward-result') as ForwardReply).logits!);
+    let worst = 0;
+    for (let i = 0; i < relaxed.length; i++) worst = Math.max(worst, Math.abs(relaxed[i]! - expected[i]!));
+    expect(worst).toBeLessThanOrEqual(FLIP_BOUND[name]!); // the relaxed build's other kernels, as for the f16 cache
+  }, 300_000);
+});
+
 describe('model worker in Chromium: other sources and failures', () => {
   it('loads from a Blob and computes the same logits as from the URL', async () => {
     const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
