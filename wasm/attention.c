@@ -330,7 +330,6 @@ EXPORT int kv_store_q8_0(block_q8_0 *cache_k, block_q8_0 *cache_v, const float *
 // accumulators, then the tile's v rows.
 #define Q8_TILE 32
 
-
 // Eight int8 at p -> two f32x4.
 INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
     v128_t w = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(p));
