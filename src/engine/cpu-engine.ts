@@ -13,7 +13,7 @@ import { ChatPrompt } from '../tokenizer/chat-prompt.ts';
 import { ChatTemplate, ChatTemplateError } from '../tokenizer/chat-template.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { ByteSource } from '../gguf/byte-source.ts';
-import type { PromptCache } from '../storage/prompt-cache.ts';
+import { sharedPrefix, type PromptCache } from '../storage/prompt-cache.ts';
 import { Sha256 } from '../storage/sha256.ts';
 import { collectCompletion, reportPromptProgress } from './completion.ts';
 import { EngineError } from './errors.ts';
@@ -312,7 +312,7 @@ export class CpuEngine implements Engine {
       yield chunk({ role: 'assistant', content: '' });
       // Reuse the cached prefix; at least the last prompt token runs, for its logits.
       const prompt = request.promptTokens;
-      let reused = stopped() ? 0 : Math.min(commonPrefixLength(this.cachedTokens, prompt), prompt.length - 1);
+      let reused = stopped() ? 0 : Math.min(sharedPrefix(this.cachedTokens, prompt), prompt.length - 1);
       if (!stopped()) this.truncateCache(reused);
       if (!stopped()) reused = await this.restoreSaved(loaded, prompt, reused, stopped);
       let finish: FinishReason = 'abort';
@@ -503,14 +503,6 @@ export class OutputText {
   }
 }
 
-/** Runs a stream to its end and joins it into one completion. */
-
-function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
 
 /** True when the last turn of the prompt opened <think> and did not close it (the template starts the reasoning). */
 function promptOpensThinking(tokens: readonly number[], ids: Pick<Loaded, 'thinkStart' | 'thinkEnd' | 'turnStart'>): boolean {

@@ -1,8 +1,8 @@
 // Structured output by constrained decoding: before each token the grammar of the requested
 // format (a JSON object, or JSON matching a schema) gives a mask of the tokens that can continue a
 // valid answer; the others cannot be sampled, so the answer always parses. The grammar engine is
-// XGrammar (@mlc-ai/web-xgrammar, what web-llm uses): no eval, its wasm inside its own JS, about
-// 0.1 ms per mask for JSON on Qwen3's 151k-token vocabulary (docs/perf-log.md).
+// XGrammar (@mlc-ai/web-xgrammar, what web-llm uses): no eval, its wasm inside its own JS, and a
+// mask a small fraction of a decode step (docs/perf-log.md, "structured output").
 //
 // Its package is a UMD bundle labelled as an ES module: imported as one it defines
 // globalThis.xgrammar and exports nothing (a bundler may wrap it as CommonJS and give exports

@@ -429,21 +429,14 @@ class WasmKernels implements Kernels {
   }
 
   kvStore(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void {
-    this.live();
-    positive('nTokens', nTokens);
-    positive('kvDim', kvDim);
-    if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
-    this.range('kvStore cacheK', cacheK, (startPos + nTokens) * kvDim * 2);
-    this.range('kvStore cacheV', cacheV, (startPos + nTokens) * kvDim * 2);
-    this.range('kvStore k', k, nTokens * kvDim * 4);
-    this.range('kvStore v', v, nTokens * kvDim * 4);
+    this.checkKvStore('kvStore', 'f16', cacheK, cacheV, k, v, nTokens, startPos, kvDim);
     this.x.kv_store(cacheK, cacheV, k, v, nTokens, startPos, kvDim);
   }
 
   attention(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
     nHeads: number, nKvHeads: number, headDim: number, scale = 1 / Math.sqrt(headDim)): void {
     this.checkAttention('attention', 8, out, q, nTokens, startPos, nHeads, nKvHeads, headDim);
-    const kvBytes = (startPos + nTokens) * nKvHeads * headDim * 2;
+    const kvBytes = (startPos + nTokens) * kvCacheRowBytes('f16', nKvHeads * headDim);
     this.range('attention cacheK', cacheK, kvBytes);
     this.range('attention cacheV', cacheV, kvBytes);
     const need = this.x.attention_scratch_bytes(nTokens, startPos, nHeads, nKvHeads, headDim);
@@ -453,14 +446,7 @@ class WasmKernels implements Kernels {
   }
 
   kvStoreQ8_0(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void {
-    this.live();
-    positive('nTokens', nTokens);
-    if (!Number.isInteger(kvDim) || kvDim <= 0 || kvDim % 32 !== 0) throw new RangeError(`kvDim must be a positive multiple of 32, got ${kvDim}`);
-    if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
-    this.range('kvStoreQ8_0 cacheK', cacheK, (startPos + nTokens) * kvCacheRowBytes('q8_0', kvDim));
-    this.range('kvStoreQ8_0 cacheV', cacheV, (startPos + nTokens) * kvCacheRowBytes('q8_0', kvDim));
-    this.range('kvStoreQ8_0 k', k, nTokens * kvDim * 4);
-    this.range('kvStoreQ8_0 v', v, nTokens * kvDim * 4);
+    this.checkKvStore('kvStoreQ8_0', 'q8_0', cacheK, cacheV, k, v, nTokens, startPos, kvDim);
     check(this.x.kv_store_q8_0(cacheK, cacheV, k, v, nTokens, startPos, kvDim), 'kv_store_q8_0');
   }
 
@@ -482,6 +468,19 @@ class WasmKernels implements Kernels {
     positive('width', width);
     this.range('hadamardRotate x', x, nRows * width * 4);
     check(this.x.hadamard_rotate(x, nRows, width, block), 'hadamard_rotate');
+  }
+
+  private checkKvStore(name: string, type: KvCacheType, cacheK: number, cacheV: number, k: number, v: number,
+    nTokens: number, startPos: number, kvDim: number): void {
+    this.live();
+    positive('nTokens', nTokens);
+    if (type === 'f16') positive('kvDim', kvDim);
+    else if (!Number.isInteger(kvDim) || kvDim <= 0 || kvDim % 32 !== 0) throw new RangeError(`kvDim must be a positive multiple of 32, got ${kvDim}`);
+    if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`startPos must be a non-negative integer, got ${startPos}`);
+    this.range(`${name} cacheK`, cacheK, (startPos + nTokens) * kvCacheRowBytes(type, kvDim));
+    this.range(`${name} cacheV`, cacheV, (startPos + nTokens) * kvCacheRowBytes(type, kvDim));
+    this.range(`${name} k`, k, nTokens * kvDim * 4);
+    this.range(`${name} v`, v, nTokens * kvDim * 4);
   }
 
   private checkAttention(name: string, headMultiple: number, out: number, q: number, nTokens: number, startPos: number,

@@ -121,7 +121,8 @@ export class PromptCache {
   }
 }
 
-function sharedPrefix(a: readonly number[], b: readonly number[]): number {
+/** How many leading token ids two sequences share. */
+export function sharedPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;

@@ -8,7 +8,7 @@ import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import type { PromptProgress } from '../engine/types.ts';
 import type { StoredMessage } from './conversation-store.ts';
 import { formatNumber } from '../format.ts';
-import { t, type Lang } from './i18n.ts';
+import { formatCount, t, type Lang } from './i18n.ts';
 import { copyText, sectionHeadings, StreamingMarkdown } from './markdown.ts';
 import { OUTLINE_PRESET } from './presets.ts';
 import { baseStyles, markdownStyles } from './styles.ts';
@@ -305,9 +305,8 @@ export class QwenMessage extends LitElement {
   private renderReading() {
     const progress = this.promptProgress;
     if (!this.streaming || !progress || this.message.content) return nothing;
-    const numbers = new Intl.NumberFormat(this.locale === 'zh' ? 'zh-CN' : 'en-US');
     return html`<div class="reading" role="status">
-      <span>${t(this.locale, 'readingPrompt', { done: numbers.format(progress.processed), total: numbers.format(progress.total) })}</span>
+      <span>${t(this.locale, 'readingPrompt', { done: formatCount(this.locale, progress.processed), total: formatCount(this.locale, progress.total) })}</span>
       <progress max=${progress.total - progress.cache} .value=${progress.processed - progress.cache}></progress>
     </div>`;
   }

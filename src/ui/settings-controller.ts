@@ -7,7 +7,7 @@ import type { Lang } from './i18n.ts';
 import { resolveLang } from './i18n.ts';
 import { builtInPresets, parseCustomPreset, type Preset } from './presets.ts';
 import type { SettingsChange } from './settings-panel.ts';
-import { clampSetting, parseBackend, type BackendChoice, type Theme } from './settings.ts';
+import { clampSetting, parseBackend, type ChatSettings, type Theme } from './settings.ts';
 
 /** Where settings changed in the panel are kept (per origin, like any page setting). */
 const SETTINGS_KEY = 'qwen-web:settings';
@@ -15,19 +15,8 @@ const SETTINGS_KEY = 'qwen-web:settings';
 const PRESETS_KEY = 'qwen-web:presets';
 
 /** The element's properties the settings are. */
-export interface SettingsHost extends ReactiveControllerHost {
-  systemPrompt: string;
-  temperature: number;
-  topP: number;
-  topK: number;
-  maxTokens: number;
-  thinking: boolean;
-  json: boolean;
+export interface SettingsHost extends ReactiveControllerHost, Omit<ChatSettings, 'preset'> {
   theme: Theme;
-  backend: BackendChoice;
-  contextLength: number;
-  compactCache: boolean;
-  keepContexts: boolean;
   preset: string | undefined;
   locale: Lang;
   setAttribute(name: string, value: string): void;

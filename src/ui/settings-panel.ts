@@ -3,7 +3,7 @@
 // goes up as one 'settings-change' event; the root element applies it.
 import { LitElement, css, html, nothing } from 'lit';
 import type { ModelInfo } from '../engine/types.ts';
-import { t, type Lang } from './i18n.ts';
+import { formatCount, t, type Lang } from './i18n.ts';
 import { CONTEXT_CHOICES, SETTING_LIMITS, clampSetting, parseBackend, type ChatSettings, type Theme } from './settings.ts';
 import type { Preset } from './presets.ts';
 import { baseStyles } from './styles.ts';
@@ -216,7 +216,6 @@ export class QwenSettingsPanel extends LitElement {
     const info = this.modelInfo;
     if (info?.backend === 'webgpu') return nothing;
     const chosen = this.settings.contextLength;
-    const numbers = new Intl.NumberFormat(l === 'zh' ? 'zh-CN' : 'en-US');
     const choices: number[] = CONTEXT_CHOICES.filter((n) => !info || n <= info.maxContextLength);
     if (chosen > 0 && !choices.includes(chosen)) choices.push(chosen);
     choices.sort((a, b) => a - b);
@@ -224,7 +223,7 @@ export class QwenSettingsPanel extends LitElement {
       <label for="context-length">${t(l, 'contextLength')}</label>
       <select id="context-length" @change=${(e: Event) => this.emit({ contextLength: Number((e.target as HTMLSelectElement).value) })}>
         <option value="0" ?selected=${chosen === 0}>${t(l, 'contextDefault')}</option>
-        ${choices.map((n) => html`<option value=${n} ?selected=${chosen === n}>${t(l, 'contextTokens', { count: numbers.format(n) })}</option>`)}
+        ${choices.map((n) => html`<option value=${n} ?selected=${chosen === n}>${t(l, 'contextTokens', { count: formatCount(l, n) })}</option>`)}
       </select>
       <label class="check"
         ><input
@@ -243,7 +242,7 @@ export class QwenSettingsPanel extends LitElement {
         />${t(l, 'keepContexts')}</label
       >
       ${info
-        ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: numbers.format(info.contextLength), max: numbers.format(info.maxContextLength) })}</p>`
+        ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: formatCount(l, info.contextLength), max: formatCount(l, info.maxContextLength) })}</p>`
         : nothing}
     </div>`;
   }

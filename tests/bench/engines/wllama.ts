@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBrowserBench } from '../browser.ts';
-import { NotYetAvailableError, type EngineRunOptions, type EngineSession } from './types.ts';
+import { benchContextLength, NotYetAvailableError, type EngineRunOptions, type EngineSession } from './types.ts';
 
 const PAGES = join(dirname(fileURLToPath(import.meta.url)), '..', 'pages');
 
@@ -42,7 +42,7 @@ export async function openWllama(
       promptText: options.promptText,
       decodeSteps: options.decodeSteps,
       bannedTokens: options.bannedTokens,
-      contextSize: Math.max(512, options.promptTokens.length + options.decodeSteps + 64),
+      contextSize: benchContextLength(options, 64),
     },
     timeoutMs: options.timeoutMs,
     log: options.log,
