@@ -83,6 +83,19 @@ export class BlobSource implements ByteSource {
 const BYOB_BUFFER_BYTES = 4 * 1024 * 1024;
 const spareBuffers: ArrayBuffer[] = [];
 
+// Chromium now and then leaves a Blob's stream waiting forever on its first read (seen under CPU
+// load, for stored chunks and picked files alike), while a fresh stream of the same bytes reads at
+// once: a Blob read that gives nothing for this long is restarted where it stopped.
+const BLOB_STALL_MS = 5_000;
+const BLOB_READ_TRIES = 4;
+
+/** readStreamInto gave up on a stream that delivered nothing for `stallMs`; `filled` bytes had arrived. */
+class StreamStalled extends Error {
+  constructor(readonly filled: number) {
+    super('the stream stalled');
+  }
+}
+
 /**
  * Copies `stream` into `target` and returns how many bytes it gave; more than target.length
  * when it had more (reading stops at the first chunk past the end). A byte stream (a Blob's, or
@@ -90,9 +103,10 @@ const spareBuffers: ArrayBuffer[] = [];
  * buffer: no allocation per chunk (a 2.3 GB model streamed through fresh chunks left hundreds of
  * MiB for the GC), and Chromium delivers a Blob faster this way than through
  * blob.arrayBuffer() (docs/perf-log.md, "Storage choices"). Other streams use the default reader. A
- * failed read rejects with the stream's error. The stream is cancelled unless read to its end.
+ * failed read rejects with the stream's error; with `stallMs`, a read that gets nothing for that
+ * long rejects with StreamStalled. The stream is cancelled unless read to its end.
  */
-export async function readStreamInto(stream: ReadableStream<Uint8Array>, target: Uint8Array): Promise<number> {
+export async function readStreamInto(stream: ReadableStream<Uint8Array>, target: Uint8Array, stallMs?: number): Promise<number> {
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = stream.getReader({ mode: 'byob' });
@@ -104,14 +118,16 @@ export async function readStreamInto(stream: ReadableStream<Uint8Array>, target:
   let filled = 0, ended = false;
   try {
     for (;;) {
-      let result: ReadableStreamReadResult<Uint8Array>;
+      let pending: Promise<ReadableStreamReadResult<Uint8Array>>;
       if (byob) {
         const room = Math.max(1, Math.min(buffer!.byteLength, target.length - filled));
-        result = await byob.read(new Uint8Array(buffer!, 0, room));
-        buffer = result.value?.buffer as ArrayBuffer | undefined;  // the stream hands the (transferred) buffer back
+        pending = byob.read(new Uint8Array(buffer!, 0, room));
+        buffer = undefined; // lent to the stream until the read gives it back
       } else {
-        result = await plain!.read();
+        pending = plain!.read();
       }
+      const result = stallMs === undefined ? await pending : await withinTime(pending, stallMs, () => new StreamStalled(filled));
+      if (byob) buffer = result.value?.buffer as ArrayBuffer | undefined; // the (transferred) buffer handed back
       if (result.done) {
         ended = true;
         return filled;
@@ -128,7 +144,31 @@ export async function readStreamInto(stream: ReadableStream<Uint8Array>, target:
   }
 }
 
-/** Copies `blob` into `target` (up to its length) and returns how many bytes the blob gave. */
-export function readBlobInto(blob: Blob, target: Uint8Array): Promise<number> {
-  return readStreamInto(blob.stream(), target);
+/**
+ * Copies `blob` into `target` (up to its length) and returns how many bytes the blob gave. A
+ * read that stalls is restarted from where it stopped, on a fresh stream; one that stalls
+ * BLOB_READ_TRIES times fails with GGUFError 'read-stalled' instead of waiting forever.
+ */
+export async function readBlobInto(blob: Blob, target: Uint8Array, stallMs = BLOB_STALL_MS): Promise<number> {
+  let filled = 0;
+  for (let tries = 1; ; tries++) {
+    const rest = filled === 0 ? blob : blob.slice(filled);
+    try {
+      return filled + await readStreamInto(rest.stream(), target.subarray(filled), stallMs);
+    } catch (error) {
+      if (!(error instanceof StreamStalled)) throw error;
+      filled += error.filled;
+      if (tries === BLOB_READ_TRIES) {
+        throw new GGUFError('read-stalled', `the browser stopped giving the bytes of a file (${filled} of ${blob.size} read, ` +
+          `${tries} tries of ${Math.round(stallMs / 1000)} s each without a byte): reload the page and try again`);
+      }
+    }
+  }
+}
+
+/** `pending`, or a rejection with `timeout()` when it has not settled after `ms`. */
+function withinTime<T>(pending: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout()), ms)));
+  return Promise.race([pending, late]).finally(() => clearTimeout(timer));
 }

@@ -15,7 +15,8 @@ export type GGUFErrorCode =
   | 'tensor-out-of-bounds' // a tensor's data runs past the end of the file
   | 'tensor-overlap' // two tensors share bytes
   | 'unsupported-architecture' // general.architecture is not one we run
-  | 'missing-key'; // a required metadata key is absent
+  | 'missing-key' // a required metadata key is absent
+  | 'read-stalled'; // the source stopped delivering bytes, and did again each time the read was restarted
 
 export class GGUFError extends Error {
   readonly code: GGUFErrorCode;

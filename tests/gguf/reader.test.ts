@@ -682,6 +682,64 @@ describe('byte sources', () => {
     expect(await readBlobInto(new Blob([data.subarray(0, 12)]), new Uint8Array(10))).toBeGreaterThan(10);
   });
 
+  // Chromium sometimes leaves a Blob's stream waiting forever; a fresh stream of the same bytes
+  // reads at once. A Blob whose streams stall after some bytes stands in for that browser.
+  class StallingBlob extends Blob {
+    streams = 0;
+    constructor(private readonly data: Uint8Array<ArrayBuffer>, private readonly stalls: number, private readonly byteStream: boolean) {
+      super([data]);
+    }
+
+    override slice(start = 0): Blob {
+      return Object.assign(new Blob([this.data.subarray(start)]), { stream: () => this.stallingStream(start) });
+    }
+
+    override stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
+      return this.stallingStream(0);
+    }
+
+    private stallingStream(start: number): ReadableStream<Uint8Array<ArrayBuffer>> {
+      const stalls = this.streams++ < this.stalls;
+      const data = this.data.slice(start);
+      let at = 0;
+      const piece = 1000; // a few pieces arrive, then (for a stalling stream) nothing more
+      const pull = (controller: ReadableStreamDefaultController<Uint8Array> | ReadableByteStreamController) => {
+        if (stalls && at >= 2 * piece) return new Promise<void>(() => undefined);
+        if (at >= data.length) {
+          controller.close();
+          // A byte stream's pending BYOB read ends only once answered (with no bytes).
+          if ('byobRequest' in controller) controller.byobRequest?.respond(0);
+          return;
+        }
+        (controller as ReadableStreamDefaultController<Uint8Array>).enqueue(data.slice(at, at + piece)); // the same call on both kinds
+        at += piece;
+      };
+      return (this.byteStream
+        ? new ReadableStream({ type: 'bytes', pull })
+        : new ReadableStream<Uint8Array>({ pull })) as ReadableStream<Uint8Array<ArrayBuffer>>;
+    }
+  }
+
+  for (const byteStream of [true, false]) {
+    it(`restarts a Blob read that stalls where it stopped, and fails with 'read-stalled' when it keeps stalling (${byteStream ? 'byte' : 'plain'} stream)`, async () => {
+      const data = new Uint8Array(10_000);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+      const twice = new StallingBlob(data, 2, byteStream);
+      const target = new Uint8Array(data.length);
+      expect(await readBlobInto(twice, target, 50)).toBe(data.length);
+      expect(twice.streams).toBe(3);
+      expect(Buffer.compare(target, data)).toBe(0);
+
+      const always = new StallingBlob(data, Infinity, byteStream);
+      const started = performance.now();
+      const failure = await readBlobInto(always, new Uint8Array(data.length), 50).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(GGUFError);
+      expect(failure).toMatchObject({ code: 'read-stalled', message: expect.stringMatching(/8000 of 10000 read, 4 tries/) });
+      expect(always.streams).toBe(4);
+      expect(performance.now() - started).toBeLessThan(5_000);
+    });
+  }
+
   it('ArrayBuffer, Uint8Array view, Blob and file give identical results', async () => {
     const spec = sampleSpec(3, undefined, 42);
     const bytes = encodeGGUF(spec);
