@@ -13,7 +13,7 @@ import { ChatPrompt } from '../tokenizer/chat-prompt.ts';
 import { ChatTemplate, ChatTemplateError } from '../tokenizer/chat-template.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { ByteSource } from '../gguf/byte-source.ts';
-import { sharedPrefix, type PromptCache } from '../storage/prompt-cache.ts';
+import { newSnapshotId, sharedPrefix, type PromptCache } from '../storage/prompt-cache.ts';
 import { Sha256 } from '../storage/sha256.ts';
 import { collectCompletion, reportPromptProgress } from './completion.ts';
 import { EngineError } from './errors.ts';
@@ -46,6 +46,8 @@ interface Loaded {
   grammar?: Promise<GrammarCompiler>;
   /** Names the file and cache layout saved caches must match (see modelKey); undefined: none kept. */
   promptCacheKey?: string;
+  /** The saved snapshot holding this cache's first tokens (`tokens`), which the next save grows. */
+  snapshot?: { id: string; tokens: number[] };
 }
 
 /** One generation; `stopped` is set by interrupt() or by a newer request taking the model. */
@@ -414,11 +416,13 @@ export class CpuEngine implements Engine {
     // At least the last prompt token runs, for its logits.
     const length = Math.min(found?.shared ?? 0, prompt.length - 1);
     if (!found || length <= reused) return reused;
-    const rows = await store.read(found.meta).catch(() => undefined);
+    const saved = await store.read(found.meta).catch(() => undefined);
     // While it read, a newer request may have taken the model: the cache is its now.
-    if (!rows || stopped()) return reused;
-    loaded.model.restoreCache(rows, length);
+    if (!saved || stopped()) return reused;
+    loaded.model.restoreCache(saved.rows, length, saved.partEnds);
     this.cachedTokens = prompt.slice(0, length);
+    // Put back whole, the snapshot grows with this conversation; cut, the next save makes a new one.
+    loaded.snapshot = length === found.meta.tokens.length ? { id: found.meta.id, tokens: this.cachedTokens.slice() } : undefined;
     return length;
   }
 
@@ -432,8 +436,22 @@ export class CpuEngine implements Engine {
     const length = Math.min(this.cachedTokens.length, Math.floor(store.maxBytes / loaded.model.cacheBytesPerToken));
     if (length < MIN_SAVED_TOKENS) return;
     const tokens = this.cachedTokens.slice(0, length);
-    const rows = loaded.model.saveCache(tokens.length);
-    void store.save(key, tokens, rows).catch(() => undefined); // not kept (storage full, or gone): the next visit reads the prompt
+    // Not kept (storage full, or gone): the next visit reads the prompt.
+    const lost = () => {
+      if (loaded.snapshot?.tokens === tokens) loaded.snapshot = undefined;
+    };
+    const grown = loaded.snapshot;
+    if (grown && grown.tokens.length <= length && sharedPrefix(grown.tokens, tokens) === grown.tokens.length) {
+      // The conversation went on from what was saved: only its new rows are copied and written.
+      const rows = loaded.model.saveCache(grown.tokens.length, length);
+      loaded.snapshot = { id: grown.id, tokens };
+      void store.extend(grown.id, tokens, rows).then((kept) => kept || lost(), lost);
+      return;
+    }
+    const rows = loaded.model.saveCache(0, length);
+    const id = newSnapshotId();
+    loaded.snapshot = { id, tokens };
+    void store.save(key, tokens, rows, id).then((kept) => kept || lost(), lost);
   }
 
   /** Forgets cached positions from `length` on (the cache and `cachedTokens` together). */

@@ -216,40 +216,52 @@ export class Qwen3Model {
   }
 
   /**
-   * A copy of the cache's first `length` positions (every layer's key rows, then its value rows),
-   * to put back with `restoreCache` in a model of the same file and cache type.
+   * A copy of the cache's positions from..to (every layer's key rows, then its value rows), to put
+   * back with `restoreCache` in a model of the same file and cache type. Saved in parts (0..a,
+   * a..b, …), one conversation's cache grows by its new rows only.
    */
-  saveCache(length = this.position): Uint8Array {
-    if (!(Number.isInteger(length) && length >= 0 && length <= this.position)) throw new RangeError(`saveCache(${length}): the cache holds ${this.position} tokens`);
+  saveCache(from = 0, to = this.position): Uint8Array {
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= this.position)) {
+      throw new RangeError(`saveCache(${from}, ${to}): the cache holds ${this.position} tokens`);
+    }
     const { kRow, vRow } = this.cacheRowBytes();
-    const out = new Uint8Array(length * (kRow + vRow) * this.layers.length);
+    const out = new Uint8Array((to - from) * (kRow + vRow) * this.layers.length);
     const bytes = this.kernels.bytes();
     let o = 0;
     for (const L of this.layers) {
-      out.set(bytes.subarray(L.cacheK, L.cacheK + length * kRow), o);
-      o += length * kRow;
-      out.set(bytes.subarray(L.cacheV, L.cacheV + length * vRow), o);
-      o += length * vRow;
+      out.set(bytes.subarray(L.cacheK + from * kRow, L.cacheK + to * kRow), o);
+      o += (to - from) * kRow;
+      out.set(bytes.subarray(L.cacheV + from * vRow, L.cacheV + to * vRow), o);
+      o += (to - from) * vRow;
     }
     return out;
   }
 
-  /** Puts back `length` positions saved by `saveCache`; the cache then holds exactly those. */
-  restoreCache(saved: Uint8Array, length: number): void {
+  /**
+   * Puts back the first `length` positions of parts saved by `saveCache` one after another:
+   * `partEnds` are the positions each part ends at (default: one part). The cache then holds
+   * exactly those positions.
+   */
+  restoreCache(saved: Uint8Array, length: number, partEnds?: readonly number[]): void {
     const { kRow, vRow } = this.cacheRowBytes();
     if (!(Number.isInteger(length) && length >= 0 && length <= this.contextLength)) throw new RangeError(`restoreCache: ${length} tokens do not fit the ${this.contextLength}-token context`);
     const stride = (kRow + vRow) * this.layers.length;
-    if (saved.length % stride !== 0 || saved.length / stride < length) {
-      throw new RangeError(`restoreCache: ${saved.length} bytes are not ${length} positions of this model's ${this.kvCache} cache`);
+    const ends = partEnds ?? [saved.length / stride];
+    const whole = ends.every((end, i) => Number.isInteger(end) && end > (i === 0 ? 0 : ends[i - 1]!));
+    if (!whole || saved.length % stride !== 0 || saved.length / stride !== ends.at(-1) || ends.at(-1)! < length) {
+      throw new RangeError(`restoreCache: ${saved.length} bytes in parts ending at ${ends.join(', ')} are not ${length} positions of this model's ${this.kvCache} cache`);
     }
-    const savedLength = saved.length / stride;
     const bytes = this.kernels.bytes();
-    let o = 0;
-    for (const L of this.layers) {
-      bytes.set(saved.subarray(o, o + length * kRow), L.cacheK);
-      o += savedLength * kRow;
-      bytes.set(saved.subarray(o, o + length * vRow), L.cacheV);
-      o += savedLength * vRow;
+    let o = 0, start = 0;
+    for (const end of ends) {
+      const count = end - start, used = Math.max(0, Math.min(end, length) - start);
+      for (const L of this.layers) {
+        bytes.set(saved.subarray(o, o + used * kRow), L.cacheK + start * kRow);
+        o += count * kRow;
+        bytes.set(saved.subarray(o, o + used * vRow), L.cacheV + start * vRow);
+        o += count * vRow;
+      }
+      start = end;
     }
     this.position = length;
   }

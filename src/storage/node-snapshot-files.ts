@@ -1,6 +1,6 @@
 // Prompt-cache snapshots in a directory (Node: the CLI, tests and benchmarks), the same files
 // the browser keeps in OPFS (see prompt-cache.ts).
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { snapshotFilesOver, type SnapshotFiles } from './prompt-cache.ts';
 
@@ -18,6 +18,10 @@ export function nodeSnapshotFiles(dir: string): SnapshotFiles {
     async write(name, bytes) {
       await ready;
       await writeFile(join(dir, name), bytes);
+    },
+    async append(name, bytes) {
+      await ready;
+      await appendFile(join(dir, name), bytes);
     },
     async remove(name) {
       await rm(join(dir, name), { force: true });

@@ -13,6 +13,8 @@ export interface SnapshotMeta {
   tokens: number[];
   bytes: number;
   lastUsed: number;
+  /** The file holds parts saved one after another, ending at these positions (absent: one part). */
+  partEnds?: number[];
 }
 
 /** Where snapshots are kept: an index and one file per snapshot. */
@@ -21,6 +23,8 @@ export interface SnapshotFiles {
   writeIndex(entries: SnapshotMeta[]): Promise<void>;
   read(id: string): Promise<Uint8Array | undefined>;
   write(id: string, bytes: Uint8Array): Promise<void>;
+  /** Adds `bytes` at the end of the snapshot's file. */
+  append(id: string, bytes: Uint8Array): Promise<void>;
   remove(id: string): Promise<void>;
 }
 
@@ -54,46 +58,65 @@ export class PromptCache {
     });
   }
 
-  /** The rows of `meta` (undefined if its file is gone); marks it used. */
-  read(meta: SnapshotMeta): Promise<Uint8Array | undefined> {
+  /**
+   * The rows of the snapshot `meta` names and where its parts end, as it stands now (it may have
+   * grown since it was found: its first tokens stay the same); undefined if its file is gone or
+   * cut short. Marks it used.
+   */
+  read(meta: SnapshotMeta): Promise<{ rows: Uint8Array; partEnds: number[] } | undefined> {
     return this.serial(async () => {
       const bytes = await this.files.read(meta.id);
       const entries = await this.index();
       const entry = entries.find((e) => e.id === meta.id);
-      if (!bytes || bytes.length !== meta.bytes) {
+      if (!entry) return undefined;
+      if (!bytes || bytes.length !== entry.bytes) {
         await this.drop(entries, meta.id);
         return undefined;
       }
-      if (entry) {
-        entry.lastUsed = Date.now();
-        await this.files.writeIndex(entries);
-      }
-      return bytes;
+      entry.lastUsed = Date.now();
+      await this.files.writeIndex(entries);
+      return { rows: bytes, partEnds: entry.partEnds ?? [entry.tokens.length] };
     });
   }
 
   /**
-   * Keeps `bytes` as the rows of `tokens`. Snapshots of the same model that this one extends (their
-   * tokens a prefix of these) are replaced; the least recently used go while over the budget.
+   * Keeps `bytes` as the rows of `tokens` under `id` (a fresh one by default: operations queue in
+   * order, so an extend(id) asked for right after this save finds it). Resolves to false when the
+   * rows are larger than the whole budget. Snapshots of the same model that this one extends
+   * (their tokens a prefix of these) are replaced; the least recently used go while over the budget.
    */
-  save(modelKey: string, tokens: readonly number[], bytes: Uint8Array): Promise<void> {
+  save(modelKey: string, tokens: readonly number[], bytes: Uint8Array, id = newSnapshotId()): Promise<boolean> {
     return this.serial(async () => {
-      if (bytes.length > this.maxBytes) return;
-      let entries = await this.index();
-      for (const old of entries.filter((e) => e.modelKey === modelKey && sharedPrefix(e.tokens, tokens) === e.tokens.length)) {
-        entries = await this.drop(entries, old.id);
-      }
-      const meta: SnapshotMeta = { id: randomId(), modelKey, tokens: [...tokens], bytes: bytes.length, lastUsed: Date.now() };
+      if (bytes.length > this.maxBytes) return false;
+      const meta: SnapshotMeta = { id, modelKey, tokens: [...tokens], bytes: bytes.length, lastUsed: Date.now() };
+      let entries = await this.dropPrefixesOf(meta, await this.index());
       await this.files.write(meta.id, bytes);
       entries.push(meta);
-      entries.sort((a, b) => a.lastUsed - b.lastUsed);
-      let total = entries.reduce((sum, e) => sum + e.bytes, 0);
-      while (total > this.maxBytes && entries.length > 1) {
-        const oldest = entries[0]!;
-        total -= oldest.bytes;
-        entries = await this.drop(entries, oldest.id);
-      }
+      entries = await this.keepWithinBudget(entries);
       await this.files.writeIndex(entries);
+      return true;
+    });
+  }
+
+  /**
+   * Grows snapshot `id` to hold `tokens`, given the rows of the positions past its own tokens
+   * (which must be a prefix of `tokens`): only the new rows are written. Resolves to false, and
+   * changes nothing, when the snapshot is gone or holds other tokens.
+   */
+  extend(id: string, tokens: readonly number[], bytes: Uint8Array): Promise<boolean> {
+    return this.serial(async () => {
+      let entries = await this.index();
+      const meta = entries.find((e) => e.id === id);
+      if (!meta || sharedPrefix(meta.tokens, tokens) !== meta.tokens.length || meta.bytes + bytes.length > this.maxBytes) return false;
+      if (tokens.length === meta.tokens.length) return true;
+      await this.files.append(id, bytes);
+      meta.partEnds = [...(meta.partEnds ?? [meta.tokens.length]), tokens.length];
+      meta.tokens = [...tokens];
+      meta.bytes += bytes.length;
+      meta.lastUsed = Date.now();
+      entries = await this.keepWithinBudget(await this.dropPrefixesOf(meta, entries));
+      await this.files.writeIndex(entries);
+      return true;
     });
   }
 
@@ -105,6 +128,25 @@ export class PromptCache {
   private async index(): Promise<SnapshotMeta[]> {
     const entries = await this.files.readIndex().catch(() => undefined);
     return Array.isArray(entries) ? entries.filter(isMeta) : [];
+  }
+
+  /** `entries` less the other snapshots of the same model whose tokens `meta`'s begin with. */
+  private async dropPrefixesOf(meta: SnapshotMeta, entries: SnapshotMeta[]): Promise<SnapshotMeta[]> {
+    for (const old of entries.filter((e) => e.id !== meta.id && e.modelKey === meta.modelKey && sharedPrefix(e.tokens, meta.tokens) === e.tokens.length)) {
+      entries = await this.drop(entries, old.id);
+    }
+    return entries;
+  }
+
+  /** `entries` less the least recently used while they take more than the budget (the newest always stays). */
+  private async keepWithinBudget(entries: SnapshotMeta[]): Promise<SnapshotMeta[]> {
+    entries.sort((a, b) => a.lastUsed - b.lastUsed);
+    let total = entries.reduce((sum, e) => sum + e.bytes, 0);
+    while (total > this.maxBytes && entries.length > 1) {
+      total -= entries[0]!.bytes;
+      entries = await this.drop(entries, entries[0]!.id);
+    }
+    return entries;
   }
 
   private async drop(entries: SnapshotMeta[], id: string): Promise<SnapshotMeta[]> {
@@ -132,10 +174,13 @@ export function sharedPrefix(a: readonly number[], b: readonly number[]): number
 function isMeta(value: unknown): value is SnapshotMeta {
   const m = value as SnapshotMeta;
   return typeof m === 'object' && m !== null && typeof m.id === 'string' && /^[a-z0-9]+$/.test(m.id) && typeof m.modelKey === 'string' &&
-    Array.isArray(m.tokens) && Number.isSafeInteger(m.bytes) && typeof m.lastUsed === 'number';
+    Array.isArray(m.tokens) && Number.isSafeInteger(m.bytes) && typeof m.lastUsed === 'number' &&
+    (m.partEnds === undefined || (Array.isArray(m.partEnds) && m.partEnds.at(-1) === m.tokens.length &&
+      m.partEnds.every((end, i) => Number.isSafeInteger(end) && end > (i === 0 ? 0 : m.partEnds![i - 1]!))));
 }
 
-function randomId(): string {
+/** A name for a new snapshot (its file's name, too). */
+export function newSnapshotId(): string {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 2 ** 40).toString(36)}`;
 }
 
@@ -151,6 +196,7 @@ export function deferredSnapshotFiles(files: Promise<SnapshotFiles | undefined>)
     writeIndex: async (entries) => (await get()).writeIndex(entries),
     read: async (id) => (await files.catch(() => undefined))?.read(id),
     write: async (id, bytes) => (await get()).write(id, bytes),
+    append: async (id, bytes) => (await get()).append(id, bytes),
     remove: async (id) => (await get()).remove(id),
   };
 }
@@ -183,7 +229,31 @@ export async function opfsSnapshotFiles(folder = 'qwen-web-prompt-cache'): Promi
       throw error;
     }
   };
-  return snapshotFilesOver({ read: readFile, write: writeFile, remove: (name) => dir.removeEntry(name) });
+  const appendFile = async (name: string, bytes: Uint8Array): Promise<void> => {
+    const handle = await dir.getFileHandle(name);
+    // In a worker, a sync access handle writes in place; a writable stream would first copy the whole file.
+    if ('createSyncAccessHandle' in handle && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined') {
+      const access = await handle.createSyncAccessHandle();
+      try {
+        const at = access.getSize();
+        if (access.write(bytes as Uint8Array<ArrayBuffer>, { at }) !== bytes.length) throw new Error(`${name}: short write`);
+        access.flush();
+      } finally {
+        access.close();
+      }
+      return;
+    }
+    const writable = await handle.createWritable({ keepExistingData: true });
+    try {
+      await writable.seek((await handle.getFile()).size);
+      await writable.write(bytes as Uint8Array<ArrayBuffer>);
+      await writable.close();
+    } catch (error) {
+      await writable.abort().catch(() => undefined);
+      throw error;
+    }
+  };
+  return snapshotFilesOver({ read: readFile, write: writeFile, append: appendFile, remove: (name) => dir.removeEntry(name) });
 }
 
 /** Named files of a folder, the little a snapshot store needs. */
@@ -191,6 +261,7 @@ export interface FileOps {
   /** The file's bytes, or undefined if there is none. */
   read(name: string): Promise<Uint8Array | undefined>;
   write(name: string, bytes: Uint8Array): Promise<void>;
+  append(name: string, bytes: Uint8Array): Promise<void>;
   remove(name: string): Promise<void>;
 }
 
@@ -204,6 +275,7 @@ export function snapshotFilesOver(files: FileOps): SnapshotFiles {
     writeIndex: (entries) => files.write('index.json', new TextEncoder().encode(JSON.stringify(entries))),
     read: (id) => files.read(`${id}.kv`),
     write: (id, bytes) => files.write(`${id}.kv`, bytes),
+    append: (id, bytes) => files.append(`${id}.kv`, bytes),
     remove: (id) => files.remove(`${id}.kv`),
   };
 }

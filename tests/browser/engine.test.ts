@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ViteDevServer } from 'vite';
 import { CpuEngine } from '../../src/engine/cpu-engine.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelInfo } from '../../src/engine/types.ts';
+import type { SnapshotMeta } from '../../src/storage/prompt-cache.ts';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { JSON_SCHEMAS, schemaRequest } from '../engine/json-schemas.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
@@ -357,8 +358,13 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     const options = { build: 'simd128', contextLength: CONTEXT }; // Node's build: caches are kept per build
     expect((await api<LoadReport>('load', { kind: 'cached', id: modelUrl }, options)).error).toBeUndefined();
     const opening = ask('The keeper counted the waves and the ships and the gulls. '.repeat(12), { temperature: 0, max_tokens: 10 });
-    const first = await api<{ completion: ChatCompletion }>('complete', opening);
-    const promptTokens = first.completion.usage.prompt_tokens;
+    const first = await api<{ completion: ChatCompletion; error?: ErrorReport }>('complete', opening);
+    expect(first.error).toBeUndefined();
+    // A second turn grows the saved cache by its new rows (appended in place to the OPFS file).
+    const secondTurn: ChatCompletionRequest = { ...opening, messages: [...opening.messages, { role: 'assistant', content: first.completion.choices[0].message.content }, { role: 'user', content: 'And then?' }] };
+    const second = await api<{ completion: ChatCompletion; error?: ErrorReport }>('complete', secondTurn);
+    expect(second.error).toBeUndefined();
+    const promptTokens = second.completion.usage.prompt_tokens;
     // The page reloads: a new page of the same origin, a new worker, the model from the store.
     const reloaded = await chromium.newPage();
     try {
@@ -368,18 +374,23 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
         (window as unknown as { engineApi: Record<string, (...x: unknown[]) => Promise<T>> }).engineApi[m as string](...(a as unknown[])), [method, args] as const);
       const loaded = await call<LoadReport>('load', { kind: 'cached', id: modelUrl }, options);
       expect(loaded.error).toBeUndefined();
-      const followUp: ChatCompletionRequest = { ...opening, messages: [...opening.messages, { role: 'assistant', content: first.completion.choices[0].message.content }, { role: 'user', content: 'And then?' }] };
+      const followUp: ChatCompletionRequest = { ...opening, messages: [...secondTurn.messages, { role: 'assistant', content: second.completion.choices[0].message.content }, { role: 'user', content: 'Why?' }] };
       const { completion } = await call<{ completion: ChatCompletion }>('complete', followUp);
       expect(completion.usage.extra.cached_prompt_tokens).toBeGreaterThanOrEqual(promptTokens);
       expect(completion.choices[0].message.content).toBe((await nodeComplete(followUp)).choices[0].message.content);
       const kept = await reloaded.evaluate(async () => {
         const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('qwen-web-prompt-cache');
-        const names: string[] = [];
-        for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
-        return names.sort();
+        const files: Record<string, number> = {};
+        for await (const [name, handle] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemFileHandle]> }).entries()) {
+          files[name] = (await handle.getFile()).size;
+        }
+        const index = JSON.parse(await (await (await dir.getFileHandle('index.json')).getFile()).text()) as SnapshotMeta[];
+        return { files, index };
       });
-      expect(kept).toContain('index.json');
-      expect(kept.filter((n) => n.endsWith('.kv')).length).toBeGreaterThan(0);
+      // The snapshot this conversation grew: saved whole once, then by parts; its file holds every part.
+      const grown = kept.index.find((meta) => (meta.partEnds?.length ?? 0) >= 2);
+      expect(grown).toBeDefined();
+      expect(kept.files[`${grown!.id}.kv`]).toBe(grown!.bytes);
     } finally {
       await reloaded.close();
     }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuEngine } from '../../src/engine/cpu-engine.ts';
 import type { ChatCompletion, ChatCompletionRequest, ChatMessage } from '../../src/engine/types.ts';
 import { nodeSnapshotFiles } from '../../src/storage/node-snapshot-files.ts';
-import { PromptCache, type SnapshotFiles } from '../../src/storage/prompt-cache.ts';
+import { PromptCache, newSnapshotId, type SnapshotFiles } from '../../src/storage/prompt-cache.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { SHAPES } from '../fixtures/models.ts';
 
@@ -71,6 +71,37 @@ describe('a conversation continued by a new engine (a reload)', () => {
     expect(answer.choices[0].message.content).toBe((await coldAnswer('tiny-f32', followUp)).choices[0].message.content);
   }, 120_000);
 
+  it('grows the saved cache by each answer\'s new rows, and a reload continues from all its parts as a cold engine', async () => {
+    const written = { whole: 0, appended: 0 };
+    const files = nodeSnapshotFiles(join(dir, 'grown'));
+    const counted: SnapshotFiles = {
+      ...files,
+      write: (id, bytes) => ((written.whole += bytes.length), files.write(id, bytes)),
+      append: (id, bytes) => ((written.appended += bytes.length), files.append(id, bytes)),
+    };
+    const cache = new PromptCache(counted);
+    const engine = await engineWith('tiny-f32', cache);
+    const { nLayers, nKvHeads, headDim } = SHAPES.tiny;
+    const perToken = nLayers * nKvHeads * headDim * 2 * 2; // f16 keys and values of every layer
+    const history: ChatMessage[] = [user(LONG)];
+    for (const question of ['And then?', 'Why?']) {
+      const answer = await engine.chat.completions.create(greedy(history));
+      history.push(assistant(answer.choices[0].message.content), user(question));
+    }
+    const [entry, ...others] = await cache.entries();
+    expect(others).toEqual([]);
+    // One whole save, then one part per answer after it: every byte written once.
+    expect(entry!.partEnds).toHaveLength(2);
+    expect(written.whole).toBe(entry!.partEnds![0]! * perToken);
+    expect(written.appended).toBe((entry!.partEnds![1]! - entry!.partEnds![0]!) * perToken);
+    expect(entry!.bytes).toBe(entry!.tokens.length * perToken);
+
+    const again = await engineWith('tiny-f32', new PromptCache(nodeSnapshotFiles(join(dir, 'grown'))));
+    const answer = await again.chat.completions.create(greedy(history));
+    expect(answer.usage.extra.cached_prompt_tokens).toBe(entry!.tokens.length);
+    expect(answer.choices[0].message.content).toBe((await coldAnswer('tiny-f32', greedy(history))).choices[0].message.content);
+  }, 120_000);
+
   it('never uses a cache saved for another model file', async () => {
     const store = join(dir, 'models');
     const cache = new PromptCache(nodeSnapshotFiles(store));
@@ -129,6 +160,7 @@ describe('PromptCache', () => {
       writeIndex: async (entries) => void (index = structuredClone(entries)),
       read: async (id) => blobs.get(id),
       write: async (id, bytes) => void blobs.set(id, bytes),
+      append: async (id, bytes) => void blobs.set(id, new Uint8Array([...blobs.get(id)!, ...bytes])),
       remove: async (id) => void blobs.delete(id),
     };
   }
@@ -143,7 +175,7 @@ describe('PromptCache', () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     const a = await cache.find('m', [1, 2, 3, 4]);
     expect(a?.shared).toBe(3);
-    expect(await cache.read(a!.meta)).toEqual(bytes(100, 1)); // [1, 2, 3] is now the newer
+    expect((await cache.read(a!.meta))?.rows).toEqual(bytes(100, 1)); // [1, 2, 3] is now the newer
     await new Promise((resolve) => setTimeout(resolve, 5));
     await cache.save('m', [5, 5, 5], bytes(100, 3));
     expect((await cache.entries()).map((e) => e.tokens)).toEqual([[1, 2, 3], [5, 5, 5]]);
@@ -159,6 +191,28 @@ describe('PromptCache', () => {
     expect((await cache.find('m', [1, 2, 9]))?.shared).toBe(2);
     expect(await cache.find('m', [4, 5])).toBeUndefined();
     expect(await cache.find('none', [1, 2, 3])).toBeUndefined();
+  });
+
+  it('grows a snapshot by its new rows only; refuses to grow one that is gone, holds other tokens or would pass the budget', async () => {
+    const files = memoryFiles();
+    const cache = new PromptCache(files, { maxBytes: 100 });
+    const id = newSnapshotId();
+    expect(await cache.save('m', [1, 2, 3], bytes(30, 1), id)).toBe(true);
+    await cache.save('m', [1, 2], bytes(20, 7)); // another snapshot, which the grown one will extend
+    expect(await cache.extend(id, [1, 2, 3, 4, 5], bytes(20, 2))).toBe(true);
+    expect(await cache.extend(id, [1, 2, 3, 4, 5, 6], bytes(10, 3))).toBe(true);
+    const [entry, ...others] = await cache.entries();
+    expect(others).toEqual([]);
+    expect(entry).toMatchObject({ id, tokens: [1, 2, 3, 4, 5, 6], bytes: 60, partEnds: [3, 5, 6] });
+    expect(await cache.read(entry!)).toEqual({ rows: new Uint8Array([...bytes(30, 1), ...bytes(20, 2), ...bytes(10, 3)]), partEnds: [3, 5, 6] });
+
+    expect(await cache.extend(id, [1, 2, 9, 9, 9, 9, 9], bytes(10, 4))).toBe(false); // not its continuation
+    expect(await cache.extend(id, [1, 2, 3, 4, 5, 6, 7], bytes(50, 4))).toBe(false); // 110 bytes > 100
+    expect(await cache.extend('gone', [1, 2, 3], bytes(10, 4))).toBe(false);
+    expect(files.blobs.get(id)!.length).toBe(60);
+    // A part list that does not end at the snapshot's last token is not a snapshot.
+    await files.writeIndex([{ ...entry!, partEnds: [3, 5] }]);
+    expect(await cache.entries()).toEqual([]);
   });
 
   it('drops an entry whose file is gone or cut short, and reads a damaged index as empty', async () => {
