@@ -101,7 +101,7 @@ export class PromptCache {
   /**
    * Grows snapshot `id` to hold `tokens`, given the rows of the positions past its own tokens
    * (which must be a prefix of `tokens`): only the new rows are written. Resolves to false, and
-   * changes nothing, when the snapshot is gone or holds other tokens.
+   * changes nothing, when the snapshot is gone, holds other tokens, or would outgrow the budget.
    */
   extend(id: string, tokens: readonly number[], bytes: Uint8Array): Promise<boolean> {
     return this.serial(async () => {
@@ -219,9 +219,11 @@ export async function opfsSnapshotFiles(folder = 'qwen-web-prompt-cache'): Promi
       return undefined;
     }
   };
-  const writeFile = async (name: string, bytes: Uint8Array): Promise<void> => {
-    const writable = await (await dir.getFileHandle(name, { create: true })).createWritable();
+  /** Writes `bytes` at `at` (the start by default) through a writable stream: all of them, or the file as it was. */
+  const writeThrough = async (handle: FileSystemFileHandle, bytes: Uint8Array, at?: number): Promise<void> => {
+    const writable = await handle.createWritable({ keepExistingData: at !== undefined });
     try {
+      if (at !== undefined) await writable.seek(at);
       await writable.write(bytes as Uint8Array<ArrayBuffer>);
       await writable.close();
     } catch (error) {
@@ -229,6 +231,8 @@ export async function opfsSnapshotFiles(folder = 'qwen-web-prompt-cache'): Promi
       throw error;
     }
   };
+  const writeFile = async (name: string, bytes: Uint8Array): Promise<void> =>
+    writeThrough(await dir.getFileHandle(name, { create: true }), bytes);
   const appendFile = async (name: string, bytes: Uint8Array): Promise<void> => {
     const handle = await dir.getFileHandle(name);
     // In a worker, a sync access handle writes in place; a writable stream would first copy the whole file.
@@ -243,15 +247,7 @@ export async function opfsSnapshotFiles(folder = 'qwen-web-prompt-cache'): Promi
       }
       return;
     }
-    const writable = await handle.createWritable({ keepExistingData: true });
-    try {
-      await writable.seek((await handle.getFile()).size);
-      await writable.write(bytes as Uint8Array<ArrayBuffer>);
-      await writable.close();
-    } catch (error) {
-      await writable.abort().catch(() => undefined);
-      throw error;
-    }
+    await writeThrough(handle, bytes, (await handle.getFile()).size);
   };
   return snapshotFilesOver({ read: readFile, write: writeFile, append: appendFile, remove: (name) => dir.removeEntry(name) });
 }

@@ -297,12 +297,12 @@ export function resolveLang(value: string | null | undefined): Lang {
   return value && /^zh\b/i.test(value) ? 'zh' : 'en';
 }
 
-/** A string of `lang` with `{name}` placeholders filled. */
 /** A count with the language's digit grouping: 4096 → "4,096". */
 export function formatCount(lang: Lang, n: number): string {
   return n.toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-US');
 }
 
+/** A string of `lang` with `{name}` placeholders filled. */
 export function t(lang: Lang, key: StringKey, values: Record<string, string | number> = {}): string {
   return STRINGS[lang][key].replace(/\{(\w+)\}/g, (whole, name: string) =>
     name in values ? String(values[name]) : whole,

@@ -178,7 +178,6 @@ describe('long context vs llama.cpp', () => {
   }, 300_000);
 });
 
-
 describe('q8_0 KV cache vs llama.cpp (--cache-type-k/v q8_0, flash attention)', () => {
   const CONTEXT = 4800;
   const POSITIONS = [0, 31, 63, 700, 4700];

@@ -1,6 +1,7 @@
 // Our Qwen3 forward pass against llama.cpp (node-llama-cpp 3.21.1) on the same GGUF files:
 // a 64-token prompt and 64 greedy steps, per fixture type, on two model shapes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argmax } from '../../src/engine/sampler.ts';
 import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
 import { ModelError } from '../../src/model/errors.ts';
 import { Qwen3Model } from '../../src/model/qwen3.ts';
@@ -54,12 +55,6 @@ const PROMPT_TEXT =
   'The lighthouse keeper wrote in her log every night: wind from the north-east, 14 knots; ' +
   'two ships passed. 灯塔看守人每天晚上都写日志。 function add(a, b) { return a + b; } // 42 ✓ ' +
   'She wondered whether anyone would ever read it, and decided it did not matter.';
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
 
 /** Worst difference over llama.cpp's top-k tokens at one position. */
 function worstError(ours: Float64Array, theirs: TopLogProbs): number {

@@ -11,7 +11,7 @@ export function fillCacheTo(model: Qwen3Model, depth: number): void {
   if (depth > model.contextLength) throw new RangeError(`fillCacheTo(${depth}): the context holds ${model.contextLength} tokens`);
   const layers = model.config.nLayers;
   const row = model.cacheBytesPerToken / (2 * layers); // one position's keys (or values) in one layer
-  const saved = model.saveCache(held); // per layer: `held` key rows, then `held` value rows
+  const saved = model.saveCache(0, held); // per layer: `held` key rows, then `held` value rows
   const filled = new Uint8Array(depth * row * 2 * layers);
   for (let l = 0, o = 0; l < layers; l++) {
     for (const part of [0, 1]) {
