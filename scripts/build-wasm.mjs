@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Builds the two kernel modules from wasm/*.c:
-//   wasm/build/qwen-simd128.wasm  emcc (clang) -msimd128, linked with wasm-ld
-//   wasm/build/qwen-relaxed.wasm  @yowasp/clang (clang 22) -mrelaxed-simd, its own wasm-ld
-// No emscripten JS glue: the modules import `env.memory` (shared, max 4 GiB)
-// and export their functions, __stack_pointer and __heap_base.
+// Builds the kernel modules from wasm/*.c:
+//   wasm/build/qwen-simd128.wasm   emcc (clang) -msimd128, linked with wasm-ld
+//   wasm/build/qwen-relaxed.wasm   @yowasp/clang (clang 22) -mrelaxed-simd, its own wasm-ld
+//   wasm/build/qwen-relaxed64.wasm the same as wasm64 (memory64: 8-byte pointers, up to 16 GiB)
+// No emscripten JS glue: the modules import `env.memory` (shared, max 4 GiB; 16 GiB for
+// memory64) and export their functions, __stack_pointer and __heap_base.
 //
 //   node scripts/build-wasm.mjs            build into wasm/build/
 //   node scripts/build-wasm.mjs --check    rebuild into a temp dir, exit 1 if the
 //                                          committed files differ
-//   node scripts/build-wasm.mjs --only simd128|relaxed
+//   node scripts/build-wasm.mjs --only simd128|relaxed|relaxed64
 //
 // Tools: EMCC (default `emcc` on PATH) and WASM_LD (default: `wasm-ld`,
 // `wasm-ld-14`, or the wasm-ld next to emsdk's LLVM, in that order).
@@ -22,7 +23,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const wasmDir = join(root, 'wasm');
 const committedDir = join(wasmDir, 'build');
 
-// The two builds differ in one file each: their dot-product kernels and layout table.
+// The SIMD builds differ in one file each: their dot-product kernels and layout table.
 const COMMON_SOURCES = ['libc.c', 'quantize.c', 'weights.c', 'dot_ref.c', 'matmul.c', 'ops.c', 'attention.c', 'pool.c'];
 const SOURCES = { simd128: [...COMMON_SOURCES, 'dot_simd128.c'], relaxed: [...COMMON_SOURCES, 'dot_relaxed.c'] };
 const HEADERS = ['kernels.h', 'quants.h', 'dot_simd.h'];
@@ -34,10 +35,11 @@ const HEADERS = ['kernels.h', 'quants.h', 'dot_simd.h'];
 const CFLAGS = ['-O3', '-msimd128', '-matomics', '-mbulk-memory', '-mmutable-globals', '-ffreestanding',
   '-fvisibility=hidden', '-ffp-contract=off', '-Wall', '-Wextra'];
 const LDFLAGS = ['--no-entry', '--export-dynamic', '--shared-memory', '--import-memory',
-  '--max-memory=4294967296', '--export=__stack_pointer', '--export=__heap_base', '--stack-first',
-  '-z', 'stack-size=262144'];
+  '--export=__stack_pointer', '--export=__heap_base', '--stack-first', '-z', 'stack-size=262144'];
+// wasm32 addresses 4 GiB; memory64 up to the 16 GiB browsers allow a memory.
+const MAX_MEMORY = { wasm32: '--max-memory=4294967296', wasm64: '--max-memory=17179869184' };
 
-const OUTPUTS = { simd128: 'qwen-simd128.wasm', relaxed: 'qwen-relaxed.wasm' };
+const OUTPUTS = { simd128: 'qwen-simd128.wasm', relaxed: 'qwen-relaxed.wasm', relaxed64: 'qwen-relaxed64.wasm' };
 
 function run(cmd, args, opts = {}) {
   const env = { ...process.env };
@@ -76,14 +78,15 @@ function buildSimd128(outFile) {
       run(emcc, [...CFLAGS, '-c', src, '-o', obj], { cwd: wasmDir });
       return obj;
     });
-    run(wasmLd, [...LDFLAGS, '-o', outFile, ...objects]);
+    run(wasmLd, [...LDFLAGS, MAX_MEMORY.wasm32, '-o', outFile, ...objects]);
   } finally {
     rmSync(objDir, { recursive: true, force: true });
   }
   return `${run(emcc, ['--version']).split('\n')[0]}; ${run(wasmLd, ['--version']).split('\n')[0]}`;
 }
 
-async function buildRelaxed(outFile) {
+/** The relaxed build with @yowasp/clang, for wasm32 or (memory64) wasm64. */
+async function buildRelaxed(outFile, target = 'wasm32') {
   const { runClang, runLLVM } = await import('@yowasp/clang');
   const files = {};
   for (const f of [...SOURCES.relaxed, ...HEADERS]) files[f] = readFileSync(join(wasmDir, f));
@@ -95,7 +98,7 @@ async function buildRelaxed(outFile) {
   await runLLVM(null, {}, { fetchProgress: () => {} });  // load the toolchain quietly
   let tree;
   try {
-    tree = await runClang(['clang', '--target=wasm32', '-mrelaxed-simd', ...CFLAGS, '-c', ...SOURCES.relaxed], files, options);
+    tree = await runClang(['clang', `--target=${target}`, '-mrelaxed-simd', ...CFLAGS, '-c', ...SOURCES.relaxed], files, options);
   } catch (e) {
     throw new Error(`@yowasp/clang failed: ${e.message}\n${stderr}`);
   }
@@ -103,7 +106,8 @@ async function buildRelaxed(outFile) {
   const objFiles = Object.fromEntries(objects.map((o) => [o, tree[o]]));
   let linked;
   try {
-    linked = await runLLVM(['wasm-ld', ...LDFLAGS, '-o', 'out.wasm', ...objects], objFiles, options);
+    const addressing = target === 'wasm64' ? ['-mwasm64'] : [];
+    linked = await runLLVM(['wasm-ld', ...addressing, ...LDFLAGS, MAX_MEMORY[target], '-o', 'out.wasm', ...objects], objFiles, options);
   } catch (e) {
     throw new Error(`@yowasp/clang wasm-ld failed: ${e.message}\n${stderr}`);
   }
@@ -118,6 +122,7 @@ async function buildAll(outDir, only) {
   const tools = {};
   if (!only || only === 'simd128') tools.simd128 = buildSimd128(join(outDir, OUTPUTS.simd128));
   if (!only || only === 'relaxed') tools.relaxed = await buildRelaxed(join(outDir, OUTPUTS.relaxed));
+  if (!only || only === 'relaxed64') tools.relaxed64 = await buildRelaxed(join(outDir, OUTPUTS.relaxed64), 'wasm64');
   return tools;
 }
 
@@ -132,7 +137,7 @@ async function main() {
   const check = args.includes('--check');
   const onlyIndex = args.indexOf('--only');
   const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
-  if (only && !(only in OUTPUTS)) throw new Error(`--only takes simd128 or relaxed, not ${only}`);
+  if (only && !(only in OUTPUTS)) throw new Error(`--only takes ${Object.keys(OUTPUTS).join(', ')}, not ${only}`);
 
   if (!check) {
     const tools = await buildAll(committedDir, only);

@@ -163,6 +163,7 @@ export class CpuEngine implements Engine {
           kvCache: options.kvCache,
           threads: options.threads,
           build: options.build,
+          addressing: options.addressing,
           signal,
           onProgress: onProgress && ((loadedBytes, totalBytes) => onProgress({ phase: 'load', loadedBytes, totalBytes })),
         });
@@ -205,6 +206,7 @@ export class CpuEngine implements Engine {
       memoryBytes: model.memoryBytes,
       threads: model.kernels.threads,
       build: model.kernels.build,
+      addressing: model.kernels.memory64 ? 'memory64' : 'wasm32',
       supportsThinking: template.source.includes('enable_thinking'),
       loadMs,
     };

@@ -5,6 +5,7 @@
 // (@mlc-ai/web-llm).
 import type { KvCacheType } from '../model/kernels.ts';
 import type { KernelBuild } from '../model/kernel-platform.ts';
+import type { Addressing } from '../model/qwen3.ts';
 
 /** Where a model comes from. */
 export type ModelSpec =
@@ -67,6 +68,11 @@ export interface LoadOptions {
   threads?: number;
   /** Kernel build (CPU engine): 'auto' (default) picks relaxed SIMD where it works, else SIMD128. */
   build?: 'auto' | KernelBuild;
+  /**
+   * Memory addressing (CPU engine): 'auto' (default) runs wasm32 where the model and its context fit
+   * in 4 GiB and the memory64 kernels (up to 16 GiB) where they do not and the browser has memory64.
+   */
+  addressing?: 'auto' | Addressing;
   signal?: AbortSignal;
 }
 
@@ -88,6 +94,8 @@ export interface ModelInfo {
   threads?: number;
   /** Kernel build in use (CPU engine). */
   build?: KernelBuild;
+  /** Memory addressing in use (CPU engine): memory64 only where a context needs more than 4 GiB. */
+  addressing?: Addressing;
   /** The chat template can think (`enable_thinking` changes the prompt). */
   supportsThinking: boolean;
   loadMs: number;

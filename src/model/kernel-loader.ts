@@ -1,19 +1,24 @@
 // Finding and compiling the kernel module: which build this host can run (the relaxed one
-// only after its known-answer probe passes), and the module's memory import, rewritten to a
-// non-shared memory for hosts without SharedArrayBuffer. kernels.ts instantiates what this gives.
+// only after its known-answer probe passes; its memory64 variant only where the host has
+// memory64), the module's memory import, rewritten to a non-shared memory for hosts without
+// SharedArrayBuffer, and, for memory64, its exports adapted to take and give plain numbers.
+// kernels.ts instantiates what this gives.
 import { KERNEL_BUILDS, type KernelBuild, type KernelPlatform } from './kernel-platform.ts';
 
 /** Bytes of a wasm memory page, and the most pages wasm32 can address (4 GiB). */
 export const PAGE = 65536;
 export const MAX_PAGES = 65536;
+/** The most pages of a memory64 memory: 16 GiB, the limit browsers put on one (the JS API's). */
+export const MAX_PAGES_64 = 262144;
 
 // Module bytes: the memory import's limits, and a non-shared variant
 
 export interface MemoryImport {
   minPages: number;
-  /** Offset of the limits flag byte (0x03 = shared with maximum). */
+  /** Offset of the limits flag byte (0x03 = shared with maximum; | 0x04 for a 64-bit address). */
   flagOffset: number;
   shared: boolean;
+  memory64: boolean;
 }
 
 function readLeb(bytes: Uint8Array, pos: number): [value: number, next: number] {
@@ -53,7 +58,7 @@ export function findMemoryImport(bytes: Uint8Array): MemoryImport {
           const flagOffset = pos;
           const flags = bytes[pos++];
           const [minPages] = readLeb(bytes, pos);
-          return { minPages, flagOffset, shared: (flags & 2) !== 0 };
+          return { minPages, flagOffset, shared: (flags & 2) !== 0, memory64: (flags & 4) !== 0 };
         } else throw new Error(`unexpected import kind ${kind}`);
       }
     }
@@ -80,6 +85,115 @@ export function withUnsharedMemory(bytes: Uint8Array): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------
+// memory64: the memory, and exports adapted to plain numbers
+
+/** A memory for the module: memory64 ones take their sizes as BigInt (the JS API's `address: 'i64'`). */
+export function createMemory(initialPages: number, shared: boolean, memory64: boolean): WebAssembly.Memory {
+  if (!memory64) return new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared });
+  const descriptor = { initial: BigInt(initialPages), maximum: BigInt(MAX_PAGES_64), shared, address: 'i64' };
+  return new WebAssembly.Memory(descriptor as unknown as WebAssembly.MemoryDescriptor);
+}
+
+/** Grows `memory` by `pages` (a memory64 memory counts them in BigInt). */
+export function growMemory(memory: WebAssembly.Memory, pages: number, memory64: boolean): void {
+  (memory.grow as (delta: number | bigint) => unknown)(memory64 ? BigInt(pages) : pages);
+}
+
+/** `(module (memory i64 1))`: validates only where the host has memory64. */
+const MEMORY64_MODULE = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 4, 1]);
+
+/** True when this host runs memory64 modules and its JS API makes their memories (`address: 'i64'`). */
+export function hasMemory64(): boolean {
+  try {
+    if (!WebAssembly.validate(MEMORY64_MODULE)) return false;
+    return createMemory(1, false, true).buffer.byteLength === PAGE;
+  } catch {
+    return false;  // an older API (`index: 'i64'`, number sizes) or none
+  }
+}
+
+const I64 = 0x7e;
+
+/** Per exported function of a module: which parameters and results are i64. */
+export function exportSignatures(bytes: Uint8Array): Map<string, { params: number[]; results: number[] }> {
+  const types: { params: number[]; results: number[] }[] = [];
+  const functionTypes: number[] = [];  // imported functions first, then defined ones
+  const exported = new Map<string, number>();
+  let pos = 8;
+  const name = (): string => {
+    let len: number;
+    [len, pos] = readLeb(bytes, pos);
+    const text = new TextDecoder().decode(bytes.subarray(pos, pos + len));
+    pos += len;
+    return text;
+  };
+  const vector = (): number[] => {
+    let count: number;
+    [count, pos] = readLeb(bytes, pos);
+    const values = Array.from(bytes.subarray(pos, pos + count));
+    pos += count;
+    return values;
+  };
+  while (pos < bytes.length) {
+    const id = bytes[pos++];
+    let size: number, count: number;
+    [size, pos] = readLeb(bytes, pos);
+    const end = pos + size;
+    if (id === 1 || id === 2 || id === 3 || id === 7) [count, pos] = readLeb(bytes, pos);
+    else count = 0;
+    for (let i = 0; i < count; i++) {
+      if (id === 1) {
+        if (bytes[pos++] !== 0x60) throw new Error('unexpected type form in the kernel module');
+        types.push({ params: vector(), results: vector() });
+      } else if (id === 2) {
+        name();
+        name();
+        const kind = bytes[pos++];
+        if (kind === 0) { let t: number; [t, pos] = readLeb(bytes, pos); functionTypes.push(t); }
+        else if (kind === 1) { pos++; pos = skipLimits(bytes, pos); }
+        else if (kind === 2) pos = skipLimits(bytes, pos);
+        else if (kind === 3) pos += 2;
+        else throw new Error(`unexpected import kind ${kind}`);
+      } else if (id === 3) {
+        let t: number;
+        [t, pos] = readLeb(bytes, pos);
+        functionTypes.push(t);
+      } else {
+        const exportName = name();
+        const kind = bytes[pos++];
+        let index: number;
+        [index, pos] = readLeb(bytes, pos);
+        if (kind === 0) exported.set(exportName, index);
+      }
+    }
+    pos = end;
+  }
+  const signatures = new Map<string, { params: number[]; results: number[] }>();
+  for (const [exportName, index] of exported) signatures.set(exportName, types[functionTypes[index]!]!);
+  return signatures;
+}
+
+/**
+ * The module's exports with i64 parameters and results (memory64's pointers and sizes) taken and
+ * given as plain numbers, so one binding serves both address widths; globals pass through (an
+ * i64 global's value is a BigInt).
+ */
+export function numberExports(exports: WebAssembly.Exports, bytes: Uint8Array): Record<string, unknown> {
+  const adapted: Record<string, unknown> = { ...exports };
+  for (const [name, { params, results }] of exportSignatures(bytes)) {
+    const fn = exports[name] as (...args: unknown[]) => unknown;
+    const wide = params.map((t) => t === I64);
+    const wideResult = results[0] === I64;
+    if (!wide.includes(true) && !wideResult) continue;
+    adapted[name] = (...args: number[]) => {
+      const result = fn(...args.map((a, i) => (wide[i] ? BigInt(a) : a)));
+      return wideResult ? Number(result) : result;
+    };
+  }
+  return adapted;
+}
+
+// ---------------------------------------------------------------------------
 // Relaxed-SIMD probe
 
 /** What `relaxed_probe(seed)` in wasm/matmul.c must return, computed from the spec: the i32x4
@@ -100,19 +214,19 @@ export function expectedRelaxedProbe(seed: number): number {
 
 const PROBE_SEEDS = [1, 5, 77, -3];
 
-/** Compiles the relaxed build and runs its probe; returns why not when it cannot be used. */
-async function probeRelaxed(platform: KernelPlatform): Promise<{ module: WebAssembly.Module; bytes: Uint8Array } | string> {
+/** Compiles a relaxed build (wasm32 or memory64) and runs its probe; returns why not when it cannot be used. */
+async function probeRelaxed(platform: KernelPlatform, file: 'relaxed' | 'relaxed64'): Promise<{ module: WebAssembly.Module; bytes: Uint8Array } | string> {
   let bytes: Uint8Array;
   let module: WebAssembly.Module;
   try {
-    bytes = await platform.wasmBytes('relaxed');
+    bytes = await platform.wasmBytes(file);
     if (!platform.sharedMemory) bytes = withUnsharedMemory(bytes);
     module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (e) {
-    return `relaxed build does not compile here (${e instanceof Error ? e.message : String(e)})`;
+    return `${file} build does not compile here (${e instanceof Error ? e.message : String(e)})`;
   }
-  const { minPages } = findMemoryImport(bytes);
-  const memory = new WebAssembly.Memory({ initial: minPages, maximum: MAX_PAGES, shared: platform.sharedMemory });
+  const { minPages, memory64 } = findMemoryImport(bytes);
+  const memory = createMemory(minPages, platform.sharedMemory, memory64);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const probe = (instance.exports as { relaxed_probe?: (seed: number) => number }).relaxed_probe;
   if (!probe) return 'relaxed build has no relaxed_probe export';
@@ -139,25 +253,55 @@ export async function loadPlatform(): Promise<KernelPlatform> {
 export interface KernelModule {
   build: KernelBuild;
   module: WebAssembly.Module;
+  /** The module's bytes as compiled (its export signatures are read from them). */
+  bytes: Uint8Array;
   /** The pages the module's memory import asks for at least. */
   minPages: number;
+  /** A memory64 (wasm64) module: 8-byte pointers, a memory of up to 16 GiB. */
+  memory64: boolean;
 }
 
-/** The build to run here: relaxed when requested or 'auto' and its probe passes, else SIMD128. */
-export async function loadKernelModule(platform: KernelPlatform, requested: 'auto' | KernelBuild): Promise<KernelModule> {
+const memory64Probes = new WeakMap<KernelPlatform, Promise<KernelModule | string>>();
+
+/** The memory64 module if this host can run it (memory64, and its relaxed probe passing), else why not. Probed once per platform. */
+function memory64Module(platform: KernelPlatform): Promise<KernelModule | string> {
+  let probe = memory64Probes.get(platform);
+  if (!probe) {
+    probe = (async () => {
+      if (!hasMemory64()) return 'this browser has no WebAssembly memory64';
+      const probed = await probeRelaxed(platform, 'relaxed64');
+      if (typeof probed === 'string') return probed;
+      return { build: 'relaxed', module: probed.module, bytes: probed.bytes, minPages: findMemoryImport(probed.bytes).minPages, memory64: true } as const;
+    })();
+    memory64Probes.set(platform, probe);
+  }
+  return probe;
+}
+
+/** The build to run here: relaxed when requested or 'auto' and its probe passes, else SIMD128.
+ * With `memory64`, the memory64 module (relaxed only), or an error saying why it cannot run. */
+export async function loadKernelModule(platform: KernelPlatform, requested: 'auto' | KernelBuild, memory64 = false): Promise<KernelModule> {
   if (requested !== 'auto' && !KERNEL_BUILDS.includes(requested)) {
     throw new RangeError(`unknown kernel build ${JSON.stringify(requested)}: use 'auto', ${KERNEL_BUILDS.map((b) => `'${b}'`).join(' or ')}`);
   }
+  if (memory64) {
+    if (requested === 'simd128') throw new Error('memory64 kernels exist only as the relaxed-SIMD build');
+    const probed = await memory64Module(platform);
+    if (typeof probed === 'string') throw new Error(`memory64 kernels requested but unusable: ${probed}`);
+    return probed;
+  }
   if (requested !== 'simd128') {
-    const probed = await probeRelaxed(platform);
-    if (typeof probed !== 'string') return { build: 'relaxed', module: probed.module, minPages: findMemoryImport(probed.bytes).minPages };
+    const probed = await probeRelaxed(platform, 'relaxed');
+    if (typeof probed !== 'string') {
+      return { build: 'relaxed', module: probed.module, bytes: probed.bytes, minPages: findMemoryImport(probed.bytes).minPages, memory64: false };
+    }
     if (requested === 'relaxed') throw new Error(`build 'relaxed' requested but unusable: ${probed}`);
   }
   let bytes = await platform.wasmBytes('simd128');
   if (!platform.sharedMemory) bytes = withUnsharedMemory(bytes);
   try {
     const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-    return { build: 'simd128', module, minPages: findMemoryImport(bytes).minPages };
+    return { build: 'simd128', module, bytes, minPages: findMemoryImport(bytes).minPages, memory64: false };
   } catch (e) {
     throw new Error(`the kernels need WebAssembly SIMD128 and threads support: ${e instanceof Error ? e.message : String(e)}`);
   }

@@ -1,13 +1,15 @@
 // Browser host for the kernels (used inside a Worker: the caller thread blocks
 // on atomics, which a page's main thread may not). Wasm bytes come from URLs
 // vite resolves and bundles; pool threads are module Workers.
-import type { KernelBuild, KernelPlatform, KernelWorkerHandle, KernelWorkerInit } from './kernel-platform.ts';
+import type { KernelFile, KernelPlatform, KernelWorkerHandle, KernelWorkerInit } from './kernel-platform.ts';
 
-function wasmUrl(build: KernelBuild): URL {
+function wasmUrl(file: KernelFile): URL {
   // Literal `new URL(..., import.meta.url)` expressions, so vite emits the assets.
-  return build === 'relaxed'
-    ? new URL('../../wasm/build/qwen-relaxed.wasm', import.meta.url)
-    : new URL('../../wasm/build/qwen-simd128.wasm', import.meta.url);
+  switch (file) {
+    case 'relaxed': return new URL('../../wasm/build/qwen-relaxed.wasm', import.meta.url);
+    case 'relaxed64': return new URL('../../wasm/build/qwen-relaxed64.wasm', import.meta.url);
+    case 'simd128': return new URL('../../wasm/build/qwen-simd128.wasm', import.meta.url);
+  }
 }
 
 export const browserPlatform: KernelPlatform = {
@@ -21,8 +23,8 @@ export const browserPlatform: KernelPlatform = {
     return globalThis.navigator?.hardwareConcurrency ?? 1;
   },
 
-  async wasmBytes(build: KernelBuild): Promise<Uint8Array> {
-    const url = wasmUrl(build);
+  async wasmBytes(file: KernelFile): Promise<Uint8Array> {
+    const url = wasmUrl(file);
     const response = await fetch(url);
     if (!response.ok) throw new Error(`cannot load ${url.href}: HTTP ${response.status}`);
     return new Uint8Array(await response.arrayBuffer());

@@ -5,20 +5,22 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { KernelBuild, KernelPlatform, KernelWorkerHandle, KernelWorkerInit } from './kernel-platform.ts';
+import type { KernelFile, KernelPlatform, KernelWorkerHandle, KernelWorkerInit } from './kernel-platform.ts';
 
-const WASM_FILES: Record<KernelBuild, URL> = {
+const WASM_FILES: Record<KernelFile, URL> = {
   simd128: new URL('../../wasm/build/qwen-simd128.wasm', import.meta.url),
   relaxed: new URL('../../wasm/build/qwen-relaxed.wasm', import.meta.url),
+  relaxed64: new URL('../../wasm/build/qwen-relaxed64.wasm', import.meta.url),
 };
 
 // Plain JS (worker_threads cannot load TypeScript by itself): join the pool and
-// stay in pool_worker_main until pool_shutdown().
+// stay in pool_worker_main until pool_shutdown(). A memory64 module's stack pointer is an i64.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, threadIndex, stackTop } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
-instance.exports.__stack_pointer.value = stackTop;
+const sp = instance.exports.__stack_pointer;
+sp.value = typeof sp.value === 'bigint' ? BigInt(stackTop) : stackTop;
 parentPort.postMessage('ready');
 instance.exports.pool_worker_main(threadIndex);
 `;
@@ -31,8 +33,8 @@ export const nodePlatform: KernelPlatform = {
     return availableParallelism();
   },
 
-  async wasmBytes(build: KernelBuild): Promise<Uint8Array> {
-    return new Uint8Array(await readFile(fileURLToPath(WASM_FILES[build])));
+  async wasmBytes(file: KernelFile): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(fileURLToPath(WASM_FILES[file])));
   },
 
   startWorker(init: KernelWorkerInit): KernelWorkerHandle {

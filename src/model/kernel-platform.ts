@@ -5,6 +5,9 @@
 /** The two wasm builds: SIMD128 runs everywhere; relaxed SIMD is faster where it computes right. */
 export const KERNEL_BUILDS = ['simd128', 'relaxed'] as const;
 export type KernelBuild = (typeof KERNEL_BUILDS)[number];
+/** The module files: the two builds, and the relaxed one compiled for memory64 (wasm64: 8-byte
+ * pointers, memories past 4 GiB; only where the host has memory64, and only when a model needs it). */
+export type KernelFile = KernelBuild | 'relaxed64';
 
 /** Everything a pool thread needs to join: it instantiates `module` on `memory`,
  * moves its stack pointer to `stackTop` and calls `pool_worker_main(threadIndex)`. */
@@ -28,7 +31,7 @@ export interface KernelPlatform {
   readonly canBlock: boolean;
   /** Logical cores the host reports. */
   hardwareThreads(): number;
-  /** The raw bytes of one build. */
-  wasmBytes(build: KernelBuild): Promise<Uint8Array>;
+  /** The raw bytes of one module file. */
+  wasmBytes(file: KernelFile): Promise<Uint8Array>;
   startWorker(init: KernelWorkerInit): KernelWorkerHandle;
 }

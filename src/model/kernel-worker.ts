@@ -12,7 +12,9 @@ self.onmessage = (e: MessageEvent<KernelWorkerInit>) => {
   try {
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     const exports = instance.exports as unknown as PoolWorkerExports;
-    exports.__stack_pointer.value = stackTop;
+    // A memory64 module's stack pointer is an i64.
+    const sp = exports.__stack_pointer;
+    sp.value = typeof sp.value === 'bigint' ? BigInt(stackTop) : stackTop;
     self.postMessage('ready');
     exports.pool_worker_main(threadIndex);
   } catch (err) {

@@ -1,11 +1,14 @@
 // TypeScript binding of the wasm kernels (wasm/*.c).
 //
-// One WebAssembly.Memory (shared when the host allows it, at most 4 GiB) holds
-// everything: weights, KV cache, activations, scratch. Every pointer below is a
-// byte offset into it, handed out by `alloc`. The caller thread (this one) runs
+// One WebAssembly.Memory (shared when the host allows it, at most 4 GiB; 16 GiB
+// with the memory64 build) holds everything: weights, KV cache, activations,
+// scratch. Every pointer below is a byte offset into it, handed out by `alloc`,
+// a plain number for both address widths. The caller thread (this one) runs
 // its share of each threaded kernel and waits on atomics for the pool threads,
 // so in a browser the kernels must only be used inside a Worker.
-import { loadKernelModule, loadPlatform, MAX_PAGES, PAGE } from './kernel-loader.ts';
+import {
+  createMemory, growMemory, loadKernelModule, loadPlatform, MAX_PAGES, MAX_PAGES_64, numberExports, PAGE,
+} from './kernel-loader.ts';
 import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-platform.ts';
 
 export { KERNEL_BUILDS, type KernelBuild } from './kernel-platform.ts';
@@ -50,8 +53,11 @@ export interface KernelOptions {
   threads?: number;
   /** 'auto' (default) uses relaxed SIMD when a known-answer probe passes, else SIMD128. */
   build?: 'auto' | KernelBuild;
-  /** Initial memory size; it grows on demand up to 4 GiB. Default 16 MiB. */
+  /** Initial memory size; it grows on demand up to 4 GiB (16 GiB with memory64). Default 16 MiB. */
   initialBytes?: number;
+  /** The memory64 (wasm64) module, for memories past 4 GiB: relaxed SIMD only, where the host has
+   * memory64 (hasMemory64) and the build's probe passes; default false (wasm32 runs faster where it fits). */
+  memory64?: boolean;
 }
 
 /** One matrix of a `matmulMulti`: dst[t*rows + r] = sum_c W[r, c] * src[t*cols + c]. */
@@ -65,6 +71,10 @@ export interface MatmulTarget {
 export interface Kernels {
   readonly memory: WebAssembly.Memory;
   readonly build: KernelBuild;
+  /** The memory64 module (8-byte pointers, up to 16 GiB) rather than wasm32's. */
+  readonly memory64: boolean;
+  /** The most bytes the memory can hold: 4 GiB, or 16 GiB with memory64. */
+  readonly maxBytes: number;
   readonly threads: number;
   /** First byte after the module's own data; `alloc` starts here. */
   readonly heapBase: number;
@@ -170,6 +180,10 @@ interface KernelExports {
 const MAX_MATMUL_TARGETS = 4;
 /** wasm32 addresses: 4 GiB. */
 export const MAX_MEMORY_BYTES = PAGE * MAX_PAGES;
+/** A memory64 memory: 16 GiB. */
+export const MAX_MEMORY64_BYTES = PAGE * MAX_PAGES_64;
+
+export { hasMemory64 } from './kernel-loader.ts';
 
 /** How the KV cache holds keys and values: f16 (llama.cpp's default) or q8_0 (half the bytes). */
 export type KvCacheType = 'f16' | 'q8_0';
@@ -188,7 +202,10 @@ export async function createKernels(options: KernelOptions = {}, platformOverrid
   const platform = platformOverride ?? (await loadPlatform());
   const requested = options.build ?? 'auto';
 
-  const { build, module, minPages } = await loadKernelModule(platform, requested);
+  const memory64 = options.memory64 ?? false;
+  const kernelModule = await loadKernelModule(platform, requested, memory64);
+  const { build, module, minPages } = kernelModule;
+  const maxBytes = memory64 ? MAX_MEMORY64_BYTES : MAX_MEMORY_BYTES;
 
   // The pool needs shared memory, and a caller thread that may wait for its workers.
   const threads = platform.sharedMemory && platform.canBlock
@@ -196,20 +213,16 @@ export async function createKernels(options: KernelOptions = {}, platformOverrid
     : 1;
 
   const initialBytes = options.initialBytes ?? DEFAULT_INITIAL_BYTES;
-  if (!(initialBytes >= 0 && initialBytes <= MAX_MEMORY_BYTES)) {
-    throw new RangeError(`initialBytes must be between 0 and ${MAX_MEMORY_BYTES}, got ${initialBytes}`);
+  if (!(initialBytes >= 0 && initialBytes <= maxBytes)) {
+    throw new RangeError(`initialBytes must be between 0 and ${maxBytes}, got ${initialBytes}`);
   }
-  const memory = new WebAssembly.Memory({
-    initial: Math.max(minPages, Math.ceil(initialBytes / PAGE)),
-    maximum: MAX_PAGES,
-    shared: platform.sharedMemory,
-  });
+  const memory = createMemory(Math.max(minPages, Math.ceil(initialBytes / PAGE)), platform.sharedMemory, memory64);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const exports = instance.exports as unknown as KernelExports;
+  const exports = (memory64 ? numberExports(instance.exports, kernelModule.bytes) : instance.exports) as unknown as KernelExports;
   exports.kernels_init();
   exports.pool_init(threads);
 
-  const kernels = new WasmKernels(memory, exports, build, threads);
+  const kernels = new WasmKernels(memory, exports, build, threads, memory64);
   const workers: KernelWorkerHandle[] = [];
   try {
     for (let i = 1; i < threads; i++) {
@@ -254,13 +267,17 @@ class WasmKernels implements Kernels {
   private attnScratch = { ptr: 0, bytes: 0 };
   private ropeScratch = { ptr: 0, bytes: 0 };
 
+  readonly maxBytes: number;
+
   constructor(
     readonly memory: WebAssembly.Memory,
     private readonly x: KernelExports,
     readonly build: KernelBuild,
     readonly threads: number,
+    readonly memory64: boolean,
   ) {
-    this.heapBase = alignUp(x.__heap_base.value as number, 64);
+    this.maxBytes = memory64 ? MAX_MEMORY64_BYTES : MAX_MEMORY_BYTES;
+    this.heapBase = alignUp(Number(x.__heap_base.value), 64);
     this.top = this.heapBase;
     this.weightLayouts = readLayoutTable(x);
   }
@@ -280,16 +297,16 @@ class WasmKernels implements Kernels {
     }
     const start = alignUp(this.top, align);
     const end = start + bytes;
-    if (end > MAX_MEMORY_BYTES) {
+    if (end > this.maxBytes) {
       throw new RangeError(
-        `alloc(${bytes}) does not fit: it would end at byte ${end}, past the 4 GiB (${MAX_MEMORY_BYTES} bytes) ` +
-          `limit of wasm32 memory; ${this.top} bytes are already allocated, ${MAX_MEMORY_BYTES - start} remain`);
+        `alloc(${bytes}) does not fit: it would end at byte ${end}, past the ${this.maxBytes / 2 ** 30} GiB (${this.maxBytes} bytes) ` +
+          `limit of ${this.memory64 ? 'a memory64' : 'wasm32'} memory; ${this.top} bytes are already allocated, ${this.maxBytes - start} remain`);
     }
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE);
       try {
-        this.memory.grow(pages);
+        growMemory(this.memory, pages, this.memory64);
       } catch (e) {
         throw new RangeError(
           `alloc(${bytes}): could not grow wasm memory from ${have} to ${have + pages * PAGE} bytes ` +
@@ -351,10 +368,17 @@ class WasmKernels implements Kernels {
     this.range('matmul src', src, nTokens * cols * 4);
     const need = Math.max(...targets.map((t) => this.checkMatmulTarget(t, cols, nTokens)));
     const scratch = this.ensure(this.scratch, need);
-    // struct matmul_target { float *dst; const uint8_t *w; int wtype, rows; } in wasm memory
-    const area = this.ensure(this.targetsArea, MAX_MATMUL_TARGETS * 16);
+    // struct matmul_target { float *dst; const uint8_t *w; int wtype, rows; } in wasm memory:
+    // 16 bytes, or 24 with memory64's 8-byte pointers (little-endian halves).
+    const words = this.memory64 ? 6 : 4;
+    const area = this.ensure(this.targetsArea, MAX_MATMUL_TARGETS * words * 4);
     const i32 = this.i32();
-    targets.forEach((t, i) => i32.set([t.dst, t.w, t.type, t.rows], area / 4 + 4 * i));
+    targets.forEach((t, i) => {
+      const fields = this.memory64
+        ? [t.dst % 2 ** 32, Math.floor(t.dst / 2 ** 32), t.w % 2 ** 32, Math.floor(t.w / 2 ** 32), t.type, t.rows]
+        : [t.dst, t.w, t.type, t.rows];
+      i32.set(fields.map((f) => f | 0), area / 4 + words * i);
+    });
     check(this.x.matmul_multi(area, targets.length, cols, src, nTokens, scratch), 'matmul_multi');
   }
 

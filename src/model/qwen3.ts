@@ -10,17 +10,26 @@ import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
 import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import { ModelError } from './errors.ts';
 import {
-  GGUF_WEIGHT_TYPES, MAX_MEMORY_BYTES, WeightType, createKernels, kvCacheRowBytes, type KernelOptions, type Kernels, type KvCacheType,
+  GGUF_WEIGHT_TYPES, MAX_MEMORY64_BYTES, MAX_MEMORY_BYTES, WeightType, createKernels, hasMemory64, kvCacheRowBytes,
+  type KernelOptions, type Kernels, type KvCacheType,
 } from './kernels.ts';
 
-export interface LoadOptions extends KernelOptions {
+/** How the kernels address their memory: wasm32 (4 GiB, faster) or memory64 (up to 16 GiB). */
+export type Addressing = 'wasm32' | 'memory64';
+
+export interface LoadOptions extends Omit<KernelOptions, 'memory64'> {
   /**
    * Tokens the KV cache holds; default the smallest of 8,192, the model's trained context and
    * what fits in memory (see maxContextLength).
    */
   contextLength?: number;
-  /** Memory the model may take (default and most: the 4 GiB a wasm32 memory holds). */
+  /** Memory the model may take (default and most: the 4 GiB a wasm32 memory holds, 16 GiB where memory64 runs). */
   memoryLimitBytes?: number;
+  /**
+   * 'auto' (default): wasm32 where the weights and the context fit in its 4 GiB, else memory64
+   * where the host has it; or either one forced.
+   */
+  addressing?: 'auto' | Addressing;
   /** How the KV cache holds keys and values: 'f16' (default) or 'q8_0' (half the memory; heads of a multiple of 32 values). */
   kvCache?: KvCacheType;
   /** Most tokens one forward step processes (longer prompts are split); default 64. */
@@ -132,9 +141,18 @@ export class Qwen3Model {
     }
     const tensors = modelTensors(gguf, config);
     const weightBytes = tensors.reduce((sum, t) => sum + alignUp(t.byteSize), 0);
-    const { contextLength, maxContextLength, neededBytes: needed } = planMemory(config, weightBytes, { ...options, maxBatch, kvCache });
+    const plan = planMemory(config, weightBytes, { ...options, maxBatch, kvCache, memory64: options.addressing !== 'wasm32' && hasMemory64() });
+    const { contextLength, maxContextLength, neededBytes: needed } = plan;
 
-    const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed });
+    const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed, memory64: plan.addressing === 'memory64' })
+      .catch((error: unknown) => {
+        if (plan.addressing !== 'memory64' || options.addressing === 'memory64') throw error;
+        // memory64 was chosen because the context needs it, and it failed here: say what fits without.
+        const wasm32 = planMemory(config, weightBytes, { ...options, maxBatch, kvCache, memory64: false, contextLength: undefined });
+        throw new ModelError('model-too-large', `${contextLength.toLocaleString('en-US')} tokens of context need ${gib(needed)} of memory, ` +
+          `more than wasm32's 4 GiB, and the memory64 kernels cannot run here (${error instanceof Error ? error.message : String(error)}). ` +
+          `At most ${wasm32.maxContextLength.toLocaleString('en-US')} tokens of context fit: choose that or less.`);
+      });
     try {
       // Weights: one arena, each tensor read straight into its place.
       const weightBase = kernels.alloc(weightBytes, ALIGN);
@@ -416,6 +434,8 @@ export interface MemoryPlan {
   maxContextLength: number;
   /** Weights, KV cache, buffers and the kernels' own room. */
   neededBytes: number;
+  /** wasm32 when that fits (or is asked for), else memory64. */
+  addressing: Addressing;
 }
 
 /**
@@ -426,10 +446,17 @@ export interface MemoryPlan {
 export function planMemory(
   config: ModelConfig,
   weightBytes: number,
-  options: { contextLength?: number; memoryLimitBytes?: number; maxBatch: number; kvCache?: KvCacheType },
+  options: {
+    contextLength?: number; memoryLimitBytes?: number; maxBatch: number; kvCache?: KvCacheType;
+    /** The host runs the memory64 kernels (default false: 4 GiB at most). */
+    memory64?: boolean;
+    addressing?: 'auto' | Addressing;
+  },
 ): MemoryPlan {
   const fixedBytes = weightBytes + runStateBytes(config, options.maxBatch, 1) + KERNEL_OVERHEAD_BYTES;
-  const limit = Math.min(options.memoryLimitBytes ?? MAX_MEMORY_BYTES, MAX_MEMORY_BYTES);
+  const forced = options.addressing === 'auto' ? undefined : options.addressing;
+  const addressLimit = forced === 'memory64' || (forced === undefined && options.memory64) ? MAX_MEMORY64_BYTES : MAX_MEMORY_BYTES;
+  const limit = Math.min(options.memoryLimitBytes ?? addressLimit, addressLimit);
   const kvPerToken = kvCacheBytesPerToken(config, options.kvCache ?? 'f16');
   const fits = Math.floor(Math.max(0, limit - fixedBytes) / kvPerToken / CONTEXT_STEP) * CONTEXT_STEP;
   const maxContextLength = Math.min(config.contextLength, fits);
@@ -447,10 +474,11 @@ export function planMemory(
       'model-too-large',
       `this model needs ${gib(neededBytes)} of memory (weights ${gib(weightBytes)}, KV cache ${gib(kvPerToken * contextLength)} for ` +
         `${contextLength.toLocaleString('en-US')} tokens, buffers ${gib(fixedBytes - weightBytes)}), more than the ${gib(limit)} it may take` +
-        `${limit === MAX_MEMORY_BYTES ? ' (all a wasm32 memory can hold)' : ''}. ${room}`,
+        `${limit === MAX_MEMORY_BYTES ? ` (all a wasm32 memory can hold${forced ? '' : '; no WebAssembly memory64 here for more'})`
+          : limit === MAX_MEMORY64_BYTES ? ' (all a memory64 memory can hold)' : ''}. ${room}`,
     );
   }
-  return { contextLength, maxContextLength, neededBytes };
+  return { contextLength, maxContextLength, neededBytes, addressing: forced ?? (neededBytes > MAX_MEMORY_BYTES ? 'memory64' : 'wasm32') };
 }
 
 /**

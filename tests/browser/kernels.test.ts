@@ -46,8 +46,37 @@ const WORKER_JS = `
 import { createKernels } from '/src/model/kernels.ts';
 const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 8192) s += String.fromCharCode(...u8.subarray(i, i + 8192)); return btoa(s); };
 const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-let kernels, kernels1;
+let kernels, kernels1, kernels64;
 ${RUN_OPS_SOURCE}
+// Every case again through the memory64 module, with all its data past the first 4 GiB: the
+// same matmuls, repacks and rows, the repacked and plain weights as one matmulMulti (its
+// targets hold 8-byte pointers there), and the other kernels.
+async function runMemory64(cases, threads, opsInput, outputs) {
+  kernels64 ??= await createKernels({ threads, build: 'relaxed', memory64: true });
+  const k = kernels64;
+  k.alloc(2 ** 32 + 2 ** 20, 64);  // never touched: the pages stay unbacked
+  const put = (u8) => { const p = k.alloc(u8.length, 64); k.bytes().set(u8, p); return p; };
+  let lowest = Infinity;
+  for (const [ci, c] of cases.entries()) {
+    const w = put(unb64(c.weights)), src = put(unb64(c.x)), n = c.rows * c.nTokens, dst = k.alloc(n * 4);
+    lowest = Math.min(lowest, w);
+    k.matmul(dst, w, c.type, c.rows, c.cols, src, c.nTokens);
+    const out = outputs[ci];
+    out.simd64 = b64(k.bytes().slice(dst, dst + n * 4));
+    if (c.type === 2 || c.type === 12 || c.type === 14) {
+      const wp = put(unb64(c.weights));
+      const type = k.repack(wp, c.type, c.rows, c.cols);
+      const packed = k.alloc(n * 4), rows = k.alloc(c.rows * c.cols * 4), multiPlain = k.alloc(n * 4), multiPacked = k.alloc(n * 4);
+      k.matmul(packed, wp, type, c.rows, c.cols, src, c.nTokens);
+      for (let r = 0; r < c.rows; r++) k.getRow(rows + r * c.cols * 4, wp, type, c.cols, r);
+      k.matmulMulti([{ dst: multiPlain, w, type: c.type, rows: c.rows }, { dst: multiPacked, w: wp, type, rows: c.rows }], c.cols, src, c.nTokens);
+      Object.assign(out, { packed64: b64(k.bytes().slice(packed, packed + n * 4)),
+        packedRows64: b64(k.bytes().slice(rows, rows + c.rows * c.cols * 4)),
+        multi64: b64(k.bytes().slice(multiPlain, multiPlain + n * 4)) + ',' + b64(k.bytes().slice(multiPacked, multiPacked + n * 4)) });
+    }
+  }
+  return { memory64: k.memory64, build: k.build, threads: k.threads, lowest, bufferBytes: k.memory.buffer.byteLength, ops: b64(runOps(k, opsInput)) };
+}
 self.onmessage = async (e) => {
   try {
     const { cases, expfInputs, threads } = e.data;
@@ -96,6 +125,7 @@ self.onmessage = async (e) => {
       layouts: [...k.weightLayouts],
       expf: b64(k.bytes().slice(dst, dst + xs.length)),
       ops: b64(runOps(k, unb64(e.data.opsInput))),
+      memory64: await runMemory64(cases, threads, unb64(e.data.opsInput), outputs),
     });
   } catch (err) {
     self.postMessage({ error: String(err && err.stack || err) });
@@ -286,8 +316,12 @@ interface WorkerReply {
   threads1: number;
   isolated: boolean;
   layouts: [WeightType, WeightLayout][];
-  outputs: { simd: string; ref: string; simd1: string; packedType?: number; packed?: string; packedRows?: string; packed1?: string }[];
+  outputs: {
+    simd: string; ref: string; simd1: string; packedType?: number; packed?: string; packedRows?: string; packed1?: string;
+    simd64: string; packed64?: string; packedRows64?: string; multi64?: string;
+  }[];
   expf: string;
+  memory64: { memory64: boolean; build: string; threads: number; lowest: number; bufferBytes: number; ops: string };
 }
 
 let server: ViteDevServer;
@@ -449,5 +483,29 @@ describe('kernels in Chromium', () => {
     const got = f32FromB64(reply.ops);
     const want = runOps(nodeKernels, new Uint8Array(opsInput.buffer));
     expect(got).toEqual(new Float32Array(want.buffer));
+  });
+
+  it('the memory64 build, with its data past 4 GiB, gives the bits of the wasm32 relaxed build in every kernel', () => {
+    // The same C source and compiler; only the pointers are 8 bytes wide.
+    expect(reply.error).toBeUndefined();
+    const m = reply.memory64;
+    expect([m.memory64, m.build, m.threads]).toEqual([true, 'relaxed', 2]);
+    expect(m.lowest).toBeGreaterThan(2 ** 32);
+    expect(m.bufferBytes).toBeGreaterThan(2 ** 32);
+    let multi = 0;
+    cases.forEach((c, ci) => {
+      const o = reply.outputs[ci]!;
+      const where = `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`;
+      expect(f32FromB64(o.simd64), where).toEqual(f32FromB64(o.simd));
+      if (!o.packed) return;
+      expect(f32FromB64(o.packed64!), `repacked ${where}`).toEqual(f32FromB64(o.packed));
+      expect(f32FromB64(o.packedRows64!), `rows ${where}`).toEqual(f32FromB64(o.packedRows!));
+      const [plain, packed] = o.multi64!.split(',') as [string, string];
+      expect(f32FromB64(plain), `matmulMulti ${where}`).toEqual(f32FromB64(o.simd));
+      expect(f32FromB64(packed), `matmulMulti repacked ${where}`).toEqual(f32FromB64(o.packed));
+      multi++;
+    });
+    expect(multi).toBeGreaterThan(10);
+    expect(f32FromB64(m.ops)).toEqual(f32FromB64(reply.ops));
   });
 });

@@ -257,6 +257,37 @@ describe('model worker in Chromium: the q8_0 KV cache', () => {
   }, 300_000);
 });
 
+describe('model worker in Chromium: memory64', () => {
+  // The memory64 module is the relaxed build's C compiled for wasm64: the same arithmetic on
+  // 8-byte pointers, so its logits must equal the wasm32 relaxed build's bit for bit (and a
+  // prompt cache saved by one is valid in the other).
+  it.each(['f16', 'q8_0'] as const)('gives the wasm32 relaxed build\'s logits bit for bit, and the same greedy tokens (%s cache)', async (kvCache) => {
+    const name = 'small-q4_k_m';
+    const url = `${files.url}/${name}.gguf`;
+    const run = async (addressing: 'wasm32' | 'memory64') => {
+      const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url, cache: false }, threads: THREADS,
+        build: 'relaxed', contextLength: 64, kvCache, addressing }), 'loaded');
+      expect([loaded.addressing, loaded.build, loaded.threads]).toEqual([addressing, 'relaxed', THREADS]);
+      const tokens = promptFor(name, loaded.vocabSize);
+      const logits = f32FromB64((expectReply(await call({ type: 'forward', tokens, startPos: 0, allLogits: true, returnLogits: true }),
+        'forward-result') as ForwardReply).logits!);
+      const next = expectReply(await call({ type: 'generate', tokens: [tokens[0]!], startPos: PROMPT_LENGTH, maxTokens: 6 }), 'generate-result');
+      return { logits, tokens: next.tokens };
+    };
+    const wasm32 = await run('wasm32');
+    const memory64 = await run('memory64');
+    expect(memory64.logits.length).toBe(wasm32.logits.length);
+    expect(memory64.logits.every((v, i) => Object.is(v, wasm32.logits[i]))).toBe(true);
+    expect(memory64.tokens).toEqual(wasm32.tokens);
+  }, 300_000);
+
+  it("'auto' keeps wasm32 where the model fits in 4 GiB", async () => {
+    const loaded = expectReply(await call({ type: 'load', source: { kind: 'url', url: `${files.url}/tiny-f32.gguf`, cache: false },
+      threads: THREADS, contextLength: 64 }), 'loaded');
+    expect(loaded.addressing).toBe('wasm32');
+  }, 120_000);
+});
+
 describe('model worker in Chromium: other sources and failures', () => {
   it('loads from a Blob and computes the same logits as from the URL', async () => {
     const tokens = [1, 2, 3, 4, 5, 6, 7, 8];

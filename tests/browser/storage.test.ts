@@ -613,7 +613,7 @@ describe('ModelStore in Chromium: a real quota running out mid-download', () => 
 describe('ModelStore in Chromium: a 2.37 GB model from IndexedDB into the wasm runtime', () => {
   const tokens = [9707, 11, 1879, 0, 151644, 872, 198, 3838];
 
-  it('downloads qwen3-4b-q4_0 into IndexedDB and a worker loads it from there; top tokens equal Node', async () => {
+  it('downloads qwen3-4b-q4_0 into IndexedDB and a worker loads it from there; top tokens equal Node; with 32K of context it runs on memory64', async () => {
     const errorsBefore = chromium.consoleErrors.length;
     const bigPath = await ensureFixture('qwen3-4b-q4_0');
     const bigSize = await fileSize(bigPath);
@@ -655,9 +655,17 @@ describe('ModelStore in Chromium: a 2.37 GB model from IndexedDB into the wasm r
         });
         try {
           const loaded = await ask({ type: 'load', id: 1, source: { kind: 'cached', id: storeId, store: 'big' }, threads: 2, build: 'simd128', contextLength: 64 });
-          if (loaded.type !== 'loaded') return { loaded, forward: undefined };
-          const forward = await ask({ type: 'forward', id: 2, tokens: [9707, 11, 1879, 0, 151644, 872, 198, 3838], startPos: 0, allLogits: false, topK: 5 });
-          return { loaded, forward };
+          if (loaded.type !== 'loaded') return { loaded };
+          const tokens = [9707, 11, 1879, 0, 151644, 872, 198, 3838];
+          const forward = await ask({ type: 'forward', id: 2, tokens, startPos: 0, allLogits: false, topK: 5 });
+          // The relaxed build at a short context (wasm32), then with 32K tokens of f16 cache:
+          // 2.4 GB of weights and 4.8 GB of cache need memory64 ('auto' picks it).
+          const source = { kind: 'cached', id: storeId, store: 'big' };
+          const short = await ask({ type: 'load', id: 3, source, threads: 2, contextLength: 64 });
+          const shortForward = await ask({ type: 'forward', id: 4, tokens, startPos: 0, allLogits: false, topK: 5 });
+          const long = await ask({ type: 'load', id: 5, source, threads: 2, contextLength: 32768 });
+          const longForward = await ask({ type: 'forward', id: 6, tokens, startPos: 0, allLogits: false, topK: 5 });
+          return { loaded, forward, short, shortForward, long, longForward };
         } finally {
           worker.terminate();
         }
@@ -670,7 +678,16 @@ describe('ModelStore in Chromium: a 2.37 GB model from IndexedDB into the wasm r
       // Same SIMD128 wasm on the same bytes: the top tokens and their logits are identical.
       expect(forward.topK[0]!.ids).toEqual(expected.ids);
       expect(forward.topK[0]!.logits).toEqual(expected.logits);
-      // No download happened for the load: the worker read IndexedDB only.
+      // memory64 runs the relaxed build's arithmetic on 8-byte pointers: the same logits as wasm32's.
+      const [short, long] = [reply.short!, reply.long!];
+      if (short.type !== 'loaded' || long.type !== 'loaded') throw new Error(`relaxed loads failed: ${JSON.stringify([short, long])}`);
+      expect([short.build, short.addressing, short.contextLength]).toEqual(['relaxed', 'wasm32', 64]);
+      expect([long.build, long.addressing, long.contextLength]).toEqual(['relaxed', 'memory64', 32768]);
+      expect(long.memoryBytes).toBeGreaterThan(2 ** 32 + 2 ** 31);
+      const [shortForward, longForward] = [reply.shortForward!, reply.longForward!];
+      if (shortForward.type !== 'forward-result' || longForward.type !== 'forward-result') throw new Error(`relaxed forwards failed: ${JSON.stringify([shortForward, longForward])}`);
+      expect(longForward.topK[0]).toEqual(shortForward.topK[0]);
+      // No download happened for the loads: the worker read IndexedDB only.
       expect(big.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
     } finally {
       await big.close();

@@ -7,7 +7,7 @@ import { readTokenizerData, type ModelConfig } from '../../src/gguf/metadata.ts'
 import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
 import { readGGUF } from '../../src/gguf/reader.ts';
 import { ModelError } from '../../src/model/errors.ts';
-import { MAX_MEMORY_BYTES } from '../../src/model/kernels.ts';
+import { MAX_MEMORY64_BYTES, MAX_MEMORY_BYTES } from '../../src/model/kernels.ts';
 import { DEFAULT_CONTEXT_LENGTH, Qwen3Model, planMemory } from '../../src/model/qwen3.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
@@ -66,6 +66,35 @@ describe('context sizing', () => {
       // 34 bytes per 32 values against 64: the room left after the weights holds 64/34 times the tokens.
       expect(q8.maxContextLength / f16.maxContextLength).toBeGreaterThan(1.8);
       expect(planMemory(config, weights, { maxBatch: 64, kvCache: 'q8_0', contextLength: 16384 }).neededBytes).toBeLessThanOrEqual(MAX_MEMORY_BYTES);
+    }
+  });
+
+  it('plans memory64 only where a context needs more than 4 GiB and the host has it; says so where it has not', () => {
+    for (const type of ['q4_0', 'q4_k_m', 'q8_0'] as const) {
+      const weights = weightBytesOf(fourB, type);
+      // 32K with an f16 cache (4.5 GiB of cache), and even the Q8_0 file (4.3 GB of weights)
+      for (const contextLength of [32768, 8192]) {
+        const plan = planMemory(config, weights, { maxBatch: 64, contextLength, memory64: true });
+        const over = plan.neededBytes > MAX_MEMORY_BYTES;
+        expect(plan.addressing, `${type} at ${contextLength}`).toBe(over ? 'memory64' : 'wasm32');
+        expect(plan.neededBytes).toBeLessThanOrEqual(MAX_MEMORY64_BYTES);
+        if (over) {
+          const error = tooLarge(() => planMemory(config, weights, { maxBatch: 64, contextLength }));
+          expect(error.message).toContain('no WebAssembly memory64 here');
+        }
+      }
+      expect(planMemory(config, weights, { maxBatch: 64, contextLength: 32768, memory64: true }).addressing).toBe('memory64');
+      // The default stays the 8K that wasm32 holds (Q8_0 excepted: its weights alone need memory64).
+      const byDefault = planMemory(config, weights, { maxBatch: 64, memory64: true });
+      expect(byDefault.contextLength).toBe(DEFAULT_CONTEXT_LENGTH);
+      expect(byDefault.addressing).toBe(type === 'q8_0' ? 'memory64' : 'wasm32');
+      // In 16 GiB the whole trained context (40,960) fits; 128K tokens of f16 cache do not.
+      expect(byDefault.maxContextLength).toBe(fourB.contextLength);
+      const error = tooLarge(() => planMemory(config, weights, { maxBatch: 64, contextLength: 131072, memory64: true }));
+      expect(error.message).toContain('all a memory64 memory can hold');
+      // Forced either way: wasm32 keeps its 4 GiB even where memory64 runs; memory64 is used even where wasm32 would do.
+      expect(planMemory(config, weights, { maxBatch: 64, contextLength: 1024, memory64: true, addressing: 'memory64' }).addressing).toBe('memory64');
+      if (type !== 'q8_0') tooLarge(() => planMemory(config, weights, { maxBatch: 64, contextLength: 32768, memory64: true, addressing: 'wasm32' }));
     }
   });
 

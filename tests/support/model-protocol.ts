@@ -4,6 +4,7 @@
 import type { ErrorInfo } from '../../src/engine/errors.ts';
 import type { ModelSpec } from '../../src/engine/types.ts';
 import type { KernelBuild, KvCacheType } from '../../src/model/kernels.ts';
+import type { Addressing } from '../../src/model/qwen3.ts';
 
 /** A ModelSpec (a URL with `cache: false` is read range by range), or a complete model in the
  * IndexedDB ModelStore named `store`. */
@@ -19,6 +20,7 @@ export type ModelRequest =
       contextLength?: number;
       maxBatch?: number;
       kvCache?: KvCacheType;
+      addressing?: 'auto' | Addressing;
     }
   | {
       /**
@@ -61,6 +63,7 @@ export interface TopK {
 
 export interface LoadedInfo {
   build: KernelBuild;
+  addressing: Addressing;
   threads: number;
   crossOriginIsolated: boolean;
   vocabSize: number;

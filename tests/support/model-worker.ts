@@ -64,6 +64,7 @@ async function handle(request: ModelRequest): Promise<void> {
         contextLength: request.contextLength,
         maxBatch: request.maxBatch,
         kvCache: request.kvCache,
+        addressing: request.addressing,
         onProgress: (loadedBytes, totalBytes) => scope.postMessage({ type: 'progress', id: request.id, loadedBytes, totalBytes }),
       });
       model = loaded;
@@ -71,6 +72,7 @@ async function handle(request: ModelRequest): Promise<void> {
         type: 'loaded',
         id: request.id,
         build: loaded.kernels.build,
+        addressing: loaded.kernels.memory64 ? 'memory64' : 'wasm32',
         threads: loaded.kernels.threads,
         crossOriginIsolated: scope.crossOriginIsolated === true,
         vocabSize: loaded.config.vocabSize,
