@@ -242,7 +242,8 @@ export class QwenSettingsPanel extends LitElement {
         />${t(l, 'keepContexts')}</label
       >
       ${info
-        ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: formatCount(l, info.contextLength), max: formatCount(l, info.maxContextLength) })}</p>`
+        ? html`<p class="hint context-in-use">${t(l, 'contextInUse', { count: formatCount(l, info.contextLength), max: formatCount(l, info.maxContextLength) })}
+            ${info.addressing === 'memory64' ? t(l, 'contextMemory64') : nothing}</p>`
         : nothing}
     </div>`;
   }

@@ -6,7 +6,7 @@
 //   --models q4_0,q4_k_m     fixtures qwen3-4b-<type>; a name with a dash is a fixture name
 //                            as is (e.g. small-q4_0)
 //   --model a.gguf,b.gguf    GGUF files instead of fixtures
-//   --engines native,wllama,qwen-node,qwen-browser
+//   --engines native,wllama,qwen-node,qwen-browser (and qwen-browser64: its memory64 kernels)
 //   --threads 1,2   --prompt 128   --decode 64
 //   --depth 8000             decode measured with this many tokens in the context (reached
 //                            untimed: llama.cpp evaluates filler, qwen-web copies the prompt's rows)
@@ -34,6 +34,7 @@ import {
   bestOf,
   CHILD_ERROR_PREFIX,
   CHILD_REPLY_PREFIX,
+  DEFAULT_ENGINES,
   ENGINE_NAMES,
   ENGINE_WHERE,
   isNotYetAvailable,
@@ -93,7 +94,7 @@ function parseSettings(argv: string[]): BenchSettings {
     options: {
       models: { type: 'string', default: 'q4_0,q4_k_m' },
       model: { type: 'string' },
-      engines: { type: 'string', default: ENGINE_NAMES.join(',') },
+      engines: { type: 'string', default: DEFAULT_ENGINES.join(',') },
       threads: { type: 'string', default: '1,2' },
       prompt: { type: 'string', default: '128' },
       decode: { type: 'string', default: '64' },
@@ -248,7 +249,8 @@ function openEngine(engine: EngineName, options: EngineRunOptions, settings: Ben
     case 'wllama':
       return openWllama({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
     case 'qwen-browser':
-      return openQwenWebBrowser({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
+    case 'qwen-browser64':
+      return openQwenWebBrowser({ ...options, addressing: engine === 'qwen-browser64' ? 'memory64' : 'wasm32', timeoutMs: settings.timeoutMs, log: pageLog });
   }
 }
 

@@ -381,8 +381,10 @@ describe('<qwen-chat> with the real engine', () => {
     const ready = (await events('ready')).length;
     await page.locator('qwen-settings-panel #context-length').selectOption('2048');
     const reloaded = await waitForEvents('ready', ready + 1);
-    expect(reloaded.at(-1)!.detail.info).toMatchObject({ contextLength: 2048, maxContextLength: 4096 });
+    // Far below 4 GiB: wasm32, and no word of 64-bit memory.
+    expect(reloaded.at(-1)!.detail.info).toMatchObject({ contextLength: 2048, maxContextLength: 4096, addressing: 'wasm32' });
     await expect.poll(() => inUse.textContent()).toMatch(/In use: 2,048 tokens/);
+    expect(await inUse.textContent()).not.toMatch(/64-bit/);
     // Back to the model's default (kept across visits like every setting).
     await page.locator('qwen-settings-panel #context-length').selectOption('0');
     const back = await waitForEvents('ready', ready + 2);

@@ -49,7 +49,7 @@ async function buildWorker(): Promise<Record<string, string>> {
 }
 
 export async function openQwenWebBrowser(
-  options: EngineRunOptions & { timeoutMs: number; log?: (line: string) => void },
+  options: EngineRunOptions & { addressing: 'wasm32' | 'memory64'; timeoutMs: number; log?: (line: string) => void },
 ): Promise<EngineSession> {
   const page = await openBrowserBench<{ loadSeconds: number }>({
     pagePath: join(PAGES, 'qwen-web.html'),
@@ -63,6 +63,7 @@ export async function openQwenWebBrowser(
       contextLength: benchContextLength(options, 64),
       depth: options.depth,
       kvCache: options.kvCache,
+      addressing: options.addressing,
     },
     timeoutMs: options.timeoutMs,
     log: options.log,

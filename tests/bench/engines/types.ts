@@ -1,8 +1,11 @@
 // Shared shapes of the benchmark: what every engine is given and what it reports back.
 
-export type EngineName = 'native' | 'wllama' | 'qwen-node' | 'qwen-browser';
+export type EngineName = 'native' | 'wllama' | 'qwen-node' | 'qwen-browser' | 'qwen-browser64';
 
-export const ENGINE_NAMES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser'];
+/** qwen-browser64: qwen-browser on its memory64 kernels (what contexts past 4 GiB run on), to price them. */
+export const ENGINE_NAMES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser', 'qwen-browser64'];
+/** What runs unless --engines says otherwise. */
+export const DEFAULT_ENGINES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser'];
 
 /** Where each engine runs, for the table. */
 export const ENGINE_WHERE: Readonly<Record<EngineName, string>> = {
@@ -10,6 +13,7 @@ export const ENGINE_WHERE: Readonly<Record<EngineName, string>> = {
   wllama: 'chromium',
   'qwen-node': 'node',
   'qwen-browser': 'chromium worker',
+  'qwen-browser64': 'chromium worker, memory64',
 };
 
 /** One engine run: one model file, one thread count. */
