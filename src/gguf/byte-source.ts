@@ -79,6 +79,10 @@ export class BlobSource implements ByteSource {
   }
 }
 
+/** Milliseconds spent copying stream chunks into their targets since the page started: how much
+ * of a read is the copy (`npm run bench:load` splits a model load with it). */
+export const streamCopyClock = { ms: 0 };
+
 // Buffers the BYOB reads below lend to a stream and get back (one per concurrent read).
 const BYOB_BUFFER_BYTES = 4 * 1024 * 1024;
 const spareBuffers: ArrayBuffer[] = [];
@@ -133,7 +137,9 @@ export async function readStreamInto(stream: ReadableStream<Uint8Array>, target:
         return filled;
       }
       if (filled + result.value.length > target.length) return filled + result.value.length;  // more than asked for
+      const copyStarted = performance.now();
       target.set(result.value, filled);
+      streamCopyClock.ms += performance.now() - copyStarted;
       filled += result.value.length;
     }
   } finally {

@@ -4,7 +4,7 @@
 // source, tensor by tensor), the KV cache (f16, or q8_0 at half the size), and activation buffers
 // for a batch of tokens.
 // `forward` reads top to bottom like llama2.c's: one layer loop, a comment per step.
-import type { ByteSource } from '../gguf/byte-source.ts';
+import { streamCopyClock, type ByteSource } from '../gguf/byte-source.ts';
 import { GGMLType, ggmlTypeName } from '../gguf/ggml-types.ts';
 import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
 import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
@@ -38,6 +38,21 @@ export interface LoadOptions extends Omit<KernelOptions, 'memory64'> {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Stop loading early (e.g. the user closed the model). */
   signal?: AbortSignal;
+  /** Filled with where the load's time went (benchmarks); the weights' pages are then touched
+   * before they are written, so that first-touch cost is told apart from the copy. */
+  timings?: LoadTimings;
+}
+
+/** Milliseconds of a load by part; what is left of the whole (module, header, tokenizer) is the caller's "other". */
+export interface LoadTimings {
+  /** Reading weight bytes from the source, the copy into wasm memory excepted. */
+  read?: number;
+  /** Copying stream chunks into wasm memory (stream sources: IndexedDB chunks, URLs, Blobs). */
+  copy?: number;
+  /** The first write to each fresh wasm page of the weights (the OS maps and zeroes it). */
+  touch?: number;
+  /** Rewriting matrices into the kernels' layouts. */
+  repack?: number;
 }
 
 /** A matrix in wasm memory: `rows` output features of `cols` inputs, in GGUF layout. */
@@ -157,13 +172,19 @@ export class Qwen3Model {
       // Weights: one arena, each tensor read straight into its place.
       const weightBase = kernels.alloc(weightBytes, ALIGN);
       const placed = new Map<string, number>();
+      const timings = options.timings;
+      const copiedBefore = streamCopyClock.ms;
       let offset = weightBase;
-      let loaded = 0;
+      let loaded = 0, readMs = 0, touchMs = 0;
       for (const t of tensors) {
         for (let done = 0; done < t.byteSize; done += READ_CHUNK_BYTES) {
           options.signal?.throwIfAborted();
           const length = Math.min(READ_CHUNK_BYTES, t.byteSize - done);
-          await source.readInto(t.offset + done, kernels.bytes().subarray(offset + done, offset + done + length));
+          const target = kernels.bytes().subarray(offset + done, offset + done + length);
+          if (timings) touchMs += touchPages(target);
+          const readStarted = performance.now();
+          await source.readInto(t.offset + done, target);
+          readMs += performance.now() - readStarted;
           loaded += length;
           options.onProgress?.(loaded, weightBytes);
         }
@@ -171,11 +192,21 @@ export class Qwen3Model {
         offset += alignUp(t.byteSize);
       }
 
+      if (timings) {
+        timings.copy = streamCopyClock.ms - copiedBefore;
+        timings.read = readMs - timings.copy;
+        timings.touch = touchMs;
+        timings.repack = 0;
+      }
+
       // Matrices in the layout the kernels read fastest (repacked in place; see Kernels.repack).
       const matrix = (name: string): Matrix => {
         const t = gguf.tensor(name)!;
         const ptr = placed.get(name)!, rows = t.dims[1], cols = t.dims[0];
-        return { ptr, type: kernels.repack(ptr, t.type as WeightType, rows, cols), rows, cols };
+        const started = performance.now();
+        const type = kernels.repack(ptr, t.type as WeightType, rows, cols);
+        if (timings) timings.repack! += performance.now() - started;
+        return { ptr, type, rows, cols };
       };
       const vector = (name: string): number => placed.get(name)!;
       const kvK = config.nKvHeads * config.headDim;
@@ -529,6 +560,13 @@ function allocRunState(k: Kernels, c: ModelConfig, batch: number, logitRows: num
     logits: buffer('logits'),
     logitRows,
   };
+}
+
+/** Writes each 4 KiB page of `target` once (zeroes over zeroes: fresh wasm pages); returns the ms it took. */
+function touchPages(target: Uint8Array): number {
+  const started = performance.now();
+  for (let i = 0; i < target.length; i += 4096) target[i] = 0;
+  return performance.now() - started;
 }
 
 function gib(bytes: number): string {

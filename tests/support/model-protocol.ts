@@ -4,7 +4,7 @@
 import type { ErrorInfo } from '../../src/engine/errors.ts';
 import type { ModelSpec } from '../../src/engine/types.ts';
 import type { KernelBuild, KvCacheType } from '../../src/model/kernels.ts';
-import type { Addressing } from '../../src/model/qwen3.ts';
+import type { Addressing, LoadTimings } from '../../src/model/qwen3.ts';
 
 /** A ModelSpec (a URL with `cache: false` is read range by range), or a complete model in the
  * IndexedDB ModelStore named `store`. */
@@ -21,6 +21,8 @@ export type ModelRequest =
       maxBatch?: number;
       kvCache?: KvCacheType;
       addressing?: 'auto' | Addressing;
+      /** Report where the load's time went (and build the tokenizer and chat template, as the engine does). */
+      timings?: boolean;
     }
   | {
       /**
@@ -62,6 +64,8 @@ export interface TopK {
 }
 
 export interface LoadedInfo {
+  /** With `timings`: the load's parts (ms), and the tokenizer and chat template's. */
+  timings?: LoadTimings & { tokenizer?: number };
   build: KernelBuild;
   addressing: Addressing;
   threads: number;

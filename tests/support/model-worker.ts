@@ -5,7 +5,10 @@
 // Requests run one at a time in arrival order: the model (its KV cache) is a single state.
 import { openModelSource, type OpenedSource } from '../../src/engine/model-source.ts';
 import { argmax, topCandidates } from '../../src/engine/sampler.ts';
-import { Qwen3Model } from '../../src/model/qwen3.ts';
+import { readChatTemplate, readTokenizerData } from '../../src/gguf/metadata.ts';
+import { Qwen3Model, type LoadTimings } from '../../src/model/qwen3.ts';
+import { ChatTemplate } from '../../src/tokenizer/chat-template.ts';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { ModelStore } from '../../src/storage/model-store.ts';
 import { errorInfo } from '../../src/engine/errors.ts';
 import { fillCacheTo } from './fill-cache.ts';
@@ -58,7 +61,9 @@ async function handle(request: ModelRequest): Promise<void> {
         ? { source: await ModelStore.open(spec.store).openSource(spec.id), name: spec.id, close: async () => {} }
         : await openModelSource(spec, undefined, undefined);
       const source = opened.source;
+      const timings: LoadTimings | undefined = request.timings ? {} : undefined;
       const loaded = await Qwen3Model.load(source, {
+        timings,
         threads: request.threads,
         build: request.build,
         contextLength: request.contextLength,
@@ -68,7 +73,16 @@ async function handle(request: ModelRequest): Promise<void> {
         onProgress: (loadedBytes, totalBytes) => scope.postMessage({ type: 'progress', id: request.id, loadedBytes, totalBytes }),
       });
       model = loaded;
+      let tokenizerMs: number | undefined;
+      if (timings) {
+        // What the engine also does before it is ready: the tokenizer and the chat template.
+        const tokenizerStarted = performance.now();
+        Tokenizer.fromData(readTokenizerData(loaded.gguf));
+        ChatTemplate.parse(readChatTemplate(loaded.gguf));
+        tokenizerMs = performance.now() - tokenizerStarted;
+      }
       scope.postMessage({
+        ...(timings ? { timings: { ...timings, tokenizer: tokenizerMs } } : {}),
         type: 'loaded',
         id: request.id,
         build: loaded.kernels.build,

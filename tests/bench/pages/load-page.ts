@@ -4,9 +4,11 @@
 //   bench.load({ source, threads }): loads `source` in a fresh tests/support/model-worker.ts,
 //     terminated afterwards (only one model's wasm memory at a time); resolves to the time from
 //     posting the load request to the 'loaded' reply and the worker's own figures;
+//   bench.rawRead(id): reads the stored model's bytes in 64 MiB pieces into one reused buffer
+//     (no wasm, no model): what IndexedDB gives here; resolves to { ms, bytes };
 //   bench.remove(id): deletes the model from the store.
 import { ModelStore } from '../../../src/storage/model-store.ts';
-import type { ModelRequest, ModelResponse, ModelSource } from '../../support/model-protocol.ts';
+import type { LoadedInfo, ModelRequest, ModelResponse, ModelSource } from '../../support/model-protocol.ts';
 
 export interface DownloadResult {
   ms: number;
@@ -27,6 +29,8 @@ export interface LoadResult {
   build: string;
   threads: number;
   fileBytes: number;
+  memoryBytes: number;
+  timings: NonNullable<LoadedInfo['timings']>;
 }
 
 const STORE = 'bench';
@@ -47,7 +51,9 @@ function load({ source, threads }: LoadRequest): Promise<LoadResult> {
       if (m.type === 'progress') return;
       const ms = performance.now() - started;
       worker.terminate();
-      if (m.type === 'loaded') resolve({ ms, loadMs: m.loadMs, build: m.build, threads: m.threads, fileBytes: m.fileBytes });
+      if (m.type === 'loaded') {
+        resolve({ ms, loadMs: m.loadMs, build: m.build, threads: m.threads, fileBytes: m.fileBytes, memoryBytes: m.memoryBytes, timings: m.timings ?? {} });
+      }
       else if (m.type === 'error') reject(new Error(`${m.error.name}: ${m.error.message}`));
       else reject(new Error(`unexpected reply ${m.type}`));
     };
@@ -55,15 +61,26 @@ function load({ source, threads }: LoadRequest): Promise<LoadResult> {
       worker.terminate();
       reject(new Error(`model worker failed: ${event.message}`));
     };
-    const request: ModelRequest = { type: 'load', id: 1, source, threads, contextLength: 4096 };
+    const request: ModelRequest = { type: 'load', id: 1, source, threads, contextLength: 4096, timings: true };
     worker.postMessage(request);
   });
+}
+
+async function rawRead(id: string): Promise<{ ms: number; bytes: number }> {
+  const source = await ModelStore.open(STORE).openSource(id);
+  const buffer = new Uint8Array(64 * 1024 * 1024);
+  const started = performance.now();
+  for (let offset = 0; offset < source.size; offset += buffer.length) {
+    await source.readInto(offset, buffer.subarray(0, Math.min(buffer.length, source.size - offset)));
+  }
+  return { ms: performance.now() - started, bytes: source.size };
 }
 
 Object.assign(window, {
   bench: {
     download,
     load,
+    rawRead,
     remove: (id: string): Promise<void> => ModelStore.open(STORE).delete(id),
   },
 });
