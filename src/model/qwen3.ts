@@ -107,6 +107,8 @@ const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
 export const READ_CHUNK_BYTES = 64 * 1024 * 1024;
+/** Pieces read at once: the next one arrives while this thread copies and repacks the last. */
+const READ_AHEAD_PIECES = 2;
 /** Room the kernels need beside our buffers: module data, matmul/attention scratch, thread stacks. */
 const KERNEL_OVERHEAD_BYTES = 64 * 1024 * 1024;
 
@@ -172,41 +174,66 @@ export class Qwen3Model {
       // Weights: one arena, each tensor read straight into its place.
       const weightBase = kernels.alloc(weightBytes, ALIGN);
       const placed = new Map<string, number>();
-      const timings = options.timings;
-      const copiedBefore = streamCopyClock.ms;
+      const pieces: { tensor: GGUFTensorInfo; fileOffset: number; at: number; length: number; last: boolean }[] = [];
       let offset = weightBase;
-      let loaded = 0, readMs = 0, touchMs = 0;
       for (const t of tensors) {
         for (let done = 0; done < t.byteSize; done += READ_CHUNK_BYTES) {
-          options.signal?.throwIfAborted();
           const length = Math.min(READ_CHUNK_BYTES, t.byteSize - done);
-          const target = kernels.bytes().subarray(offset + done, offset + done + length);
-          if (timings) touchMs += touchPages(target);
-          const readStarted = performance.now();
-          await source.readInto(t.offset + done, target);
-          readMs += performance.now() - readStarted;
-          loaded += length;
-          options.onProgress?.(loaded, weightBytes);
+          pieces.push({ tensor: t, fileOffset: t.offset + done, at: offset + done, length, last: done + length === t.byteSize });
         }
         placed.set(t.name, offset);
         offset += alignUp(t.byteSize);
       }
 
+      // Each piece read straight into its place, the next one already on its way (the source's
+      // I/O goes on while this thread copies, touches fresh pages and repacks); each matrix
+      // rewritten into the layout the kernels read fastest (in place; see Kernels.repack) as
+      // soon as its last piece has arrived.
+      const timings = options.timings;
+      const copiedBefore = streamCopyClock.ms;
+      const readsStarted = performance.now();
+      let touchMs = 0, repackMs = 0, loaded = 0;
+      const packedTypes = new Map<string, WeightType>();
+      const startRead = (i: number): Promise<void> => {
+        const p = pieces[i]!;
+        const target = kernels.bytes().subarray(p.at, p.at + p.length);
+        if (timings) touchMs += touchPages(target);
+        return source.readInto(p.fileOffset, target);
+      };
+      const reads: Promise<void>[] = [];
+      try {
+        for (let i = 0; i < pieces.length; i++) {
+          while (reads.length < Math.min(pieces.length, i + READ_AHEAD_PIECES)) {
+            options.signal?.throwIfAborted();
+            const read = startRead(reads.length);
+            read.catch(() => undefined);  // a read failing ahead is seen when its turn comes (not as unhandled)
+            reads.push(read);
+          }
+          await reads[i];
+          const p = pieces[i]!;
+          loaded += p.length;
+          options.onProgress?.(loaded, weightBytes);
+          if (p.last && p.tensor.dims.length === 2) {
+            const repackStarted = performance.now();
+            const t = p.tensor;
+            packedTypes.set(t.name, kernels.repack(placed.get(t.name)!, t.type as WeightType, t.dims[1]!, t.dims[0]!));
+            repackMs += performance.now() - repackStarted;
+          }
+        }
+      } catch (error) {
+        await Promise.allSettled(reads);  // nothing may still be writing when the caller sees the error
+        throw error;
+      }
       if (timings) {
         timings.copy = streamCopyClock.ms - copiedBefore;
-        timings.read = readMs - timings.copy;
         timings.touch = touchMs;
-        timings.repack = 0;
+        timings.repack = repackMs;
+        timings.read = performance.now() - readsStarted - timings.copy - touchMs - repackMs;
       }
 
-      // Matrices in the layout the kernels read fastest (repacked in place; see Kernels.repack).
       const matrix = (name: string): Matrix => {
         const t = gguf.tensor(name)!;
-        const ptr = placed.get(name)!, rows = t.dims[1], cols = t.dims[0];
-        const started = performance.now();
-        const type = kernels.repack(ptr, t.type as WeightType, rows, cols);
-        if (timings) timings.repack! += performance.now() - started;
-        return { ptr, type, rows, cols };
+        return { ptr: placed.get(name)!, type: packedTypes.get(name) ?? (t.type as WeightType), rows: t.dims[1], cols: t.dims[0] };
       };
       const vector = (name: string): number => placed.get(name)!;
       const kvK = config.nKvHeads * config.headDim;
