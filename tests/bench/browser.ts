@@ -138,6 +138,8 @@ export interface BrowserBenchPage<L> {
    * fails); resolves to what `bench.close()` gave and the renderer's peak RSS in bytes.
    */
   close<T>(): Promise<{ value: T; peakBytes: number }>;
+  /** CPU time Chromium's processes have used so far, seconds. */
+  cpuSeconds(): Promise<number>;
 }
 
 /** Opens the page and runs its `bench.load`; when that fails, Chromium and the server are closed. */
@@ -161,6 +163,7 @@ export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise
     return {
       loaded,
       round: <T>() => call<T>('round'),
+      cpuSeconds: async () => (await browser.processMemory()).reduce((sum, p) => sum + p.cpuSeconds, 0),
       async close<T>() {
         try {
           // Unloading is quick; a page still busy with a round that timed out is not waited for.

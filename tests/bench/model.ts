@@ -11,7 +11,8 @@
 //   --depth 8000             decode measured with this many tokens in the context (reached
 //                            untimed: llama.cpp evaluates filler, qwen-web copies the prompt's rows)
 //   --kv-cache f16|q8_0      KV cache type of every engine that has one to choose
-//   --repeat 3               timed rounds after one load; each engine's best round is shown
+//   --repeat 5               timed rounds after one load; the table shows each engine's median
+//                            and the median and range of its per-round ratios to native
 //   --timeout 1800           seconds per load, round or unload
 //   --json out.json          also write the rows as JSON
 //   --verbose                echo engines' logs
@@ -23,7 +24,7 @@
 // page renderer's VmHWM). A failing engine shows its error in the table and the rest still run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -31,7 +32,8 @@ import { parseArgs } from 'node:util';
 import { buildPrompt, invalidUtf8TokenIds } from './engines/prompt.ts';
 import { openQwenWebBrowser } from './engines/qwen-web-browser.ts';
 import {
-  bestOf,
+  median,
+  medianOf,
   CHILD_ERROR_PREFIX,
   CHILD_REPLY_PREFIX,
   DEFAULT_ENGINES,
@@ -44,10 +46,12 @@ import {
   type EngineName,
   type EngineRunOptions,
   type EngineSession,
+  type RoundRecord,
   type RoundSpeeds,
   type SessionEnd,
 } from './engines/types.ts';
 import { openWllama } from './engines/wllama.ts';
+import { processCpuSeconds } from '../support/chromium.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHILD_ENTRY = join(REPO_ROOT, 'tests', 'bench', 'engines', 'child.ts');
@@ -100,7 +104,7 @@ function parseSettings(argv: string[]): BenchSettings {
       decode: { type: 'string', default: '64' },
       depth: { type: 'string', default: '0' },
       'kv-cache': { type: 'string', default: 'f16' },
-      repeat: { type: 'string', default: '3' },
+      repeat: { type: 'string', default: '5' },
       timeout: { type: 'string', default: '1800' },
       json: { type: 'string' },
       verbose: { type: 'boolean', default: false },
@@ -141,7 +145,7 @@ function parseSettings(argv: string[]): BenchSettings {
 
 function readUsage(): string {
   return 'usage: npm run bench -- [--models q4_0,q4_k_m | --model a.gguf] [--engines native,wllama,qwen-node,qwen-browser]\n' +
-    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--depth 0] [--kv-cache f16] [--repeat 3] [--timeout 1800] [--json out.json] [--verbose]\n';
+    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--depth 0] [--kv-cache f16] [--repeat 5] [--timeout 1800] [--json out.json] [--verbose]\n';
 }
 
 async function fixturePath(name: string): Promise<string> {
@@ -226,6 +230,7 @@ async function openInChild(
     return {
       ...loaded,
       round: () => request<RoundSpeeds>('round'),
+      cpuSeconds: () => (child.pid === undefined ? Promise.resolve(0) : processCpuSeconds(child.pid)),
       async close() {
         try {
           return await request<SessionEnd>('close');
@@ -266,7 +271,10 @@ async function runEngines(model: string, options: EngineRunOptions, settings: Be
   const cells = settings.engines.map((engine) => ({
     row: { model, engine, threads: options.threads } as BenchRow,
     session: undefined as EngineSession | undefined,
-    rounds: [] as RoundSpeeds[],
+    rounds: [] as RoundRecord[],
+    // CPU this engine used while the others ran their rounds, and those rounds' wall time
+    idleCpu: 0,
+    othersSeconds: 0,
   }));
   const fail = (cell: (typeof cells)[number], error: unknown) => {
     cell.row.notYetAvailable = isNotYetAvailable(error);
@@ -289,9 +297,19 @@ async function runEngines(model: string, options: EngineRunOptions, settings: Be
     for (let i = 0; i < live.length; i++) {
       const cell = live[(i + round) % live.length]!;
       if (cell.rounds.length >= (cell.session!.maxRounds ?? Infinity)) continue;
+      const others = live.filter((other) => other !== cell);
       try {
+        const loadAverage = loadavg()[0]!;
+        const cpuBefore = await Promise.all(others.map((other) => other.session!.cpuSeconds()));
+        const started = performance.now();
         const speeds = await cell.session!.round();
-        cell.rounds.push(speeds);
+        const seconds = (performance.now() - started) / 1000;
+        const cpuAfter = await Promise.all(others.map((other) => other.session!.cpuSeconds()));
+        others.forEach((other, j) => {
+          other.idleCpu += cpuAfter[j]! - cpuBefore[j]!;
+          other.othersSeconds += seconds;
+        });
+        cell.rounds.push({ ...speeds, loadAverage });
         log(`${where} · round ${round + 1} · ${cell.row.engine}: prompt ${formatNumber(speeds.promptTokensPerSecond)} tok/s, decode ${formatNumber(speeds.decodeTokensPerSecond)} tok/s`);
       } catch (error) {
         fail(cell, error);
@@ -303,7 +321,10 @@ async function runEngines(model: string, options: EngineRunOptions, settings: Be
     try {
       const end = await cell.session.close();
       if (cell.row.error === undefined) {
-        cell.row.result = { loadSeconds: cell.session.loadSeconds, ...bestOf(cell.rounds), ...end, rounds: cell.rounds };
+        cell.row.result = {
+          loadSeconds: cell.session.loadSeconds, ...medianOf(cell.rounds), ...end, rounds: cell.rounds,
+          idleCpuShare: cell.othersSeconds > 0 ? cell.idleCpu / cell.othersSeconds : undefined,
+        };
       }
     } catch (error) {
       if (cell.row.error === undefined) fail(cell, error);
@@ -322,13 +343,21 @@ function formatNumber(value: number): string {
   return value.toFixed(2);
 }
 
-function formatRatio(value: number | undefined, native: number | undefined): string {
-  if (value === undefined || native === undefined || native <= 0) return '–';
-  return `${(value / native).toFixed(2)}×`;
+/** Per-round ratios of `result` to native's round of the same turn (the rounds ran in turn). */
+function roundRatios(result: BenchResult | undefined, native: BenchResult | undefined, key: keyof RoundSpeeds): number[] {
+  if (!result || !native) return [];
+  return result.rounds.slice(0, native.rounds.length).map((round, i) => round[key] / native.rounds[i]![key]);
+}
+
+/** "0.57× (0.52–0.61)": the median of the per-round ratios and their range. */
+function formatRatios(ratios: number[]): string {
+  if (ratios.length === 0) return '–';
+  const range = ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : '';
+  return `${median(ratios).toFixed(2)}×${range}`;
 }
 
 function renderTable(rows: BenchRow[]): string {
-  const header = ['model', 'engine', 'where', 'threads', 'load s', 'prompt tok/s', 'decode tok/s', 'peak MiB', 'prompt vs native', 'decode vs native', 'note'];
+  const header = ['model', 'engine', 'where', 'threads', 'load s', 'prompt tok/s', 'decode tok/s', 'peak MiB', 'idle CPU', 'prompt vs native', 'decode vs native', 'note'];
   const body = rows.map((row) => {
     const native = rows.find((other) => other.engine === 'native' && other.model === row.model && other.threads === row.threads)?.result;
     const result = row.result;
@@ -342,12 +371,13 @@ function renderTable(rows: BenchRow[]): string {
       result ? formatNumber(result.promptTokensPerSecond) : '–',
       result ? formatNumber(result.decodeTokensPerSecond) : '–',
       result && result.peakBytes > 0 ? (result.peakBytes / 2 ** 20).toFixed(0) : '–',
-      formatRatio(result?.promptTokensPerSecond, native?.promptTokensPerSecond),
-      formatRatio(result?.decodeTokensPerSecond, native?.decodeTokensPerSecond),
+      result?.idleCpuShare !== undefined ? `${(result.idleCpuShare * 100).toFixed(0)} %` : '–',
+      row.engine === 'native' ? (native ? '1' : '–') : formatRatios(roundRatios(result, native, 'promptTokensPerSecond')),
+      row.engine === 'native' ? (native ? '1' : '–') : formatRatios(roundRatios(result, native, 'decodeTokensPerSecond')),
       note.replace(/\s+/g, ' ').slice(0, 160),
     ];
   });
-  const numeric = new Set([3, 4, 5, 6, 7, 8, 9]);
+  const numeric = new Set([3, 4, 5, 6, 7, 8, 9, 10]);
   const widths = header.map((title, column) => Math.max(title.length, ...body.map((cells) => cells[column].length)));
   const line = (cells: string[]): string =>
     cells
@@ -357,19 +387,16 @@ function renderTable(rows: BenchRow[]): string {
   return [line(header), widths.map((width, column) => '-'.repeat(column === widths.length - 1 ? 4 : width)).join('  '), ...body.map(line)].join('\n');
 }
 
-/**
- * Each engine's rounds against native's rounds of the same turn: how far the ratio moves
- * while the machine does (the table's ratios are of best rounds).
- */
+/** Each engine's rounds against native's rounds of the same turn, and the load average before each round. */
 function renderRoundRatios(rows: BenchRow[]): string[] {
   const lines: string[] = [];
-  const ratios = (a: RoundSpeeds[], b: RoundSpeeds[], key: keyof RoundSpeeds) =>
-    a.slice(0, b.length).map((round, i) => (round[key] / b[i]![key]).toFixed(2)).join(' ');
+  const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(' ');
   for (const row of rows) {
     const native = rows.find((other) => other.engine === 'native' && other.model === row.model && other.threads === row.threads)?.result;
     if (row.engine === 'native' || !row.result || !native || row.result.rounds.length < 2) continue;
-    lines.push(`${row.model} · ${row.threads} thread(s) · ${row.engine}: prompt ${ratios(row.result.rounds, native.rounds, 'promptTokensPerSecond')}` +
-      ` | decode ${ratios(row.result.rounds, native.rounds, 'decodeTokensPerSecond')}`);
+    lines.push(`${row.model} · ${row.threads} thread(s) · ${row.engine}: prompt ${list(roundRatios(row.result, native, 'promptTokensPerSecond'))}` +
+      ` | decode ${list(roundRatios(row.result, native, 'decodeTokensPerSecond'))}` +
+      ` | load average ${row.result.rounds.map((r) => r.loadAverage.toFixed(1)).join(' ')}`);
   }
   return lines.length === 0 ? [] : ['', "round by round, ÷ native's round of the same turn:", ...lines];
 }
@@ -417,7 +444,9 @@ async function main(): Promise<void> {
       `qwen-web benchmark — ${new Date().toISOString()}`,
       `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
       `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps` +
-        `${settings.depth > settings.promptTokens ? ` from depth ${settings.depth} (reached untimed)` : ''}, ${settings.kvCache} KV cache, best of ${settings.repeats} rounds after one load, the engines' rounds taken in turn (wllama: one round); peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
+        `${settings.depth > settings.promptTokens ? ` from depth ${settings.depth} (reached untimed)` : ''}, ${settings.kvCache} KV cache, ${settings.repeats} rounds after one load, the engines' rounds taken in turn (wllama: one round); ` +
+        `tok/s = median of the rounds; vs native = median (range) of the per-round ratios to native's round of the same turn; ` +
+        `idle CPU = CPU the engine used while the others ran their rounds, share of one core; peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
       ...modelInfo,
       '',
       renderTable(rows),

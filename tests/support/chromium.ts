@@ -37,6 +37,8 @@ export interface ChromiumProcessMemory {
   rssBytes: number;
   /** VmHWM: the highest RSS this process reached. */
   peakRssBytes: number;
+  /** CPU time (user + system, all its threads) it has used so far, seconds. */
+  cpuSeconds: number;
 }
 
 export interface LaunchedChromium {
@@ -130,11 +132,15 @@ export async function isCrossOriginIsolated(launched: LaunchedChromium, url: str
   }
 }
 
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
 interface ProcInfo {
   pid: number;
   ppid: number;
   /** Arguments joined by spaces: Chromium rewrites its children's cmdline into one string. */
   commandLine: string;
+  cpuSeconds: number;
 }
 
 async function readProc(pid: number): Promise<ProcInfo | undefined> {
@@ -145,10 +151,17 @@ async function readProc(pid: number): Promise<ProcInfo | undefined> {
     ]);
     // stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.
     const afterComm = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, ppid: Number(afterComm[1]), commandLine: cmdline.replaceAll('\0', ' ').trim() };
+    // after comm: state ppid … utime (field 14) stime (field 15), counted from state as field 3
+    const cpuSeconds = (Number(afterComm[11]) + Number(afterComm[12])) / CLOCK_TICKS;
+    return { pid, ppid: Number(afterComm[1]), commandLine: cmdline.replaceAll('\0', ' ').trim(), cpuSeconds };
   } catch {
     return undefined; // the process ended while we looked
   }
+}
+
+/** CPU time (user + system, all threads) process `pid` has used so far, seconds; 0 once it is gone. */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  return (await readProc(pid))?.cpuSeconds ?? 0;
 }
 
 function hasArgument(commandLine: string, argument: string): boolean {
@@ -194,6 +207,7 @@ export async function chromiumProcessMemory(userDataDir: string): Promise<Chromi
       type,
       rssBytes: statusBytes(status, 'VmRSS'),
       peakRssBytes: statusBytes(status, 'VmHWM'),
+      cpuSeconds: info.cpuSeconds,
     });
   }
   return result;

@@ -13,7 +13,7 @@ import {
   isNotYetAvailable,
   type ChildError,
   type EngineRunOptions,
-  type EngineSession,
+  type ChildEngineSession,
 } from './types.ts';
 
 function reply(value: unknown): void {
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const engine = process.argv[2];
   const open = engine === 'native' ? openNative : engine === 'qwen-node' ? openQwenWebNode : undefined;
   if (!open) throw new Error(`engine '${engine}' does not run in a Node child`);
-  let session: EngineSession | undefined;
+  let session: ChildEngineSession | undefined;
   for await (const line of createInterface({ input: process.stdin })) {
     if (session === undefined) {
       session = await open(JSON.parse(line) as EngineRunOptions);

@@ -1,9 +1,9 @@
 // llama.cpp native (CPU, prebuilt node-llama-cpp addon): the reference the other engines are
 // compared against. Runs inside a bench child process so that its peak RSS is its own.
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
-import { benchContextLength, type EngineRunOptions, type EngineSession } from './types.ts';
+import { benchContextLength, type EngineRunOptions, type ChildEngineSession } from './types.ts';
 
-export async function openNative(options: EngineRunOptions): Promise<EngineSession> {
+export async function openNative(options: EngineRunOptions): Promise<ChildEngineSession> {
   const { modelPath, threads, promptTokens, decodeSteps, depth } = options;
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
 

@@ -71,6 +71,7 @@ export async function openQwenWebBrowser(
   return {
     loadSeconds: page.loaded.loadSeconds,
     round: () => page.round<RoundSpeeds>(),
+    cpuSeconds: () => page.cpuSeconds(),
     async close() {
       const { value, peakBytes } = await page.close<{ note: string }>();
       return { peakBytes, note: value.note };

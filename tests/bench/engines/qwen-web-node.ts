@@ -4,14 +4,14 @@ import { NodeFileSource } from '../../../src/gguf/node-file-source.ts';
 import { argmax } from '../../../src/engine/sampler.ts';
 import { Qwen3Model } from '../../../src/model/qwen3.ts';
 import { fillCacheTo } from '../../support/fill-cache.ts';
-import { benchContextLength, type EngineRunOptions, type EngineSession } from './types.ts';
+import { benchContextLength, type EngineRunOptions, type ChildEngineSession } from './types.ts';
 
 /**
  * Loads the model from `modelPath` with `threads` threads (loadSeconds: until ready to prefill);
  * each round prefills exactly `promptTokens` from position 0, then runs `decodeSteps` greedy
  * single-token steps.
  */
-export async function openQwenWebNode(options: EngineRunOptions): Promise<EngineSession> {
+export async function openQwenWebNode(options: EngineRunOptions): Promise<ChildEngineSession> {
   const { modelPath, threads, promptTokens, decodeSteps, depth } = options;
   const loadStart = performance.now();
   const source = await NodeFileSource.open(modelPath);

@@ -66,8 +66,20 @@ export interface EngineSession {
   /** Timed rounds this engine can give, if limited (wllama: 1, see the bench README). */
   maxRounds?: number;
   round(): Promise<RoundSpeeds>;
+  /** CPU time its processes have used so far (the renderer, GPU and browser processes for a
+   * browser engine), seconds: read around other engines' rounds, what it burns while idle. */
+  cpuSeconds(): Promise<number>;
   /** Unloads the model and frees the process, page or worker it ran in. */
   close(): Promise<SessionEnd>;
+}
+
+/** An engine inside a bench child process: the parent measures the child's CPU itself. */
+export type ChildEngineSession = Omit<EngineSession, 'cpuSeconds'>;
+
+/** One timed round as the bench records it. */
+export interface RoundRecord extends RoundSpeeds {
+  /** The 1-minute load average just before the round. */
+  loadAverage: number;
 }
 
 export interface SessionEnd {
@@ -79,15 +91,26 @@ export interface SessionEnd {
 /** A row of the table: one engine on one model at one thread count. */
 export interface BenchResult extends RoundSpeeds, SessionEnd {
   loadSeconds: number;
-  /** Every round, in the order run; the speeds above are the best of them. */
-  rounds: RoundSpeeds[];
+  /** Every round, in the order run; the speeds above are their medians. */
+  rounds: RoundRecord[];
+  /** CPU this engine burned while the other engines ran their rounds, as a share of one core
+   * over those rounds' wall time (threads that spin while idle steal the others' cores). */
+  idleCpuShare?: number;
 }
 
-/** The best prompt and decode speeds over some rounds. */
-export function bestOf(rounds: readonly RoundSpeeds[]): RoundSpeeds {
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The median prompt and decode speeds over some rounds. */
+export function medianOf(rounds: readonly RoundSpeeds[]): RoundSpeeds {
   return {
-    promptTokensPerSecond: Math.max(0, ...rounds.map((r) => r.promptTokensPerSecond)),
-    decodeTokensPerSecond: Math.max(0, ...rounds.map((r) => r.decodeTokensPerSecond)),
+    promptTokensPerSecond: median(rounds.map((r) => r.promptTokensPerSecond)),
+    decodeTokensPerSecond: median(rounds.map((r) => r.decodeTokensPerSecond)),
   };
 }
 

@@ -57,6 +57,7 @@ export async function openWllama(
     // One round: a second completion of the same prompt may reuse wllama's KV cache, and a
     // round of the 4B fixtures takes minutes.
     maxRounds: 1,
+    cpuSeconds: () => page.cpuSeconds(),
     async round() {
       const timings = await page.round<WllamaTimings>();
       if (timings.prompt_n !== options.promptTokens.length) notes.add(`prompt was ${timings.prompt_n} tokens`);
