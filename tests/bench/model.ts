@@ -52,6 +52,10 @@ import {
 } from './engines/types.ts';
 import { openWllama } from './engines/wllama.ts';
 import { processCpuSeconds } from '../support/chromium.ts';
+import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
+import { readGGUF } from '../../src/gguf/reader.ts';
+import { buildCeilingModule, formatSpread, measureCeilings, type Ceilings } from './ceiling.ts';
+import { withBenchBrowser } from './browser.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHILD_ENTRY = join(REPO_ROOT, 'tests', 'bench', 'engines', 'child.ts');
@@ -70,6 +74,30 @@ interface BenchSettings {
   verbose: boolean;
 }
 
+/** What one token costs a model: int8 multiply-adds of a prompt token (no logits) and weight
+ * bytes a decode step reads (every matrix once, the output one included). */
+interface ModelWork {
+  promptMacs: number;
+  decodeBytes: number;
+}
+
+/** The matrices' work, from the GGUF header (the token embedding is a lookup, not a product). */
+async function modelWork(path: string): Promise<ModelWork> {
+  const source = await NodeFileSource.open(path);
+  try {
+    const gguf = await readGGUF(source);
+    const matrices = gguf.tensors.filter((t) => t.dims.length === 2 && t.name !== 'token_embd.weight');
+    const output = gguf.tensors.find((t) => t.name === 'output.weight') ?? gguf.tensors.find((t) => t.name === 'token_embd.weight')!;
+    const macs = (ts: typeof matrices) => ts.reduce((sum, t) => sum + t.nElements, 0);
+    return {
+      promptMacs: macs(matrices.filter((t) => t.name !== 'output.weight')),
+      decodeBytes: matrices.filter((t) => t.name !== 'output.weight').reduce((sum, t) => sum + t.byteSize, 0) + output.byteSize,
+    };
+  } finally {
+    await source.close();
+  }
+}
+
 interface BenchRow {
   model: string;
   engine: EngineName;
@@ -77,6 +105,21 @@ interface BenchRow {
   result?: BenchResult;
   error?: string;
   notYetAvailable?: boolean;
+  work?: ModelWork;
+}
+
+/** Engines whose speed the WebAssembly ceilings bound (they run in Chromium). */
+const WASM_IN_CHROMIUM: ReadonlySet<EngineName> = new Set(['qwen-browser', 'qwen-browser64', 'wllama']);
+
+/** "0.91": speed × work per token ÷ the ceiling at that thread count (medians). */
+function efficiency(row: BenchRow, ceilings: Ceilings | undefined, kind: 'prompt' | 'decode'): string {
+  const result = row.result;
+  if (!ceilings || !result || !row.work || !WASM_IN_CHROMIUM.has(row.engine) || (row.threads !== 1 && row.threads !== 2)) return '–';
+  const threads = row.threads as 1 | 2;
+  const achieved = kind === 'prompt'
+    ? (result.promptTokensPerSecond * row.work.promptMacs) / 1e9 / median(ceilings.relaxed[threads])
+    : (result.decodeTokensPerSecond * row.work.decodeBytes) / 1e9 / median(ceilings.stream[threads]);
+  return achieved.toFixed(2);
 }
 
 function splitList(value: string): string[] {
@@ -356,8 +399,9 @@ function formatRatios(ratios: number[]): string {
   return `${median(ratios).toFixed(2)}×${range}`;
 }
 
-function renderTable(rows: BenchRow[]): string {
-  const header = ['model', 'engine', 'where', 'threads', 'load s', 'prompt tok/s', 'decode tok/s', 'peak MiB', 'idle CPU', 'prompt vs native', 'decode vs native', 'note'];
+function renderTable(rows: BenchRow[], ceilings: Ceilings | undefined): string {
+  const header = ['model', 'engine', 'where', 'threads', 'load s', 'prompt tok/s', 'decode tok/s', 'peak MiB', 'idle CPU', 'prompt vs native', 'decode vs native',
+    'prompt eff', 'decode eff', 'note'];
   const body = rows.map((row) => {
     const native = rows.find((other) => other.engine === 'native' && other.model === row.model && other.threads === row.threads)?.result;
     const result = row.result;
@@ -374,10 +418,12 @@ function renderTable(rows: BenchRow[]): string {
       result?.idleCpuShare !== undefined ? `${(result.idleCpuShare * 100).toFixed(0)} %` : '–',
       row.engine === 'native' ? (native ? '1' : '–') : formatRatios(roundRatios(result, native, 'promptTokensPerSecond')),
       row.engine === 'native' ? (native ? '1' : '–') : formatRatios(roundRatios(result, native, 'decodeTokensPerSecond')),
+      efficiency(row, ceilings, 'prompt'),
+      efficiency(row, ceilings, 'decode'),
       note.replace(/\s+/g, ' ').slice(0, 160),
     ];
   });
-  const numeric = new Set([3, 4, 5, 6, 7, 8, 9, 10]);
+  const numeric = new Set([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   const widths = header.map((title, column) => Math.max(title.length, ...body.map((cells) => cells[column].length)));
   const line = (cells: string[]): string =>
     cells
@@ -409,12 +455,21 @@ async function main(): Promise<void> {
   stopOnSignal('SIGTERM');
   const rows: BenchRow[] = [];
   const modelInfo: string[] = [];
+  // The WebAssembly ceilings (npm run bench:ceiling), measured once first when an engine runs in Chromium.
+  let ceilings: Ceilings | undefined;
+  if (settings.engines.some((engine) => WASM_IN_CHROMIUM.has(engine))) {
+    log('measuring the WebAssembly ceilings in Chromium …');
+    const wasm = await buildCeilingModule();
+    ceilings = await withBenchBrowser({}, (browser) => measureCeilings(browser, wasm, 3));
+  }
 
   for (const model of settings.models) {
     let modelPath: string;
     let options: Omit<EngineRunOptions, 'threads'>;
+    let work: ModelWork;
     try {
       modelPath = await model.resolvePath();
+      work = await modelWork(modelPath);
       const prompt = await buildPrompt(modelPath, settings.promptTokens);
       options = {
         modelPath,
@@ -434,7 +489,9 @@ async function main(): Promise<void> {
       }
       continue;
     }
-    for (const threads of settings.threads) rows.push(...(await runEngines(model.label, { ...options, threads }, settings)));
+    for (const threads of settings.threads) {
+      rows.push(...(await runEngines(model.label, { ...options, threads }, settings)).map((row) => ({ ...row, work })));
+    }
   }
 
   const cpu = cpus();
@@ -448,8 +505,13 @@ async function main(): Promise<void> {
         `tok/s = median of the rounds; vs native = median (range) of the per-round ratios to native's round of the same turn; ` +
         `idle CPU = CPU the engine used while the others ran their rounds, share of one core; peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,
       ...modelInfo,
+      ...(ceilings ? [
+        `ceilings in Chromium (npm run bench:ceiling), median (range) of 3 rounds, 1 | 2 threads: relaxed int8 dot ${formatSpread(ceilings.relaxed[1])} | ` +
+          `${formatSpread(ceilings.relaxed[2])} GMAC/s, streaming read ${formatSpread(ceilings.stream[1])} | ${formatSpread(ceilings.stream[2])} GB/s; ` +
+          'prompt eff = prompt tok/s × the matrices\' multiply-adds per token ÷ the relaxed dot ceiling, decode eff = decode tok/s × the weight bytes a step reads ÷ the streaming ceiling',
+      ] : []),
       '',
-      renderTable(rows),
+      renderTable(rows, ceilings),
       ...renderRoundRatios(rows),
       '',
     ].join('\n'),
