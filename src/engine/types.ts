@@ -6,6 +6,7 @@
 import type { KvCacheType } from '../model/kernels.ts';
 import type { KernelBuild } from '../model/kernel-platform.ts';
 import type { Addressing } from '../model/qwen3.ts';
+import type { DownloadRetry } from '../storage/download.ts';
 
 /** Where a model comes from. */
 export type ModelSpec =
@@ -33,18 +34,8 @@ export interface LoadProgress {
   etaSeconds?: number;
   /** A human-readable line (web-llm reports text only). */
   text?: string;
-  /** Download phase: set while waiting to retry after a failed attempt (see storage DownloadRetry). */
-  retry?: {
-    /** The attempt about to start (2 = the first retry), of `attempts`. */
-    attempt: number;
-    attempts: number;
-    inSeconds: number;
-    /** 'stalled' | 'network' | 'http-status'. */
-    code: string;
-    reason: string;
-    /** The browser says it is offline. */
-    offline: boolean;
-  };
+  /** Download phase: set while waiting to retry after a failed attempt. */
+  retry?: DownloadRetry;
 }
 
 export interface LoadOptions {

@@ -133,7 +133,9 @@ describe('qwen-web as a package in another Vite app', () => {
       process.env.NODE_ENV = nodeEnv;
     }
     const assets = readdirSync(join(consumer, 'dist/assets'));
-    expect(assets.filter((f) => f.endsWith('.wasm')).length).toBe(2);
+    // the SIMD128, relaxed and memory64 kernel builds
+    expect(assets.filter((f) => f.endsWith('.wasm')).map((f) => f.replace(/-[\w-]{8}\.wasm$/, '')).sort())
+      .toEqual(['qwen-relaxed', 'qwen-relaxed64', 'qwen-simd128']);
     expect(assets.some((f) => f.startsWith('engine-worker'))).toBe(true);
     expect(assets.some((f) => f.startsWith('kernel-worker'))).toBe(true);
   }, 300_000);
