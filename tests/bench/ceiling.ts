@@ -40,6 +40,7 @@ export async function buildCeilingModule(): Promise<Uint8Array> {
   const { runClang, runLLVM } = (await import('@yowasp/clang')) as unknown as { runClang: Tool; runLLVM: Tool };
   const files = { 'ceiling.c': readFileSync(join(HERE, 'ceiling.c')) };
   const quiet = { fetchProgress: () => {}, stderr: () => {} };
+  await runLLVM(null as unknown as string[], {}, { fetchProgress: () => {} });  // loads the toolchain without printing its progress
   const compiled = await runClang(['clang', '--target=wasm32', '-O2', '-msimd128', '-mrelaxed-simd', '-ffreestanding', '-c', 'ceiling.c'], files, quiet);
   const linked = await runLLVM(['wasm-ld', '--no-entry', '--export-dynamic', '--export=__heap_base', '-o', 'ceiling.wasm', 'ceiling.o'],
     { 'ceiling.o': compiled!['ceiling.o'] }, quiet);
