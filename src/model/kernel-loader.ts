@@ -33,36 +33,51 @@ function readLeb(bytes: Uint8Array, pos: number): [value: number, next: number] 
   }
 }
 
-/** Finds `env.memory` in the import section. */
-export function findMemoryImport(bytes: Uint8Array): MemoryImport {
-  let pos = 8;  // magic + version
+/** The module's sections after the header (magic + version): id and where its content lies. */
+function* sections(bytes: Uint8Array): Generator<{ id: number; start: number; end: number }> {
+  let pos = 8;
   while (pos < bytes.length) {
-    const id = bytes[pos++];
+    const id = bytes[pos++]!;
     let size: number;
     [size, pos] = readLeb(bytes, pos);
-    const end = pos + size;
-    if (id === 2) {
-      let count: number;
-      [count, pos] = readLeb(bytes, pos);
-      for (let i = 0; i < count; i++) {
-        let len: number;
-        [len, pos] = readLeb(bytes, pos);
-        pos += len;  // module name
-        [len, pos] = readLeb(bytes, pos);
-        pos += len;  // field name
-        const kind = bytes[pos++];
-        if (kind === 0) [, pos] = readLeb(bytes, pos);                   // function: type index
-        else if (kind === 1) { pos++; pos = skipLimits(bytes, pos); }    // table: reftype + limits
-        else if (kind === 3) pos += 2;                                    // global: type + mutability
-        else if (kind === 2) {
-          const flagOffset = pos;
-          const flags = bytes[pos++];
-          const [minPages] = readLeb(bytes, pos);
-          return { minPages, flagOffset, shared: (flags & 2) !== 0, memory64: (flags & 4) !== 0 };
-        } else throw new Error(`unexpected import kind ${kind}`);
+    yield { id, start: pos, end: pos + size };
+    pos += size;
+  }
+}
+
+/** The import-section entry at `pos`: its kind, a function's type index, where a memory's limits
+ * start, and where the next entry starts. */
+function readImport(bytes: Uint8Array, pos: number): { kind: number; typeIndex: number; limitsAt: number; next: number } {
+  let len: number;
+  [len, pos] = readLeb(bytes, pos);
+  pos += len;  // module name
+  [len, pos] = readLeb(bytes, pos);
+  pos += len;  // field name
+  const kind = bytes[pos++]!;
+  const limitsAt = pos;
+  let typeIndex = -1;
+  if (kind === 0) [typeIndex, pos] = readLeb(bytes, pos);   // function: type index
+  else if (kind === 1) pos = skipLimits(bytes, pos + 1);    // table: reftype + limits
+  else if (kind === 2) pos = skipLimits(bytes, pos);        // memory: limits
+  else if (kind === 3) pos += 2;                            // global: type + mutability
+  else throw new Error(`unexpected import kind ${kind}`);
+  return { kind, typeIndex, limitsAt, next: pos };
+}
+
+/** Finds `env.memory` in the import section. */
+export function findMemoryImport(bytes: Uint8Array): MemoryImport {
+  for (const { id, start } of sections(bytes)) {
+    if (id !== 2) continue;
+    let [count, pos] = readLeb(bytes, start);
+    for (; count > 0; count--) {
+      const entry = readImport(bytes, pos);
+      if (entry.kind === 2) {
+        const flags = bytes[entry.limitsAt]!;
+        const [minPages] = readLeb(bytes, entry.limitsAt + 1);
+        return { minPages, flagOffset: entry.limitsAt, shared: (flags & 2) !== 0, memory64: (flags & 4) !== 0 };
       }
+      pos = entry.next;
     }
-    pos = end;
   }
   throw new Error('the kernel module imports no memory');
 }
@@ -114,62 +129,48 @@ export function hasMemory64(): boolean {
 
 const I64 = 0x7e;
 
-/** Per exported function of a module: which parameters and results are i64. */
+/** Per exported function of a module: its parameter and result value types. */
 export function exportSignatures(bytes: Uint8Array): Map<string, { params: number[]; results: number[] }> {
   const types: { params: number[]; results: number[] }[] = [];
   const functionTypes: number[] = [];  // imported functions first, then defined ones
   const exported = new Map<string, number>();
-  let pos = 8;
-  const name = (): string => {
-    let len: number;
-    [len, pos] = readLeb(bytes, pos);
-    const text = new TextDecoder().decode(bytes.subarray(pos, pos + len));
-    pos += len;
-    return text;
+  let pos = 0;
+  const leb = (): number => {
+    let value: number;
+    [value, pos] = readLeb(bytes, pos);
+    return value;
   };
   const vector = (): number[] => {
-    let count: number;
-    [count, pos] = readLeb(bytes, pos);
-    const values = Array.from(bytes.subarray(pos, pos + count));
+    const count = leb();
     pos += count;
-    return values;
+    return Array.from(bytes.subarray(pos - count, pos));
   };
-  while (pos < bytes.length) {
-    const id = bytes[pos++];
-    let size: number, count: number;
-    [size, pos] = readLeb(bytes, pos);
-    const end = pos + size;
-    if (id === 1 || id === 2 || id === 3 || id === 7) [count, pos] = readLeb(bytes, pos);
-    else count = 0;
-    for (let i = 0; i < count; i++) {
-      if (id === 1) {
+  for (const { id, start } of sections(bytes)) {
+    pos = start;
+    if (id === 1) {        // types
+      for (let n = leb(); n > 0; n--) {
         if (bytes[pos++] !== 0x60) throw new Error('unexpected type form in the kernel module');
         types.push({ params: vector(), results: vector() });
-      } else if (id === 2) {
-        name();
-        name();
+      }
+    } else if (id === 2) { // imports
+      for (let n = leb(); n > 0; n--) {
+        const entry = readImport(bytes, pos);
+        if (entry.kind === 0) functionTypes.push(entry.typeIndex);
+        pos = entry.next;
+      }
+    } else if (id === 3) { // functions
+      for (let n = leb(); n > 0; n--) functionTypes.push(leb());
+    } else if (id === 7) { // exports
+      for (let n = leb(); n > 0; n--) {
+        const name = new TextDecoder().decode(Uint8Array.from(vector()));
         const kind = bytes[pos++];
-        if (kind === 0) { let t: number; [t, pos] = readLeb(bytes, pos); functionTypes.push(t); }
-        else if (kind === 1) { pos++; pos = skipLimits(bytes, pos); }
-        else if (kind === 2) pos = skipLimits(bytes, pos);
-        else if (kind === 3) pos += 2;
-        else throw new Error(`unexpected import kind ${kind}`);
-      } else if (id === 3) {
-        let t: number;
-        [t, pos] = readLeb(bytes, pos);
-        functionTypes.push(t);
-      } else {
-        const exportName = name();
-        const kind = bytes[pos++];
-        let index: number;
-        [index, pos] = readLeb(bytes, pos);
-        if (kind === 0) exported.set(exportName, index);
+        const index = leb();
+        if (kind === 0) exported.set(name, index);
       }
     }
-    pos = end;
   }
   const signatures = new Map<string, { params: number[]; results: number[] }>();
-  for (const [exportName, index] of exported) signatures.set(exportName, types[functionTypes[index]!]!);
+  for (const [name, index] of exported) signatures.set(name, types[functionTypes[index]!]!);
   return signatures;
 }
 
@@ -215,7 +216,7 @@ export function expectedRelaxedProbe(seed: number): number {
 const PROBE_SEEDS = [1, 5, 77, -3];
 
 /** Compiles a relaxed build (wasm32 or memory64) and runs its probe; returns why not when it cannot be used. */
-async function probeRelaxed(platform: KernelPlatform, file: 'relaxed' | 'relaxed64'): Promise<{ module: WebAssembly.Module; bytes: Uint8Array } | string> {
+async function probeRelaxed(platform: KernelPlatform, file: 'relaxed' | 'relaxed64'): Promise<KernelModule | string> {
   let bytes: Uint8Array;
   let module: WebAssembly.Module;
   try {
@@ -235,7 +236,7 @@ async function probeRelaxed(platform: KernelPlatform, file: 'relaxed' | 'relaxed
     const want = expectedRelaxedProbe(seed);
     if (got !== want) return `relaxed SIMD computes wrong results here (probe(${seed}) = ${got}, expected ${want})`;
   }
-  return { module, bytes };
+  return { build: 'relaxed', module, bytes, minPages, memory64 };
 }
 
 export async function loadPlatform(): Promise<KernelPlatform> {
@@ -267,12 +268,7 @@ const memory64Probes = new WeakMap<KernelPlatform, Promise<KernelModule | string
 function memory64Module(platform: KernelPlatform): Promise<KernelModule | string> {
   let probe = memory64Probes.get(platform);
   if (!probe) {
-    probe = (async () => {
-      if (!hasMemory64()) return 'this browser has no WebAssembly memory64';
-      const probed = await probeRelaxed(platform, 'relaxed64');
-      if (typeof probed === 'string') return probed;
-      return { build: 'relaxed', module: probed.module, bytes: probed.bytes, minPages: findMemoryImport(probed.bytes).minPages, memory64: true } as const;
-    })();
+    probe = hasMemory64() ? probeRelaxed(platform, 'relaxed64') : Promise.resolve('this browser has no WebAssembly memory64');
     memory64Probes.set(platform, probe);
   }
   return probe;
@@ -292,9 +288,7 @@ export async function loadKernelModule(platform: KernelPlatform, requested: 'aut
   }
   if (requested !== 'simd128') {
     const probed = await probeRelaxed(platform, 'relaxed');
-    if (typeof probed !== 'string') {
-      return { build: 'relaxed', module: probed.module, bytes: probed.bytes, minPages: findMemoryImport(probed.bytes).minPages, memory64: false };
-    }
+    if (typeof probed !== 'string') return probed;
     if (requested === 'relaxed') throw new Error(`build 'relaxed' requested but unusable: ${probed}`);
   }
   let bytes = await platform.wasmBytes('simd128');

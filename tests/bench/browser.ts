@@ -15,7 +15,7 @@
 //   load / round / close protocol and the renderer's peak memory.
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
+import { launchChromium, rendererPeakBytes, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
@@ -169,7 +169,7 @@ export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise
           // Unloading is quick; a page still busy with a round that timed out is not waited for.
           const value = await call<T>('close', undefined, Math.min(options.timeoutMs, 60_000));
           const memory = await browser.processMemory();
-          return { value, peakBytes: Math.max(0, ...memory.filter((p) => p.type === 'renderer').map((p) => p.peakRssBytes)) };
+          return { value, peakBytes: rendererPeakBytes(memory) };
         } finally {
           await shutDown();
         }

@@ -22,7 +22,7 @@ import { writeFileSync } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ensureFixture } from '../fixtures/fixtures.ts';
-import type { LaunchedChromium } from '../support/chromium.ts';
+import { rendererPeakBytes, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer } from '../support/static-server.ts';
 import { withBenchBrowser } from './browser.ts';
 import type { DownloadResult, LoadRequest, LoadResult } from './pages/load-page.ts';
@@ -66,8 +66,7 @@ async function resetPeaks(chromium: LaunchedChromium): Promise<void> {
 }
 
 async function peakMiB(chromium: LaunchedChromium): Promise<number> {
-  const memory = await chromium.processMemory();
-  return Math.max(0, ...memory.filter((p) => p.type === 'renderer').map((p) => p.peakRssBytes)) / 2 ** 20;
+  return rendererPeakBytes(await chromium.processMemory()) / 2 ** 20;
 }
 
 async function dropPageCache(): Promise<boolean> {

@@ -173,6 +173,11 @@ function statusBytes(status: string, field: string): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
+/** The highest VmHWM among the renderer processes (a page's workers are threads of its renderer), bytes. */
+export function rendererPeakBytes(memory: readonly ChromiumProcessMemory[]): number {
+  return Math.max(0, ...memory.filter((p) => p.type === 'renderer').map((p) => p.peakRssBytes));
+}
+
 /** The Chromium processes of the profile `userDataDir`: its browser process and descendants. */
 export async function chromiumProcessMemory(userDataDir: string): Promise<ChromiumProcessMemory[]> {
   const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number);

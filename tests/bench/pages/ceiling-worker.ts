@@ -25,6 +25,13 @@ interface CeilingExports {
 
 let prepared: { x: CeilingExports; request: CeilingRequest; base: number } | undefined;
 
+/** One call of the asked kernel: `iterations` dot-loop turns, or `passes` over `bytes` of the buffer at `base`. */
+function runKernel(x: CeilingExports, kind: CeilingRequest['kind'], iterations: number, base: number, bytes: number, passes: number): void {
+  if (kind === 'relaxed') x.relaxed_dots(iterations, 3);
+  else if (kind === 'simd128') x.simd128_dots(iterations, 3);
+  else x.stream_read(base, bytes, passes);
+}
+
 self.onmessage = async (event: MessageEvent<(CeilingRequest & { step: 'prepare' }) | { step: 'go' }>) => {
   try {
     if (event.data.step === 'prepare') {
@@ -42,9 +49,7 @@ self.onmessage = async (event: MessageEvent<(CeilingRequest & { step: 'prepare' 
       // Warm-up: V8 runs a function in its baseline compiler first and swaps in the optimized
       // code for later calls (not within a running loop), so the timed call must not be the first.
       for (let i = 0; i < 6; i++) {
-        if (request.kind === 'relaxed') x.relaxed_dots(request.iterations / 100, 1);
-        else if (request.kind === 'simd128') x.simd128_dots(request.iterations / 100, 1);
-        else x.stream_read(base, Math.min(request.bytes, 2 ** 20), 1);
+        runKernel(x, request.kind, request.iterations / 100, base, Math.min(request.bytes, 2 ** 20), 1);
         await new Promise((resolve) => setTimeout(resolve, 30));
       }
       prepared = { x, request, base };
@@ -53,9 +58,7 @@ self.onmessage = async (event: MessageEvent<(CeilingRequest & { step: 'prepare' 
     }
     const { x, request, base } = prepared!;
     const started = performance.now();
-    if (request.kind === 'relaxed') x.relaxed_dots(request.iterations, 3);
-    else if (request.kind === 'simd128') x.simd128_dots(request.iterations, 3);
-    else x.stream_read(base, request.bytes, request.passes);
+    runKernel(x, request.kind, request.iterations, base, request.bytes, request.passes);
     self.postMessage({ seconds: (performance.now() - started) / 1000 } satisfies CeilingWorkerReply);
   } catch (error) {
     self.postMessage({ error: String(error instanceof Error ? error.stack ?? error.message : error) } satisfies CeilingWorkerReply);
