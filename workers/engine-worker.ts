@@ -8,10 +8,10 @@
 // one in progress, if the pull was already on its way).
 import * as Comlink from 'comlink';
 import { CpuEngine } from '../src/engine/cpu-engine.ts';
-import { EngineError, errorInfo } from '../src/engine/errors.ts';
+import { EngineError } from '../src/engine/errors.ts';
 import type { ChatCompletionChunk, LoadProgress } from '../src/engine/types.ts';
 import { PromptCache, deferredSnapshotFiles, opfsSnapshotFiles } from '../src/storage/prompt-cache.ts';
-import type { EngineWorkerApi, Result, StreamBatch } from '../src/engine/worker-protocol.ts';
+import { settle, type EngineWorkerApi, type StreamBatch } from '../src/engine/worker-protocol.ts';
 
 // Conversations continued after a reload start from their saved caches (OPFS, where there is one).
 const engine = new CpuEngine({ promptCache: new PromptCache(deferredSnapshotFiles(opfsSnapshotFiles())) });
@@ -26,14 +26,6 @@ interface Stream {
 
 const streams = new Map<number, Stream>();
 let nextStreamId = 1;
-
-async function settle<T>(work: () => Promise<T> | T): Promise<Result<T>> {
-  try {
-    return { ok: true, value: await work() };
-  } catch (error) {
-    return { ok: false, error: errorInfo(error) };
-  }
-}
 
 const api: EngineWorkerApi = {
   load(spec, options, onProgress) {

@@ -1,10 +1,19 @@
 // What the page and workers/engine-worker.ts say to each other through comlink. Errors come back
 // as values (comlink's own error transfer keeps only name and message, losing `code`), and a
 // stream is pulled chunk batch by chunk batch: async iterables do not cross comlink.
-import type { ErrorInfo } from './errors.ts';
+import { errorInfo, type ErrorInfo } from './errors.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, LoadOptions, LoadProgress, ModelInfo, ModelSpec } from './types.ts';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+
+/** Runs `work`, its failure returned as a value (with the error's code) instead of thrown. */
+export async function settle<T>(work: () => Promise<T> | T): Promise<Result<T>> {
+  try {
+    return { ok: true, value: await work() };
+  } catch (error) {
+    return { ok: false, error: errorInfo(error) };
+  }
+}
 
 /** LoadOptions without what cannot be cloned (the signal and the callback travel separately). */
 export type WorkerLoadOptions = Omit<LoadOptions, 'signal' | 'onProgress'>;

@@ -31,6 +31,7 @@ import {
   type StoredMessage,
 } from './conversation-store.ts';
 import type { CreatedEngine } from './engine-factory.ts';
+import type { SharedModel } from '../engine/tab-shared-engine.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { GenerationController } from './generation-controller.ts';
 import { resolveLang, t, type Lang } from './i18n.ts';
@@ -233,6 +234,8 @@ export class QwenChat extends LitElement {
     super.connectedCallback();
     void this.readStoredModels();
     window.addEventListener('keydown', this.onWindowKeyDown);
+    // Once the page had its chance to pass an engine of its own.
+    void this.updateComplete.then(() => this.joinOtherTab());
   }
 
   override disconnectedCallback(): void {
@@ -495,9 +498,31 @@ export class QwenChat extends LitElement {
       this.created = await createChatEngine(parseBackend(this.backend), (_reason, choice) => {
         this.notice = t(this.locale, 'fallback', { reason: backendReasonText(choice, this.locale) });
       });
+      this.created.onModelChange?.((model) => this.sharedModelChanged(model));
       return this.created.engine;
     })().finally(() => (this.creating = undefined));
     return this.creating;
+  }
+
+  /** Another tab of the origin already runs the model: use it here at once instead of loading a copy. */
+  private async joinOtherTab(): Promise<void> {
+    if (this.engine || this.created || this.creating || this.loadController || this.modelInfo) return;
+    const { otherTabRunsEngine } = await import('./engine-factory.ts');
+    if (await otherTabRunsEngine()) await this.ensureEngine();
+  }
+
+  /** Any tab changed the model every tab shares (loaded, unloaded, or took it over from a closed tab). */
+  private sharedModelChanged(model: SharedModel | undefined): void {
+    if (this.loadController) return; // this tab's own load reports its result
+    const had = this.modelInfo;
+    this.modelInfo = model?.info;
+    if (model) {
+      this.lastLoad = this.resolveModel(model.spec);
+      this.reloadOnSend = false;
+      if (had?.name !== model.info.name || had.contextLength !== model.info.contextLength) this.emit('ready', { info: model.info });
+    } else if (had) {
+      this.reloadOnSend = this.lastLoad !== undefined;
+    }
   }
 
   private disposeEngine(): void {
