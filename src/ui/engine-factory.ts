@@ -1,7 +1,7 @@
 // Where <qwen-chat> gets an engine when the page passes none. Loaded with import() on first use,
 // so an element given its own engine never pulls in the engine code.
 import { createEngine, detectWebGPU, type BackendChoice as EngineBackendChoice, type WebGpuSupport } from '../engine/backend.ts';
-import { canShareEngine, createTabSharedEngine, sharedEngineRunning, type SharedModel } from '../engine/tab-shared-engine.ts';
+import { canShareEngine, createTabSharedEngine, sharedEngineRunning, type SharedModel, type TabRole } from '../engine/tab-shared-engine.ts';
 import type { Engine } from '../engine/types.ts';
 import type { BackendChoice } from './settings.ts';
 
@@ -11,6 +11,8 @@ export interface CreatedEngine {
   dispose(): void;
   /** Where the engine is shared by the origin's tabs: hears when any of them changes the model. */
   onModelChange?(listener: (model: SharedModel | undefined) => void): void;
+  /** Where the engine is shared: whether this tab runs it ('owner') or another tab does. */
+  role?(): TabRole;
 }
 
 /**
@@ -24,7 +26,7 @@ export async function createChatEngine(backend: BackendChoice, onFallback: (reas
   const create = () => createEngine({ backend, onFallback });
   if (canShareEngine()) {
     const engine = createTabSharedEngine({ createEngine: create });
-    return { engine, dispose: () => engine.terminate(), onModelChange: (listener) => engine.onModelChange(listener) };
+    return { engine, dispose: () => engine.terminate(), onModelChange: (listener) => engine.onModelChange(listener), role: () => engine.role() };
   }
   const engine = await create();
   return { engine, dispose: () => engine.terminate() };

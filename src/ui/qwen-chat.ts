@@ -156,6 +156,8 @@ export class QwenChat extends LitElement {
   private lastLoad: LoadModelDetail | undefined;
   /** The engine's worker died under the model: load it again before the next answer. */
   private reloadOnSend = false;
+  /** Whether this tab ran the engine the tabs share, when last heard. */
+  private sharedRole: 'owner' | 'follower' | undefined;
   private undoTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly settingsCtl = new SettingsController(this);
   /** Esc stops an answer even when focus fell out of the element (to <body>, after a button went away). */
@@ -513,6 +515,10 @@ export class QwenChat extends LitElement {
 
   /** Any tab changed the model every tab shares (loaded, unloaded, or took it over from a closed tab). */
   private sharedModelChanged(model: SharedModel | undefined): void {
+    const role = this.created?.role?.();
+    const tookOver = role === 'owner' && this.sharedRole === 'follower';
+    this.sharedRole = role;
+    if (tookOver) this.notice = t(this.locale, 'engineTakenOver');
     if (this.loadController) return; // this tab's own load reports its result
     const had = this.modelInfo;
     this.modelInfo = model?.info;
@@ -667,7 +673,14 @@ export class QwenChat extends LitElement {
       this.emit('message', { conversationId, message });
       this.askForToolResults(conversationId, message);
     } catch (error) {
-      if ((error as { code?: unknown }).code === 'worker-failed') {
+      const { code, detail } = error as { code?: unknown; detail?: unknown };
+      if (code === 'worker-failed' && detail === 'owner-closed') {
+        // The tab that ran the shared engine closed: the answer ends here, its text kept; the next
+        // tab in line (maybe this one) loads the model again by itself.
+        message = { ...message, finishReason: 'abort', error: t(this.locale, 'ownerTabClosed'), updatedAt: Date.now() };
+        this.modelInfo = undefined;
+        this.reloadOnSend = this.lastLoad !== undefined;
+      } else if (code === 'worker-failed') {
         // The engine's worker died or hung: the answer ends here, its text kept; the model loads
         // again (in a fresh worker) with the next message.
         message = { ...message, finishReason: 'abort', error: t(this.locale, 'engineStopped'), updatedAt: Date.now() };
