@@ -16,6 +16,8 @@
 //   repack  rewriting matrices into the kernels' layouts
 //   other   the rest: worker and kernel start, GGUF header, tokenizer and template, messages
 // Peak is the renderer's VmHWM over the load (reset before it through /proc/PID/clear_refs).
+// Then, through the engine the app uses (the tabs' shared engine): the first tab's load → ready, and
+// a second tab's time from opening to ready, which joins the first tab's engine instead of loading.
 // --cold drops the page cache (/proc/sys/vm/drop_caches, root only) before extra IndexedDB runs.
 // The model is deleted from IndexedDB and the profile removed at the end.
 import { writeFileSync } from 'node:fs';
@@ -25,7 +27,7 @@ import { ensureFixture } from '../fixtures/fixtures.ts';
 import { rendererPeakBytes, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer } from '../support/static-server.ts';
 import { withBenchBrowser } from './browser.ts';
-import type { DownloadResult, LoadRequest, LoadResult } from './pages/load-page.ts';
+import type { DownloadResult, EngineLoadResult, LoadRequest, LoadResult } from './pages/load-page.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -113,7 +115,7 @@ try {
     };
     for (let run = 1; run <= runs; run++) {
       await rawRead(`raw IndexedDB read (page), run ${run}`);
-      await load(`IndexedDB, run ${run}`, { kind: 'cached', id: download.id, store: 'bench' });
+      await load(`IndexedDB, run ${run}`, { kind: 'cached', id: download.id, store: 'qwen-web' });
       await load(`URL (Range reads), run ${run}`, { kind: 'url', url, cache: false });
     }
     if (args.cold) {
@@ -121,9 +123,22 @@ try {
         if (!(await dropPageCache())) throw new Error('--cold: cannot write /proc/sys/vm/drop_caches (needs root)');
         await rawRead(`raw IndexedDB read (page), cold, run ${run}`);
         if (!(await dropPageCache())) throw new Error('--cold: cannot drop the page cache');
-        await load(`IndexedDB, cold, run ${run}`, { kind: 'cached', id: download.id, store: 'bench' });
+        await load(`IndexedDB, cold, run ${run}`, { kind: 'cached', id: download.id, store: 'qwen-web' });
       }
     }
+    // The app's path: the shared engine in a first tab, then a second tab joining it.
+    const engineLoad = async (tab: typeof page, label: string, since: 'ms' | 'sinceOpen'): Promise<void> => {
+      await resetPeaks(browser.chromium);
+      const result = await tab.call<EngineLoadResult>('engineLoad', { id: download.id, threads });
+      const seconds = result[since] / 1000;
+      rows.push({ path: `${label} (${result.role})`, seconds, bytes: since === 'ms' ? size : 0, peakMiB: await peakMiB(browser.chromium) });
+      console.log(`${label}: ${seconds.toFixed(2)} s`);
+    };
+    await engineLoad(page, 'engine, first tab: IndexedDB → ready', 'ms');
+    const second = await browser.open('load.html');
+    await engineLoad(second, 'engine, second tab: opened → ready', 'sinceOpen');
+    await second.call('engineClose');
+    await page.call('engineClose');
     await page.call('remove', download.id);
   });
 } finally {
@@ -132,7 +147,7 @@ try {
 
 const fixed = (n: number | undefined, digits = 2) => (n === undefined ? '' : n.toFixed(digits));
 const header = ['path', 'load → ready (s)', 'MB/s', 'read', 'copy', 'touch', 'repack', 'other', '(tokenizer)', 'peak MiB'];
-const cells = rows.map((r) => [r.path, fixed(r.seconds), (r.bytes / 1e6 / r.seconds).toFixed(0), fixed(r.parts?.read), fixed(r.parts?.copy),
+const cells = rows.map((r) => [r.path, fixed(r.seconds), r.bytes ? (r.bytes / 1e6 / r.seconds).toFixed(0) : '—', fixed(r.parts?.read), fixed(r.parts?.copy),
   fixed(r.parts?.touch), fixed(r.parts?.repack), fixed(r.parts?.other), fixed(r.tokenizerSeconds), fixed(r.peakMiB, 0)]);
 const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
 const line = (row: string[]) => `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;

@@ -6,7 +6,14 @@
 //     posting the load request to the 'loaded' reply and the worker's own figures;
 //   bench.rawRead(id): reads the stored model's bytes in 64 MiB pieces into one reused buffer
 //     (no wasm, no model): what IndexedDB gives here; resolves to { ms, bytes };
+//   bench.engineLoad({ id, threads }): loads the stored model through the engine the app uses
+//     (the tabs' shared engine: in the first tab it starts a worker engine, in a later tab it joins
+//     the first's); resolves to the time of the load() call, the time since the tab opened
+//     (navigation start) and this tab's role;
+//   bench.engineClose(): leaves the shared engine (an owner stops its worker);
 //   bench.remove(id): deletes the model from the store.
+import { createTabSharedEngine, type TabSharedEngine } from '../../../src/engine/tab-shared-engine.ts';
+import { createWorkerEngine } from '../../../src/engine/worker-engine.ts';
 import { ModelStore } from '../../../src/storage/model-store.ts';
 import type { LoadedInfo, ModelRequest, ModelResponse, ModelSource } from '../../support/model-protocol.ts';
 
@@ -33,7 +40,17 @@ export interface LoadResult {
   timings: NonNullable<LoadedInfo['timings']>;
 }
 
-const STORE = 'bench';
+export interface EngineLoadResult {
+  /** The load() call, until ready. */
+  ms: number;
+  /** From the tab's navigation start until ready. */
+  sinceOpen: number;
+  role: string;
+}
+
+/** The app's own store, where the engine's { kind: 'cached' } spec looks. */
+const STORE = 'qwen-web';
+const CONTEXT = 4096;
 
 async function download(url: string): Promise<DownloadResult> {
   const store = ModelStore.open(STORE);
@@ -61,7 +78,7 @@ function load({ source, threads }: LoadRequest): Promise<LoadResult> {
       worker.terminate();
       reject(new Error(`model worker failed: ${event.message}`));
     };
-    const request: ModelRequest = { type: 'load', id: 1, source, threads, contextLength: 4096, timings: true };
+    const request: ModelRequest = { type: 'load', id: 1, source, threads, contextLength: CONTEXT, timings: true };
     worker.postMessage(request);
   });
 }
@@ -76,11 +93,26 @@ async function rawRead(id: string): Promise<{ ms: number; bytes: number }> {
   return { ms: performance.now() - started, bytes: source.size };
 }
 
+let engine: TabSharedEngine | undefined;
+
+async function engineLoad({ id, threads }: { id: string; threads: number }): Promise<EngineLoadResult> {
+  engine ??= createTabSharedEngine({ name: 'bench-load', createEngine: () => createWorkerEngine({ threads }) });
+  const started = performance.now();
+  await engine.load({ kind: 'cached', id }, { contextLength: CONTEXT, threads });
+  const now = performance.now();
+  return { ms: now - started, sinceOpen: now, role: engine.role() };
+}
+
 Object.assign(window, {
   bench: {
     download,
     load,
     rawRead,
+    engineLoad,
+    engineClose: () => {
+      engine?.terminate();
+      engine = undefined;
+    },
     remove: (id: string): Promise<void> => ModelStore.open(STORE).delete(id),
   },
 });
