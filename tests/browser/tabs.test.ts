@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
 import { CpuEngine } from '../../src/engine/cpu-engine.ts';
-import type { ChatCompletionChunk, ChatCompletionRequest, LoadOptions, ModelInfo } from '../../src/engine/types.ts';
+import type { ChatCompletionRequest, LoadOptions, ModelInfo } from '../../src/engine/types.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
@@ -23,7 +23,8 @@ const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>tab</title><link 
   const describeError = (e) => ({ name: e.name, code: e.code, detail: e.detail, message: e.message });
   let enginesMade = 0;
   const models = [];
-  const engine = createTabSharedEngine({ name: 'tabs-test', createEngine: () => (enginesMade++, createWorkerEngine()) });
+  const ownerTimeoutMs = Number(new URLSearchParams(location.hash.slice(1)).get('ownerTimeout')) || undefined;
+  const engine = createTabSharedEngine({ name: 'tabs-test', ownerTimeoutMs, createEngine: () => (enginesMade++, createWorkerEngine()) });
   engine.onModelChange((model) => models.push(model ? model.info.contextLength : null));
   window.tab = {
     role: () => engine.role(),
@@ -88,10 +89,10 @@ async function expected(request: ChatCompletionRequest): Promise<string> {
   return completion.choices[0].message.content;
 }
 
-async function openTab(): Promise<Page> {
+async function openTab(query = ''): Promise<Page> {
   const page = await chromium.newPage();
   opened.push(page);
-  await page.goto(pageUrl);
+  await page.goto(pageUrl + query);
   await page.waitForFunction(() => typeof (window as unknown as { tab?: unknown }).tab === 'object');
   return page;
 }
@@ -266,4 +267,22 @@ describe('one engine for all tabs (Chromium)', () => {
     expect((await call<number>(b, 'enginesMade')) + (await call<number>(c, 'enginesMade'))).toBe(1);
     await closeTabs();
   }, 180_000);
+
+  it('an owner tab that stops answering (its page hangs) fails the other tab\'s calls with a typed error instead of hanging them', async () => {
+    const owner = await openTab();
+    expect((await call<LoadReport>(owner, 'load', { kind: 'url', url: modelUrl }, OPTIONS)).error).toBeUndefined();
+    const other = await openTab('#ownerTimeout=1500');
+    await other.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined);
+    // The owner's page blocks its main thread (which relays the engine to the other tabs) for 6 s.
+    void owner.evaluate(() => {
+      const until = Date.now() + 6_000;
+      while (Date.now() < until);
+    }).catch(() => undefined);
+    const started = Date.now();
+    const report = await call<StreamReport>(other, 'stream', prompt('Anyone there?'));
+    expect(report.error?.code).toBe('worker-failed');
+    expect(report.error?.detail).toBe('owner-silent');
+    expect(Date.now() - started).toBeLessThan(5_500); // failed before the owner woke up
+    await closeTabs();
+  }, 120_000);
 });
