@@ -180,43 +180,51 @@ static void groups_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w
     GROUPS_LOOP(tile_q4_0x4_x4, block_q4_0x4)
 }
 
-// Decode on Q4_0x4: one weight row against one token's block-interleaved row
-// (block_q8_32x4, lane k = block k of each 4). Lane k of every dot is block k, so
-// one vector holds 4 blocks' sums: no horizontal adds, and the float step
-// (convert, scale, add) and the scales' f16 -> f32 run once per 4 blocks. Lane k
-// of the accumulator sums blocks k, k+4, ...; the lanes are added at the end.
-INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4 *a, int n_groups) {
+// Decode on Q4_0x4: one weight row against T tokens' block-interleaved rows (block_q8_32x4,
+// lane k = block k of each 4). Lane k of every dot is block k, so one vector holds 4 blocks' sums:
+// no horizontal adds, and the float step (convert, scale, add) and the scales' f16 -> f32 run once
+// per 4 blocks. Lane k of a token's accumulator sums blocks k, k+4, ...; the lanes are added at
+// the end. The weights are loaded and unpacked once per tile; 4 tokens at most, so the unpacked
+// weights and the accumulators stay in registers.
+#define Q4_0X4_TILE_T 4
+INLINE void tile_q4_0x4(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs, int cols, const int T) {
+    const block_q4_0x4 *w = (const block_q4_0x4 *)wrow;
     const v128_t low4 = wasm_i8x16_splat(15);
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    for (int q = 0; q < n_groups; q++) {
-        v128_t v0 = wasm_v128_load(w[q].qs[0]), v1 = wasm_v128_load(w[q].qs[1]);
-        v128_t v2 = wasm_v128_load(w[q].qs[2]), v3 = wasm_v128_load(w[q].qs[3]);
-        // two chains of dots (low and high nibbles), so consecutive dots do not wait on each other
-        v128_t s_lo = rdot(wasm_v128_load(a[q].qs[0]), wasm_v128_and(v0, low4), wasm_v128_load(a[q].offset));
-        v128_t s_hi = rdot(wasm_v128_load(a[q].qs[4]), wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), wasm_i32x4_splat(0));
-        s_lo = rdot(wasm_v128_load(a[q].qs[1]), wasm_v128_and(v1, low4), s_lo);
-        s_hi = rdot(wasm_v128_load(a[q].qs[5]), wasm_v128_and(wasm_u16x8_shr(v1, 4), low4), s_hi);
-        s_lo = rdot(wasm_v128_load(a[q].qs[2]), wasm_v128_and(v2, low4), s_lo);
-        s_hi = rdot(wasm_v128_load(a[q].qs[6]), wasm_v128_and(wasm_u16x8_shr(v2, 4), low4), s_hi);
-        s_lo = rdot(wasm_v128_load(a[q].qs[3]), wasm_v128_and(v3, low4), s_lo);
-        s_hi = rdot(wasm_v128_load(a[q].qs[7]), wasm_v128_and(wasm_u16x8_shr(v3, 4), low4), s_hi);
-        v128_t scale = wasm_f32x4_mul(fp16x4_to_f32x4(w[q].d), wasm_v128_load(a[q].d));
-        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_add(s_lo, s_hi)), scale));
+    v128_t acc[Q4_0X4_TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int q = 0; q < cols / 128; q++) {
+        v128_t lo[4], hi[4];
+        UNROLL for (int j = 0; j < 4; j++) {
+            v128_t v = wasm_v128_load(w[q].qs[j]);
+            lo[j] = wasm_v128_and(v, low4);
+            hi[j] = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);
+        }
+        v128_t dw = fp16x4_to_f32x4(w[q].d);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_32x4 *a = (const block_q8_32x4 *)(x + t * xs) + q;
+            // int16 pair sums (rdot16: one instruction on x86 where rdot takes three), in two chains
+            // so consecutive adds do not wait; 8 of them fit int16 (see rdot16). Integer sums are
+            // exact, so this gives rdot's block sums bit for bit.
+            v128_t s0 = rdot16(wasm_v128_load(a->qs[0]), lo[0]);
+            v128_t s1 = rdot16(wasm_v128_load(a->qs[1]), lo[1]);
+            s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[2]), lo[2]));
+            s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[3]), lo[3]));
+            s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[4]), hi[0]));
+            s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[5]), hi[1]));
+            s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[6]), hi[2]));
+            s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[7]), hi[3]));
+            v128_t isum = wasm_i32x4_add(widen_i16(wasm_i16x8_add(s0, s1)), wasm_v128_load(a->offset));
+            v128_t scale = wasm_f32x4_mul(dw, wasm_v128_load(a->d));
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), scale));
+        }
     }
-    return hsum_f32x4(acc);
+    STORE_TILE(out, out_stride, acc, T);
 }
 
-typedef block_q8_32x4 q4_0x4_act_block;
-
-// Decode on Q4_0x4 (both builds; the SIMD128 build's prefill too): every row against
-// each token's block-interleaved row.
+// Decode on Q4_0x4, and the few tokens of a speculative draft.
 static void rows_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
                  const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
-    for (int t = 0; t < n_tok; t++) {
-        const q4_0x4_act_block *a = (const q4_0x4_act_block *)(x + (size_t)t * x_row_bytes);
-        for (int r = 0; r < n_rows; r++)
-            out[(size_t)t * out_stride + r] = dot_q4_0x4((const block_q4_0x4 *)(w + (size_t)r * w_row_bytes), a, cols / 128);
-    }
+    ROWS_LOOP_T(tile_q4_0x4, Q4_0X4_TILE_T)
 }
 
 // ---------------------------------------------------------------------------

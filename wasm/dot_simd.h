@@ -22,23 +22,32 @@
 #define STORE_TILE(out, out_stride, acc, T)                                    \
     UNROLL for (int t = 0; t < (T); t++) (out)[(size_t)t * (out_stride)] = hsum_f32x4((acc)[t])
 
-// Runs TILE(out, stride, wrow, x, xs, cols, T) over rows x tokens in tiles.
-#define ROWS_LOOP(TILE)                                                                     \
-    for (int t0 = 0; t0 < n_tok; t0 += TILE_T) {                                            \
-        int nt = n_tok - t0 < TILE_T ? n_tok - t0 : TILE_T;                                 \
+// Runs TILE(out, stride, wrow, x, xs, cols, T) over rows x tokens in tiles of up to MAX_T tokens.
+// A last, partial tile runs as tiles of 4, 2 and 1 (T a constant in each, so each is unrolled),
+// not token by token: a few tokens (a speculative draft being verified) still share every weight
+// block's unpacking. Every tile sums each token on its own, in the same order whatever T is, so a
+// token's result does not depend on how many tokens were in the call.
+#define ROWS_LOOP_T(TILE, MAX_T)                                                            \
+    for (int t0 = 0; t0 < n_tok; t0 += (MAX_T)) {                                           \
+        int nt = n_tok - t0 < (MAX_T) ? n_tok - t0 : (MAX_T);                               \
         const uint8_t *xt = x + (size_t)t0 * x_row_bytes;                                   \
         float *ot = out + (size_t)t0 * out_stride;                                          \
         for (int r = 0; r < n_rows; r++) {                                                  \
             const uint8_t *wr = w + (size_t)r * w_row_bytes;                                \
-            if (nt == TILE_T) {                                                             \
-                TILE(ot + r, out_stride, wr, xt, x_row_bytes, cols, TILE_T);                \
-            } else {                                                                        \
-                for (int t = 0; t < nt; t++)                                                \
-                    TILE(ot + (size_t)t * out_stride + r, out_stride, wr,                   \
-                         xt + (size_t)t * x_row_bytes, x_row_bytes, cols, 1);               \
+            if (nt == (MAX_T)) {                                                            \
+                TILE(ot + r, out_stride, wr, xt, x_row_bytes, cols, (MAX_T));               \
+                continue;                                                                   \
+            }                                                                               \
+            for (int t = 0; t < nt;) {                                                      \
+                float *o = ot + (size_t)t * out_stride + r;                                 \
+                const uint8_t *xr = xt + (size_t)t * x_row_bytes;                           \
+                if ((MAX_T) > 4 && nt - t >= 4) { TILE(o, out_stride, wr, xr, x_row_bytes, cols, 4); t += 4; } \
+                else if (nt - t >= 2) { TILE(o, out_stride, wr, xr, x_row_bytes, cols, 2); t += 2; }        \
+                else { TILE(o, out_stride, wr, xr, x_row_bytes, cols, 1); t += 1; }                         \
             }                                                                               \
         }                                                                                   \
     }
+#define ROWS_LOOP(TILE) ROWS_LOOP_T(TILE, TILE_T)
 
 INLINE void tile_f32(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
                      int cols, const int T) {

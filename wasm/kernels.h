@@ -27,6 +27,10 @@
 // Status codes returned by the exported entry points.
 enum { KERNEL_OK = 0, KERNEL_BAD_ARGS = -1, KERNEL_BAD_TYPE = -2 };
 
+// matmul of at most this many tokens gives every token the same bits as a call with that token
+// alone (the decode kernels; more tokens take prefill's). Speculative decoding relies on it.
+#define KERNEL_EXACT_MAX_TOKENS 8
+
 // ---------------------------------------------------------------------------
 // freestanding helpers (libc.c)
 

@@ -12,8 +12,10 @@
 #include "kernels.h"
 
 // Prefill (this many tokens or more) splits rows in fixed chunks and, where the build
-// has one, runs the 4-token group kernel.
-#define PREFILL_MIN_TOKENS 4
+// has one, runs the 4-token group kernel. Fewer tokens run the decode kernels, which give each
+// token the bits it would get alone: a speculative draft of up to 8 tokens verified in one call
+// gets the logits of decoding its tokens one by one (KERNEL_EXACT_MAX_TOKENS, kernels.h).
+#define PREFILL_MIN_TOKENS (KERNEL_EXACT_MAX_TOKENS + 1)
 
 // Groups of 4 tokens the group kernel takes (0: the type or build has none, or decode).
 static int token_groups(const weight_layout *layout, int n_tokens) {

@@ -100,6 +100,13 @@ self.onmessage = async (e) => {
       k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
       k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
       const out = { simd: b64(k.bytes().slice(simd, simd + n * 4)), ref: b64(k.bytes().slice(ref, ref + n * 4)), simd1: simdOneThread(c, n) };
+      // Each token on its own (a call of one token), where the call had a few: see 'alone' below.
+      const alone = (wt, type) => {
+        const one = k.alloc(n * 4);
+        for (let t = 0; t < c.nTokens; t++) k.matmul(one + t * c.rows * 4, wt, type, c.rows, c.cols, src + t * c.cols * 4, 1);
+        return b64(k.bytes().slice(one, one + n * 4));
+      };
+      if (c.nTokens > 1 && c.nTokens <= 8) out.alone = alone(w, c.type);
       if (c.type === 2 || c.type === 12 || c.type === 14) {
         // the same weights repacked: its matmul, every row through getRow, and the same on one thread
         const wp = put(unb64(c.weights));
@@ -114,6 +121,7 @@ self.onmessage = async (e) => {
         k1.matmul(dst1, w1, k1.repack(w1, c.type, c.rows, c.cols), c.rows, c.cols, src1, c.nTokens);
         Object.assign(out, { packedType: type, packed: b64(k.bytes().slice(packed, packed + n * 4)),
           packedRows: b64(k.bytes().slice(rows, rows + c.rows * c.cols * 4)), packed1: b64(k1.bytes().slice(dst1, dst1 + n * 4)) });
+        if (c.nTokens > 1 && c.nTokens <= 8) out.packedAlone = alone(wp, type);
       }
       outputs.push(out);
     }
@@ -231,7 +239,7 @@ function makeCases(): Case[] {
     [WeightType.F16, 45], [WeightType.Q4_0, 160], [WeightType.Q8_0, 160], [WeightType.Q4_K, 512], [WeightType.Q6_K, 512],
   ];
   for (const [type, cols] of shapes) {
-    for (const [rows, nTokens] of [[37, 1], [67, 3], [19, 17]] as const) {
+    for (const [rows, nTokens] of [[37, 1], [67, 3], [13, 6], [11, 8], [19, 17]] as const) {
       const raw = randomWeights(type, rows * cols, rng);
       const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
       cases.push({ type, rows, cols, nTokens, raw, x });
@@ -318,6 +326,7 @@ interface WorkerReply {
   layouts: [WeightType, WeightLayout][];
   outputs: {
     simd: string; ref: string; simd1: string; packedType?: number; packed?: string; packedRows?: string; packed1?: string;
+    alone?: string; packedAlone?: string;
     simd64: string; packed64?: string; packedRows64?: string; multi64?: string;
   }[];
   expf: string;
@@ -421,8 +430,8 @@ describe('kernels in Chromium', () => {
         }
       }
     });
-    // the six Q4_0 cases of whole 4-block groups and the two extremes; the five Q6_K cases
-    expect(packedCases).toBe(13);
+    // the six Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K cases
+    expect(packedCases).toBe(15);
   });
 
   it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups and Q6_K into Q6_Kx (Q4_K stays: Q4_Kx is for SIMD128); rows decode to the same weights', () => {
@@ -451,14 +460,27 @@ describe('kernels in Chromium', () => {
     });
   });
 
-  it('Q4_0 prefill: tokens in groups of 4 equal the scalar reference bit for bit', () => {
-    // The group kernel rounds as the reference does: per block (d_w * d_x) * isum, added in
-    // block order (lanes are tokens, not partial sums). Tokens past the last full group of 4
-    // go through the per-token kernel, whose lanes hold partial sums: only checked above.
+  it('up to 8 tokens in a call, each token gets the bits it gets alone (every type and layout): what speculative decoding relies on', () => {
     expect(reply.error).toBeUndefined();
     let checked = 0;
     cases.forEach((c, ci) => {
-      if (c.type !== WeightType.Q4_0 || c.nTokens < 4) return;
+      const o = reply.outputs[ci]!;
+      if (c.nTokens < 2 || c.nTokens > 8) return;
+      expect(o.simd, `${WeightType[c.type]} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toBe(o.alone);
+      if (o.packed) expect(o.packed, `repacked ${WeightType[c.type]} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toBe(o.packedAlone);
+      checked++;
+    });
+    expect(checked).toBeGreaterThanOrEqual(15);
+  });
+
+  it('Q4_0 prefill: tokens in groups of 4 equal the scalar reference bit for bit', () => {
+    // The group kernel (from 9 tokens on) rounds as the reference does: per block (d_w * d_x) *
+    // isum, added in block order (lanes are tokens, not partial sums). Tokens past the last full
+    // group of 4 go through the per-token kernel, whose lanes hold partial sums: only checked above.
+    expect(reply.error).toBeUndefined();
+    let checked = 0;
+    cases.forEach((c, ci) => {
+      if (c.type !== WeightType.Q4_0 || c.nTokens <= 8) return;
       const o = reply.outputs[ci]!;
       const ref = f32FromB64(o.ref);
       const grouped = 4 * Math.floor(c.nTokens / 4) * c.rows;

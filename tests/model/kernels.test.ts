@@ -422,6 +422,27 @@ function runMatmul(k: Kernels, c: MatmulCase, raw: Uint8Array, x: Float32Array, 
   return readF32(k, dst, c.rows * c.nTokens);
 }
 
+describe('a few tokens in one call (a speculative draft verified at once)', () => {
+  // Up to 8 tokens, each token gets the bits it gets alone: decoding a draft's tokens in one call
+  // gives the logits of decoding them one by one, so speculative decoding changes no answer.
+  const types = [WeightType.F32, WeightType.F16, WeightType.Q4_0, WeightType.Q8_0, WeightType.Q4_K, WeightType.Q6_K];
+  it.each(types.flatMap((type) => [2, 3, 5, 8].map((nTokens) => ({ type, nTokens }))))('$type x $nTokens tokens', ({ type, nTokens }) => {
+    const rng = new Rng(900 + type * 10 + nTokens);
+    const cols = type === WeightType.Q4_K || type === WeightType.Q6_K ? 512 : 256;
+    const c = { type, rows: 37, cols, nTokens };
+    const raw = randomWeights(type, c.rows, cols, rng);
+    const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
+    const layouts: Layout[] = type === WeightType.Q4_0 || type === WeightType.Q6_K ? ['simd', 'repacked'] : ['simd'];
+    for (const layout of layouts) {
+      const together = runMatmul(k2, c, raw, x, layout);
+      for (let t = 0; t < nTokens; t++) {
+        const alone = runMatmul(k2, { ...c, nTokens: 1 }, raw, x.subarray(t * cols, (t + 1) * cols), layout);
+        expect(together.subarray(t * c.rows, (t + 1) * c.rows), `${layout} token ${t}`).toEqual(alone);
+      }
+    }
+  });
+});
+
 describe.each(CASES)('matmul $type rows=$rows cols=$cols nTokens=$nTokens', (c) => {
   const name = TYPE_INFO[c.type].name;
   const block = activationBlock(c.type);
