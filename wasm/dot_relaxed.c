@@ -263,10 +263,10 @@ static void rows_q8_0(float *out, int out_stride, const uint8_t *w, size_t w_row
 // Q4_K
 
 // Chunk c (64 quants: sub-blocks 2c and 2c+1) against T activation rows;
-// s_even, s_odd: the two sub-blocks' scales, splat (T = 1: as int32; else in all
-// 8 int16 lanes). For T > 1 a sub-block's 32 products are summed in pairs in
-// int16 (rdot16: at most 2 * 3840), then i32x4.dot_i16x8 scales and widens them
-// in one step (at most 2 * 7680 * 63).
+// s_even, s_odd: the two sub-blocks' scales, splat in all 8 int16 lanes. A
+// sub-block's 32 products are summed in pairs in int16 (rdot16: at most 2 * 3840),
+// then i32x4.dot_i16x8 scales and widens them in one step (at most 2 * 7680 * 63).
+// Decode too: fewer instructions than the int32 dot and an int32 multiply.
 INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *x, size_t xs, int c,
                        v128_t s_even, v128_t s_odd, const int T) {
     const v128_t low4 = wasm_i8x16_splat(15);
@@ -275,16 +275,9 @@ INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *
     v128_t hi0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), hi1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
     UNROLL for (int t = 0; t < T; t++) {
         const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 64 * c;
-        if (T == 1) {  // decode: the int32 dots are faster here
-            v128_t zero = wasm_i32x4_splat(0);
-            v128_t p_lo = rdot(wasm_v128_load(a + 16), lo1, rdot(wasm_v128_load(a), lo0, zero));
-            v128_t p_hi = rdot(wasm_v128_load(a + 48), hi1, rdot(wasm_v128_load(a + 32), hi0, zero));
-            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_mul(p_lo, s_even), wasm_i32x4_mul(p_hi, s_odd)));
-        } else {       // prefill: faster with the int16 pair sums
-            v128_t p_lo = wasm_i16x8_add(rdot16(wasm_v128_load(a), lo0), rdot16(wasm_v128_load(a + 16), lo1));
-            v128_t p_hi = wasm_i16x8_add(rdot16(wasm_v128_load(a + 32), hi0), rdot16(wasm_v128_load(a + 48), hi1));
-            isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(p_lo, s_even), wasm_i32x4_dot_i16x8(p_hi, s_odd)));
-        }
+        v128_t p_lo = wasm_i16x8_add(rdot16(wasm_v128_load(a), lo0), rdot16(wasm_v128_load(a + 16), lo1));
+        v128_t p_hi = wasm_i16x8_add(rdot16(wasm_v128_load(a + 32), hi0), rdot16(wasm_v128_load(a + 48), hi1));
+        isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(p_lo, s_even), wasm_i32x4_dot_i16x8(p_hi, s_odd)));
     }
 }
 
@@ -298,10 +291,9 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         q4_K_scale_vectors(w[b].scales, &sc_lo, &sc_hi, &mins_lo, &mins_hi);
         v128_t isum[TILE_T];
         UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
-        if (T > 1) {  // each scale in all 8 int16 lanes (see q4_K_chunk)
-            sc_lo = wasm_v128_or(sc_lo, wasm_i32x4_shl(sc_lo, 16));
-            sc_hi = wasm_v128_or(sc_hi, wasm_i32x4_shl(sc_hi, 16));
-        }
+        // each scale in all 8 int16 lanes (see q4_K_chunk)
+        sc_lo = wasm_v128_or(sc_lo, wasm_i32x4_shl(sc_lo, 16));
+        sc_hi = wasm_v128_or(sc_hi, wasm_i32x4_shl(sc_hi, 16));
         // splat scales in a small array so the chunk loop can stay a loop (a fully
         // unrolled super-block is slower in V8: register pressure)
         v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
