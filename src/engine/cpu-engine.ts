@@ -21,6 +21,7 @@ import { fitConversation } from './fit-context.ts';
 import { GrammarCompiler, type TokenConstraint } from './grammar.ts';
 import { TOOL_CALL_OPEN, ToolCallOutput, toolUse, type ToolUse } from './tool-calls.ts';
 import { LogprobReporter } from './logprobs.ts';
+import { MAX_DRAFT_TOKENS, PromptLookup } from './prompt-lookup.ts';
 import { openModelSource, type OpenedSource } from './model-source.ts';
 import { normalizeRequest } from './request.ts';
 import { DEFAULT_SAMPLING, Sampler, SeededRandom, type SamplingParams } from './sampler.ts';
@@ -77,6 +78,8 @@ interface PreparedRequest {
   tools: ToolUse | undefined;
   /** Report reading the prompt (progress-only chunks). */
   progress: boolean;
+  /** Prompt-lookup decoding (see prompt-lookup.ts). */
+  speculative: boolean;
   signal: AbortSignal | undefined;
 }
 
@@ -283,6 +286,8 @@ export class CpuEngine implements Engine {
       responseFormat: request.response_format,
       tools,
       progress: request.return_progress || request.onProgress !== undefined,
+      // Default: where a pass of a few tokens costs well under that many decode steps (relaxed SIMD).
+      speculative: (request.speculative ?? (model.kernels.build === 'relaxed' ? 'prompt-lookup' : 'off')) === 'prompt-lookup',
       signal: request.signal,
     };
   }
@@ -353,6 +358,15 @@ export class CpuEngine implements Engine {
       const toolCallToken = tools?.mode === 'none' ? tokenizer.tokenId(TOOL_CALL_OPEN) : undefined;
       let completionTokens = 0;
       let firstTokenAt = 0;
+      // Tokens whose keys and values are in the cache for good (the draft's are there on trial).
+      let position = model.position;
+      // Prompt-lookup decoding: the prompt and the answer so far, where drafts are looked up; the
+      // draft in the cache with the logits after each of its tokens, used while the sampler agrees.
+      const lookup = request.speculative ? new PromptLookup() : undefined;
+      const context = lookup ? prompt.slice() : [];
+      let draft: { tokens: number[]; logits: Float32Array[]; checked: number } | undefined;
+      let draftTokens = 0;
+      let acceptedDraftTokens = 0;
       const decodeStart = performance.now();
       while (logits && !stopped()) {
         checkLogits(logits);
@@ -374,12 +388,45 @@ export class CpuEngine implements Engine {
         if (delta) yield chunk(delta);
         if (text.stopped) { finish = 'stop'; break; }
         if (calls?.done) { finish = 'stop'; break; }
-        if (completionTokens >= request.maxTokens || model.position >= model.contextLength) { finish = 'length'; break; }
+        if (completionTokens >= request.maxTokens || position >= model.contextLength) { finish = 'length'; break; }
         await nextMacrotask(); // interrupt() and worker messages get in here
         if (stopped()) break;
-        logits = model.decode(token);
-        this.cachedTokens.push(token);
+        position++;
+        if (draft?.tokens[draft.checked] === token) {
+          // The sampler picked the drafted token: its logits were computed with the draft.
+          logits = draft.logits[draft.checked++]!;
+          acceptedDraftTokens++;
+          if (draft.checked === draft.tokens.length) {
+            lookup!.record(draft.tokens.length, draft.checked);
+            draft = undefined;
+          }
+          context.push(token);
+          continue;
+        }
+        if (draft) {
+          // Refused: the draft's rest leaves the cache; `token` runs below as any other.
+          lookup!.record(draft.tokens.length, draft.checked);
+          this.truncateCache(position - 1);
+          draft = undefined;
+        }
+        context.push(token);
+        // Room for a draft: the context, the answer's token budget, one pass's exact size.
+        const guess = lookup?.draft(context, Math.min(MAX_DRAFT_TOKENS, model.contextLength - position, request.maxTokens - completionTokens - 1)) ?? [];
+        if (guess.length === 0) {
+          logits = model.decode(token);
+          this.cachedTokens.push(token);
+          continue;
+        }
+        // The token and its draft in one pass: row 0 predicts after the token, row i after draft token i.
+        const rows = model.forward([token, ...guess], position - 1, true);
+        const vocab = model.config.vocabSize;
+        this.cachedTokens.push(token, ...guess);
+        logits = rows.subarray(0, vocab);
+        draft = { tokens: guess, logits: guess.map((_, i) => rows.subarray((i + 1) * vocab, (i + 2) * vocab)), checked: 0 };
+        draftTokens += guess.length;
       }
+      // A draft the answer did not reach leaves the cache: it holds the answer, as without drafts.
+      if (draft && this.current === job && this.loaded === loaded) this.truncateCache(position);
       const decodeSeconds = (performance.now() - decodeStart) / 1000;
       const rest = calls ? calls.end(text.end()) : text.end();
       if (rest) yield chunk(rest);
@@ -395,6 +442,8 @@ export class CpuEngine implements Engine {
           time_to_first_token_s: firstTokenAt ? (firstTokenAt - request.startedAt) / 1000 : 0,
           prefill_tokens_per_s: prefillSeconds > 0 ? prefilled / prefillSeconds : 0,
           decode_tokens_per_s: decodeSeconds > 0 && completionTokens > 1 ? (completionTokens - 1) / decodeSeconds : 0,
+          draft_tokens: draftTokens,
+          accepted_draft_tokens: acceptedDraftTokens,
         },
       };
       yield { ...chunk({}, finish), usage };

@@ -13,7 +13,7 @@ const KNOWN_FIELDS = new Set<string>([
   'messages', 'stream', 'temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty',
   'repetition_penalty', 'max_tokens', 'max_completion_tokens', 'stop', 'seed', 'enable_thinking',
   'special_tokens_in_content', 'continue_final_message', 'signal', 'return_progress', 'onProgress', 'n', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'response_format',
-  'logit_bias', 'stream_options', 'user', 'model', 'metadata', 'store', 'parallel_tool_calls', 'service_tier',
+  'logit_bias', 'stream_options', 'user', 'model', 'metadata', 'store', 'parallel_tool_calls', 'service_tier', 'speculative',
 ]);
 
 const bad = (message: string) => new EngineError('bad-request', message);
@@ -64,6 +64,8 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
   if (signal !== undefined && !(typeof signal === 'object' && signal !== null && 'aborted' in signal)) throw bad('signal must be an AbortSignal');
   const onProgress = request.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw bad('onProgress must be a function');
+  const speculative = request.speculative ?? undefined;
+  if (speculative !== undefined && speculative !== 'prompt-lookup' && speculative !== 'off') throw bad(`speculative must be 'prompt-lookup' or 'off', got ${String(speculative)}`);
 
   const normalized: NormalizedRequest = {
     messages,
@@ -97,6 +99,7 @@ export function normalizeRequest(input: unknown): NormalizedRequest {
     enable_thinking: flag('enable_thinking'),
     signal,
     onProgress,
+    speculative,
   };
   for (const [key, value] of Object.entries(optional)) {
     if (value !== undefined) (normalized as unknown as Record<string, unknown>)[key] = value;

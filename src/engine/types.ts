@@ -188,6 +188,13 @@ export interface ChatCompletionRequest {
   return_progress?: boolean;
   /** Called as the prompt is read (the same figures as `prompt_progress`); any request, streamed or not. */
   onProgress?: (progress: PromptProgress) => void;
+  /**
+   * Prompt-lookup decoding (CPU engine): draft the next tokens from the prompt and the answer so far
+   * and check them in one pass. The answer is the same token for token (the same seed gives the same
+   * text); only its speed changes: faster where the answer repeats its context (rewriting, quoting,
+   * editing code). Default 'prompt-lookup' with the relaxed-SIMD kernels, 'off' otherwise.
+   */
+  speculative?: 'prompt-lookup' | 'off';
   /** Return the log-probability of each generated token (OpenAI's `logprobs`). */
   logprobs?: boolean | null;
   /** With logprobs: also the 0–20 most likely tokens at each position. */
@@ -244,6 +251,7 @@ export interface NormalizedRequest {
   signal?: AbortSignal;
   return_progress: boolean;
   onProgress?: (progress: PromptProgress) => void;
+  speculative?: 'prompt-lookup' | 'off';
 }
 
 /**
@@ -278,6 +286,9 @@ export interface CompletionUsage {
     time_to_first_token_s: number;
     prefill_tokens_per_s: number;
     decode_tokens_per_s: number;
+    /** Prompt-lookup decoding (CPU engine): tokens drafted, and how many of them the answer kept. */
+    draft_tokens?: number;
+    accepted_draft_tokens?: number;
   };
 }
 

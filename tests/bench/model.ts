@@ -29,7 +29,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { buildPrompt, invalidUtf8TokenIds } from './engines/prompt.ts';
+import { buildPrompt, buildTask, invalidUtf8TokenIds } from './engines/prompt.ts';
 import { openQwenWebBrowser } from './engines/qwen-web-browser.ts';
 import {
   median,
@@ -67,6 +67,8 @@ interface BenchSettings {
   promptTokens: number;
   decodeSteps: number;
   depth: number;
+  /** 'standard': the prompt and decode steps; 'rewrite' | 'free': see engines/prompt.ts buildTask. */
+  task: 'standard' | 'rewrite' | 'free';
   kvCache: 'f16' | 'q8_0';
   repeats: number;
   timeoutMs: number;
@@ -109,7 +111,7 @@ interface BenchRow {
 }
 
 /** Engines whose speed the WebAssembly ceilings bound (they run in Chromium). */
-const WASM_IN_CHROMIUM: ReadonlySet<EngineName> = new Set(['qwen-browser', 'qwen-browser64', 'wllama']);
+const WASM_IN_CHROMIUM: ReadonlySet<EngineName> = new Set(['qwen-browser', 'qwen-browser-plain', 'qwen-browser64', 'wllama']);
 
 /** "0.91": speed × work per token ÷ the ceiling at that thread count: its best round (a
  * register-only loop is only ever slowed by a shared machine, never sped up). */
@@ -147,6 +149,7 @@ function parseSettings(argv: string[]): BenchSettings {
       prompt: { type: 'string', default: '128' },
       decode: { type: 'string', default: '64' },
       depth: { type: 'string', default: '0' },
+      task: { type: 'string', default: 'standard' },
       'kv-cache': { type: 'string', default: 'f16' },
       repeat: { type: 'string', default: '5' },
       timeout: { type: 'string', default: '1800' },
@@ -179,6 +182,7 @@ function parseSettings(argv: string[]): BenchSettings {
     promptTokens: positiveInteger(values.prompt, '--prompt'),
     decodeSteps: positiveInteger(values.decode, '--decode'),
     depth: values.depth === '0' ? 0 : positiveInteger(values.depth, '--depth'),
+    task: values.task === 'standard' || values.task === 'rewrite' || values.task === 'free' ? values.task : (() => { throw new Error(`--task wants standard, rewrite or free, got '${values.task}'`); })(),
     kvCache: values['kv-cache'] === 'q8_0' ? 'q8_0' : values['kv-cache'] === 'f16' ? 'f16' : (() => { throw new Error(`--kv-cache wants f16 or q8_0, got '${values['kv-cache']}'`); })(),
     repeats: positiveInteger(values.repeat, '--repeat'),
     timeoutMs: positiveInteger(values.timeout, '--timeout') * 1000,
@@ -189,7 +193,7 @@ function parseSettings(argv: string[]): BenchSettings {
 
 function readUsage(): string {
   return 'usage: npm run bench -- [--models q4_0,q4_k_m | --model a.gguf] [--engines native,wllama,qwen-node,qwen-browser]\n' +
-    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--depth 0] [--kv-cache f16] [--repeat 5] [--timeout 1800] [--json out.json] [--verbose]\n';
+    '                          [--threads 1,2] [--prompt 128] [--decode 64] [--depth 0] [--task standard|rewrite|free] [--kv-cache f16] [--repeat 5] [--timeout 1800] [--json out.json] [--verbose]\n';
 }
 
 async function fixturePath(name: string): Promise<string> {
@@ -298,8 +302,10 @@ function openEngine(engine: EngineName, options: EngineRunOptions, settings: Ben
     case 'wllama':
       return openWllama({ ...options, timeoutMs: settings.timeoutMs, log: pageLog });
     case 'qwen-browser':
+    case 'qwen-browser-plain':
     case 'qwen-browser64':
-      return openQwenWebBrowser({ ...options, addressing: engine === 'qwen-browser64' ? 'memory64' : 'wasm32', timeoutMs: settings.timeoutMs, log: pageLog });
+      return openQwenWebBrowser({ ...options, addressing: engine === 'qwen-browser64' ? 'memory64' : 'wasm32',
+        speculative: engine !== 'qwen-browser-plain', timeoutMs: settings.timeoutMs, log: pageLog });
   }
 }
 
@@ -471,11 +477,13 @@ async function main(): Promise<void> {
     try {
       modelPath = await model.resolvePath();
       work = await modelWork(modelPath);
-      const prompt = await buildPrompt(modelPath, settings.promptTokens);
+      const task = settings.task === 'standard' ? undefined : await buildTask(modelPath, settings.task, settings.decodeSteps + 1);
+      const prompt = task?.prompt ?? await buildPrompt(modelPath, settings.promptTokens);
       options = {
         modelPath,
         promptTokens: prompt.tokens,
         promptText: prompt.text,
+        ...(task ? { answerTokens: task.answerTokens } : {}),
         decodeSteps: settings.decodeSteps,
         depth: settings.depth,
         kvCache: settings.kvCache,
@@ -501,7 +509,9 @@ async function main(): Promise<void> {
       '',
       `qwen-web benchmark — ${new Date().toISOString()}`,
       `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-      `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps` +
+      (settings.task === 'standard' ? `prompt ${settings.promptTokens} tokens, decode ${settings.decodeSteps} greedy steps`
+        : `task ${settings.task}: the prompt ${settings.task === 'rewrite' ? 'asks to fix the typos of a 600-token passage' : 'asks for a story'}; decode ${settings.decodeSteps} steps ` +
+          '(qwen-browser and qwen-browser-plain replay the passage as their answer, with and without prompt-lookup decoding; the others decode greedily)') +
         `${settings.depth > settings.promptTokens ? ` from depth ${settings.depth} (reached untimed)` : ''}, ${settings.kvCache} KV cache, ${settings.repeats} rounds after one load, the engines' rounds taken in turn (wllama: one round); ` +
         `tok/s = median of the rounds; vs native = median (range) of the per-round ratios to native's round of the same turn; ` +
         `idle CPU = CPU the engine used while the others ran their rounds, share of one core; peak = child maxRSS (Node) or renderer VmHWM (Chromium)`,

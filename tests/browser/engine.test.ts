@@ -435,4 +435,23 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     expect(terminated.error).toMatchObject({ name: 'EngineError', code: 'worker-failed', isEngineError: true });
     expect(chromium.consoleErrors).toEqual([]);
   }, 120_000);
+
+  it('prompt-lookup decoding with the relaxed kernels (on by default there): answers equal to plain decoding, drafts kept', async () => {
+    const loaded = await api<LoadReport>('load', { kind: 'url', url: modelUrl }, { build: 'relaxed', contextLength: CONTEXT });
+    expect(loaded.error).toBeUndefined();
+    expect(loaded.info!.build).toBe('relaxed');
+    let kept = 0;
+    const requests = ['a b c a b c a b c a b c', 'Say yes yes yes yes yes.', 'Hello', '1, 2, 3, 4, 5, 6, 7, 8'].flatMap((text) => [
+      ask(text, { temperature: 0, max_tokens: 80 }),
+      ask(text, { temperature: 0.8, seed: 7, max_tokens: 60 }),
+    ]);
+    for (const request of requests) {
+      const fast = await api<{ completion: ChatCompletion }>('complete', request);
+      const plain = await api<{ completion: ChatCompletion }>('complete', { ...request, speculative: 'off' });
+      expect(fast.completion.choices[0].message.content).toBe(plain.completion.choices[0].message.content);
+      expect(plain.completion.usage.extra.draft_tokens).toBe(0);
+      kept += fast.completion.usage.extra.accepted_draft_tokens!;
+    }
+    expect(kept).toBeGreaterThan(10);
+  }, 180_000);
 });

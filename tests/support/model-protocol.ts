@@ -56,6 +56,21 @@ export type ModelRequest =
       /** Stop after producing one of these (it is included in the output). */
       stopTokens?: number[];
     }
+  | {
+      /**
+       * Benchmarks: `answer` as if the model had picked it, its first token already sampled from
+       * the prompt's logits and the prompt in the cache up to startPos. Plain: one decode step per
+       * token. Speculative: the engine's prompt-lookup passes, drafts looked up in `context` (the
+       * prompt) and the answer so far, kept while they match the answer. Random weights never
+       * copy a passage; replaying the answer gives the passes a model that does would run.
+       */
+      type: 'replay';
+      id: number;
+      context: number[];
+      answer: number[];
+      startPos: number;
+      speculative: boolean;
+    }
   | { type: 'dispose'; id: number };
 
 export interface TopK {
@@ -87,6 +102,7 @@ export type ModelResponse =
   | ({ type: 'loaded'; id: number } & LoadedInfo)
   | { type: 'forward-result'; id: number; rows: number; vocabSize: number; topK: TopK[]; logits?: Float32Array; ms: number }
   | { type: 'generate-result'; id: number; tokens: number[]; firstStepMs: number; restMs: number }
+  | { type: 'replay-result'; id: number; ms: number; passes: number; drafted: number; accepted: number }
   | { type: 'sought'; id: number; position: number }
   | { type: 'disposed'; id: number }
   | { type: 'error'; id: number; error: ModelErrorInfo };
@@ -94,5 +110,5 @@ export type ModelResponse =
 /** The final reply to a request, by request type. */
 export type ModelReply<T extends ModelRequest['type']> = Extract<
   ModelResponse,
-  { type: { load: 'loaded'; forward: 'forward-result'; seek: 'sought'; generate: 'generate-result'; dispose: 'disposed' }[T] }
+  { type: { load: 'loaded'; forward: 'forward-result'; seek: 'sought'; generate: 'generate-result'; replay: 'replay-result'; dispose: 'disposed' }[T] }
 >;

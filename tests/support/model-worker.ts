@@ -4,6 +4,7 @@
 // kernels' calling thread blocks on atomics, which only a Worker may do.
 // Requests run one at a time in arrival order: the model (its KV cache) is a single state.
 import { openModelSource, type OpenedSource } from '../../src/engine/model-source.ts';
+import { MAX_DRAFT_TOKENS, PromptLookup } from '../../src/engine/prompt-lookup.ts';
 import { argmax, topCandidates } from '../../src/engine/sampler.ts';
 import { readChatTemplate, readTokenizerData } from '../../src/gguf/metadata.ts';
 import { Qwen3Model, type LoadTimings } from '../../src/model/qwen3.ts';
@@ -140,6 +141,33 @@ async function handle(request: ModelRequest): Promise<void> {
         logits = m.decode(next);
       }
       scope.postMessage({ type: 'generate-result', id: request.id, tokens: out, firstStepMs, restMs: performance.now() - started });
+      return;
+    }
+    case 'replay': {
+      const m = requireModel();
+      m.truncate(request.startPos);
+      const { answer } = request;
+      const lookup = request.speculative ? new PromptLookup() : undefined;
+      const context = request.context.slice();
+      let passes = 0, drafted = 0, accepted = 0;
+      const started = performance.now();
+      // Each pass puts answer[i] (and a draft) in the cache, for the logits that pick answer[i + 1].
+      for (let i = 0; i < answer.length - 1;) {
+        context.push(answer[i]!);
+        const room = Math.min(MAX_DRAFT_TOKENS, m.contextLength - m.position - 1, answer.length - i - 2);
+        const guess = lookup?.draft(context, room) ?? [];
+        m.forward([answer[i]!, ...guess], m.position, guess.length > 0);
+        let kept = 0;
+        while (kept < guess.length && guess[kept] === answer[i + 1 + kept]) kept++;
+        lookup?.record(guess.length, kept);
+        context.push(...guess.slice(0, kept));
+        passes++;
+        drafted += guess.length;
+        accepted += kept;
+        i += 1 + kept;
+        if (kept < guess.length) m.truncate(request.startPos + i);
+      }
+      scope.postMessage({ type: 'replay-result', id: request.id, ms: performance.now() - started, passes, drafted, accepted });
       return;
     }
     case 'dispose': {

@@ -25,6 +25,63 @@ export interface BenchPrompt {
   tokens: number[];
 }
 
+// The tasks of `--task rewrite|free`: a passage of about 600 tokens (the lighthouse passage and two
+// more paragraphs), and its words with typos (every 7th word of 5+ letters has two inner letters
+// swapped).
+const MORE =
+  'The village itself changed slowly. The harbour wall was rebuilt in stone after the great storm, ' +
+  'the fish market moved into a long shed with a tin roof, and a bus began to run twice a day to ' +
+  'the market town beyond the hills. The old keeper walked along the wall each morning with his ' +
+  'dog, a patient grey animal that waited at every bollard while he talked to the fishermen about ' +
+  'the tides, the price of diesel, and the gulls that stole bait from the open crates. In the ' +
+  'afternoons he repaired nets for anyone who asked, working on the bench outside his door with a ' +
+  'wooden needle and a ball of green twine, and he never took money for it. ' +
+  'When he died, the logbook went to the small museum by the church, where it lies open in a glass ' +
+  'case beside a brass telescope and a photograph of the lighthouse in winter. Visitors lean over ' +
+  'the glass to read the careful handwriting: the date, the hour, the direction of the wind, the ' +
+  'height of the sea, and then the ships, one to a line, each with a word or two about how it ' +
+  'moved through the water. Some entries end with a small drawing of a sail or a flag. The last ' +
+  'page is half empty, and on it he wrote only that the light had been steady all night and that ' +
+  'the morning was clear. ';
+
+function withTypos(text: string): string {
+  let count = 0;
+  return text.replace(/[A-Za-z]{5,}/g, (word) => {
+    if (++count % 7 !== 0) return word;
+    const i = Math.floor(word.length / 2) - 1;
+    return word.slice(0, i) + word[i + 1] + word[i] + word.slice(i + 2);
+  });
+}
+
+export interface BenchTask {
+  prompt: BenchPrompt;
+  /** The answer the replaying engines are given (the passage, cut to a whole number of tokens). */
+  answerTokens: number[];
+}
+
+/**
+ * `rewrite`: the instruction to fix the typos of the 600-token passage, followed by it; the answer
+ * is the passage without typos. `free`: a one-line request for a story; the same answer, which then
+ * repeats nothing of its prompt. The answer is cut to `answerLength` tokens.
+ */
+export async function buildTask(modelPath: string, task: 'rewrite' | 'free', answerLength: number): Promise<BenchTask> {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath, vocabOnly: true });
+  try {
+    const passage = PASSAGE + MORE;
+    const tokenize = (text: string) => Array.from(model.tokenize(text, false), Number);
+    const answer = tokenize(passage);
+    if (answer.length < answerLength) throw new Error(`the task's passage has ${answer.length} tokens, fewer than --decode ${answerLength - 1} + 1`);
+    const text = task === 'rewrite'
+      ? `Fix the typos in this passage and write it out in full:\n\n${withTypos(passage)}\n\n`
+      : 'Write a short story about a lighthouse keeper and his logbook.\n\n';
+    return { prompt: { text, tokens: tokenize(text) }, answerTokens: answer.slice(0, answerLength) };
+  } finally {
+    await model.dispose();
+    await llama.dispose();
+  }
+}
+
 /** A prompt of exactly `count` tokens for the model at `modelPath`. */
 export async function buildPrompt(modelPath: string, count: number): Promise<BenchPrompt> {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });

@@ -49,7 +49,7 @@ async function buildWorker(): Promise<Record<string, string>> {
 }
 
 export async function openQwenWebBrowser(
-  options: EngineRunOptions & { addressing: 'wasm32' | 'memory64'; timeoutMs: number; log?: (line: string) => void },
+  options: EngineRunOptions & { addressing: 'wasm32' | 'memory64'; speculative: boolean; timeoutMs: number; log?: (line: string) => void },
 ): Promise<EngineSession> {
   const page = await openBrowserBench<{ loadSeconds: number }>({
     pagePath: join(PAGES, 'qwen-web.html'),
@@ -62,6 +62,8 @@ export async function openQwenWebBrowser(
       // As the wllama row: room for the prompt and the decode, no more (the KV cache is memory).
       contextLength: benchContextLength(options, 64),
       depth: options.depth,
+      answerTokens: options.answerTokens,
+      speculative: options.speculative,
       kvCache: options.kvCache,
       addressing: options.addressing,
     },

@@ -1,9 +1,9 @@
 // Shared shapes of the benchmark: what every engine is given and what it reports back.
 
-export type EngineName = 'native' | 'wllama' | 'qwen-node' | 'qwen-browser' | 'qwen-browser64';
+export type EngineName = 'native' | 'wllama' | 'qwen-node' | 'qwen-browser' | 'qwen-browser-plain' | 'qwen-browser64';
 
 /** qwen-browser64: qwen-browser on its memory64 kernels (what contexts past 4 GiB run on), to price them. */
-export const ENGINE_NAMES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser', 'qwen-browser64'];
+export const ENGINE_NAMES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser', 'qwen-browser-plain', 'qwen-browser64'];
 /** What runs unless --engines says otherwise. */
 export const DEFAULT_ENGINES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser'];
 
@@ -13,6 +13,7 @@ export const ENGINE_WHERE: Readonly<Record<EngineName, string>> = {
   wllama: 'chromium',
   'qwen-node': 'node',
   'qwen-browser': 'chromium worker',
+  'qwen-browser-plain': 'chromium worker, no prompt lookup',
   'qwen-browser64': 'chromium worker, memory64',
 };
 
@@ -27,6 +28,12 @@ export interface EngineRunOptions {
   promptText: string;
   /** Greedy decode steps after the prompt. */
   decodeSteps: number;
+  /**
+   * --task rewrite|free: the answer (decodeSteps + 1 tokens) that qwen-web's browser engines replay
+   * as if their model had picked it, with prompt-lookup decoding (qwen-browser) or without
+   * (qwen-browser-plain); the other engines decode their own greedy tokens (the speed is the same).
+   */
+  answerTokens?: number[];
   /**
    * Tokens in the context when the decode starts (0: the prompt's). Decode time depends on how
    * many rows the KV cache holds, not on their values: qwen-web fills its cache with copies of

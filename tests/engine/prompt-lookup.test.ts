@@ -1,0 +1,159 @@
+// Prompt-lookup decoding: drafts from the context, checked in one pass, kept while the sampler
+// agrees. The reference is the same engine decoding plainly (speculative: 'off'): the kernels give
+// each of up to 8 tokens in a pass the bits it gets alone (tests/model/kernels.test.ts), and a
+// draft token is kept only when the sampler, drawing from those logits exactly as plain decoding
+// does, picks it — so greedy answers, and seeded sampled answers, must be the same token for token.
+// Random-weight models fall into loops under greedy decoding; the loops are what the drafts find,
+// and every test checks that drafts were made and kept, so equality is not reached by never drafting.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CpuEngine } from '../../src/engine/cpu-engine.ts';
+import { MAX_DRAFT_TOKENS, PromptLookup } from '../../src/engine/prompt-lookup.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../../src/engine/types.ts';
+import { ensureFixture } from '../fixtures/fixtures.ts';
+import { Rng } from '../fixtures/random.ts';
+
+describe('PromptLookup.draft', () => {
+  it('takes what followed the latest earlier occurrence of the longest suffix (4 down to 2 tokens)', () => {
+    const lookup = new PromptLookup();
+    lookup.record(2, 2); // limit 4
+    // suffix [7, 8] occurs at 1..3 (followed by 9, 10) and at 5..7 (followed by 11): the latest wins
+    expect(lookup.draft([6, 7, 8, 9, 10, 7, 8, 11, 12, 7, 8], 10)).toEqual([11, 12, 7, 8]);
+    // a longer suffix beats a later shorter one: [5, 7, 8] occurs only at the start
+    expect(lookup.draft([5, 7, 8, 1, 2, 3, 9, 7, 8, 4, 5, 7, 8], 10)).toEqual([1, 2, 3, 9]);
+    expect(lookup.draft([1, 2, 3, 4], 10)).toEqual([]); // no repeat
+    expect(lookup.draft([3, 3], 10)).toEqual([]); // a 1-token suffix is not enough
+    expect(lookup.draft([1, 2, 9, 1, 2], 1)).toEqual([9]); // room
+    expect(lookup.draft([1, 2, 9, 1, 2], 0)).toEqual([]);
+  });
+
+  it('grows the draft while whole drafts are kept and shrinks it when the first token is refused', () => {
+    const lookup = new PromptLookup();
+    const long = [...Array.from({ length: 20 }, (_, i) => i), 0, 1];
+    expect(lookup.draft(long, 100)).toHaveLength(2);
+    lookup.record(2, 2);
+    lookup.record(4, 4);
+    lookup.record(7, 7);
+    expect(lookup.draft(long, 100)).toHaveLength(MAX_DRAFT_TOKENS);
+    lookup.record(7, 3); // partly kept: unchanged
+    expect(lookup.draft(long, 100)).toHaveLength(MAX_DRAFT_TOKENS);
+    lookup.record(7, 0);
+    lookup.record(3, 0);
+    lookup.record(1, 0);
+    lookup.record(1, 0);
+    expect(lookup.draft(long, 100)).toHaveLength(1);
+  });
+});
+
+const CONTEXT = 512;
+let engine: CpuEngine;
+
+const ask = (content: string, extra: Partial<ChatCompletionRequest> = {}): ChatCompletionRequest =>
+  ({ messages: [{ role: 'user', content }], temperature: 0, max_tokens: 96, enable_thinking: false, ...extra });
+
+async function complete(request: ChatCompletionRequest, speculative: 'prompt-lookup' | 'off'): Promise<ChatCompletion> {
+  return engine.chat.completions.create({ ...request, speculative, stream: false });
+}
+
+const PROMPTS = [
+  'Hello', 'Fix the typos: teh quick brown fox jumsp over the lazy dog, teh quick brown fox.', 'Write a poem about rivers.',
+  'a b c a b c a b c a b c', 'function add(a, b) { return a + b; }\nfunction sub(a, b) { return a - b; }\nRename add to plus.',
+  '1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12', 'Summarize: the meeting was long. The meeting was long. The meeting was long.',
+  'Translate to French: good morning', 'List the planets.', 'Say yes yes yes yes yes.',
+];
+
+for (const fixture of ['tiny-f32', 'small-q4_0']) {
+  describe(`prompt-lookup decoding on ${fixture} (Node, SIMD128)`, () => {
+    beforeAll(async () => {
+      engine = new CpuEngine();
+      await engine.load({ kind: 'path', path: await ensureFixture(fixture) }, { threads: 2, contextLength: CONTEXT });
+    }, 120_000);
+    afterAll(async () => {
+      await engine.unload();
+    });
+
+    it('greedy: the same answer token for token over many prompts, with drafts made and kept', async () => {
+      let drafted = 0, kept = 0;
+      for (const content of PROMPTS) {
+        const plain = await complete(ask(content), 'off');
+        const fast = await complete(ask(content), 'prompt-lookup');
+        expect(fast.choices[0].message.content, content).toBe(plain.choices[0].message.content);
+        expect(fast.choices[0].finish_reason).toBe(plain.choices[0].finish_reason);
+        expect(fast.usage.completion_tokens).toBe(plain.usage.completion_tokens);
+        expect(plain.usage.extra.draft_tokens).toBe(0);
+        drafted += fast.usage.extra.draft_tokens!;
+        kept += fast.usage.extra.accepted_draft_tokens!;
+      }
+      expect(drafted).toBeGreaterThan(20);
+      expect(kept).toBeGreaterThan(10);
+    }, 300_000);
+
+    it('sampled with a seed: the same answer as plain decoding with that seed (so the same distribution)', async () => {
+      const rng = new Rng(31);
+      let kept = 0;
+      for (let i = 0; i < 12; i++) {
+        const request = ask(PROMPTS[i % PROMPTS.length]!, { temperature: 0.4, top_p: 0.95, top_k: 40, seed: rng.nextU32(), max_tokens: 64, repetition_penalty: 1.02 });
+        const plain = await complete(request, 'off');
+        const fast = await complete(request, 'prompt-lookup');
+        expect(fast.choices[0].message.content).toBe(plain.choices[0].message.content);
+        kept += fast.usage.extra.accepted_draft_tokens!;
+      }
+      expect(kept).toBeGreaterThan(0);
+    }, 300_000);
+
+    it('log-probabilities are those of plain decoding', async () => {
+      const request = ask(PROMPTS[3]!, { logprobs: true, top_logprobs: 3, max_tokens: 40 });
+      const plain = await complete(request, 'off');
+      const fast = await complete(request, 'prompt-lookup');
+      expect(fast.usage.extra.accepted_draft_tokens).toBeGreaterThan(0);
+      expect(fast.choices[0].logprobs).toEqual(plain.choices[0].logprobs);
+    }, 120_000);
+
+    it('the token budget and the context end fall mid-draft: the same answer and finish as plain decoding', async () => {
+      for (const maxTokens of [1, 2, 5, 9, 17, 33]) {
+        const plain = await complete(ask(PROMPTS[3]!, { max_tokens: maxTokens }), 'off');
+        const fast = await complete(ask(PROMPTS[3]!, { max_tokens: maxTokens }), 'prompt-lookup');
+        expect(fast.choices[0].message.content, `max_tokens ${maxTokens}`).toBe(plain.choices[0].message.content);
+        expect(fast.usage.completion_tokens).toBe(plain.usage.completion_tokens);
+      }
+      // A short context: the answer runs into its end while drafts are in flight.
+      const small = new CpuEngine();
+      await small.load({ kind: 'path', path: await ensureFixture(fixture) }, { threads: 2, contextLength: 64 });
+      try {
+        const request = { ...ask('a b c a b c a b c'), max_tokens: undefined };
+        const plain = await small.chat.completions.create({ ...request, speculative: 'off', stream: false });
+        const fast = await small.chat.completions.create({ ...request, speculative: 'prompt-lookup', stream: false });
+        expect(plain.choices[0].finish_reason).toBe('length');
+        expect(fast.choices[0].finish_reason).toBe('length');
+        expect(fast.choices[0].message.content).toBe(plain.choices[0].message.content);
+        expect(fast.usage.total_tokens).toBe(plain.usage.total_tokens);
+        expect(fast.usage.extra.draft_tokens).toBeGreaterThan(0);
+      } finally {
+        await small.unload();
+      }
+    }, 300_000);
+
+    it('interrupted mid-draft: a prefix of the plain answer, and the cache holds only what was answered', async () => {
+      const request = ask(PROMPTS[5]!, { max_tokens: 80 });
+      const plain = (await complete(request, 'off')).choices[0].message.content;
+      for (const stopAfter of [3, 7, 12]) {
+        const controller = new AbortController();
+        let text = '', pieces = 0, finish: string | null = null;
+        const stream = await engine.chat.completions.create({ ...request, speculative: 'prompt-lookup', stream: true, signal: controller.signal });
+        for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
+          const choice = chunk.choices[0];
+          if (choice.delta.content) {
+            text += choice.delta.content;
+            if (++pieces === stopAfter) controller.abort();
+          }
+          finish = choice.finish_reason ?? finish;
+        }
+        expect(finish).toBe('abort');
+        expect(plain.startsWith(text), `stopped after ${stopAfter}: ${JSON.stringify(text)}`).toBe(true);
+        // The next request reuses the cache (its prompt is a prefix of it): the answer must be the plain one.
+        const again = await complete(request, 'prompt-lookup');
+        expect(again.usage.extra.cached_prompt_tokens).toBeGreaterThan(0);
+        expect(again.choices[0].message.content).toBe(plain);
+      }
+    }, 300_000);
+  });
+}
