@@ -255,8 +255,10 @@ function makeCases(): Case[] {
     cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
   }
   // Q4_0 rows of whole 4-block groups, which repack turns into Q4_0x4: decode (1 to 3 tokens),
-  // one group, a group and a remainder, past the 64-token chunk; 1, 4 and 20 groups per row.
-  for (const [rows, cols, nTokens] of [[37, 128, 1], [21, 512, 2], [67, 640, 3], [5, 256, 4], [19, 384, 23], [9, 2560, 70]] as const) {
+  // a draft's pass (4 to 8 tokens, row tiles of 4 and what is left),
+  // past the 64-token chunk; 1, 4 and 20 groups per row.
+  for (const [rows, cols, nTokens] of [[37, 128, 1], [21, 512, 2], [67, 640, 3], [5, 256, 4], [23, 512, 5], [13, 384, 8],
+    [40, 2560, 7], [19, 384, 23], [9, 2560, 70]] as const) {
     const raw = randomWeights(WeightType.Q4_0, rows * cols, rng);
     const x = new Float32Array(cols * nTokens).map(() => rng.nextGaussian());
     cases.push({ type: WeightType.Q4_0, rows, cols, nTokens, raw, x });
@@ -430,8 +432,8 @@ describe('kernels in Chromium', () => {
         }
       }
     });
-    // the six Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K cases
-    expect(packedCases).toBe(15);
+    // the nine Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K cases
+    expect(packedCases).toBe(18);
   });
 
   it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups and Q6_K into Q6_Kx (Q4_K stays: Q4_Kx is for SIMD128); rows decode to the same weights', () => {
@@ -466,8 +468,8 @@ describe('kernels in Chromium', () => {
     cases.forEach((c, ci) => {
       const o = reply.outputs[ci]!;
       if (c.nTokens < 2 || c.nTokens > 8) return;
-      expect(o.simd, `${WeightType[c.type]} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toBe(o.alone);
-      if (o.packed) expect(o.packed, `repacked ${WeightType[c.type]} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toBe(o.packedAlone);
+      expect(o.simd, `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toBe(o.alone);
+      if (o.packed) expect(o.packed, `repacked type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`).toBe(o.packedAlone);
       checked++;
     });
     expect(checked).toBeGreaterThanOrEqual(15);
