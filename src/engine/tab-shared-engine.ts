@@ -316,6 +316,8 @@ class SharedEngineTab implements TabSharedEngine {
   private lastHeard = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
   private ended = false;
+  /** Set when this tab's turn came and its engine could not be made. */
+  private startFailure: EngineError | undefined;
 
   constructor(private readonly options: TabSharedEngineOptions) {
     this.name = options.name ?? SHARED_ENGINE_NAME;
@@ -417,6 +419,7 @@ class SharedEngineTab implements TabSharedEngine {
   ): Promise<unknown> {
     if (this.ended) throw new EngineError('worker-failed', 'the engine was terminated');
     await this.ownerFound;
+    if (this.startFailure) throw this.startFailure;
     const id = this.nextId++;
     const owner = this.owner!;
     const host = this.host;
@@ -464,7 +467,16 @@ class SharedEngineTab implements TabSharedEngine {
   /** This tab's turn with the lock: run the engine until the tab leaves. */
   private async own(): Promise<void> {
     if (this.ended) return;
-    const engine = await this.options.createEngine();
+    let engine: OwnedEngine;
+    try {
+      engine = await this.options.createEngine();
+    } catch (error) {
+      // No engine here: this tab's calls fail with why (the lock passes on to the next tab).
+      this.startFailure = new EngineError('worker-failed', `the engine could not start: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      this.failPending(this.startFailure);
+      this.ownerKnown();
+      return;
+    }
     if (this.ended) {
       engine.terminate();
       return;
