@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what qwen-web needs on a fresh Debian machine, and only that:
 #   bash scripts/setup.sh            the npm packages: enough to run the app (npm run dev)
-#   bash scripts/setup.sh --test     also Debian's chromium (browser tests) and Jinja2 (the
-#                                    chat-template oracle): enough for npm test
+#   bash scripts/setup.sh --test     also Debian's chromium and firefox-esr (browser tests) and
+#                                    Jinja2 (the chat-template oracle): enough for npm test
 #   bash scripts/setup.sh --build    also emscripten, to rebuild the kernels' .wasm (npm run build:wasm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ for option in "$@"; do
   case "$option" in
     --test)
       command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+      command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
       python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
       ;;
     --build)

@@ -1,7 +1,8 @@
-// The kernels in headless Chromium, where the relaxed-SIMD build runs correctly:
+// The kernels in each browser engine of $QWEN_WEB_BROWSERS (Chromium, Firefox ESR; see
+// tests/support/browsers.ts), where the relaxed-SIMD build runs correctly:
 // a vite dev server (cross-origin isolated: COOP + COEP) serves a page whose
 // module Worker imports src/model/kernels.ts, lets it pick a build ('auto' must
-// choose relaxed here: Chromium computes the probe right), and runs matmul
+// choose relaxed here: both engines compute the probe right), and runs matmul
 // through the SIMD kernels and the scalar reference on inputs made in Node.
 // Node checks the answers: relaxed vs scalar reference (same integers, only
 // float rounding differs) and vs an f64 dequantize-then-dot.
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernels, type Kernels, type WeightLayout, WeightType } from '../../src/model/kernels.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../fixtures/quantize.ts';
 import { Rng } from '../fixtures/random.ts';
-import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
+import { launchBrowser, testBrowsers, type BrowserName, type TestBrowser } from '../support/browsers.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 import { layoutTableProblems } from '../support/weight-layouts.ts';
 import type { ViteDevServer } from 'vite';
@@ -336,7 +337,8 @@ interface WorkerReply {
 }
 
 let server: ViteDevServer;
-let chromium: LaunchedChromium;
+let pagesUrl: string;
+let browser: TestBrowser;
 let reply: WorkerReply;
 let cases: Case[];
 let expfInputs: Float32Array;
@@ -346,15 +348,25 @@ let nodeKernels: Kernels;
 beforeAll(async () => {
   const pages = await startVitePages(TEST_PAGES);
   server = pages.server;
-  chromium = await launchChromium();
-  const page = await chromium.newPage();
-  await page.goto(`${pages.url}/__kernels-test/index.html`);
-  await page.waitForFunction(() => typeof (window as unknown as { runInWorker?: unknown }).runInWorker === 'function');
-
+  pagesUrl = pages.url;
   cases = makeCases();
   const rng = new Rng(99);
   expfInputs = new Float32Array(4001).map(() => -104 + rng.nextFloat() * 193);
   opsInput = new Float32Array(1024).map(() => rng.nextGaussian() * 2);
+  nodeKernels = await createKernels({ threads: 1, build: 'simd128' });
+}, 120_000);
+
+afterAll(async () => {
+  nodeKernels?.dispose();
+  await server?.close();
+});
+
+/** Runs every case in the browser's worker (with 2 threads, and 1), in a fresh browser. */
+async function runInBrowser(name: BrowserName): Promise<void> {
+  browser = await launchBrowser(name);
+  const page = await browser.newPage();
+  await page.goto(`${pagesUrl}/__kernels-test/index.html`);
+  await page.waitForFunction(() => typeof (window as unknown as { runInWorker?: unknown }).runInWorker === 'function');
   const request = {
     threads: 2,
     cases: cases.map((c) => ({ type: c.type, rows: c.rows, cols: c.cols, nTokens: c.nTokens, weights: b64(c.raw), x: b64(new Uint8Array(c.x.buffer)) })),
@@ -365,23 +377,21 @@ beforeAll(async () => {
     (req) => (window as unknown as { runInWorker(r: unknown): Promise<unknown> }).runInWorker(req),
     request,
   ) as WorkerReply;
-  nodeKernels = await createKernels({ threads: 1, build: 'simd128' });
-}, 300_000);
+}
 
-afterAll(async () => {
-  nodeKernels?.dispose();
-  await chromium?.close();
-  await server?.close();
-});
+describe.each(testBrowsers())('kernels in %s', (browserName) => {
+  beforeAll(() => runInBrowser(browserName), 300_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
 
-describe('kernels in Chromium', () => {
   it('runs cross-origin isolated with threads and picks the relaxed build after its probe', () => {
     expect(reply.error).toBeUndefined();
     expect(reply.isolated).toBe(true);
     expect(reply.threads).toBe(2);
     expect(reply.threads1).toBe(1);
     expect(reply.build).toBe('relaxed');
-    expect(chromium.consoleErrors).toEqual([]);
+    expect(browser.consoleErrors).toEqual([]);
   });
 
   it("reads the relaxed build's layout table; the two builds together read every WeightType", () => {
