@@ -59,7 +59,9 @@ async function launchChromiumBrowser(): Promise<TestBrowser> {
 
 async function launchFirefox(): Promise<TestBrowser> {
   const userDataDir = await mkdtemp(join(tmpdir(), 'qwen-web-firefox-'));
-  const browser = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX_PATH, headless: true, userDataDir });
+  // Bounded, so that a browser that does not answer fails the test instead of hanging the run.
+  const browser = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX_PATH, headless: true, userDataDir,
+    timeout: 60_000, protocolTimeout: 300_000 });
   const consoleErrors: string[] = [];
   const wrap = (page: PuppeteerPage): TestPage => {
     page.on('console', (message) => {
@@ -78,7 +80,9 @@ async function launchFirefox(): Promise<TestBrowser> {
     newPage: async () => wrap(await browser.newPage()),
     consoleErrors,
     async close() {
-      await browser.close();
+      const closed = browser.close().then(() => true, () => false);
+      const timer = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000).unref());
+      if (!(await Promise.race([closed, timer]))) browser.process()?.kill('SIGKILL');
       await rm(userDataDir, { recursive: true, force: true });
     },
   };
