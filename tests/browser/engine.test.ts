@@ -1,4 +1,5 @@
-// The CPU engine as a page uses it: createWorkerEngine() in headless Chromium starts the real
+// The CPU engine as a page uses it, in each browser engine of $QWEN_WEB_BROWSERS (tests/support/browsers.ts):
+// createWorkerEngine() starts the real
 // workers/engine-worker.ts (vite dev server, cross-origin isolated) and talks comlink; the model
 // comes by URL from the static test server. Node runs the same requests on an in-process
 // CpuEngine with the same kernel build (SIMD128) and threads: the logits are bit-identical there
@@ -12,10 +13,9 @@ import type { SnapshotMeta } from '../../src/storage/prompt-cache.ts';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { JSON_SCHEMAS, schemaRequest } from '../engine/json-schemas.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
-import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
+import { launchBrowser, testBrowsers, type BrowserName, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
-import type { Page } from 'playwright-core';
 
 const THREADS = 2;
 const CONTEXT = 512;
@@ -113,8 +113,9 @@ interface SeenChunk { chunk: ChatCompletionChunk; at: number; ticks: number }
 
 let vite: ViteDevServer;
 let files: StaticServer;
-let chromium: LaunchedChromium;
-let page: Page;
+let browser: TestBrowser;
+let pageUrl: string;
+let page: TestPage;
 let node: CpuEngine;
 let modelUrl: string;
 const paths: Record<string, string> = {};
@@ -139,22 +140,31 @@ beforeAll(async () => {
   modelUrl = `${files.url}/${FIXTURE}.gguf`;
   const pages = await startVitePages({ '/__engine-test/index.html': { type: 'text/html', body: PAGE_HTML } });
   vite = pages.server;
-  chromium = await launchChromium();
-  page = await chromium.newPage();
-  await page.goto(`${pages.url}/__engine-test/index.html`);
-  await page.waitForFunction(() => typeof (window as unknown as { engineApi?: unknown }).engineApi === 'object');
+  pageUrl = `${pages.url}/__engine-test/index.html`;
   node = new CpuEngine();
   await node.load({ kind: 'path', path }, { threads: THREADS, build: 'simd128', contextLength: CONTEXT });
 }, 300_000);
 
 afterAll(async () => {
   await node?.unload();
-  await chromium?.close();
   await vite?.close();
   await files?.close();
 });
 
-describe('CPU engine in a worker (Chromium, comlink)', () => {
+/** A fresh browser of this name (a new profile: an empty model store) with the test page open. */
+async function openBrowser(name: BrowserName): Promise<void> {
+  browser = await launchBrowser(name);
+  page = await browser.newPage();
+  await page.goto(pageUrl);
+  await page.waitForFunction(() => typeof (window as unknown as { engineApi?: unknown }).engineApi === 'object');
+}
+
+describe.each(testBrowsers())('CPU engine in a worker (%s, comlink)', (browserName) => {
+  beforeAll(() => openBrowser(browserName), 120_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
   it('loads by URL into the model store with progress, then from the store alone', async () => {
     const fileBytes = statSync(paths[FIXTURE]).size;
     const options = { build: 'simd128', contextLength: CONTEXT };
@@ -366,9 +376,9 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
     expect(second.error).toBeUndefined();
     const promptTokens = second.completion.usage.prompt_tokens;
     // The page reloads: a new page of the same origin, a new worker, the model from the store.
-    const reloaded = await chromium.newPage();
+    const reloaded = await browser.newPage();
     try {
-      await reloaded.goto(page.url());
+      await reloaded.goto(pageUrl);
       await reloaded.waitForFunction(() => typeof (window as unknown as { engineApi?: unknown }).engineApi === 'object');
       const call = <T>(method: string, ...args: unknown[]) => reloaded.evaluate(([m, a]) =>
         (window as unknown as { engineApi: Record<string, (...x: unknown[]) => Promise<T>> }).engineApi[m as string](...(a as unknown[])), [method, args] as const);
@@ -433,7 +443,7 @@ describe('CPU engine in a worker (Chromium, comlink)', () => {
 
     const terminated = await api<{ error: ErrorReport }>('terminateThenCall');
     expect(terminated.error).toMatchObject({ name: 'EngineError', code: 'worker-failed', isEngineError: true });
-    expect(chromium.consoleErrors).toEqual([]);
+    expect(browser.consoleErrors).toEqual([]);
   }, 120_000);
 
   it('prompt-lookup decoding with the relaxed kernels (on by default there): answers equal to plain decoding, drafts kept', async () => {

@@ -27,8 +27,8 @@ export function testBrowsers(): BrowserName[] {
 
 export interface TestPage {
   goto(url: string): Promise<void>;
-  /** Runs `fn(arg)` in the page; its (serializable) result comes back. */
-  evaluate<R, A>(fn: (arg: A) => R | Promise<R>, arg: A): Promise<R>;
+  /** Runs `fn(arg)` in the page (arg and result plain JSON: undefined fields drop out). */
+  evaluate<R, A = undefined>(fn: (arg: A) => R | Promise<R>, arg?: A): Promise<R>;
   /** Waits until `fn()` is truthy in the page. */
   waitForFunction(fn: () => unknown, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -70,7 +70,12 @@ async function launchFirefox(): Promise<TestBrowser> {
     page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${String(error)}`));
     return {
       goto: async (url) => void (await page.goto(url)),
-      evaluate: (fn, arg) => page.evaluate(fn as (a: unknown) => unknown, arg) as Promise<never>,
+      // Through JSON text: puppeteer's BiDi deserializer drops an object met twice in a result
+      // (`{ a: o, b: o }` arrives as `{ a: o }`). Arguments and results are plain JSON here.
+      evaluate: async (fn, arg) => {
+        const text = await page.evaluate(`(async () => JSON.stringify(await (${fn.toString()})(${JSON.stringify(arg) ?? 'undefined'})))()`);
+        return (typeof text === 'string' ? JSON.parse(text) : undefined) as never;
+      },
       waitForFunction: async (fn, timeoutMs = 30_000) => void (await page.waitForFunction(fn, { timeout: timeoutMs })),
       close: () => page.close(),
     };
