@@ -107,6 +107,12 @@ const ALIGN = 64;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** Reads from the source in pieces this large, so a Blob source never holds a whole tensor twice. */
 export const READ_CHUNK_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Rows of logits planned and allocated at load: a speculative pass (the sampled token and a draft,
+ * at most 8 tokens, whose rows the kernels compute as lone tokens') never allocates while it answers.
+ */
+const PASS_LOGIT_ROWS = 8;
 /** Pieces read at once: the next one arrives while this thread copies and repacks the last. */
 const READ_AHEAD_PIECES = 2;
 /** Room the kernels need beside our buffers: module data, matmul/attention scratch, thread stacks. */
@@ -259,7 +265,7 @@ export class Qwen3Model {
       }
       const tokenEmbd = matrix('token_embd.weight');
       const output = config.tiedEmbeddings ? tokenEmbd : matrix('output.weight');
-      const state = allocRunState(kernels, config, maxBatch, 1);
+      const state = allocRunState(kernels, config, maxBatch, PASS_LOGIT_ROWS);
       return new Qwen3Model(config, gguf, kernels, contextLength, maxContextLength, kvCache, maxBatch, needed, tokenEmbd,
         vector('output_norm.weight'), output, layers, state);
     } catch (error) {
@@ -398,7 +404,7 @@ export class Qwen3Model {
     const kvDim = c.nKvHeads * c.headDim;
     const s = this.state;
     if (logitRows > s.logitRows) {
-      // Only tests ask for every position's logits; grow that one buffer when they do.
+      // More rows than a speculative pass (tests ask for every position's): grow that one buffer.
       s.logits = k.alloc(logitRows * c.vocabSize * 4, ALIGN);
       s.logitRows = logitRows;
     }
@@ -511,7 +517,7 @@ export function planMemory(
     addressing?: 'auto' | Addressing;
   },
 ): MemoryPlan {
-  const fixedBytes = weightBytes + runStateBytes(config, options.maxBatch, 1) + KERNEL_OVERHEAD_BYTES;
+  const fixedBytes = weightBytes + runStateBytes(config, options.maxBatch, PASS_LOGIT_ROWS) + KERNEL_OVERHEAD_BYTES;
   const forced = options.addressing === 'auto' ? undefined : options.addressing;
   const addressLimit = forced === 'memory64' || (forced === undefined && options.memory64) ? MAX_MEMORY64_BYTES : MAX_MEMORY_BYTES;
   const limit = Math.min(options.memoryLimitBytes ?? addressLimit, addressLimit);
