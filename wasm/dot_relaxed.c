@@ -126,21 +126,26 @@ INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const 
     store_groups(out, out_stride, acc, G);
 }
 
+// A Q4_0x4 group's quants as bytes 0..15: lo[j] the low nibbles of qs[j], hi[j] the high ones.
+INLINE void q4_0x4_unpack(const block_q4_0x4 *w, v128_t lo[4], v128_t hi[4]) {
+    const v128_t low4 = wasm_i8x16_splat(15);
+    UNROLL for (int j = 0; j < 4; j++) {
+        v128_t v = wasm_v128_load(w->qs[j]);
+        lo[j] = wasm_v128_and(v, low4);
+        hi[j] = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);
+    }
+}
+
 // One Q4_0x4 weight row against G groups. Block k of a 4-block group has its quants
 // 4j .. 4j+3 in lane k of qs[j]: a byte swizzle repeating lane k gives the vectors
 // tile_q4_0_x4 makes with lane shuffles. (Transposing each group back into 4 blocks,
 // or unpacking whole rows first, was slower.)
 INLINE void tile_q4_0x4_x4(float *out, int out_stride, const block_q4_0x4 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
-    const v128_t low4 = wasm_i8x16_splat(15);
     v128_t acc[GROUP_TILE];
     UNROLL for (int g = 0; g < G; g++) acc[g] = wasm_f32x4_splat(0.0f);
     for (int q = 0; q < n_blocks / 4; q++) {
         v128_t lo[4], hi[4];
-        UNROLL for (int j = 0; j < 4; j++) {
-            v128_t v = wasm_v128_load(w[q].qs[j]);
-            lo[j] = wasm_v128_and(v, low4);
-            hi[j] = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);
-        }
+        q4_0x4_unpack(&w[q], lo, hi);
         _Pragma("clang loop unroll(disable)")  // unrolled: larger code, measured slower
         for (int k = 0; k < 4; k++) {
             v128_t lane = wasm_i32x4_splat(0x03020100 + 0x04040404 * k);  // bytes 4k .. 4k+3, four times
@@ -189,16 +194,11 @@ static void groups_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w
 #define Q4_0X4_TILE_T 4
 INLINE void tile_q4_0x4(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs, int cols, const int T) {
     const block_q4_0x4 *w = (const block_q4_0x4 *)wrow;
-    const v128_t low4 = wasm_i8x16_splat(15);
     v128_t acc[Q4_0X4_TILE_T];
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int q = 0; q < cols / 128; q++) {
         v128_t lo[4], hi[4];
-        UNROLL for (int j = 0; j < 4; j++) {
-            v128_t v = wasm_v128_load(w[q].qs[j]);
-            lo[j] = wasm_v128_and(v, low4);
-            hi[j] = wasm_v128_and(wasm_u16x8_shr(v, 4), low4);
-        }
+        q4_0x4_unpack(&w[q], lo, hi);
         v128_t dw = fp16x4_to_f32x4(w[q].d);
         UNROLL for (int t = 0; t < T; t++) {
             const block_q8_32x4 *a = (const block_q8_32x4 *)(x + t * xs) + q;
