@@ -109,6 +109,11 @@ function engineWorkers(): number {
   return opened.filter((page) => !page.isClosed()).flatMap((page) => page.workers()).filter((worker) => worker.url().includes('engine-worker')).length;
 }
 
+/** Waits until the tab's engine has a model (another tab's, or one it loaded again after a handover). */
+async function waitForModel(page: Page, timeout = 30_000): Promise<void> {
+  await page.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined, undefined, { timeout });
+}
+
 async function roleOf(page: Page): Promise<string> {
   return call<string>(page, 'role');
 }
@@ -142,7 +147,7 @@ describe('one engine for all tabs (Chromium)', () => {
     expect(await roleOf(first)).toBe('owner');
 
     const second = await openTab();
-    await second.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined);
+    await waitForModel(second);
     expect(await roleOf(second)).toBe('follower');
     const joined = await call<LoadReport>(second, 'load', spec, OPTIONS);
     expect(joined.info).toEqual(loaded.info); // the same load, not a second one
@@ -237,7 +242,7 @@ describe('one engine for all tabs (Chromium)', () => {
     expect(cut.error?.code).toBe('worker-failed');
     expect(cut.error?.detail).toBe('owner-closed');
     // The lock passed to the other tab: it runs an engine now and loaded the same model again by itself.
-    await other.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined, undefined, { timeout: 60_000 });
+    await waitForModel(other, 60_000);
     expect(await roleOf(other)).toBe('owner');
     expect(await call<number>(other, 'enginesMade')).toBe(1);
     const request = prompt('Tell me about tabs.');
@@ -256,7 +261,7 @@ describe('one engine for all tabs (Chromium)', () => {
     await expect.poll(async () => [await roleOf(b), await roleOf(c)].sort(), { timeout: 30_000 }).toEqual(['follower', 'owner']);
     // The new owner loads the model again by itself; the follower hears of it.
     for (const tab of [b, c]) {
-      await tab.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined, undefined, { timeout: 60_000 });
+      await waitForModel(tab, 60_000);
     }
     const qb = prompt('B asks.', 30);
     const qc = prompt('C asks.', 30);
@@ -272,7 +277,7 @@ describe('one engine for all tabs (Chromium)', () => {
     const owner = await openTab();
     expect((await call<LoadReport>(owner, 'load', { kind: 'url', url: modelUrl }, OPTIONS)).error).toBeUndefined();
     const other = await openTab('#ownerTimeout=1500');
-    await other.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined);
+    await waitForModel(other);
     // The owner's page blocks its main thread (which relays the engine to the other tabs) for 6 s.
     void owner.evaluate(() => {
       const until = Date.now() + 6_000;
