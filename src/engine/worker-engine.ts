@@ -13,6 +13,7 @@ import type {
   ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, Engine, LoadOptions, ModelInfo, ModelSpec,
 } from './types.ts';
 import type { EngineWorkerApi, Result } from './worker-protocol.ts';
+import { hostKernelThreads } from '../model/kernel-threads.ts';
 
 export interface WorkerEngine extends Engine {
   /** Stops the worker at once (frees its memory); the engine cannot be used afterwards. */
@@ -39,6 +40,8 @@ const PING_INTERVAL_MS = 1_000;
 export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEngine {
   const worker = options.createWorker?.() ??
     new Worker(new URL('../../workers/engine-worker.ts', import.meta.url), { type: 'module', name: 'qwen-engine' });
+  // Before anything else is posted to it: the page starts the worker's kernel threads.
+  const kernelThreads = hostKernelThreads(worker);
   const remote = Comlink.wrap<EngineWorkerApi>(worker);
   let info: ModelInfo | undefined;
   let failure: EngineError | undefined;
@@ -53,6 +56,7 @@ export function createWorkerEngine(options: WorkerEngineOptions = {}): WorkerEng
   };
   const stopWorker = (error: EngineError) => {
     worker.terminate();
+    kernelThreads.terminate();
     fail(error);
   };
   worker.addEventListener('error', (event) => {

@@ -1,7 +1,9 @@
 // Browser host for the kernels (used inside a Worker: the caller thread blocks
 // on atomics, which a page's main thread may not). Wasm bytes come from URLs
-// vite resolves and bundles; pool threads are module Workers.
+// vite resolves and bundles; pool threads are module Workers, started by the page where it hosts
+// them (kernel-threads.ts), else by this worker.
 import type { KernelFile, KernelPlatform, KernelWorkerHandle, KernelWorkerInit } from './kernel-platform.ts';
+import { requestHostedThread } from './kernel-threads.ts';
 
 function wasmUrl(file: KernelFile): URL {
   // Literal `new URL(..., import.meta.url)` expressions, so vite emits the assets.
@@ -31,7 +33,23 @@ export const browserPlatform: KernelPlatform = {
   },
 
   startWorker(init: KernelWorkerInit): KernelWorkerHandle {
-    const worker = new Worker(new URL('./kernel-worker.ts', import.meta.url), { type: 'module', name: `kernel-${init.threadIndex}` });
+    const name = `kernel-${init.threadIndex}`;
+    let fail: (error: Error) => void = () => {};
+    const hosted = requestHostedThread(name, (error) => fail(new Error(`kernel worker ${init.threadIndex} failed: ${error}`)));
+    if (hosted) {
+      // Started by the page (kernel-threads.ts): it closes itself when the pool shuts down.
+      const { port } = hosted;
+      const ready = new Promise<void>((resolve, reject) => {
+        fail = reject;
+        port.onmessage = (e: MessageEvent) => {
+          if (e.data === 'ready') resolve();
+          else reject(new Error(`kernel worker ${init.threadIndex}: ${String(e.data)}`));
+        };
+      }).finally(() => hosted.done());
+      port.postMessage(init);
+      return { ready, terminate: () => port.close() };
+    }
+    const worker = new Worker(new URL('./kernel-worker.ts', import.meta.url), { type: 'module', name });
     const ready = new Promise<void>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent) => {
         if (e.data === 'ready') resolve();

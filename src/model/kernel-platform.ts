@@ -18,6 +18,9 @@ export interface KernelWorkerInit {
   stackTop: number;
 }
 
+/** What a kernel worker started by the page tells the page once it has closed itself. */
+export const KERNEL_THREAD_CLOSED = 'kernel-thread-closed';
+
 export interface KernelWorkerHandle {
   /** Resolves once the worker has instantiated the module and is entering the pool. */
   ready: Promise<void>;

@@ -10,6 +10,8 @@ import {
   createMemory, growMemory, loadKernelModule, loadPlatform, MAX_PAGES, MAX_PAGES_64, numberExports, PAGE,
 } from './kernel-loader.ts';
 import type { KernelBuild, KernelPlatform, KernelWorkerHandle } from './kernel-platform.ts';
+// In a browser worker: from its first moment, listen for the page offering to start our threads.
+import './kernel-threads.ts';
 
 export { KERNEL_BUILDS, type KernelBuild } from './kernel-platform.ts';
 

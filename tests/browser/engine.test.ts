@@ -159,12 +159,7 @@ async function openBrowser(name: BrowserName): Promise<void> {
   await page.waitForFunction(() => typeof (window as unknown as { engineApi?: unknown }).engineApi === 'object');
 }
 
-// Not in Firefox yet: there a load that replaces a load still running in the same worker (and once a
-// load after terminate()) left the engine worker silent until the watchdog stopped it, in CI and in a
-// combined local run, though not when this file ran in Firefox alone (README, "Browser engines").
-const ENGINE_BROWSERS = testBrowsers().filter((name) => name !== 'firefox');
-
-describe.each(ENGINE_BROWSERS)('CPU engine in a worker (%s, comlink)', (browserName) => {
+describe.each(testBrowsers())('CPU engine in a worker (%s, comlink)', (browserName) => {
   beforeAll(() => openBrowser(browserName), 120_000);
   afterAll(async () => {
     await browser?.close();

@@ -144,7 +144,10 @@ self.onmessage = async (e) => {
 
 const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>kernels</title><link rel="icon" href="data:,">
 <script type="module">
+  import { hostKernelThreads } from '/src/model/kernel-threads.ts';
   const worker = new Worker('/__kernels-test/worker.js', { type: 'module' });
+  // The page starts the worker's kernel threads, as the engine's page does (kernel-threads.ts).
+  hostKernelThreads(worker);
   window.runInWorker = (request) => new Promise((resolve) => {
     worker.onmessage = (e) => resolve(e.data);
     worker.onerror = (e) => resolve({ error: 'worker error: ' + e.message });

@@ -19,7 +19,7 @@ import { Qwen3Model, READ_CHUNK_BYTES } from '../../src/model/qwen3.ts';
 import type { ModelResponse } from '../support/model-protocol.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { Rng } from '../fixtures/random.ts';
-import { launchBrowser, testBrowsers, type BrowserName, type TestBrowser } from '../support/browsers.ts';
+import { launchBrowser, testBrowsers, type BrowserName, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
@@ -36,7 +36,11 @@ const MAX_READ_BYTES = READ_CHUNK_BYTES;
 // The page: one model worker and a request/reply helper (progress messages are counted).
 const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>model</title><link rel="icon" href="data:,">
 <script type="module">
+  import { hostKernelThreads } from '/src/model/kernel-threads.ts';
   const worker = new Worker('/tests/support/model-worker.ts', { type: 'module' });
+  // The page starts the worker's kernel threads, as the engine's page does (kernel-threads.ts).
+  const kernelHost = hostKernelThreads(worker);
+  window.kernelThreads = () => kernelHost.threads;
   const pending = new Map(), progress = new Map();
   let nextId = 1;
   worker.onmessage = (e) => {
@@ -73,6 +77,8 @@ let browser: TestBrowser;
 let pagesUrl: string;
 let call: (request: Record<string, unknown>) => Promise<Reply>;
 let loadBlob: (url: string, options: Record<string, unknown>) => Promise<Reply>;
+let kernelThreads: () => Promise<number>;
+let page: TestPage;
 const paths: Record<string, string> = {};
 
 const f32FromB64 = (s: string) => {
@@ -132,10 +138,11 @@ afterAll(async () => {
 /** A fresh browser of this name with the test page open: `call` and `loadBlob` reach its worker. */
 async function openBrowser(name: BrowserName): Promise<void> {
   browser = await launchBrowser(name);
-  const page = await browser.newPage();
+  page = await browser.newPage();
   await page.goto(`${pagesUrl}/__model-test/index.html`);
   await page.waitForFunction(() => typeof (window as unknown as { call?: unknown }).call === 'function');
   call = (request) => page.evaluate((r) => (window as unknown as { call(r: unknown): Promise<Reply> }).call(r), request);
+  kernelThreads = () => page.evaluate(() => (window as unknown as { kernelThreads(): number }).kernelThreads());
   loadBlob = (url, options) => page.evaluate(([u, o]) =>
     (window as unknown as { loadBlob(u: unknown, o: unknown): Promise<Reply> }).loadBlob(u, o), [url, options] as const);
 }
@@ -157,6 +164,8 @@ describe.each(testBrowsers())('model worker in %s', (browserName) => {
         threads: THREADS, build: 'simd128', contextLength: 64 }), 'loaded');
       expect(loaded.crossOriginIsolated).toBe(true);
       expect(loaded.threads).toBe(THREADS);
+      // Its threads beside the caller were started by the page, not nested in the worker.
+      expect(await kernelThreads()).toBe(THREADS - 1);
       expect(loaded.build).toBe('simd128');
       expect(loaded.lastProgress?.loadedBytes).toBe(loaded.lastProgress?.totalBytes);
       vocabSize = loaded.vocabSize;
@@ -326,6 +335,8 @@ describe.each(testBrowsers())('model worker in %s', (browserName) => {
       expect(reply).toMatchObject({ type: 'error', error: { name: 'UrlSourceError', code: 'http-status', status: 503 } });
       expectReply(await call(request), 'loaded');
       expectReply(await call({ type: 'dispose' }), 'disposed');
+      // Released by the pool, the page's threads closed themselves.
+      await page.waitForFunction(() => (window as unknown as { kernelThreads(): number }).kernelThreads() === 0, 10_000);
       expect(browser.consoleErrors).toEqual([]);
     }, 120_000);
   });

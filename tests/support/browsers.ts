@@ -1,8 +1,7 @@
 // One way to open a page, run a script in it and collect its console errors, whichever browser
 // engine runs it: Chromium through playwright-core (tests/support/chromium.ts), Firefox ESR through
 // puppeteer-core over WebDriver BiDi. Browser test files that use it run once per engine named in
-// $QWEN_WEB_BROWSERS (comma-separated); by default in Chromium only: Firefox runs have hung in this
-// project's CI (README "Browser engines"), so they are opt-in until that is understood.
+// $QWEN_WEB_BROWSERS (comma-separated), by default in both.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,9 @@ export type BrowserName = 'chromium' | 'firefox';
 export const BROWSER_NAMES: readonly BrowserName[] = ['chromium', 'firefox'];
 export const FIREFOX_PATH = '/usr/bin/firefox-esr';
 
-/** The engines to test in: $QWEN_WEB_BROWSERS (e.g. chromium,firefox), else Chromium. */
+/** The engines to test in: $QWEN_WEB_BROWSERS (e.g. chromium), else all of them. */
 export function testBrowsers(): BrowserName[] {
-  const names = (process.env.QWEN_WEB_BROWSERS ?? 'chromium').split(',').map((name) => name.trim()).filter(Boolean);
+  const names = (process.env.QWEN_WEB_BROWSERS ?? BROWSER_NAMES.join(',')).split(',').map((name) => name.trim()).filter(Boolean);
   for (const name of names) {
     if (!(BROWSER_NAMES as readonly string[]).includes(name)) throw new Error(`QWEN_WEB_BROWSERS: unknown browser '${name}' (known: ${BROWSER_NAMES.join(', ')})`);
   }
