@@ -195,6 +195,18 @@ export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f16', 'q8_0'];
 export function kvCacheRowBytes(type: KvCacheType, kvDim: number): number {
   return type === 'f16' ? kvDim * 2 : (kvDim / 32) * 34;
 }
+/**
+ * The host would not give the kernels a memory of `bytes` (a phone's browser, a 32-bit one, or
+ * one that limits WebAssembly memory): nothing is wrong with the model, the device has too little.
+ */
+export class MemoryAllocationError extends RangeError {
+  override readonly name = 'MemoryAllocationError';
+
+  constructor(readonly bytes: number, cause: unknown) {
+    super(`could not get ${bytes} bytes of WebAssembly memory (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+  }
+}
+
 const WORKER_STACK_BYTES = 256 * 1024;
 const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
 
@@ -218,7 +230,13 @@ export async function createKernels(options: KernelOptions = {}, platformOverrid
   if (!(initialBytes >= 0 && initialBytes <= maxBytes)) {
     throw new RangeError(`initialBytes must be between 0 and ${maxBytes}, got ${initialBytes}`);
   }
-  const memory = createMemory(Math.max(minPages, Math.ceil(initialBytes / PAGE)), platform.sharedMemory, memory64);
+  const initialPages = Math.max(minPages, Math.ceil(initialBytes / PAGE));
+  let memory: WebAssembly.Memory;
+  try {
+    memory = createMemory(initialPages, platform.sharedMemory, memory64);
+  } catch (e) {
+    throw new MemoryAllocationError(initialPages * PAGE, e);
+  }
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = (memory64 ? numberExports(instance.exports, kernelModule.bytes) : instance.exports) as unknown as KernelExports;
   exports.kernels_init();
@@ -310,9 +328,7 @@ class WasmKernels implements Kernels {
       try {
         growMemory(this.memory, pages, this.memory64);
       } catch (e) {
-        throw new RangeError(
-          `alloc(${bytes}): could not grow wasm memory from ${have} to ${have + pages * PAGE} bytes ` +
-            `(${e instanceof Error ? e.message : String(e)})`);
+        throw new MemoryAllocationError(have + pages * PAGE, e);
       }
     }
     this.top = end;

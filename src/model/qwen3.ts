@@ -10,7 +10,7 @@ import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
 import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import { ModelError } from './errors.ts';
 import {
-  GGUF_WEIGHT_TYPES, MAX_MEMORY64_BYTES, MAX_MEMORY_BYTES, WeightType, createKernels, hasMemory64, kvCacheRowBytes,
+  GGUF_WEIGHT_TYPES, MAX_MEMORY64_BYTES, MAX_MEMORY_BYTES, MemoryAllocationError, WeightType, createKernels, hasMemory64, kvCacheRowBytes,
   type KernelOptions, type Kernels, type KvCacheType,
 } from './kernels.ts';
 
@@ -101,6 +101,8 @@ export const DEFAULT_CONTEXT_LENGTH = 8192;
 const CONTEXT_STEP = 256;
 /** Less than this is no use for a chat (unless the model was trained for less). */
 const MIN_CONTEXT_LENGTH = 512;
+/** The context suggested where the device lacks memory for the one asked for. */
+const SHORT_CONTEXT_LENGTH = 2048;
 /** The attention kernel walks a head in steps of this many values (two 4-lane vectors). */
 const ATTENTION_LANES = 8;
 const ALIGN = 64;
@@ -166,9 +168,21 @@ export class Qwen3Model {
     const weightBytes = tensors.reduce((sum, t) => sum + alignUp(t.byteSize), 0);
     const plan = planMemory(config, weightBytes, { ...options, maxBatch, kvCache, memory64: options.addressing !== 'wasm32' && hasMemory64() });
     const { contextLength, maxContextLength, neededBytes: needed } = plan;
+    /** The device would not give us the memory: say how much was asked for, and what needs less. */
+    const deviceMemoryError = (error: MemoryAllocationError): ModelError => {
+      const kvBytes = needed - plan.fixedBytes;
+      const shorter = Math.min(SHORT_CONTEXT_LENGTH, contextLength);
+      const shorterNeeds = plan.fixedBytes + (kvBytes / contextLength) * shorter;
+      return new ModelError('model-too-large', `this model needs ${gib(needed)} of memory (weights ${gib(weightBytes)}, ` +
+        `KV cache ${gib(kvBytes)} for ${contextLength.toLocaleString('en-US')} tokens, buffers ${gib(plan.fixedBytes - weightBytes)}), ` +
+        `and this browser could not get that much (${error.message}): the device has too little memory for it. ` +
+        (shorter < contextLength ? `With ${shorter.toLocaleString('en-US')} tokens of context it needs ${gib(shorterNeeds)}; ` : '') +
+        `a smaller model needs less.`);
+    };
 
     const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed, memory64: plan.addressing === 'memory64' })
       .catch((error: unknown) => {
+        if (error instanceof MemoryAllocationError) throw deviceMemoryError(error);
         if (plan.addressing !== 'memory64' || options.addressing === 'memory64') throw error;
         // memory64 was chosen because the context needs it, and it failed here: say what fits without.
         const wasm32 = planMemory(config, weightBytes, { ...options, maxBatch, kvCache, memory64: false, contextLength: undefined });
@@ -498,6 +512,8 @@ export interface MemoryPlan {
   maxContextLength: number;
   /** Weights, KV cache, buffers and the kernels' own room. */
   neededBytes: number;
+  /** All of that but the KV cache. */
+  fixedBytes: number;
   /** wasm32 when that fits (or is asked for), else memory64. */
   addressing: Addressing;
 }
@@ -542,7 +558,7 @@ export function planMemory(
           : limit === MAX_MEMORY64_BYTES ? ' (all a memory64 memory can hold)' : ''}. ${room}`,
     );
   }
-  return { contextLength, maxContextLength, neededBytes, addressing: forced ?? (neededBytes > MAX_MEMORY_BYTES ? 'memory64' : 'wasm32') };
+  return { contextLength, maxContextLength, neededBytes, fixedBytes, addressing: forced ?? (neededBytes > MAX_MEMORY_BYTES ? 'memory64' : 'wasm32') };
 }
 
 /**
@@ -602,6 +618,7 @@ function touchPages(target: Uint8Array): number {
   return performance.now() - started;
 }
 
+/** A memory size for people: GiB, or MiB below one GiB. */
 function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

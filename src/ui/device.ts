@@ -28,7 +28,7 @@ export interface Recommendation {
 /** Decode tokens/s of each model size with 2 threads and relaxed SIMD on the reference machine. */
 const REFERENCE_DECODE: Record<CatalogueEntry['params'], number> = { '4B': 9, '1.7B': 20, '0.6B': 50 };
 /** Memory a model needs: its file with KV cache and buffers (×1.2), plus the browser and the system (1.5 GB). */
-const memoryNeededGB = (entry: CatalogueEntry) => (entry.sizeBytes * 1.2) / 1e9 + 1.5;
+export const memoryNeededGB = (entry: CatalogueEntry) => (entry.sizeBytes * 1.2) / 1e9 + 1.5;
 /** Below this many tokens a second a smaller model serves better. */
 const MIN_USEFUL_RATE = 3;
 
@@ -87,4 +87,21 @@ export function recommendModel(device: DeviceProfile, catalogue: readonly Catalo
   }
   const smallest = candidates[candidates.length - 1]!;
   return { entry: smallest, ...expectedRate(smallest, device) };
+}
+
+/**
+ * Whether `entry` fits this device: 'no' when a load of a model as large already failed for want
+ * of memory here (`refusedBytes`, the smallest such file), or the memory the browser admits to is
+ * less than it needs; 'yes' when that memory is known and enough; 'unknown' otherwise.
+ */
+export function fitsDevice(entry: CatalogueEntry, device: Pick<DeviceProfile, 'memoryGB'>, refusedBytes?: number): 'yes' | 'no' | 'unknown' {
+  if (refusedBytes !== undefined && entry.sizeBytes >= refusedBytes) return 'no';
+  if (device.memoryGB === undefined) return 'unknown';
+  return memoryNeededGB(entry) <= device.memoryGB ? 'yes' : 'no';
+}
+
+/** The catalogue's Q4_K_M models smaller than a file of `sizeBytes` (all of them when unknown), largest first. */
+export function smallerModels(sizeBytes: number | undefined, catalogue: readonly CatalogueEntry[] = CATALOGUE): CatalogueEntry[] {
+  return catalogue.filter((e) => e.quant === 'Q4_K_M' && (sizeBytes === undefined || e.sizeBytes < sizeBytes * 0.9))
+    .sort((a, b) => b.sizeBytes - a.sizeBytes);
 }

@@ -8,6 +8,7 @@ import { CATALOGUE, type CatalogueEntry } from '../storage/catalogue.ts';
 import { ModelStore, type CachedModel, type StoreUsage } from '../storage/model-store.ts';
 import { formatBytes } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
+import { detectDevice, fitsDevice } from './device.ts';
 import { baseStyles } from './styles.ts';
 
 export interface LoadModelDetail {
@@ -16,6 +17,8 @@ export interface LoadModelDetail {
   name: string;
   /** Set for catalogue models. */
   entry?: CatalogueEntry;
+  /** The file's size, where known before loading. */
+  sizeBytes?: number;
 }
 
 export class QwenModelManager extends LitElement {
@@ -30,6 +33,8 @@ export class QwenModelManager extends LitElement {
     dragging: { state: true },
     storageError: { state: true },
     confirmingDeleteId: { state: true },
+    /** The smallest model file a load of which failed here for want of memory. */
+    refusedBytes: { attribute: false },
   };
 
   static override styles = [
@@ -101,6 +106,10 @@ export class QwenModelManager extends LitElement {
         color: var(--qwen-danger);
         font-size: 0.85rem;
       }
+      .badge.does-not-fit {
+        color: var(--qwen-danger);
+        border-color: var(--qwen-danger);
+      }
       .badge {
         font-size: 0.7rem;
         border: 1px solid var(--qwen-border);
@@ -122,6 +131,8 @@ export class QwenModelManager extends LitElement {
   declare storageError: string | undefined;
   /** The model whose Delete was clicked once. */
   declare confirmingDeleteId: string | undefined;
+  declare refusedBytes: number | undefined;
+  private readonly device = detectDevice();
 
   private store: ModelStore | undefined;
 
@@ -209,7 +220,8 @@ export class QwenModelManager extends LitElement {
     const label = cached?.complete ? t(l, 'loadModel') : cached ? t(l, 'resume') : t(l, 'download');
     return html`<li data-id=${entry.id}>
       <span class="name"
-        >${entry.name}${entry.thinking ? html`<span class="badge">${t(l, 'thinkingModel')}</span>` : nothing}
+        >${entry.name}${entry.thinking ? html`<span class="badge">${t(l, 'thinkingModel')}</span>` : nothing}${
+          fitsDevice(entry, this.device, this.refusedBytes) === 'no' ? html`<span class="badge does-not-fit">${t(l, 'doesNotFit')}</span>` : nothing}
         <span class="meta">${entry.params} · ${entry.quant} · ${formatBytes(entry.sizeBytes)}${cached && !cached.complete
             ? ` · ${t(l, 'incomplete')} ${formatBytes(cached.storedBytes)}`
             : ''}</span></span
@@ -218,7 +230,7 @@ export class QwenModelManager extends LitElement {
         type="button"
         class="load"
         ?disabled=${this.loading}
-        @click=${() => this.emit({ spec: { kind: 'url', url: entry.url }, name: entry.name, entry })}
+        @click=${() => this.emit({ spec: { kind: 'url', url: entry.url }, name: entry.name, entry, sizeBytes: entry.sizeBytes })}
       >
         ${label}
       </button>
@@ -241,7 +253,7 @@ export class QwenModelManager extends LitElement {
     return html`<li data-id=${model.id}>
       <span class="name">${model.name}${check}<span class="meta">${size}</span></span>
       ${spec
-        ? html`<button type="button" class="load" ?disabled=${this.loading} @click=${() => this.emit({ spec, name: model.name })}>
+        ? html`<button type="button" class="load" ?disabled=${this.loading} @click=${() => this.emit({ spec, name: model.name, sizeBytes: model.totalBytes })}>
             ${model.complete ? t(l, 'loadModel') : t(l, 'resume')}
           </button>`
         : nothing}
@@ -280,7 +292,7 @@ export class QwenModelManager extends LitElement {
   private onFilePicked(event: Event): void {
     const input = event.target as HTMLInputElement;
     const file = input.files?.[0];
-    if (file) this.emit({ spec: { kind: 'blob', blob: file, name: file.name }, name: file.name });
+    if (file) this.emit({ spec: { kind: 'blob', blob: file, name: file.name }, name: file.name, sizeBytes: file.size });
     input.value = '';
   }
 
@@ -295,7 +307,7 @@ export class QwenModelManager extends LitElement {
     event.preventDefault();
     this.dragging = false;
     const file = event.dataTransfer?.files[0];
-    if (file && !this.loading) this.emit({ spec: { kind: 'blob', blob: file, name: file.name }, name: file.name });
+    if (file && !this.loading) this.emit({ spec: { kind: 'blob', blob: file, name: file.name }, name: file.name, sizeBytes: file.size });
   }
 
   private emit(detail: LoadModelDetail): void {

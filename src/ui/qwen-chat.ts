@@ -33,6 +33,7 @@ import {
 import type { CreatedEngine } from './engine-factory.ts';
 import type { SharedModel } from '../engine/tab-shared-engine.ts';
 import { formatBytes, formatDuration } from '../format.ts';
+import { smallerModels } from './device.ts';
 import { GenerationController } from './generation-controller.ts';
 import { resolveLang, t, type Lang } from './i18n.ts';
 import './message-list.ts';
@@ -90,6 +91,8 @@ export class QwenChat extends LitElement {
     loadState: { state: true },
     errorText: { state: true },
     offerLocalFile: { state: true },
+    offerModels: { state: true },
+    refusedBytes: { state: true },
     notice: { state: true },
     undo: { state: true },
     storedModels: { state: true },
@@ -135,6 +138,10 @@ export class QwenChat extends LitElement {
   declare errorText: string | undefined;
   /** The error banner offers to open a local GGUF file (a download could not reach its server). */
   declare offerLocalFile: boolean;
+  /** The error banner offers these smaller models (the device had too little memory for the one asked for). */
+  declare offerModels: CatalogueEntry[];
+  /** The smallest model file whose load failed here for want of memory (the model list marks those as large). */
+  declare refusedBytes: number | undefined;
   declare notice: string | undefined;
   /** A destructive action just taken, with the way back (shown for a few seconds). */
   declare undo: { text: string; restore: () => void } | undefined;
@@ -192,6 +199,8 @@ export class QwenChat extends LitElement {
     this.loadState = undefined;
     this.errorText = undefined;
     this.offerLocalFile = false;
+    this.offerModels = [];
+    this.refusedBytes = undefined;
     this.notice = undefined;
     this.undo = undefined;
     this.storedModels = [];
@@ -392,6 +401,9 @@ export class QwenChat extends LitElement {
           ${this.offerLocalFile
             ? html`<button type="button" class="link open-local" @click=${this.openLocalFile}>${t(l, 'openLocalInstead')}</button>`
             : nothing}
+          ${this.offerModels.map((entry) => html`<button type="button" class="link try-model" data-id=${entry.id}
+              @click=${() => void this.load({ spec: { kind: 'url', url: entry.url }, name: entry.name, entry, sizeBytes: entry.sizeBytes }).catch(() => undefined)}>
+              ${t(l, 'tryModel', { name: entry.name, size: formatBytes(entry.sizeBytes) })}</button>`)}
           <button type="button" class="link dismiss" @click=${() => (this.errorText = undefined)}>${t(l, 'dismiss')}</button>
         </div>`
       : nothing}
@@ -480,6 +492,7 @@ export class QwenChat extends LitElement {
             .modelInfo=${this.modelInfo}
             .loading=${this.loadState !== undefined}
             .revision=${this.storeRevision}
+            .refusedBytes=${this.refusedBytes}
             @load-model=${(e: CustomEvent<LoadModelDetail>) => void this.load(e.detail).catch(() => undefined)}
             @storage-freed=${() => void this.chats.flush()}
           ></qwen-model-manager>`}
@@ -591,6 +604,12 @@ export class QwenChat extends LitElement {
         // A download that cannot reach its server: a file already on the device is the way out.
         const detail = (error as { detail?: unknown }).detail;
         this.offerLocalFile = detail === 'network' || detail === 'stalled';
+        // Too large for this device's memory: the smaller catalogue models are the way out.
+        if (detail === 'model-too-large') {
+          const size = request.sizeBytes ?? request.entry?.sizeBytes ?? this.loadState?.progress?.totalBytes;
+          if (size !== undefined) this.refusedBytes = Math.min(this.refusedBytes ?? Infinity, size);
+          this.offerModels = smallerModels(size);
+        }
       }
       throw error;
     } finally {
@@ -901,6 +920,7 @@ export class QwenChat extends LitElement {
   private showError(text: string): void {
     this.errorText = text;
     this.offerLocalFile = false;
+    this.offerModels = [];
   }
 
   /** Opens the model manager with its file picker in view (and focused). */

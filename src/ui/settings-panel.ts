@@ -187,6 +187,8 @@ export class QwenSettingsPanel extends LitElement {
         <dd class="threads">${this.modelInfo?.threads ?? '—'}</dd>
         <dt>${t(l, 'isolation')}</dt>
         <dd class="isolated">${t(l, isolated ? 'yes' : 'no')}</dd>
+        <dt>${t(l, 'addressing')}</dt>
+        <dd class="addressing">${this.modelInfo?.addressing ?? '—'}</dd>
       </dl>
       <div class="row">
         <div>

@@ -212,6 +212,8 @@ describe('<qwen-chat> with the real engine', () => {
     expect(await page.locator('qwen-settings-panel #thinking').isChecked()).toBe(false);
     expect(await page.locator('qwen-settings-panel .threads').textContent()).toBe(String((await events('ready'))[0].detail.info!.threads));
     expect(await page.locator('qwen-settings-panel .isolated').textContent()).toBe('yes');
+    expect(await page.locator('qwen-settings-panel .addressing').textContent()).toBe((await events('ready'))[0].detail.info!.addressing);
+    expect(await page.locator('qwen-settings-panel .addressing').textContent()).toBe('wasm32');
     await page.locator('qwen-settings-panel #temperature').focus();
     await page.keyboard.press('Escape'); // closes the panel (nothing is streaming)
     expect(await page.locator('qwen-chat aside.panel').count()).toBe(0);
