@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what qwen-web needs on a fresh Debian machine, and only that:
 #   bash scripts/setup.sh            the npm packages: enough to run the app (npm run dev)
-#   bash scripts/setup.sh --test     also Debian's chromium and firefox-esr (browser tests) and
+#   bash scripts/setup.sh --test     also Debian's chromium, firefox-esr and WebKitGTK's WebDriver
+#                                    with Xvfb (browser tests) and
 #                                    Jinja2 (the chat-template oracle): enough for npm test
 #   bash scripts/setup.sh --build    also emscripten, to rebuild the kernels' .wasm (npm run build:wasm)
 set -euo pipefail
@@ -12,6 +13,8 @@ for option in "$@"; do
     --test)
       command -v chromium >/dev/null 2>&1 || missing+=(chromium)
       command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+      command -v WebKitWebDriver >/dev/null 2>&1 || missing+=(webkit2gtk-driver)
+      command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
       python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
       ;;
     --build)
