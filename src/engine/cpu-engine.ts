@@ -643,8 +643,8 @@ function quantName(model: Qwen3Model): string {
 function loadError(error: unknown, signal: AbortSignal | undefined): Error {
   if (error instanceof EngineError) return error;
   if (signal?.aborted) return new EngineError('aborted', 'loading the model was cancelled', { cause: error });
-  const { code, message } = error as { code?: unknown; message?: unknown };
-  return new EngineError('load-failed', typeof message === 'string' ? message : String(error),
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return new EngineError('load-failed', typeof message === 'string' ? message : error == null ? 'the browser failed without saying why' : String(error),
     { cause: error, detail: typeof code === 'string' ? code : undefined });
 }
 

@@ -3,6 +3,7 @@
 import { BlobSource, type ByteSource } from '../gguf/byte-source.ts';
 import { ModelStore } from '../storage/model-store.ts';
 import { UrlSource } from '../storage/url-source.ts';
+import { StorageError } from '../storage/errors.ts';
 import { EngineError } from './errors.ts';
 import type { LoadProgress, ModelSpec } from './types.ts';
 
@@ -38,11 +39,18 @@ export async function openModelSource(
       if (spec.cache !== false && typeof indexedDB !== 'undefined') {
         // Browser: keep a copy in IndexedDB (resuming a partial download), then read from there.
         const store = ModelStore.open();
-        const model = await store.download(spec.url, {
-          signal,
-          onProgress: onProgress && ((p) => onProgress({ phase: 'download', ...p })),
-        });
-        return { source: await store.openSource(model.id), name: model.name, close: async () => {} };
+        try {
+          const model = await store.download(spec.url, {
+            signal,
+            onProgress: onProgress && ((p) => onProgress({ phase: 'download', ...p })),
+          });
+          return { source: await store.openSource(model.id), name: model.name, close: async () => {} };
+        } catch (error) {
+          // Storage that keeps no data (WebKit's private windows): read the model from its URL,
+          // as with cache: false, and leave no partial record behind.
+          if (!(error instanceof StorageError && error.code === 'unsupported')) throw error;
+          await store.delete(store.idForUrl(spec.url)).catch(() => undefined);
+        }
       }
       const source = await UrlSource.open(spec.url, { signal });
       return { source, name: baseName(new URL(spec.url, globalThis.location?.href).pathname), close: async () => {} };

@@ -13,7 +13,7 @@ import type { SnapshotMeta } from '../../src/storage/prompt-cache.ts';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { JSON_SCHEMAS, schemaRequest } from '../engine/json-schemas.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
-import { launchBrowser, testBrowsers, type BrowserName, type TestBrowser, type TestPage } from '../support/browsers.ts';
+import { ENGINE_PATHS, launchBrowser, testBrowsers, type BrowserName, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
@@ -159,8 +159,8 @@ async function openBrowser(name: BrowserName): Promise<void> {
   await page.waitForFunction(() => typeof (window as unknown as { engineApi?: unknown }).engineApi === 'object');
 }
 
-// Not in WebKit yet: these expect its threads and OPFS, which WebKit lacks (README, "Browser engines").
-describe.each(testBrowsers().filter((name) => name !== 'webkit'))('CPU engine in a worker (%s, comlink)', (browserName) => {
+describe.each(testBrowsers())('CPU engine in a worker (%s, comlink)', (browserName) => {
+  const path = ENGINE_PATHS[browserName];
   beforeAll(() => openBrowser(browserName), 120_000);
   afterAll(async () => {
     await browser?.close();
@@ -171,8 +171,16 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('CPU engine in
     const options = { build: 'simd128', contextLength: CONTEXT };
     const first = await api<LoadReport>('load', { kind: 'url', url: modelUrl }, options);
     expect(first.error).toBeUndefined();
+    if (!path.keepsModels) {
+      // Storage that keeps no data: the model is read from its URL, and nothing is left behind.
+      expect(first.info).toMatchObject({ backend: 'cpu', name: `${FIXTURE}.gguf`, quant: 'F32', contextLength: CONTEXT, threads: 1 });
+      const cached = await api<LoadReport>('load', { kind: 'cached', id: modelUrl }, options);
+      expect(cached.error).toMatchObject({ code: 'load-failed', detail: 'not-found' });
+      await api<LoadReport>('load', { kind: 'url', url: modelUrl }, options);
+      return;
+    }
     expect(first.info).toMatchObject({ backend: 'cpu', name: `${FIXTURE}.gguf`, quant: 'F32', contextLength: CONTEXT,
-      threads: THREADS, build: 'simd128', supportsThinking: true });
+      threads: path.threads ? THREADS : 1, build: 'simd128', supportsThinking: true });
     expect(first.pageInfo).toEqual(first.info);
     // Downloaded first (the whole file), then placed in wasm memory.
     const phases = first.progress.map((p) => p.phase);
@@ -365,7 +373,8 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('CPU engine in
     expect(parsed.usage.prompt_tokens).toBeLessThan(inNode.usage.prompt_tokens);
   }, 120_000);
 
-  it('continues a conversation in a reloaded page from the cache saved in OPFS, answering as Node does', async () => {
+  // WebKit has no OPFS: there a reload starts the conversation's cache afresh.
+  it.skipIf(!path.opfs)('continues a conversation in a reloaded page from the cache saved in OPFS, answering as Node does', async () => {
     const options = { build: 'simd128', contextLength: CONTEXT }; // Node's build: caches are kept per build
     expect((await api<LoadReport>('load', { kind: 'cached', id: modelUrl }, options)).error).toBeUndefined();
     const opening = ask('The keeper counted the waves and the ships and the gulls. '.repeat(12), { temperature: 0, max_tokens: 10 });
@@ -447,7 +456,7 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('CPU engine in
     expect(browser.consoleErrors).toEqual([]);
   }, 120_000);
 
-  it('prompt-lookup decoding with the relaxed kernels (on by default there): answers equal to plain decoding, drafts kept', async () => {
+  it.skipIf(!path.relaxedSimd)('prompt-lookup decoding with the relaxed kernels (on by default there): answers equal to plain decoding, drafts kept', async () => {
     const loaded = await api<LoadReport>('load', { kind: 'url', url: modelUrl }, { build: 'relaxed', contextLength: CONTEXT });
     expect(loaded.error).toBeUndefined();
     expect(loaded.info!.build).toBe('relaxed');

@@ -18,12 +18,13 @@ export const WEBKIT_BROWSER_PATH = '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/Min
 
 /**
  * The kernel path each engine takes here (toolchain.md): WebKitGTK has no SharedArrayBuffer even
- * when cross-origin isolated (one thread), no relaxed SIMD, and memory64 only in an older API.
+ * when cross-origin isolated (one thread), no relaxed SIMD, memory64 only in an older API, no OPFS.
  */
-export const ENGINE_PATHS: Record<BrowserName, { threads: boolean; relaxedSimd: boolean; memory64: boolean }> = {
-  chromium: { threads: true, relaxedSimd: true, memory64: true },
-  firefox: { threads: true, relaxedSimd: true, memory64: true },
-  webkit: { threads: false, relaxedSimd: false, memory64: false },
+export const ENGINE_PATHS: Record<BrowserName, { threads: boolean; relaxedSimd: boolean; memory64: boolean; opfs: boolean; keepsModels: boolean }> = {
+  chromium: { threads: true, relaxedSimd: true, memory64: true, opfs: true, keepsModels: true },
+  firefox: { threads: true, relaxedSimd: true, memory64: true, opfs: true, keepsModels: true },
+  // keepsModels: WebKit's WebDriver session is a private one, whose IndexedDB keeps no Blobs.
+  webkit: { threads: false, relaxedSimd: false, memory64: false, opfs: false, keepsModels: false },
 };
 
 /** The engines to test in: $QWEN_WEB_BROWSERS (e.g. chromium), else all of them. */
