@@ -105,3 +105,46 @@ export function smallerModels(sizeBytes: number | undefined, catalogue: readonly
   return catalogue.filter((e) => e.quant === 'Q4_K_M' && (sizeBytes === undefined || e.sizeBytes < sizeBytes * 0.9))
     .sort((a, b) => b.sizeBytes - a.sizeBytes);
 }
+
+const WASM_PAGE = 65536;
+/** A wasm32 memory holds at most 4 GiB: larger needs are memory64's, which this probe does not try. */
+const MAX_PROBE_PAGES = 65536;
+
+/**
+ * Whether this browser gives WebAssembly a memory of `bytes` now: a real allocation, in a worker
+ * that is terminated at once (false when it cannot be tried, e.g. no Worker).
+ */
+export function canAllocateWasmMemory(bytes: number, timeoutMs = 10_000): Promise<boolean> {
+  const pages = Math.min(MAX_PROBE_PAGES, Math.ceil(bytes / WASM_PAGE));
+  return new Promise((resolve) => {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./memory-probe-worker.ts', import.meta.url), { type: 'module', name: 'memory-probe' });
+    } catch {
+      resolve(false);
+      return;
+    }
+    const finish = (fits: boolean) => {
+      clearTimeout(timer);
+      worker.terminate();
+      resolve(fits);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    worker.onmessage = (e: MessageEvent<boolean>) => finish(e.data === true);
+    worker.onerror = () => finish(false);
+    worker.postMessage(pages);
+  });
+}
+
+/**
+ * The smallest catalogue file whose memory this browser refuses now (undefined when it gives
+ * enough for all): tried largest first, one allocation at a time, stopping at the first that fits.
+ */
+export async function probeRefusedBytes(catalogue: readonly CatalogueEntry[] = CATALOGUE): Promise<number | undefined> {
+  let refused: number | undefined;
+  for (const entry of [...catalogue].sort((a, b) => b.sizeBytes - a.sizeBytes)) {
+    if (await canAllocateWasmMemory(entry.sizeBytes * 1.2)) break;
+    refused = entry.sizeBytes;
+  }
+  return refused;
+}

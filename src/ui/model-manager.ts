@@ -8,7 +8,7 @@ import { CATALOGUE, type CatalogueEntry } from '../storage/catalogue.ts';
 import { ModelStore, type CachedModel, type StoreUsage } from '../storage/model-store.ts';
 import { formatBytes } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
-import { detectDevice, fitsDevice } from './device.ts';
+import { detectDevice, fitsDevice, probeRefusedBytes } from './device.ts';
 import { baseStyles } from './styles.ts';
 
 export interface LoadModelDetail {
@@ -33,6 +33,7 @@ export class QwenModelManager extends LitElement {
     dragging: { state: true },
     storageError: { state: true },
     confirmingDeleteId: { state: true },
+    probeRefusedBytes: { state: true },
     /** The smallest model file a load of which failed here for want of memory. */
     refusedBytes: { attribute: false },
   };
@@ -132,7 +133,10 @@ export class QwenModelManager extends LitElement {
   /** The model whose Delete was clicked once. */
   declare confirmingDeleteId: string | undefined;
   declare refusedBytes: number | undefined;
+  /** The smallest catalogue file whose memory a test allocation was refused (memory-probe-worker.ts). */
+  declare probeRefusedBytes: number | undefined;
   private readonly device = detectDevice();
+  private probed = false;
 
   private store: ModelStore | undefined;
 
@@ -147,11 +151,17 @@ export class QwenModelManager extends LitElement {
     this.dragging = false;
     this.storageError = undefined;
     this.confirmingDeleteId = undefined;
+    this.probeRefusedBytes = undefined;
   }
 
   override connectedCallback(): void {
     super.connectedCallback();
     void this.refresh();
+    // Once per element, and not while a model loads (the probe would compete for its memory).
+    if (!this.probed && !this.loading) {
+      this.probed = true;
+      void probeRefusedBytes().then((bytes) => (this.probeRefusedBytes = bytes));
+    }
   }
 
   protected override updated(changed: PropertyValues<this>): void {
@@ -221,7 +231,7 @@ export class QwenModelManager extends LitElement {
     return html`<li data-id=${entry.id}>
       <span class="name"
         >${entry.name}${entry.thinking ? html`<span class="badge">${t(l, 'thinkingModel')}</span>` : nothing}${
-          fitsDevice(entry, this.device, this.refusedBytes) === 'no' ? html`<span class="badge does-not-fit">${t(l, 'doesNotFit')}</span>` : nothing}
+          fitsDevice(entry, this.device, minDefined(this.refusedBytes, this.probeRefusedBytes)) === 'no' ? html`<span class="badge does-not-fit">${t(l, 'doesNotFit')}</span>` : nothing}
         <span class="meta">${entry.params} · ${entry.quant} · ${formatBytes(entry.sizeBytes)}${cached && !cached.complete
             ? ` · ${t(l, 'incomplete')} ${formatBytes(cached.storedBytes)}`
             : ''}</span></span
@@ -313,6 +323,10 @@ export class QwenModelManager extends LitElement {
   private emit(detail: LoadModelDetail): void {
     this.dispatchEvent(new CustomEvent<LoadModelDetail>('load-model', { detail, bubbles: true, composed: true }));
   }
+}
+
+function minDefined(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 if (!customElements.get('qwen-model-manager')) customElements.define('qwen-model-manager', QwenModelManager);

@@ -2,7 +2,8 @@
 // --wasm-max-mem-pages limits WebAssembly memory the way a phone's browser does (the same
 // RangeError from the same call). The load fails with the numbers and what needs less, the error
 // banner offers only smaller catalogue models, and the model list marks what does not fit: from a
-// failed load here, and from navigator.deviceMemory where the browser says it.
+// test allocation in a throwaway worker, a failed load here, and navigator.deviceMemory where the
+// browser says it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
@@ -12,20 +13,13 @@ import { STRINGS } from '../../src/ui/i18n.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
+import { CHAT_HARNESS_JS } from '../support/chat-harness.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
 const MODEL_PATH = '/models/tiny.gguf';
 /** WebAssembly memories of at most 64 MiB: room for the kernels, not for the 45 MB model and its buffers. */
 const MAX_WASM_PAGES = 1024;
 
-const HARNESS_JS = `
-import '/src/ui/qwen-chat.ts';
-const chat = document.querySelector('qwen-chat');
-window.log = [];
-for (const type of ['ready', 'error']) chat.addEventListener(type, (e) => window.log.push({ type, detail: JSON.parse(JSON.stringify(e.detail ?? null)) }));
-await chat.updateComplete;
-window.harnessReady = true;
-`;
 const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>device memory</title><link rel="icon" href="data:,"></head>
 <body style="margin:0;height:100vh"><qwen-chat></qwen-chat><script type="module" src="/__memory/harness.js"></script></body></html>`;
 
@@ -54,7 +48,7 @@ async function markedTooLarge(page: Page): Promise<string[]> {
 beforeAll(async () => {
   files = await startStaticServer({ files: { [MODEL_PATH]: await ensureFixture('tiny-f32') } });
   const pages = await startVitePages({
-    '/__memory/harness.js': { type: 'text/javascript', body: HARNESS_JS },
+    '/__memory/harness.js': { type: 'text/javascript', body: CHAT_HARNESS_JS },
     '/__memory/index.html': { type: 'text/html', body: PAGE_HTML },
   });
   vite = pages.server;
@@ -71,7 +65,8 @@ describe('a device with too little memory', () => {
     const chromium = await launchChromium({ extraArgs: [`--js-flags=--wasm-max-mem-pages=${MAX_WASM_PAGES}`] });
     try {
       const page = await open(chromium);
-      expect(await markedTooLarge(page)).toEqual([]); // nothing known yet (headless Chromium says 8 GB)
+      // The list's test allocation is refused for every catalogue model already.
+      await expect.poll(() => markedTooLarge(page), { timeout: 30_000 }).toEqual(CATALOGUE.map((e) => e.id));
       await page.locator('qwen-model-manager #model-url').fill(`${files.url}${MODEL_PATH}`);
       await page.locator('qwen-model-manager button.load-url').click();
       await page.waitForFunction(() => (window as unknown as { log: { type: string }[] }).log.some((e) => e.type === 'error'), undefined, { timeout: 120_000 });
@@ -91,6 +86,18 @@ describe('a device with too little memory', () => {
       await chromium.close();
     }
   }, 300_000);
+
+  it('marks the models whose memory a test allocation is refused, before any load', async () => {
+    // 1 GiB of WebAssembly memory at most: the 0.6B model's 0.5 GB fits, the 1.7B's 1.3 GB does not.
+    const chromium = await launchChromium({ extraArgs: ['--js-flags=--wasm-max-mem-pages=16384'] });
+    try {
+      const page = await open(chromium);
+      const params = (ids: string[]) => ids.map((id) => CATALOGUE.find((e) => e.id === id)!.params);
+      await expect.poll(async () => params(await markedTooLarge(page)), { timeout: 30_000 }).toEqual(['4B', '4B', '1.7B']);
+    } finally {
+      await chromium.close();
+    }
+  }, 120_000);
 
   it('marks the models the memory a browser admits to cannot hold (navigator.deviceMemory)', async () => {
     const chromium = await launchChromium();

@@ -11,20 +11,13 @@ import { CATALOGUE } from '../../src/storage/catalogue.ts';
 import { STRINGS } from '../../src/ui/i18n.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
+import { CHAT_HARNESS_JS } from '../support/chat-harness.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
 const FIXTURE = 'tiny-f32';
 const en = STRINGS.en;
 const zh = STRINGS.zh;
 
-const HARNESS_JS = `
-import '/src/ui/qwen-chat.ts';
-const chat = document.querySelector('qwen-chat');
-window.log = [];
-for (const type of ['ready', 'error']) chat.addEventListener(type, (e) => window.log.push({ type, detail: JSON.parse(JSON.stringify(e.detail ?? null)) }));
-await chat.updateComplete;
-window.harnessReady = true;
-`;
 const PAGE_HTML = (lang = 'en') => `<!doctype html><html><head><meta charset="utf-8"><title>first visit</title><link rel="icon" href="data:,"></head>
 <body style="margin:0;height:100vh"><qwen-chat lang="${lang}"></qwen-chat><script type="module" src="/__first/harness.js"></script></body></html>`;
 
@@ -54,7 +47,7 @@ const readyCount = (page: Page) =>
 
 beforeAll(async () => {
   const pages = await startVitePages({
-    '/__first/harness.js': { type: 'text/javascript', body: HARNESS_JS },
+    '/__first/harness.js': { type: 'text/javascript', body: CHAT_HARNESS_JS },
     '/__first/en.html': { type: 'text/html', body: PAGE_HTML('en') },
     '/__first/zh.html': { type: 'text/html', body: PAGE_HTML('zh') },
   });
