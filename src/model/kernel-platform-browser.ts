@@ -34,30 +34,37 @@ export const browserPlatform: KernelPlatform = {
 
   startWorker(init: KernelWorkerInit): KernelWorkerHandle {
     const name = `kernel-${init.threadIndex}`;
-    let fail: (error: Error) => void = () => {};
-    const hosted = requestHostedThread(name, (error) => fail(new Error(`kernel worker ${init.threadIndex} failed: ${error}`)));
+    let waiting: ThreadStart | undefined;
+    const hosted = requestHostedThread(name, (reason) => waiting?.fail(reason));
     if (hosted) {
       // Started by the page (kernel-threads.ts): it closes itself when the pool shuts down.
-      const { port } = hosted;
-      const ready = new Promise<void>((resolve, reject) => {
-        fail = reject;
-        port.onmessage = (e: MessageEvent) => {
-          if (e.data === 'ready') resolve();
-          else reject(new Error(`kernel worker ${init.threadIndex}: ${String(e.data)}`));
-        };
-      }).finally(() => hosted.done());
-      port.postMessage(init);
-      return { ready, terminate: () => port.close() };
+      waiting = waitForReady(hosted.port, init.threadIndex);
+      hosted.port.postMessage(init);
+      return { ready: waiting.ready.finally(() => hosted.done()), terminate: () => hosted.port.close() };
     }
     const worker = new Worker(new URL('./kernel-worker.ts', import.meta.url), { type: 'module', name });
-    const ready = new Promise<void>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent) => {
-        if (e.data === 'ready') resolve();
-        else reject(new Error(`kernel worker ${init.threadIndex}: ${String(e.data)}`));
-      };
-      worker.onerror = (e: ErrorEvent) => reject(new Error(`kernel worker ${init.threadIndex} failed: ${e.message}`));
-    });
+    const { ready, fail } = waitForReady(worker, init.threadIndex);
+    worker.onerror = (e: ErrorEvent) => fail(e.message);
     worker.postMessage(init);
     return { ready, terminate: () => worker.terminate() };
   },
 };
+
+interface ThreadStart {
+  ready: Promise<void>;
+  /** The thread could not start, for `reason`. */
+  fail(reason: string): void;
+}
+
+/** Resolves on the thread's 'ready'; anything else it says is why it could not join the pool. */
+function waitForReady(channel: MessagePort | Worker, threadIndex: number): ThreadStart {
+  let fail: (reason: string) => void = () => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    fail = (reason) => reject(new Error(`kernel worker ${threadIndex} failed: ${reason}`));
+    channel.onmessage = (e: MessageEvent) => {
+      if (e.data === 'ready') resolve();
+      else reject(new Error(`kernel worker ${threadIndex}: ${String(e.data)}`));
+    };
+  });
+  return { ready, fail };
+}

@@ -181,13 +181,13 @@ export class ChunkStore {
       });
     } catch (error) {
       if (isQuotaError(error)) throw await quotaError(next.totalBytes - previous.storedBytes, error);
-      // Aborted by the browser without a reason: WebKit does so for data it will not keep
-      // (a private window's IndexedDB takes no Blobs).
-      if (error === null && !gone) {
-        throw new StorageError('unsupported', 'this browser will not keep downloaded data in IndexedDB (a private window?)');
-      }
       if (gone) {
         throw new StorageError('aborted', `${previous.name} was deleted or restarted elsewhere while downloading`, { cause: error });
+      }
+      // Aborted by the browser without a reason: WebKit does so for data it will not keep
+      // (a private window's IndexedDB takes no Blobs).
+      if (error === null) {
+        throw new StorageError('unsupported', 'this browser will not keep downloaded data in IndexedDB (a private window?)');
       }
       throw error;
     }

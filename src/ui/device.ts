@@ -27,8 +27,10 @@ export interface Recommendation {
 
 /** Decode tokens/s of each model size with 2 threads and relaxed SIMD on the reference machine. */
 const REFERENCE_DECODE: Record<CatalogueEntry['params'], number> = { '4B': 9, '1.7B': 20, '0.6B': 50 };
-/** Memory a model needs: its file with KV cache and buffers (×1.2), plus the browser and the system (1.5 GB). */
-export const memoryNeededGB = (entry: CatalogueEntry) => (entry.sizeBytes * 1.2) / 1e9 + 1.5;
+/** WebAssembly memory a model takes: its file with KV cache and buffers (×1.2). */
+const modelMemoryBytes = (entry: CatalogueEntry) => entry.sizeBytes * 1.2;
+/** Memory a model needs: what it takes, plus the browser and the system (1.5 GB). */
+const memoryNeededGB = (entry: CatalogueEntry) => modelMemoryBytes(entry) / 1e9 + 1.5;
 /** Below this many tokens a second a smaller model serves better. */
 const MIN_USEFUL_RATE = 3;
 
@@ -90,14 +92,12 @@ export function recommendModel(device: DeviceProfile, catalogue: readonly Catalo
 }
 
 /**
- * Whether `entry` fits this device: 'no' when a load of a model as large already failed for want
- * of memory here (`refusedBytes`, the smallest such file), or the memory the browser admits to is
- * less than it needs; 'yes' when that memory is known and enough; 'unknown' otherwise.
+ * True when `entry` is known not to fit this device: a model as large was refused memory here
+ * (`refusedBytes`, the smallest such file), or the memory the browser admits to is less than it needs.
  */
-export function fitsDevice(entry: CatalogueEntry, device: Pick<DeviceProfile, 'memoryGB'>, refusedBytes?: number): 'yes' | 'no' | 'unknown' {
-  if (refusedBytes !== undefined && entry.sizeBytes >= refusedBytes) return 'no';
-  if (device.memoryGB === undefined) return 'unknown';
-  return memoryNeededGB(entry) <= device.memoryGB ? 'yes' : 'no';
+export function tooLargeForDevice(entry: CatalogueEntry, device: Pick<DeviceProfile, 'memoryGB'>, refusedBytes?: number): boolean {
+  if (refusedBytes !== undefined && entry.sizeBytes >= refusedBytes) return true;
+  return device.memoryGB !== undefined && memoryNeededGB(entry) > device.memoryGB;
 }
 
 /** The catalogue's Q4_K_M models smaller than a file of `sizeBytes` (all of them when unknown), largest first. */
@@ -143,7 +143,7 @@ export function canAllocateWasmMemory(bytes: number, timeoutMs = 10_000): Promis
 export async function probeRefusedBytes(catalogue: readonly CatalogueEntry[] = CATALOGUE): Promise<number | undefined> {
   let refused: number | undefined;
   for (const entry of [...catalogue].sort((a, b) => b.sizeBytes - a.sizeBytes)) {
-    if (await canAllocateWasmMemory(entry.sizeBytes * 1.2)) break;
+    if (await canAllocateWasmMemory(modelMemoryBytes(entry))) break;
     refused = entry.sizeBytes;
   }
   return refused;

@@ -8,7 +8,7 @@ import { CATALOGUE, type CatalogueEntry } from '../storage/catalogue.ts';
 import { ModelStore, type CachedModel, type StoreUsage } from '../storage/model-store.ts';
 import { formatBytes } from '../format.ts';
 import { t, type Lang } from './i18n.ts';
-import { detectDevice, fitsDevice, probeRefusedBytes } from './device.ts';
+import { detectDevice, probeRefusedBytes, tooLargeForDevice } from './device.ts';
 import { baseStyles } from './styles.ts';
 
 export interface LoadModelDetail {
@@ -231,7 +231,7 @@ export class QwenModelManager extends LitElement {
     return html`<li data-id=${entry.id}>
       <span class="name"
         >${entry.name}${entry.thinking ? html`<span class="badge">${t(l, 'thinkingModel')}</span>` : nothing}${
-          fitsDevice(entry, this.device, minDefined(this.refusedBytes, this.probeRefusedBytes)) === 'no' ? html`<span class="badge does-not-fit">${t(l, 'doesNotFit')}</span>` : nothing}
+          tooLargeForDevice(entry, this.device, minDefined(this.refusedBytes, this.probeRefusedBytes)) ? html`<span class="badge does-not-fit">${t(l, 'doesNotFit')}</span>` : nothing}
         <span class="meta">${entry.params} · ${entry.quant} · ${formatBytes(entry.sizeBytes)}${cached && !cached.complete
             ? ` · ${t(l, 'incomplete')} ${formatBytes(cached.storedBytes)}`
             : ''}</span></span
