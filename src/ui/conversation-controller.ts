@@ -8,8 +8,8 @@
 // (see ConversationStore.save) instead of overwriting each other's turns.
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import {
-  ConversationStore, conversationToJson, conversationToMarkdown, downloadText, fileNameFor, mergeConversations, newConversation,
-  type Conversation, type StoredMessage,
+  ConversationStore, changedAt, conversationToJson, conversationToMarkdown, downloadText, fileNameFor, mergeConversations, newConversation,
+  removalsOf, type Conversation, type StoredMessage,
 } from './conversation-store.ts';
 
 const CHANNEL = 'qwen-web-conversations';
@@ -106,14 +106,34 @@ export class ConversationController implements ReactiveController {
 
   /** Replaces the open conversation's messages; messages it no longer has are remembered as removed. */
   setMessages(messages: StoredMessage[], changes: Partial<Pick<Conversation, 'title'>> = {}): void {
+    const now = Date.now();
     const kept = new Set(messages.map((m) => m.id));
-    const removed = this.current.messages.filter((m) => !kept.has(m.id)).map((m) => m.id);
+    const removals = removalsOf(this.current);
+    for (const message of this.current.messages) {
+      if (!kept.has(message.id)) removals[message.id] = Math.max(now, changedAt(message));
+    }
+    const { removedIds: _legacy, ...current } = this.current;
+    this.current = { ...current, ...changes, messages, updatedAt: now, removed: removals };
+    this.host.requestUpdate();
+  }
+
+  /**
+   * Brings back messages removed from the open conversation (an Undo), before those it has now.
+   * Each counts as changed now, after its removal, so no copy that still holds the removal (in
+   * storage or another tab) takes it away again in a merge.
+   */
+  restoreMessages(messages: StoredMessage[]): void {
+    const now = Date.now();
+    const removals = removalsOf(this.current);
+    const restored = messages.map((m) => ({ ...m, updatedAt: Math.max(now, (removals[m.id] ?? 0) + 1) }));
+    for (const message of messages) delete removals[message.id];
+    const back = new Set(messages.map((m) => m.id));
+    const { removedIds: _legacy, ...current } = this.current;
     this.current = {
-      ...this.current,
-      ...changes,
-      messages,
-      updatedAt: Date.now(),
-      removedIds: removed.length > 0 ? [...(this.current.removedIds ?? []), ...removed] : this.current.removedIds,
+      ...current,
+      messages: [...restored, ...current.messages.filter((m) => !back.has(m.id))],
+      updatedAt: now,
+      removed: removals,
     };
     this.host.requestUpdate();
   }

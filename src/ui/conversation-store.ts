@@ -42,7 +42,12 @@ export interface Conversation {
   messages: StoredMessage[];
   /** The stored revision this copy was read as or saved to (0: never saved). */
   revision?: number;
-  /** Ids of messages removed on purpose, so a merge with an older copy does not bring them back. */
+  /**
+   * Messages removed on purpose (id → when), so a merge with an older copy does not bring them
+   * back. A copy of the message changed after its removal (an Undo brings it back) outlives it.
+   */
+  removed?: Record<string, number>;
+  /** Before `removed`: ids removed, with no time (read as removed at the conversation's updatedAt). */
   removedIds?: string[];
 }
 
@@ -89,20 +94,27 @@ export class ConversationStore {
 }
 
 /**
- * Two copies of one conversation as one: all messages of both but those either removed, the newer
- * copy of a message both hold (ours on a tie). Our order is kept; a message only the stored copy
+ * Two copies of one conversation as one: all messages of both but those removed (by either) after
+ * their last change, the newer copy of a message both hold (ours on a tie). Our order is kept; a message only the stored copy
  * has goes right after the message it followed there (its turn stays together).
  */
 export function mergeConversations(stored: Conversation, ours: Conversation): Conversation {
-  const removed = new Set([...(stored.removedIds ?? []), ...(ours.removedIds ?? [])]);
-  const changedAt = (m: StoredMessage) => m.updatedAt ?? m.createdAt;
+  const removals = removalsOf(stored);
+  for (const [id, at] of Object.entries(removalsOf(ours))) removals[id] = Math.max(at, removals[id] ?? at);
   const storedById = new Map(stored.messages.map((m) => [m.id, m]));
-  const oursIds = new Set(ours.messages.map((m) => m.id));
+  const oursById = new Map(ours.messages.map((m) => [m.id, m]));
+  // A removal stands unless a copy changed after it (a message brought back); then it is dropped.
+  const removed = new Set<string>();
+  for (const id of Object.keys(removals)) {
+    const copies = [storedById.get(id), oursById.get(id)].filter((m) => m !== undefined);
+    if (copies.every((m) => changedAt(m) <= removals[id])) removed.add(id);
+    else delete removals[id];
+  }
   // Stored-only messages, by the id of the nearest earlier stored message we also hold.
   const after = new Map<string | undefined, StoredMessage[]>();
   let anchor: string | undefined;
   for (const message of stored.messages) {
-    if (oursIds.has(message.id)) anchor = message.id;
+    if (oursById.has(message.id)) anchor = message.id;
     else if (!removed.has(message.id)) after.set(anchor, [...(after.get(anchor) ?? []), message]);
   }
   const messages = [...(after.get(undefined) ?? [])];
@@ -113,14 +125,27 @@ export function mergeConversations(stored: Conversation, ours: Conversation): Co
     }
     messages.push(...(after.get(message.id) ?? []));
   }
+  const { removedIds: _legacy, ...rest } = ours;
   return {
-    ...ours,
+    ...rest,
     title: ours.title || stored.title,
     createdAt: Math.min(stored.createdAt, ours.createdAt),
     updatedAt: Math.max(stored.updatedAt, ours.updatedAt),
     messages,
-    removedIds: [...removed],
+    removed: removals,
   };
+}
+
+/** When a message's text last changed. */
+export function changedAt(message: StoredMessage): number {
+  return message.updatedAt ?? message.createdAt;
+}
+
+/** A conversation's removals, id → when; ids stored before removal times count from its updatedAt. */
+export function removalsOf(conversation: Conversation): Record<string, number> {
+  const removals: Record<string, number> = {};
+  for (const id of conversation.removedIds ?? []) removals[id] = conversation.updatedAt;
+  return Object.assign(removals, conversation.removed);
 }
 
 export function newId(): string {
@@ -156,7 +181,7 @@ export function conversationToMarkdown(conversation: Conversation, systemPrompt?
 }
 
 export function conversationToJson(conversation: Conversation, systemPrompt?: string): string {
-  const { revision: _revision, removedIds: _removed, ...kept } = conversation;
+  const { revision: _revision, removed: _removed, removedIds: _removedIds, ...kept } = conversation;
   return JSON.stringify({ ...kept, systemPrompt: systemPrompt || undefined }, null, 2);
 }
 

@@ -780,9 +780,7 @@ export class QwenChat extends LitElement {
     void this.chats.save();
     this.offerUndo(t(this.locale, 'chatCleared'), () => {
       if (this.chats.current.id !== before.id) return;
-      // The cleared messages come back; they are no longer counted as removed.
-      const back = new Set(before.messages.map((m) => m.id));
-      this.chats.select({ ...this.chats.current, messages: before.messages, removedIds: (this.chats.current.removedIds ?? []).filter((id) => !back.has(id)) });
+      this.chats.restoreMessages(before.messages);
       void this.chats.save();
     });
   }

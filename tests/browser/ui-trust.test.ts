@@ -105,6 +105,18 @@ async function shown(page: Page): Promise<Array<{ role: string; text: string; er
   });
 }
 
+/** How many messages each stored conversation holds. */
+const storedLengths = (page: Page): Promise<number[]> => page.evaluate(async () => {
+  const request = indexedDB.open('qwen-web-chat');
+  const db: IDBDatabase = await new Promise((resolve) => (request.onsuccess = () => resolve(request.result)));
+  const all: { messages: unknown[] }[] = await new Promise((resolve) => {
+    const get = db.transaction('conversations').objectStore('conversations').getAll();
+    get.onsuccess = () => resolve(get.result);
+  });
+  db.close();
+  return all.map((c) => c.messages.length);
+});
+
 /** The open conversation as the element holds it (raw text, as the engine gets it). */
 const stored = (page: Page): Promise<ChatMessage[]> =>
   page.evaluate(() => document.querySelector('qwen-chat')!.conversation.messages.map((m) => ({ role: m.role, content: m.content })));
@@ -212,22 +224,38 @@ describe('<qwen-chat> keyboard and destructive actions', () => {
     expect(await undo.locator('span').textContent()).toBe(en.chatCleared);
     await undo.locator('button.undo-action').click();
     expect(await shown(page)).toEqual(before);
+    await expect.poll(() => storedLengths(page)).toEqual([2]);
+    await page.reload();
+    await page.waitForFunction(() => (window as unknown as { harnessReady?: boolean }).harnessReady === true);
+    await expect.poll(() => shown(page)).toEqual(before);
+
+    // Undo while the clear is still being saved: when that save lands, neither the chat shown nor
+    // the stored one loses the messages brought back. A transaction of the test's holds the store
+    // so that the clear's save waits behind it until Undo is clicked.
+    await page.evaluate(async () => {
+      const request = indexedDB.open('qwen-web-chat');
+      const db: IDBDatabase = await new Promise((resolve) => (request.onsuccess = () => resolve(request.result)));
+      let held = true;
+      const store = db.transaction('conversations', 'readwrite').objectStore('conversations');
+      const hold = () => { if (held) store.count().onsuccess = hold; };
+      hold();
+      const chat = document.querySelector('qwen-chat')!;
+      chat.shadowRoot!.querySelector<HTMLButtonElement>('button.clear')!.click();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the clear's save is queued by now
+      chat.shadowRoot!.querySelector<HTMLButtonElement>('.banner.undo button.undo-action')!.click();
+      held = false;
+      db.close();
+    });
+    await expect.poll(() => storedLengths(page)).toEqual([2]);
+    await page.evaluate(() => document.querySelector('qwen-chat')!.updateComplete);
+    expect(await shown(page)).toEqual(before);
     await page.reload();
     await page.waitForFunction(() => (window as unknown as { harnessReady?: boolean }).harnessReady === true);
     await expect.poll(() => shown(page)).toEqual(before);
 
     // Without Undo, cleared stays cleared across a reload.
     await page.locator('qwen-chat button.clear').click();
-    await expect.poll(() => page.evaluate(async () => {
-      const request = indexedDB.open('qwen-web-chat');
-      const db: IDBDatabase = await new Promise((resolve) => (request.onsuccess = () => resolve(request.result)));
-      const all: { messages: unknown[] }[] = await new Promise((resolve) => {
-        const get = db.transaction('conversations').objectStore('conversations').getAll();
-        get.onsuccess = () => resolve(get.result);
-      });
-      db.close();
-      return all.map((c) => c.messages.length);
-    })).toEqual([0]);
+    await expect.poll(() => storedLengths(page)).toEqual([0]);
     await page.reload();
     await page.waitForFunction(() => (window as unknown as { harnessReady?: boolean }).harnessReady === true);
     expect(await shown(page)).toEqual([]);

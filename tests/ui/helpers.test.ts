@@ -134,11 +134,29 @@ describe('mergeConversations (two tabs on one conversation)', () => {
     const ours = conv([msg('u1', 'user', 1), msg('a2', 'assistant', 3)], ['a1']);
     const merged = mergeConversations(stored, ours);
     expect(merged.messages.map((m) => m.id)).toEqual(['u1', 'a2']);
-    expect(merged.removedIds).toEqual(['a1']);
+    expect(merged.removed).toEqual({ a1: 10 }); // an id without a time counts as removed at the copy's updatedAt
     const cleared = mergeConversations(stored, conv([], ['u1', 'a1']));
     expect(cleared.messages).toEqual([]);
     // Removed on the stored side, still held by ours: gone too.
     expect(mergeConversations(conv([], ['a1']), stored).messages.map((m) => m.id)).toEqual(['u1']);
+  });
+
+  it('brings back a message changed after its removal (an Undo), whichever copy still holds the removal', () => {
+    const removedAt20 = (messages: ReturnType<typeof msg>[]): Conversation => ({ ...conv(messages), removed: { u1: 20, a1: 20 } });
+    const cleared = removedAt20([]);
+    const undone = { ...conv([msg('u1', 'user', 1, 'u1', 21), msg('a1', 'assistant', 2, 'a1', 21)]), removed: {} };
+    for (const merged of [mergeConversations(cleared, undone), mergeConversations(undone, cleared)]) {
+      expect(merged.messages.map((m) => m.id)).toEqual(['u1', 'a1']);
+      expect(merged.removed).toEqual({}); // the removals are over: a later merge cannot revive them
+    }
+    // A copy not changed since the removal stays removed, and so does a removal at the same moment.
+    const stale = conv([msg('u1', 'user', 1), msg('a1', 'assistant', 2, 'a1', 20)]);
+    expect(mergeConversations(cleared, stale).messages).toEqual([]);
+    expect(mergeConversations(stale, cleared).removed).toEqual({ u1: 20, a1: 20 });
+    // Both removed it: the later removal counts.
+    const later = { ...conv([msg('u1', 'user', 1, 'u1', 25)]), removed: { a1: 30 } };
+    expect(mergeConversations(later, cleared)).toMatchObject({ removed: { a1: 30 } });
+    expect(mergeConversations(later, cleared).messages.map((m) => m.id)).toEqual(['u1']);
   });
 });
 
