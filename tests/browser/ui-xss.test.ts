@@ -1,5 +1,7 @@
-// Model output is untrusted: an XSS corpus streamed as model output through <qwen-chat> in
-// headless Chromium must execute nothing and leave no dangerous markup in the DOM.
+// Model output is untrusted: an XSS corpus streamed as model output through <qwen-chat> must
+// execute nothing and leave no dangerous markup in the DOM, in every browser engine (each parses
+// HTML, and so runs the sanitizer, its own way): Chromium, Firefox and WebKit
+// (tests/support/browsers.ts, $QWEN_WEB_BROWSERS).
 //
 // The thing under test is the element's real rendering path (marked → highlight.js → DOMPurify →
 // copy buttons), fed while streaming, 3 characters per delta, so half-written tags are rendered
@@ -7,11 +9,13 @@
 // is not under test, and a real model cannot be made to write these strings on demand.
 //
 // Two pages: one without any Content-Security-Policy, so a payload that slipped through the
-// sanitizer would really run (it would set window.__pwned or open a dialog); and one with a strict
-// CSP, where even a blocked attempt would show up as a securitypolicyviolation event.
+// sanitizer would really run (it would set window.__pwned or call alert, which the page counts the
+// same way); and one with a strict CSP, where even a blocked attempt would show up as a
+// securitypolicyviolation event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ViteDevServer } from 'vite';
 import type { Page } from 'playwright-core';
+import { launchBrowser, testBrowsers, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
@@ -68,6 +72,8 @@ const HARNESS_JS = `
 import '/src/ui/qwen-chat.ts';
 import { createScriptedEngine } from '/tests/support/scripted-engine.ts';
 window.__pwned = 0;
+// A dialog is a payload that ran (and one left open would block a WebDriver-driven page).
+for (const name of ['alert', 'confirm', 'prompt', 'print']) window[name] = () => { window.__pwned++; };
 window.violations = [];
 document.addEventListener('securitypolicyviolation', (e) => window.violations.push([e.violatedDirective, e.blockedURI, e.sourceFile, e.lineNumber, e.sample].join(' ')));
 window.scriptedEngine = createScriptedEngine();
@@ -97,7 +103,7 @@ interface DomReport {
 }
 
 /** Walks every shadow root under <qwen-chat> and reports anything that could run or load script. */
-async function inspectDom(page: Page): Promise<DomReport> {
+async function inspectDom(page: TestPage): Promise<DomReport> {
   return page.evaluate(() => {
     const all: Element[] = [];
     const walk = (root: ParentNode) => {
@@ -133,40 +139,38 @@ async function inspectDom(page: Page): Promise<DomReport> {
   });
 }
 
-describe('<qwen-chat> renders untrusted model output safely', () => {
-  let vite: ViteDevServer;
-  let url: string;
-  let chromium: LaunchedChromium;
+let vite: ViteDevServer;
+let url: string;
+
+beforeAll(async () => {
+  const pages = await startVitePages({
+    '/__ui-xss/harness.js': { type: 'text/javascript', body: HARNESS_JS },
+    '/__ui-xss/open.html': { type: 'text/html', body: pageHtml('') },
+    '/__ui-xss/csp.html': { type: 'text/html', body: pageHtml(STRICT_CSP) },
+  });
+  vite = pages.server;
+  url = pages.url;
+});
+
+afterAll(() => vite?.close());
+
+describe.each(testBrowsers())('<qwen-chat> renders untrusted model output safely in %s', (browserName) => {
+  let browser: TestBrowser;
 
   beforeAll(async () => {
-    const pages = await startVitePages({
-      '/__ui-xss/harness.js': { type: 'text/javascript', body: HARNESS_JS },
-      '/__ui-xss/open.html': { type: 'text/html', body: pageHtml('') },
-      '/__ui-xss/csp.html': { type: 'text/html', body: pageHtml(STRICT_CSP) },
-    });
-    vite = pages.server;
-    url = pages.url;
-    chromium = await launchChromium();
-  });
+    browser = await launchBrowser(browserName);
+  }, 120_000);
 
-  afterAll(async () => {
-    await chromium?.close();
-    await vite?.close();
-  });
+  afterAll(() => browser?.close());
 
-  async function openPage(path: string): Promise<{ page: Page; dialogs: string[] }> {
-    const page = await chromium.newPage();
-    const dialogs: string[] = [];
-    page.on('dialog', (dialog) => {
-      dialogs.push(`${dialog.type()}: ${dialog.message()}`);
-      void dialog.dismiss();
-    });
+  async function openPage(path: string): Promise<TestPage> {
+    const page = await browser.newPage();
     await page.goto(`${url}${path}`);
     await page.waitForFunction(() => (window as unknown as { ask?: unknown }).ask !== undefined);
-    return { page, dialogs };
+    return page;
   }
 
-  async function streamCorpus(page: Page): Promise<void> {
+  async function streamCorpus(page: TestPage): Promise<void> {
     for (const [index, payload] of XSS_CORPUS.entries()) {
       const shown = await page.evaluate(([q, a]) => (window as unknown as { ask(q: string, a: string): Promise<string> }).ask(q, a), [`payload ${index}`, payload]);
       expect(shown).toBe(payload); // the whole answer arrived, delta by delta
@@ -176,10 +180,9 @@ describe('<qwen-chat> renders untrusted model output safely', () => {
   }
 
   it('executes nothing from a 38-payload XSS corpus and leaves no dangerous markup (no CSP)', async () => {
-    const { page, dialogs } = await openPage('/__ui-xss/open.html');
+    const page = await openPage('/__ui-xss/open.html');
     await streamCorpus(page);
     expect(await page.evaluate(() => (window as unknown as { __pwned: number }).__pwned)).toBe(0);
-    expect(dialogs).toEqual([]);
     const report = await inspectDom(page);
     expect(report.messages).toBe(XSS_CORPUS.length * 2);
     expect(report.badElements).toEqual([]);
@@ -187,7 +190,7 @@ describe('<qwen-chat> renders untrusted model output safely', () => {
     expect(report.badUrls).toEqual([]);
     expect(report.linksWithoutNoopener).toEqual([]);
     // Still on our page: no navigation by meta refresh or base tricks.
-    expect(page.url()).toBe(`${url}/__ui-xss/open.html`);
+    expect(await page.evaluate(() => location.href)).toBe(`${url}/__ui-xss/open.html`);
 
     // Markup inside code is shown as text, not parsed.
     const codeTexts = await page.evaluate(() => {
@@ -200,18 +203,34 @@ describe('<qwen-chat> renders untrusted model output safely', () => {
     });
     expect(codeTexts).toContain('<script>window.__pwned=1</script>\n<img src=x onerror=alert(1)>');
     expect(codeTexts).toContain('<img src=x onerror=alert(1)>');
-    expect(chromium.consoleErrors, chromium.consoleErrors.join('\n')).toEqual([]);
+    expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
     await page.close();
-  });
+  }, 180_000);
 
   it('triggers no Content-Security-Policy violation under a strict policy', async () => {
-    const { page, dialogs } = await openPage('/__ui-xss/csp.html');
+    const page = await openPage('/__ui-xss/csp.html');
     await streamCorpus(page);
     expect(await page.evaluate(() => (window as unknown as { violations: string[] }).violations)).toEqual([]);
     expect(await page.evaluate(() => (window as unknown as { __pwned: number }).__pwned)).toBe(0);
-    expect(dialogs).toEqual([]);
     await page.close();
+  }, 180_000);
+});
+
+describe('<qwen-chat> reasoning and code blocks', () => {
+  let chromium: LaunchedChromium;
+
+  beforeAll(async () => {
+    chromium = await launchChromium();
   });
+
+  afterAll(() => chromium?.close());
+
+  async function openPage(path: string): Promise<{ page: Page }> {
+    const page = await chromium.newPage();
+    await page.goto(`${url}${path}`);
+    await page.waitForFunction(() => (window as unknown as { ask?: unknown }).ask !== undefined);
+    return { page };
+  }
 
   it('shows reasoning as plain text in a collapsible block', async () => {
     const { page } = await openPage('/__ui-xss/open.html');
