@@ -126,7 +126,18 @@ export default defineConfig(({ command }) => ({
   },
   server: { headers: isolationHeaders, host: '127.0.0.1' },
   preview: { headers: isolationHeaders, host: '127.0.0.1' },
-  worker: { format: 'es', rolldownOptions: { checks: { bundlerTimings: false } } },
+  worker: {
+    format: 'es',
+    rolldownOptions: {
+      checks: { bundlerTimings: false },
+      // What a worker's entry loads at once, the entry module itself aside, goes into a chunk of
+      // its own: otherwise it lands in the entry's chunk, and the chunks the worker imports later
+      // import the entry back. WebKit then evaluated the worker's script a second time (seen in the
+      // built site, whose service worker answers for the script), and two copies of the engine
+      // answered each call, the wrong one now and then. Worker entries are the `*-worker.ts` files.
+      output: { codeSplitting: { groups: [{ name: 'worker-shared', tags: ['$initial'], test: (id: string) => !/-worker\.ts$/.test(id) }] } },
+    },
+  },
   plugins: [staticSite()],
   build: {
     target: 'es2022',

@@ -18,7 +18,10 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
+import { CpuEngine } from '../../src/engine/cpu-engine.ts';
+import type { ChatMessage } from '../../src/engine/types.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
+import { ENGINE_PATHS, launchBrowser, testBrowsers, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { buildSite, type SiteBuild } from '../support/site-build.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
@@ -404,3 +407,202 @@ describe('built site on a static host that sends no isolation headers', () => {
     expect(chromium.consoleErrors, chromium.consoleErrors.join('\n')).toEqual([]);
   }, 300_000);
 });
+
+// The same built site in the other engines (tests/support/browsers.ts), driven through the page's
+// DOM (the harness there runs scripts, it has no locators): each on its own path (ENGINE_PATHS),
+// each answer equal to the same engine's greedy answer in Node.
+describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site in %s', (browserName) => {
+  const path = ENGINE_PATHS[browserName];
+  let browser: TestBrowser;
+  let host: StaticServer;
+  let page: TestPage;
+  let oracle: CpuEngine;
+
+  beforeAll(async () => {
+    const fixture = await ensureFixture('tiny-f32');
+    host = await startStaticServer({ root: site.dir, isolation: false, files: { [MODEL_PATH]: fixture } });
+    oracle = new CpuEngine();
+    await oracle.load({ kind: 'path', path: fixture }, { contextLength: 4096 });
+    browser = await launchBrowser(browserName);
+  }, 120_000);
+
+  afterAll(async () => {
+    await page?.close();
+    await browser?.close();
+    await host?.close();
+    await oracle?.unload();
+  });
+
+  const greedy = async (messages: ChatMessage[], maxTokens: number) => (await oracle.chat.completions.create({
+    messages, temperature: 0, max_tokens: maxTokens, enable_thinking: false,
+  })).choices[0]!.message.content;
+
+  /** Opens `url` and waits for the app (after its isolation reload, if any); then starts recording. */
+
+  it('first visit: the service worker installs and the app starts on the engine\'s path', async () => {
+    page = await browser.newPage();
+    await page.goto(`${host.url}/`);
+    await page.waitForFunction(() => document.documentElement.dataset.ready === 'true', 60_000);
+    await page.evaluate(installDriver);
+    const state = await page.evaluate(() => ({ controlled: navigator.serviceWorker?.controller != null, isolated: globalThis.crossOriginIsolated }));
+    expect(state).toEqual({ controlled: true, isolated: true });
+  }, 120_000);
+
+  it('user story: load a model by URL, ask (the greedy answer), stop a long one with Esc, regenerate', async () => {
+    await page.evaluate((url) => {
+      const d = (window as unknown as { driver: Driver }).driver;
+      const chat = document.querySelector('qwen-chat')!;
+      chat.setAttribute('temperature', '0');
+      chat.setAttribute('max-tokens', '12');
+      d.click('button.open-models');
+      return d.until(() => d.find('#model-url').length > 0).then(() => {
+        d.fill('#model-url', url);
+        d.click('button.load-url');
+      });
+    }, `${host.url}${MODEL_PATH}`);
+    await waitForRecorded(page, 'ready', 1);
+    const info = (await recordedIn(page)).ready[0]!;
+    expect(info).toMatchObject({ backend: 'cpu', name: expect.stringContaining('tiny-f32') });
+    expect(info.threads! > 1).toBe(path.threads);
+    await page.evaluate(() => (window as unknown as { driver: Driver }).driver.click('button.close-panel'));
+
+    await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hello'));
+    let events = await waitForRecorded(page, 'messages', 1);
+    // The SIMD128 build computes Node's logits bit for bit: the same greedy answer. The relaxed one
+    // rounds its own way (within rounding of Node's: model.test.ts), enough to pick other tokens
+    // of a random-weight model at a near tie, so there the answer is only checked to be whole.
+    const hello = events.messages[0]!.content;
+    if (!path.relaxedSimd) expect(hello).toBe(await greedy([{ role: 'user', content: 'Hello' }], 12));
+    expect(['stop', 'length']).toContain(events.messages[0]!.finishReason);
+    expect(events.tokens).toBeGreaterThan(1);
+
+    // A long answer: Esc stops it while it streams.
+    await page.evaluate(() => {
+      document.querySelector('qwen-chat')!.setAttribute('max-tokens', '2000');
+      (window as unknown as { driver: Driver }).driver.send('Tell me a long story');
+    });
+    await page.waitForFunction(() => (window as unknown as { recorded: Recorded }).recorded.tokens > 20, 120_000);
+    await page.evaluate(() => (window as unknown as { driver: Driver }).driver.press('textarea#input', 'Escape'));
+    events = await waitForRecorded(page, 'messages', 2);
+    expect(events.messages[1]!.finishReason).toBe('abort');
+
+    // Regenerate the stopped answer: replaced by the greedy one, not appended.
+    await page.evaluate(() => {
+      document.querySelector('qwen-chat')!.setAttribute('max-tokens', '12');
+      const d = (window as unknown as { driver: Driver }).driver;
+      return d.until(() => d.find('button.regenerate').length > 0).then(() => d.click('button.regenerate', -1));
+    });
+    events = await waitForRecorded(page, 'messages', 3);
+    if (!path.relaxedSimd) {
+      const conversation: ChatMessage[] = [{ role: 'user', content: 'Hello' }, { role: 'assistant', content: hello }, { role: 'user', content: 'Tell me a long story' }];
+      expect(events.messages[2]!.content).toBe(await greedy(conversation, 12));
+    }
+    expect(['stop', 'length']).toContain(events.messages[2]!.finishReason);
+    expect(await page.evaluate(() => (window as unknown as { driver: Driver }).driver.find('article.assistant').length)).toBe(2);
+    expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
+  }, 300_000);
+
+  it(path.keepsModels
+    ? 'reload and offline: the shell from the service worker, the conversation and the model from IndexedDB, and it answers'
+    : 'reload: the conversation comes back (this engine keeps no model: it is read from its URL again)', async () => {
+    if (path.keepsModels) await host.close();
+    await page.goto(`${host.url}/`);
+    await page.waitForFunction(() => document.documentElement.dataset.ready === 'true', 60_000);
+    await page.evaluate(installDriver);
+    await page.evaluate(() => {
+      const d = (window as unknown as { driver: Driver }).driver;
+      return d.until(() => d.find('article.user').length === 2);
+    });
+    await page.evaluate((url) => {
+      const d = (window as unknown as { driver: Driver }).driver;
+      const chat = document.querySelector('qwen-chat')!;
+      chat.setAttribute('temperature', '0');
+      chat.setAttribute('max-tokens', '12');
+      d.click('button.open-models');
+      return d.until(() => d.find(url ? '#model-url' : 'ul.cached button.load').length > 0).then(() => {
+        if (!url) return d.click('ul.cached button.load');
+        d.fill('#model-url', url);
+        d.click('button.load-url');
+      });
+    }, path.keepsModels ? '' : `${host.url}${MODEL_PATH}`);
+    await waitForRecorded(page, 'ready', 1);
+    await page.evaluate(() => (window as unknown as { driver: Driver }).driver.click('button.close-panel'));
+    await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hello again'));
+    const events = await waitForRecorded(page, 'messages', 1);
+    expect(events.messages[0]!.role).toBe('assistant');
+    expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
+  }, 300_000);
+});
+
+/** What the element reported since the driver was installed on this page load. */
+interface Driver {
+  find(selector: string): Element[];
+  click(selector: string, index?: number): void;
+  fill(selector: string, value: string): void;
+  press(selector: string, key: string): void;
+  send(text: string): void;
+  until(condition: () => boolean, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Runs in the page: `window.driver`, a user's hands through every shadow root (find, click, fill,
+ * press, send with Enter), and `window.recorded`, the element's events. Self-contained: the
+ * harness of Firefox and WebKit sends it as text.
+ */
+function installDriver(): void {
+  const all = (root: Document | ShadowRoot, selector: string, into: Element[]): Element[] => {
+    into.push(...root.querySelectorAll(selector));
+    for (const element of root.querySelectorAll('*')) if (element.shadowRoot) all(element.shadowRoot, selector, into);
+    return into;
+  };
+  const one = (selector: string, index = 0): HTMLElement => {
+    const found = all(document, selector, []);
+    const element = found.at(index);
+    if (!element) throw new Error(`no element matches ${selector}`);
+    return element as HTMLElement;
+  };
+  const key = (selector: string, name: string) =>
+    one(selector).dispatchEvent(new KeyboardEvent('keydown', { key: name, bubbles: true, composed: true, cancelable: true }));
+  const driver: Driver = {
+    find: (selector) => all(document, selector, []),
+    click: (selector, index) => one(selector, index).click(),
+    fill: (selector, value) => {
+      const input = one(selector) as HTMLInputElement;
+      input.value = value;
+      input.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+    },
+    press: key,
+    send: (text) => {
+      driver.fill('textarea#input', text);
+      key('textarea#input', 'Enter');
+    },
+    until: async (condition, timeoutMs = 30_000) => {
+      const end = Date.now() + timeoutMs;
+      while (!condition()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${condition.toString()}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+  };
+  const chat = document.querySelector('qwen-chat')!;
+  const recorded = { ready: [] as unknown[], tokens: 0, messages: [] as unknown[], errors: [] as unknown[] };
+  chat.addEventListener('ready', (e) => recorded.ready.push((e as CustomEvent).detail.info));
+  chat.addEventListener('token', () => recorded.tokens++);
+  chat.addEventListener('message', (e) => recorded.messages.push((e as CustomEvent).detail.message));
+  chat.addEventListener('error', (e) => recorded.errors.push(String((e as unknown as CustomEvent).detail.error?.message)));
+  Object.assign(window, { driver, recorded });
+}
+
+const recordedIn = (page: TestPage) => page.evaluate(() => (window as unknown as { recorded: Recorded }).recorded);
+
+/** Waits until the element reported `count` events of a kind (or an error, which fails the test). */
+async function waitForRecorded(page: TestPage, kind: 'ready' | 'messages', count: number): Promise<Recorded> {
+  await page.evaluate(([k, n]) => {
+    const d = (window as unknown as { driver: Driver }).driver;
+    const r = (window as unknown as { recorded: Recorded }).recorded;
+    return d.until(() => r[k as 'ready' | 'messages'].length >= (n as number) || r.errors.length > 0, 240_000);
+  }, [kind, count] as const);
+  const result = await recordedIn(page);
+  expect(result.errors, JSON.stringify({ ...result, kind, count })).toEqual([]);
+  return result;
+}
