@@ -30,6 +30,10 @@ export class QwenMessageList extends LitElement {
         display: block;
         overflow-y: auto;
         min-height: 0;
+        /* Room for the scrollbar from the start: one that comes as an answer grows would resize
+           the list inside the observer's callback, which WebKit reports to the page as an error
+           ("ResizeObserver loop completed with undelivered notifications"). */
+        scrollbar-gutter: stable;
       }
       .list {
         display: flex;

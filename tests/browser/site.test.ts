@@ -448,6 +448,32 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     expect(state).toEqual({ controlled: true, isolated: true });
   }, 120_000);
 
+  it('the embed example loads the model and answers', async () => {
+    // The same page (WebKit's driver allows one session): the app again afterwards.
+    await page.goto(`${host.url}/examples/embed.html`);
+    await page.waitForFunction(() => document.querySelector('qwen-chat')?.shadowRoot != null, 60_000);
+    await page.evaluate(installDriver);
+    await page.evaluate((url) => {
+      const chat = document.querySelector('qwen-chat')!;
+      chat.setAttribute('max-tokens', '12');
+      chat.setAttribute('model', url);
+    }, `${host.url}${MODEL_PATH}`);
+    await waitForRecorded(page, 'ready', 1);
+    await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hi'));
+    const events = await waitForRecorded(page, 'messages', 1);
+    expect(events.messages[0]!.role).toBe('assistant');
+    expect(events.messages[0]!.content.length).toBeGreaterThan(0);
+    expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
+    await page.goto(`${host.url}/`);
+    await page.waitForFunction(() => document.documentElement.dataset.ready === 'true', 60_000);
+    await page.evaluate(installDriver);
+    // The app opened the embed's conversation (the latest of the origin): the story starts anew.
+    await page.evaluate(() => {
+      const d = (window as unknown as { driver: Driver }).driver;
+      return d.until(() => d.find('article.user').length === 1).then(() => d.click('button.primary.new'));
+    });
+  }, 300_000);
+
   it('user story: load a model by URL, ask (the greedy answer), stop a long one with Esc, regenerate', async () => {
     await page.evaluate((url) => {
       const d = (window as unknown as { driver: Driver }).driver;
