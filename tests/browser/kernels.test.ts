@@ -134,7 +134,7 @@ self.onmessage = async (e) => {
       layouts: [...k.weightLayouts],
       expf: b64(k.bytes().slice(dst, dst + xs.length)),
       ops: b64(runOps(k, unb64(e.data.opsInput))),
-      memory64: await runMemory64(cases, threads, unb64(e.data.opsInput), outputs),
+      memory64: e.data.memory64 === false ? undefined : await runMemory64(cases, threads, unb64(e.data.opsInput), outputs),
     });
   } catch (err) {
     self.postMessage({ error: String(err && err.stack || err) });
@@ -336,7 +336,7 @@ interface WorkerReply {
     simd64: string; packed64?: string; packedRows64?: string; multi64?: string;
   }[];
   expf: string;
-  memory64: { memory64: boolean; build: string; threads: number; lowest: number; bufferBytes: number; ops: string };
+  memory64?: { memory64: boolean; build: string; threads: number; lowest: number; bufferBytes: number; ops: string };
 }
 
 let server: ViteDevServer;
@@ -365,7 +365,7 @@ afterAll(async () => {
 });
 
 /** Runs every case in the browser's worker (with 2 threads, and 1), in a fresh browser. */
-async function runInBrowser(name: BrowserName): Promise<void> {
+async function runInBrowser(name: BrowserName, memory64 = true): Promise<void> {
   browser = await launchBrowser(name);
   const page = await browser.newPage();
   await page.goto(`${pagesUrl}/__kernels-test/index.html`);
@@ -375,6 +375,7 @@ async function runInBrowser(name: BrowserName): Promise<void> {
     cases: cases.map((c) => ({ type: c.type, rows: c.rows, cols: c.cols, nTokens: c.nTokens, weights: b64(c.raw), x: b64(new Uint8Array(c.x.buffer)) })),
     expfInputs: b64(new Uint8Array(expfInputs.buffer)),
     opsInput: b64(new Uint8Array(opsInput.buffer)),
+    memory64,
   };
   reply = await page.evaluate(
     (req) => (window as unknown as { runInWorker(r: unknown): Promise<unknown> }).runInWorker(req),
@@ -382,8 +383,8 @@ async function runInBrowser(name: BrowserName): Promise<void> {
   ) as WorkerReply;
 }
 
-// Not in WebKit: these cases are the relaxed build's and the threads' (WebKit has neither; its
-// SIMD128 forward pass is checked in model.test.ts).
+// Not in WebKit: these cases are the relaxed build's and the threads' (WebKit has neither: its
+// SIMD128 build is checked against Node's below).
 describe.each(testBrowsers().filter((name) => name !== 'webkit'))('kernels in %s', (browserName) => {
   beforeAll(() => runInBrowser(browserName), 300_000);
   afterAll(async () => {
@@ -527,7 +528,7 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('kernels in %s
   it('the memory64 build, with its data past 4 GiB, gives the bits of the wasm32 relaxed build in every kernel', () => {
     // The same C source and compiler; only the pointers are 8 bytes wide.
     expect(reply.error).toBeUndefined();
-    const m = reply.memory64;
+    const m = reply.memory64!;
     expect([m.memory64, m.build, m.threads]).toEqual([true, 'relaxed', 2]);
     expect(m.lowest).toBeGreaterThan(2 ** 32);
     expect(m.bufferBytes).toBeGreaterThan(2 ** 32);
@@ -546,5 +547,59 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('kernels in %s
     });
     expect(multi).toBeGreaterThan(10);
     expect(f32FromB64(m.ops)).toEqual(f32FromB64(reply.ops));
+  });
+});
+
+// WebKit has no relaxed SIMD and, without SharedArrayBuffer, one thread: its build is SIMD128,
+// the one Node runs here, so every kernel must give Node's bits exactly (same module, another JIT).
+describe.each(testBrowsers().filter((name) => name === 'webkit'))('kernels in %s', (browserName) => {
+  beforeAll(() => runInBrowser(browserName, false), 300_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it("picks the SIMD128 build after its probe (the relaxed one does not validate), on one thread", () => {
+    expect(reply.error).toBeUndefined();
+    expect(reply.isolated).toBe(true);
+    expect([reply.build, reply.threads, reply.threads1]).toEqual(['simd128', 1, 1]);
+    expect(layoutTableProblems(reply.layouts)).toEqual([]);
+    expect(reply.layouts).toEqual([...nodeKernels.weightLayouts]);
+    expect(browser.consoleErrors).toEqual([]);
+  });
+
+  it("gives Node's SIMD128 bits for every matmul, repacked layout and row, the reference and every other kernel", () => {
+    expect(reply.error).toBeUndefined();
+    const k = nodeKernels;
+    const put = (u8: Uint8Array) => { const p = k.alloc(u8.length, 64); k.bytes().set(u8, p); return p; };
+    const out = (p: number, floats: number) => k.f32().slice(p / 4, p / 4 + floats);
+    let repacked = 0;
+    cases.forEach((c, ci) => {
+      const o = reply.outputs[ci]!;
+      const where = `type ${c.type} ${c.rows}x${c.cols} x ${c.nTokens} tokens`;
+      const n = c.rows * c.nTokens;
+      const w = put(c.raw), src = put(new Uint8Array(c.x.buffer)), simd = k.alloc(n * 4), ref = k.alloc(n * 4);
+      k.matmul(simd, w, c.type, c.rows, c.cols, src, c.nTokens);
+      k.matmulRef(ref, w, c.type, c.rows, c.cols, src, c.nTokens);
+      expect(f32FromB64(o.simd), where).toEqual(out(simd, n));
+      expect(f32FromB64(o.simd1), `one thread, ${where}`).toEqual(out(simd, n));
+      expect(f32FromB64(o.ref), `reference, ${where}`).toEqual(out(ref, n));
+      if (o.packedType === undefined) return;
+      const wp = put(c.raw);
+      const type = k.repack(wp, c.type, c.rows, c.cols);
+      expect(o.packedType, where).toBe(type);
+      const packed = k.alloc(n * 4), rows = k.alloc(c.rows * c.cols * 4);
+      k.matmul(packed, wp, type, c.rows, c.cols, src, c.nTokens);
+      for (let r = 0; r < c.rows; r++) k.getRow(rows + r * c.cols * 4, wp, type, c.cols, r);
+      expect(f32FromB64(o.packed!), `repacked, ${where}`).toEqual(out(packed, n));
+      expect(f32FromB64(o.packedRows!), `rows, ${where}`).toEqual(out(rows, c.rows * c.cols));
+      if (type !== c.type) repacked++;
+    });
+    // Q4_0 → Q4_0x4 (whole 4-block groups) and Q4_K → Q4_Kx: the SIMD128 build's layouts
+    expect(repacked).toBeGreaterThan(10);
+    const xs = k.alloc(expfInputs.length * 4), ys = k.alloc(expfInputs.length * 4);
+    k.f32().set(expfInputs, xs / 4);
+    k.expfVec(ys, xs, expfInputs.length);
+    expect(f32FromB64(reply.expf)).toEqual(out(ys, expfInputs.length));
+    expect(f32FromB64(reply.ops)).toEqual(new Float32Array(runOps(k, new Uint8Array(opsInput.buffer)).buffer));
   });
 });
