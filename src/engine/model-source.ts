@@ -47,9 +47,8 @@ export async function openModelSource(
           return { source: await store.openSource(model.id), name: model.name, close: async () => {} };
         } catch (error) {
           // Storage that keeps no data (WebKit's private windows): read the model from its URL,
-          // as with cache: false, and leave no partial record behind.
+          // as with cache: false (the store left no record behind).
           if (!(error instanceof StorageError && error.code === 'unsupported')) throw error;
-          await store.delete(store.idForUrl(spec.url)).catch(() => undefined);
         }
       }
       const source = await UrlSource.open(spec.url, { signal });

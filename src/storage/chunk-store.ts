@@ -104,11 +104,13 @@ export async function checkSpace(neededBytes: number): Promise<void> {
 export async function askPersistence(): Promise<void> {
   const storage = storageManager();
   // persist() exists on pages only (not in Workers); it may show a prompt or quietly say no.
+  // Not awaited: Firefox answers only once the person has answered its prompt, and a download
+  // must not wait for that (persistence is a request, not a requirement).
   if (!storage || typeof storage.persist !== 'function') return;
   try {
-    if (!(await storage.persisted())) await storage.persist();
+    if (!(await storage.persisted())) storage.persist().catch(() => undefined);
   } catch {
-    // Persistence is a request, not a requirement.
+    // persisted() failed: ask nothing.
   }
 }
 

@@ -32,7 +32,7 @@ export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 export interface DownloadOptions {
   onProgress?(progress: DownloadProgress): void;
   signal?: AbortSignal;
-  /** Ask navigator.storage.persist() first so the browser does not evict the model (default true; pages only). */
+  /** Ask navigator.storage.persist() as the download starts (not waiting for the answer) so the browser does not evict the model (default true; pages only). */
   persist?: boolean;
   /** Display name (default: the catalogue name, else the file name from the URL). */
   name?: string;
@@ -129,7 +129,8 @@ export class ModelStore {
 
   /**
    * Downloads `url` into the store, resuming a partial download from its last complete chunk.
-   * Resolves with the complete model (at once if it already is); rejects with a StorageError.
+   * Resolves with the complete model (at once if it already is); rejects with a StorageError
+   * ('unsupported', with no record left, where the browser keeps no downloaded data).
    */
   async download(url: string, options: DownloadOptions = {}): Promise<CachedModel> {
     const id = this.idForUrl(url);
@@ -140,6 +141,9 @@ export class ModelStore {
         try {
           return await this.downloadOnce(id, url, options, signal);
         } catch (error) {
+          // Storage that keeps no data (WebKit's private windows): a record it can never complete
+          // would only sit in the list.
+          if (error instanceof StorageError && error.code === 'unsupported') await this.chunks.remove(id).catch(() => undefined);
           if (!isRetryable(error) || attempt >= retries || signal.aborted) throw error;
           const delayMs = retryDelayMs(attempt);
           const record = await this.chunks.record(id);

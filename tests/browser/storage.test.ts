@@ -23,6 +23,7 @@ import { Qwen3Model } from '../../src/model/qwen3.ts';
 import type { CachedModel, DownloadProgress } from '../../src/storage/model-store.ts';
 import type { ModelResponse } from '../support/model-protocol.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
+import { ENGINE_PATHS, launchBrowser, testBrowsers, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
@@ -183,21 +184,24 @@ let tinySize: number;
 let tinySha: string;
 let otherPath: string;
 
+/** The page `call` talks to: Chromium's, or the page of the engine the downloads run in now. */
+let current: Page | TestPage;
+
 /** Calls window.t[name](...args) in the page. */
 function call<K extends keyof PageApi>(name: K, ...args: Parameters<PageApi[K]>): Promise<Awaited<ReturnType<PageApi[K]>>> {
-  return callOn(page, name, ...args);
+  return callOn(current, name, ...args);
 }
 
-function callOn<K extends keyof PageApi>(on: Page, name: K, ...args: Parameters<PageApi[K]>): Promise<Awaited<ReturnType<PageApi[K]>>> {
-  return on.evaluate(([n, a]) => {
+function callOn<K extends keyof PageApi>(on: Page | TestPage, name: K, ...args: Parameters<PageApi[K]>): Promise<Awaited<ReturnType<PageApi[K]>>> {
+  return (on as TestPage).evaluate(([n, a]) => {
     const api = (window as unknown as { t: Record<string, (...x: unknown[]) => unknown> }).t;
     return api[n as string]!(...(a as unknown[]));
   }, [name, args] as const) as Promise<Awaited<ReturnType<PageApi[K]>>>;
 }
 
-async function openPage(on: Page = page): Promise<void> {
+async function openPage(on: Page | TestPage = current): Promise<void> {
   await on.goto(`${pagesUrl}/__storage-test/index.html`);
-  await on.waitForFunction(() => typeof (window as unknown as { t?: unknown }).t === 'object');
+  await (on as TestPage).waitForFunction(() => typeof (window as unknown as { t?: unknown }).t === 'object');
 }
 
 async function fileSha256(path: string, start = 0, length?: number): Promise<string> {
@@ -276,6 +280,7 @@ beforeAll(async () => {
   pagesUrl = pages.url;
   chromium = await launchChromium();
   page = await chromium.newPage();
+  current = page;
   await openPage();
 }, 300_000);
 
@@ -290,7 +295,23 @@ beforeEach(() => {
   files.requests.length = 0;
 });
 
-describe('ModelStore in Chromium: downloads', () => {
+// Where the engine keeps models (ENGINE_PATHS): Chromium and Firefox. WebKit's test session is
+// private and keeps no Blobs in IndexedDB: there a download fails as 'unsupported' (below).
+describe.each(testBrowsers().filter((name) => ENGINE_PATHS[name].keepsModels))('ModelStore in %s: downloads', (browserName) => {
+  let other: TestBrowser | undefined;
+
+  beforeAll(async () => {
+    if (browserName === 'chromium') return;
+    other = await launchBrowser(browserName);
+    current = await other.newPage();
+    await openPage();
+  }, 120_000);
+
+  afterAll(async () => {
+    current = page;
+    await other?.close();
+  });
+
   it('downloads a model whole: IndexedDB holds exactly the file, progress reaches the total', async () => {
     const path = TINY_PATHS[0]!;
     const result = await call('download', url(path));
@@ -553,6 +574,29 @@ describe('ModelStore in Chromium: downloads', () => {
     await call('release');
     expectError(await call('finish'), 'aborted');
     expect(await call('get', id)).toBeNull();
+  });
+});
+
+describe.each(testBrowsers().filter((name) => !ENGINE_PATHS[name].keepsModels))('ModelStore in %s, whose test session keeps no Blobs', (browserName) => {
+  let other: TestBrowser;
+
+  beforeAll(async () => {
+    other = await launchBrowser(browserName);
+    current = await other.newPage();
+    await openPage();
+  }, 120_000);
+
+  afterAll(async () => {
+    current = page;
+    await other?.close();
+  });
+
+  it('a download fails with a typed StorageError (unsupported) and leaves no record behind', async () => {
+    const path = TINY_PATHS[0]!;
+    const error = expectError(await call('download', url(path), { retries: 0 }), 'unsupported');
+    expect(error.message.length).toBeGreaterThan(0);
+    expect(await call('get', url(path))).toBeNull();
+    expect(await call('list')).toEqual([]);
   });
 });
 
