@@ -31,6 +31,17 @@ export const CONTENT_SECURITY_POLICY = [
   "form-action 'none'",
 ].join('; ');
 
+/**
+ * How workers are split into chunks (the site's and the benchmark's builds): what a worker's
+ * entry loads at once, the entry module itself aside, goes into a chunk of its own. Otherwise it
+ * lands in the entry's chunk, and the chunks the worker imports later import the entry back:
+ * WebKit then evaluated the worker's script a second time, and two copies of the engine answered
+ * each call, the wrong one now and then. Worker entries are the `*-worker.ts` files.
+ */
+export const WORKER_OUTPUT = {
+  codeSplitting: { groups: [{ name: 'worker-shared', tags: ['$initial' as const], test: (id: string) => !/-worker\.ts$/.test(id) }] },
+};
+
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const SERVICE_WORKER_SOURCE = resolve(ROOT, 'src/sw/service-worker.ts');
 const SERVICE_WORKER_FILE = 'sw.js';
@@ -130,12 +141,7 @@ export default defineConfig(({ command }) => ({
     format: 'es',
     rolldownOptions: {
       checks: { bundlerTimings: false },
-      // What a worker's entry loads at once, the entry module itself aside, goes into a chunk of
-      // its own: otherwise it lands in the entry's chunk, and the chunks the worker imports later
-      // import the entry back. WebKit then evaluated the worker's script a second time (seen in the
-      // built site, whose service worker answers for the script), and two copies of the engine
-      // answered each call, the wrong one now and then. Worker entries are the `*-worker.ts` files.
-      output: { codeSplitting: { groups: [{ name: 'worker-shared', tags: ['$initial'], test: (id: string) => !/-worker\.ts$/.test(id) }] } },
+      output: WORKER_OUTPUT,
     },
   },
   plugins: [staticSite()],

@@ -16,7 +16,8 @@
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { launchChromium, rendererPeakBytes, type LaunchedChromium } from '../support/chromium.ts';
-import { startStaticServer } from '../support/static-server.ts';
+import { launchBrowser, type BrowserName, type TestBrowser } from '../support/browsers.ts';
+import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -114,6 +115,9 @@ export async function withBenchBrowser<T>(options: BenchBrowserOptions, run: (br
 // read from /proc.
 
 export interface BrowserBenchOptions {
+  /** The engine (default Chromium). Firefox and WebKit run through tests/support/browsers.ts: no
+   * console relay, peak memory or CPU time there (0). */
+  browser?: BrowserName;
   /** Absolute path of the HTML page; it must define `window.bench`. */
   pagePath: string;
   /** Model file, served at `/model.gguf` (its URL is added to loadParams as `modelUrl`). */
@@ -142,11 +146,12 @@ export interface BrowserBenchPage<L> {
   cpuSeconds(): Promise<number>;
 }
 
-/** Opens the page and runs its `bench.load`; when that fails, Chromium and the server are closed. */
+/** Opens the page and runs its `bench.load`; when that fails, the browser and the server are closed. */
 export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise<BrowserBenchPage<L>> {
   const server = await startStaticServer({
     files: { '/bench.html': options.pagePath, '/model.gguf': options.modelPath, ...options.files },
   });
+  if (options.browser && options.browser !== 'chromium') return openInOtherBrowser<L>(options.browser, server, options);
   let chromium: LaunchedChromium | undefined;
   const shutDown = async () => {
     await chromium?.close();
@@ -170,6 +175,49 @@ export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise
           const value = await call<T>('close', undefined, Math.min(options.timeoutMs, 60_000));
           const memory = await browser.processMemory();
           return { value, peakBytes: rendererPeakBytes(memory) };
+        } finally {
+          await shutDown();
+        }
+      },
+    };
+  } catch (error) {
+    await shutDown();
+    throw error;
+  }
+}
+
+/** openBrowserBench in Firefox or WebKit (tests/support/browsers.ts). */
+async function openInOtherBrowser<L>(name: BrowserName, server: StaticServer, options: BrowserBenchOptions): Promise<BrowserBenchPage<L>> {
+  let browser: TestBrowser | undefined;
+  const shutDown = async () => {
+    await browser?.close();
+    await server.close();
+  };
+  try {
+    browser = await launchBrowser(name);
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/bench.html`);
+    await page.waitForFunction(() => typeof (window as unknown as { bench?: unknown }).bench === 'object', 60_000);
+    const call = async <T>(method: string, arg?: unknown, timeoutMs = options.timeoutMs): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      const run = page.evaluate(([m, a]) => (window as unknown as { bench: Record<string, (x: unknown) => unknown> }).bench[m as string]!(a), [method, arg] as const);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${method} timed out after ${timeoutMs / 1000} s`)), timeoutMs);
+      });
+      try {
+        return (await Promise.race([run, timeout])) as T;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const loaded = await call<L>('load', { ...options.loadParams, modelUrl: `${server.url}/model.gguf` });
+    return {
+      loaded,
+      round: <T>() => call<T>('round'),
+      cpuSeconds: async () => Number.NaN,  // not measured there: the table shows –
+      async close<T>() {
+        try {
+          return { value: await call<T>('close', undefined, Math.min(options.timeoutMs, 60_000)), peakBytes: 0 };
         } finally {
           await shutDown();
         }

@@ -304,8 +304,11 @@ function openEngine(engine: EngineName, options: EngineRunOptions, settings: Ben
     case 'qwen-browser':
     case 'qwen-browser-plain':
     case 'qwen-browser64':
+    case 'qwen-firefox':
+    case 'qwen-webkit':
       return openQwenWebBrowser({ ...options, addressing: engine === 'qwen-browser64' ? 'memory64' : 'wasm32',
-        speculative: engine !== 'qwen-browser-plain', timeoutMs: settings.timeoutMs, log: pageLog });
+        speculative: engine !== 'qwen-browser-plain', timeoutMs: settings.timeoutMs, log: pageLog,
+        browser: engine === 'qwen-firefox' ? 'firefox' : engine === 'qwen-webkit' ? 'webkit' : 'chromium' });
   }
 }
 
@@ -422,7 +425,7 @@ function renderTable(rows: BenchRow[], ceilings: Ceilings | undefined): string {
       result ? formatNumber(result.promptTokensPerSecond) : '–',
       result ? formatNumber(result.decodeTokensPerSecond) : '–',
       result && result.peakBytes > 0 ? (result.peakBytes / 2 ** 20).toFixed(0) : '–',
-      result?.idleCpuShare !== undefined ? `${(result.idleCpuShare * 100).toFixed(0)} %` : '–',
+      result?.idleCpuShare !== undefined && Number.isFinite(result.idleCpuShare) ? `${(result.idleCpuShare * 100).toFixed(0)} %` : '–',
       row.engine === 'native' ? (native ? '1' : '–') : formatRatios(roundRatios(result, native, 'promptTokensPerSecond')),
       row.engine === 'native' ? (native ? '1' : '–') : formatRatios(roundRatios(result, native, 'decodeTokensPerSecond')),
       efficiency(row, ceilings, 'prompt'),

@@ -161,7 +161,7 @@ async function launchWebKit(): Promise<TestBrowser> {
           const text = await command<string>('POST', `/session/${sessionId}/execute/async`, { args: [], script:
             `const done = arguments[arguments.length - 1];
              Promise.resolve().then(() => (${fn.toString()})(${JSON.stringify(arg) ?? 'undefined'}))
-               .then((r) => done(JSON.stringify({ value: r })), (e) => done(JSON.stringify({ error: String(e && e.stack || e) })));` });
+               .then((r) => done(JSON.stringify({ value: r })), (e) => done(JSON.stringify({ error: String(e) + (e && e.stack ? ' ' + e.stack : '') })));` });
           await collectErrors();
           const result = JSON.parse(text) as { value?: unknown; error?: string };
           if (result.error !== undefined) throw new Error(`in WebKit: ${result.error}`);

@@ -1,4 +1,5 @@
-// qwen-web's own runtime in a Chromium Worker: the seam the benchmark calls. The model worker
+// qwen-web's own runtime in a browser Worker (Chromium; Firefox and WebKit for qwen-firefox and
+// qwen-webkit): the seam the benchmark calls. The model worker
 // (tests/support/model-worker.ts, its kernel workers and the wasm builds) is bundled by vite into
 // .cache/bench/qwen-web/ and served under /qwen-web/ next to the page
 // (tests/bench/pages/qwen-web.html); the page loads the model by URL (Range reads) in that worker,
@@ -7,6 +8,8 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
+import type { BrowserName } from '../../support/browsers.ts';
+import { WORKER_OUTPUT } from '../../../vite.config.ts';
 import { openBrowserBench } from '../browser.ts';
 import { benchContextLength, type EngineRunOptions, type EngineSession, type RoundSpeeds } from './types.ts';
 
@@ -23,7 +26,7 @@ async function buildWorker(): Promise<Record<string, string>> {
     logLevel: 'warn',
     // Relative asset URLs (new URL('./…', import.meta.url)), so the bundle works under /qwen-web/.
     base: './',
-    worker: { format: 'es' },
+    worker: { format: 'es', rolldownOptions: { output: WORKER_OUTPUT } },
     build: {
       outDir: OUT_DIR,
       emptyOutDir: true,
@@ -34,7 +37,8 @@ async function buildWorker(): Promise<Record<string, string>> {
       assetsInlineLimit: 0,
       rollupOptions: {
         input: { 'model-worker': join(ROOT, 'tests', 'support', 'model-worker.ts') },
-        output: { entryFileNames: '[name].js' },
+        // The model worker is this build's entry: split as the site's workers are.
+        output: { entryFileNames: '[name].js', ...WORKER_OUTPUT },
       },
     },
   });
@@ -49,9 +53,10 @@ async function buildWorker(): Promise<Record<string, string>> {
 }
 
 export async function openQwenWebBrowser(
-  options: EngineRunOptions & { addressing: 'wasm32' | 'memory64'; speculative: boolean; timeoutMs: number; log?: (line: string) => void },
+  options: EngineRunOptions & { addressing: 'wasm32' | 'memory64'; speculative: boolean; timeoutMs: number; log?: (line: string) => void; browser: BrowserName },
 ): Promise<EngineSession> {
   const page = await openBrowserBench<{ loadSeconds: number }>({
+    browser: options.browser,
     pagePath: join(PAGES, 'qwen-web.html'),
     modelPath: options.modelPath,
     files: await buildWorker(),

@@ -1,9 +1,12 @@
 // Shared shapes of the benchmark: what every engine is given and what it reports back.
 
-export type EngineName = 'native' | 'wllama' | 'qwen-node' | 'qwen-browser' | 'qwen-browser-plain' | 'qwen-browser64';
+export type EngineName = 'native' | 'wllama' | 'qwen-node' | 'qwen-browser' | 'qwen-browser-plain' | 'qwen-browser64' | 'qwen-firefox' | 'qwen-webkit';
 
-/** qwen-browser64: qwen-browser on its memory64 kernels (what contexts past 4 GiB run on), to price them. */
-export const ENGINE_NAMES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser', 'qwen-browser-plain', 'qwen-browser64'];
+/**
+ * qwen-browser64: qwen-browser on its memory64 kernels (what contexts past 4 GiB run on), to price
+ * them; qwen-firefox and qwen-webkit: the same page and worker in Firefox ESR and WebKitGTK.
+ */
+export const ENGINE_NAMES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser', 'qwen-browser-plain', 'qwen-browser64', 'qwen-firefox', 'qwen-webkit'];
 /** What runs unless --engines says otherwise. */
 export const DEFAULT_ENGINES: readonly EngineName[] = ['native', 'wllama', 'qwen-node', 'qwen-browser'];
 
@@ -15,6 +18,8 @@ export const ENGINE_WHERE: Readonly<Record<EngineName, string>> = {
   'qwen-browser': 'chromium worker',
   'qwen-browser-plain': 'chromium worker, no prompt lookup',
   'qwen-browser64': 'chromium worker, memory64',
+  'qwen-firefox': 'firefox worker',
+  'qwen-webkit': 'webkit worker',
 };
 
 /** One engine run: one model file, one thread count. */
