@@ -95,8 +95,9 @@ export class ConversationStore {
 
 /**
  * Two copies of one conversation as one: all messages of both but those removed (by either) after
- * their last change, the newer copy of a message both hold (ours on a tie). Our order is kept; a message only the stored copy
- * has goes right after the message it followed there (its turn stays together).
+ * their last change, the newer copy of a message both hold (ours on a tie). Our order is kept; a
+ * message only the stored copy has goes right after the message it followed there (its turn stays
+ * together).
  */
 export function mergeConversations(stored: Conversation, ours: Conversation): Conversation {
   const removals = removalsOf(stored);

@@ -115,8 +115,8 @@ export async function withBenchBrowser<T>(options: BenchBrowserOptions, run: (br
 // read from /proc.
 
 export interface BrowserBenchOptions {
-  /** The engine (default Chromium). Firefox and WebKit run through tests/support/browsers.ts: no
-   * console relay, peak memory or CPU time there (0). */
+  /** The engine (default Chromium). Firefox and WebKit run through tests/support/browsers.ts,
+   * which relays no console lines and measures neither peak memory (0) nor CPU time (NaN). */
   browser?: BrowserName;
   /** Absolute path of the HTML page; it must define `window.bench`. */
   pagePath: string;

@@ -15,6 +15,8 @@
 //  - the embed example (one script tag) loads the model and answers;
 //  - with the server stopped, the app shell loads from the service worker, still isolated, the
 //    model loads from IndexedDB and answers again.
+// Then in Firefox and WebKit (tests/support/browsers.ts): first visit, the embed example, the user
+// story, reload (offline where the engine keeps models).
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
@@ -410,7 +412,7 @@ describe('built site on a static host that sends no isolation headers', () => {
 
 // The same built site in the other engines (tests/support/browsers.ts), driven through the page's
 // DOM (the harness there runs scripts, it has no locators): each on its own path (ENGINE_PATHS),
-// each answer equal to the same engine's greedy answer in Node.
+// its answers equal to Node's greedy ones where its build computes Node's logits (SIMD128).
 describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site in %s', (browserName) => {
   const path = ENGINE_PATHS[browserName];
   let browser: TestBrowser;
@@ -437,13 +439,16 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     messages, temperature: 0, max_tokens: maxTokens, enable_thinking: false,
   })).choices[0]!.message.content;
 
-  /** Opens `url` and waits for the app (after its isolation reload, if any); then starts recording. */
-
-  it('first visit: the service worker installs and the app starts on the engine\'s path', async () => {
-    page = await browser.newPage();
+  /** Opens the app and waits for it (after its isolation reload, if any); then starts recording. */
+  async function openApp(): Promise<void> {
     await page.goto(`${host.url}/`);
     await page.waitForFunction(() => document.documentElement.dataset.ready === 'true', 60_000);
     await page.evaluate(installDriver);
+  }
+
+  it('first visit: the service worker installs and the app starts on the engine\'s path', async () => {
+    page = await browser.newPage();
+    await openApp();
     const state = await page.evaluate(() => ({ controlled: navigator.serviceWorker?.controller != null, isolated: globalThis.crossOriginIsolated }));
     expect(state).toEqual({ controlled: true, isolated: true });
   }, 120_000);
@@ -464,9 +469,7 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     expect(events.messages[0]!.role).toBe('assistant');
     expect(events.messages[0]!.content.length).toBeGreaterThan(0);
     expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
-    await page.goto(`${host.url}/`);
-    await page.waitForFunction(() => document.documentElement.dataset.ready === 'true', 60_000);
-    await page.evaluate(installDriver);
+    await openApp();
     // The app opened the embed's conversation (the latest of the origin): the story starts anew.
     await page.evaluate(() => {
       const d = (window as unknown as { driver: Driver }).driver;
@@ -532,9 +535,7 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     ? 'reload and offline: the shell from the service worker, the conversation and the model from IndexedDB, and it answers'
     : 'reload: the conversation comes back (this engine keeps no model: it is read from its URL again)', async () => {
     if (path.keepsModels) await host.close();
-    await page.goto(`${host.url}/`);
-    await page.waitForFunction(() => document.documentElement.dataset.ready === 'true', 60_000);
-    await page.evaluate(installDriver);
+    await openApp();
     await page.evaluate(() => {
       const d = (window as unknown as { driver: Driver }).driver;
       return d.until(() => d.find('article.user').length === 2);

@@ -433,6 +433,7 @@ describe.each(testBrowsers().filter((name) => ENGINE_PATHS[name].keepsModels))('
   it('starts over when the file changed between sessions (ETag and size differ)', async () => {
     const path = '/changing.gguf';
     const id = url(path);
+    await copyFile(tinyPath, join(tempDir, 'changing.gguf'));  // as it was (an engine before this one changed it)
     await downloadThenReload(id, 2);
     expect(await call('get', id)).toMatchObject({ storedBytes: 2 * CHUNK, totalBytes: tinySize });
     await copyFile(otherPath, join(tempDir, 'changing.gguf'));

@@ -1,6 +1,6 @@
 // qwen-web's own runtime in a browser Worker (Chromium; Firefox and WebKit for qwen-firefox and
-// qwen-webkit): the seam the benchmark calls. The model worker
-// (tests/support/model-worker.ts, its kernel workers and the wasm builds) is bundled by vite into
+// qwen-webkit): the seam the benchmark calls. The model worker (tests/support/model-worker.ts,
+// its kernel workers and the wasm builds) is bundled by vite into
 // .cache/bench/qwen-web/ and served under /qwen-web/ next to the page
 // (tests/bench/pages/qwen-web.html); the page loads the model by URL (Range reads) in that worker,
 // as an application would.
