@@ -461,6 +461,8 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     await page.evaluate((url) => {
       const chat = document.querySelector('qwen-chat')!;
       chat.setAttribute('max-tokens', '12');
+      // Greedy, so the answer is one fixed text: sampled, a random-weight model may end at once.
+      chat.setAttribute('temperature', '0');
       chat.setAttribute('model', url);
     }, `${host.url}${MODEL_PATH}`);
     await waitForRecorded(page, 'ready', 1);
@@ -478,18 +480,7 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
   }, 300_000);
 
   it('user story: load a model by URL, ask (the greedy answer), stop a long one with Esc, regenerate', async () => {
-    await page.evaluate((url) => {
-      const d = (window as unknown as { driver: Driver }).driver;
-      const chat = document.querySelector('qwen-chat')!;
-      chat.setAttribute('temperature', '0');
-      chat.setAttribute('max-tokens', '12');
-      d.click('button.open-models');
-      return d.until(() => d.find('#model-url').length > 0).then(() => {
-        d.fill('#model-url', url);
-        d.click('button.load-url');
-      });
-    }, `${host.url}${MODEL_PATH}`);
-    await waitForRecorded(page, 'ready', 1);
+    await loadThroughDom(page, `${host.url}${MODEL_PATH}`);
     const info = (await recordedIn(page)).ready[0]!;
     expect(info).toMatchObject({ backend: 'cpu', name: expect.stringContaining('tiny-f32') });
     expect(info.threads! > 1).toBe(path.threads);
@@ -540,19 +531,7 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
       const d = (window as unknown as { driver: Driver }).driver;
       return d.until(() => d.find('article.user').length === 2);
     });
-    await page.evaluate((url) => {
-      const d = (window as unknown as { driver: Driver }).driver;
-      const chat = document.querySelector('qwen-chat')!;
-      chat.setAttribute('temperature', '0');
-      chat.setAttribute('max-tokens', '12');
-      d.click('button.open-models');
-      return d.until(() => d.find(url ? '#model-url' : 'ul.cached button.load').length > 0).then(() => {
-        if (!url) return d.click('ul.cached button.load');
-        d.fill('#model-url', url);
-        d.click('button.load-url');
-      });
-    }, path.keepsModels ? '' : `${host.url}${MODEL_PATH}`);
-    await waitForRecorded(page, 'ready', 1);
+    await loadThroughDom(page, path.keepsModels ? 'cached' : `${host.url}${MODEL_PATH}`);
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.click('button.close-panel'));
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hello again'));
     const events = await waitForRecorded(page, 'messages', 1);
@@ -618,6 +597,27 @@ function installDriver(): void {
   chat.addEventListener('message', (e) => recorded.messages.push((e as CustomEvent).detail.message));
   chat.addEventListener('error', (e) => recorded.errors.push(String((e as unknown as CustomEvent).detail.error?.message)));
   Object.assign(window, { driver, recorded });
+}
+
+/**
+ * At temperature 0 and 12 tokens an answer, loads a model from the model panel: `url` typed into
+ * its URL field, or ('cached') the first model kept in the browser; waits until it is ready.
+ */
+async function loadThroughDom(page: TestPage, url: string): Promise<void> {
+  await page.evaluate((from) => {
+    const d = (window as unknown as { driver: Driver }).driver;
+    const chat = document.querySelector('qwen-chat')!;
+    chat.setAttribute('temperature', '0');
+    chat.setAttribute('max-tokens', '12');
+    d.click('button.open-models');
+    const cached = from === 'cached';
+    return d.until(() => d.find(cached ? 'ul.cached button.load' : '#model-url').length > 0).then(() => {
+      if (cached) return d.click('ul.cached button.load');
+      d.fill('#model-url', from);
+      d.click('button.load-url');
+    });
+  }, url);
+  await waitForRecorded(page, 'ready', 1);
 }
 
 const recordedIn = (page: TestPage) => page.evaluate(() => (window as unknown as { recorded: Recorded }).recorded);

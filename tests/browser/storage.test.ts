@@ -23,7 +23,7 @@ import { Qwen3Model } from '../../src/model/qwen3.ts';
 import type { CachedModel, DownloadProgress } from '../../src/storage/model-store.ts';
 import type { ModelResponse } from '../support/model-protocol.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
-import { ENGINE_PATHS, launchBrowser, testBrowsers, type TestBrowser, type TestPage } from '../support/browsers.ts';
+import { ENGINE_PATHS, launchBrowser, testBrowsers, type BrowserName, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
@@ -297,7 +297,8 @@ beforeEach(() => {
 
 // Where the engine keeps models (ENGINE_PATHS): Chromium and Firefox. WebKit's test session is
 // private and keeps no Blobs in IndexedDB: there a download fails as 'unsupported' (below).
-describe.each(testBrowsers().filter((name) => ENGINE_PATHS[name].keepsModels))('ModelStore in %s: downloads', (browserName) => {
+/** For the describe it is called in: `call` talks to a page of `browserName` (Chromium's own page for Chromium). */
+function inEngine(browserName: BrowserName): void {
   let other: TestBrowser | undefined;
 
   beforeAll(async () => {
@@ -311,6 +312,10 @@ describe.each(testBrowsers().filter((name) => ENGINE_PATHS[name].keepsModels))('
     current = page;
     await other?.close();
   });
+}
+
+describe.each(testBrowsers().filter((name) => ENGINE_PATHS[name].keepsModels))('ModelStore in %s: downloads', (browserName) => {
+  inEngine(browserName);
 
   it('downloads a model whole: IndexedDB holds exactly the file, progress reaches the total', async () => {
     const path = TINY_PATHS[0]!;
@@ -579,18 +584,7 @@ describe.each(testBrowsers().filter((name) => ENGINE_PATHS[name].keepsModels))('
 });
 
 describe.each(testBrowsers().filter((name) => !ENGINE_PATHS[name].keepsModels))('ModelStore in %s, whose test session keeps no Blobs', (browserName) => {
-  let other: TestBrowser;
-
-  beforeAll(async () => {
-    other = await launchBrowser(browserName);
-    current = await other.newPage();
-    await openPage();
-  }, 120_000);
-
-  afterAll(async () => {
-    current = page;
-    await other?.close();
-  });
+  inEngine(browserName);
 
   it('a download fails with a typed StorageError (unsupported) and leaves no record behind', async () => {
     const path = TINY_PATHS[0]!;
