@@ -1,4 +1,5 @@
-// One engine for all tabs (src/engine/tab-shared-engine.ts) in real Chromium tabs of one profile:
+// One engine for all tabs (src/engine/tab-shared-engine.ts) in real Chromium tabs of one profile
+// (and two Firefox tabs, at the end):
 // the first tab to take the Web Lock runs a worker engine, the others use it over a BroadcastChannel.
 // Every answer is checked against Node's in-process CpuEngine on the same fixture, kernel build and
 // threads (their logits are bit-identical, tests/browser/model.test.ts), so an answer spoiled by
@@ -9,6 +10,7 @@ import type { ViteDevServer } from 'vite';
 import { CpuEngine } from '../../src/engine/cpu-engine.ts';
 import type { ChatCompletionRequest, LoadOptions, ModelInfo } from '../../src/engine/types.ts';
 import { ensureFixture } from '../fixtures/fixtures.ts';
+import { launchBrowser, testBrowsers, type TestBrowser, type TestPage } from '../support/browsers.ts';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.ts';
 import { startStaticServer, type StaticServer } from '../support/static-server.ts';
 import { startVitePages } from '../support/vite-pages.ts';
@@ -290,4 +292,58 @@ describe('one engine for all tabs (Chromium)', () => {
     expect(Date.now() - started).toBeLessThan(5_500); // failed before the owner woke up
     await closeTabs();
   }, 120_000);
+});
+
+// Firefox: two tabs of one profile (its Web Locks and BroadcastChannel), through the cross-engine
+// harness. Not WebKit: its WebDriver server holds one window per session, and two sessions do not
+// share storage.
+describe.each(testBrowsers().filter((name) => name === 'firefox'))('one engine for all tabs (%s)', (browserName) => {
+  let browser: TestBrowser;
+  const tabs: TestPage[] = [];
+
+  beforeAll(async () => {
+    browser = await launchBrowser(browserName);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const tab of tabs) await tab.close();
+    await browser?.close();
+  });
+
+  async function open(): Promise<TestPage> {
+    const tab = await browser.newPage();
+    tabs.push(tab);
+    await tab.goto(pageUrl);
+    await tab.waitForFunction(() => typeof (window as unknown as { tab?: unknown }).tab === 'object');
+    return tab;
+  }
+
+  const callIn = <T>(tab: TestPage, method: string, ...args: unknown[]): Promise<T> =>
+    tab.evaluate(([name, rest]) => (window as unknown as { tab: Record<string, (...a: unknown[]) => unknown> }).tab[name as string]!(...(rest as unknown[])), [method, args] as const) as Promise<T>;
+
+  it('a second tab uses the first tab\'s model, and generations from both queue, each answer right', async () => {
+    const spec = { kind: 'url', url: modelUrl };
+    const first = await open();
+    const loaded = await callIn<LoadReport>(first, 'load', spec, OPTIONS);
+    expect(loaded.error).toBeUndefined();
+    expect(await callIn<string>(first, 'role')).toBe('owner');
+
+    const second = await open();
+    await second.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined);
+    expect(await callIn<string>(second, 'role')).toBe('follower');
+    const joined = await callIn<LoadReport>(second, 'load', spec, OPTIONS);
+    expect(joined.info).toEqual(loaded.info);
+    expect(joined.progress).toEqual([]);
+    expect(await callIn<number>(second, 'enginesMade')).toBe(0);
+
+    const a = prompt('First tab asks about rivers.', 40);
+    const b = prompt('Second tab asks about mountains.', 40);
+    const [ra, rb] = await Promise.all([callIn<StreamReport>(first, 'stream', a), callIn<StreamReport>(second, 'stream', b)]);
+    expect(ra.error).toBeUndefined();
+    expect(rb.error).toBeUndefined();
+    expect(ra.content).toBe(await expected(a));
+    expect(rb.content).toBe(await expected(b));
+    expect([ra.finish, rb.finish]).not.toContain('abort');
+    expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
+  }, 180_000);
 });
