@@ -88,35 +88,10 @@ interface Recorded {
   errors: unknown[];
 }
 
-/** Records the element's events in the page (again after each reload). */
+/** Records the element's events in the page (again after each reload): installDriver's `recorded`. */
 async function recordEvents(page: Page): Promise<void> {
   await page.waitForFunction(() => document.querySelector('qwen-chat')?.shadowRoot != null);
-  await page.evaluate(() => {
-    const chat = document.querySelector('qwen-chat')!;
-    const recorded = { ready: [] as unknown[], tokens: 0, messages: [] as unknown[], errors: [] as unknown[] };
-    chat.addEventListener('ready', (e) => recorded.ready.push((e as CustomEvent).detail.info));
-    chat.addEventListener('token', () => recorded.tokens++);
-    chat.addEventListener('message', (e) => recorded.messages.push((e as CustomEvent).detail.message));
-    chat.addEventListener('error', (e) => recorded.errors.push((e as unknown as CustomEvent).detail.error));
-    (window as unknown as { recorded: unknown }).recorded = recorded;
-  });
-}
-
-const recorded = (page: Page) => page.evaluate(() => (window as unknown as { recorded: Recorded }).recorded);
-
-/** Waits until the element reported `count` events of a kind, or an error. */
-async function waitForEvents(page: Page, kind: 'ready' | 'messages', count: number): Promise<Recorded> {
-  await page.waitForFunction(
-    ([k, n]) => {
-      const r = (window as unknown as { recorded: Recorded }).recorded;
-      return r[k as 'ready' | 'messages'].length >= (n as number) || r.errors.length > 0;
-    },
-    [kind, count] as const,
-    { timeout: 240_000 },
-  );
-  const result = await recorded(page);
-  expect(result.errors).toEqual([]);
-  return result;
+  await page.evaluate(installDriver);
 }
 
 /** Types into the composer and sends with Enter, as a user does. */
@@ -465,9 +440,9 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
       chat.setAttribute('temperature', '0');
       chat.setAttribute('model', url);
     }, `${host.url}${MODEL_PATH}`);
-    await waitForRecorded(page, 'ready', 1);
+    await waitForEvents(page, 'ready', 1);
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hi'));
-    const events = await waitForRecorded(page, 'messages', 1);
+    const events = await waitForEvents(page, 'messages', 1);
     expect(events.messages[0]!.role).toBe('assistant');
     expect(events.messages[0]!.content.length).toBeGreaterThan(0);
     expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
@@ -481,13 +456,13 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
 
   it('user story: load a model by URL, ask (the greedy answer), stop a long one with Esc, regenerate', async () => {
     await loadThroughDom(page, `${host.url}${MODEL_PATH}`);
-    const info = (await recordedIn(page)).ready[0]!;
+    const info = (await recorded(page)).ready[0]!;
     expect(info).toMatchObject({ backend: 'cpu', name: expect.stringContaining('tiny-f32') });
     expect(info.threads! > 1).toBe(path.threads);
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.click('button.close-panel'));
 
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hello'));
-    let events = await waitForRecorded(page, 'messages', 1);
+    let events = await waitForEvents(page, 'messages', 1);
     // The SIMD128 build computes Node's logits bit for bit: the same greedy answer. The relaxed one
     // rounds its own way (within rounding of Node's: model.test.ts), enough to pick other tokens
     // of a random-weight model at a near tie, so there the answer is only checked to be whole.
@@ -503,7 +478,7 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     });
     await page.waitForFunction(() => (window as unknown as { recorded: Recorded }).recorded.tokens > 20, 120_000);
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.press('textarea#input', 'Escape'));
-    events = await waitForRecorded(page, 'messages', 2);
+    events = await waitForEvents(page, 'messages', 2);
     expect(events.messages[1]!.finishReason).toBe('abort');
 
     // Regenerate the stopped answer: replaced by the greedy one, not appended.
@@ -512,7 +487,7 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
       const d = (window as unknown as { driver: Driver }).driver;
       return d.until(() => d.find('button.regenerate').length > 0).then(() => d.click('button.regenerate', -1));
     });
-    events = await waitForRecorded(page, 'messages', 3);
+    events = await waitForEvents(page, 'messages', 3);
     if (!path.relaxedSimd) {
       const conversation: ChatMessage[] = [{ role: 'user', content: 'Hello' }, { role: 'assistant', content: hello }, { role: 'user', content: 'Tell me a long story' }];
       expect(events.messages[2]!.content).toBe(await greedy(conversation, 12));
@@ -534,13 +509,13 @@ describe.each(testBrowsers().filter((name) => name !== 'chromium'))('built site 
     await loadThroughDom(page, path.keepsModels ? 'cached' : `${host.url}${MODEL_PATH}`);
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.click('button.close-panel'));
     await page.evaluate(() => (window as unknown as { driver: Driver }).driver.send('Hello again'));
-    const events = await waitForRecorded(page, 'messages', 1);
+    const events = await waitForEvents(page, 'messages', 1);
     expect(events.messages[0]!.role).toBe('assistant');
     expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
   }, 300_000);
 });
 
-/** What the element reported since the driver was installed on this page load. */
+/** A user's hands in the page (installDriver): through every shadow root. */
 interface Driver {
   find(selector: string): Element[];
   click(selector: string, index?: number): void;
@@ -617,19 +592,21 @@ async function loadThroughDom(page: TestPage, url: string): Promise<void> {
       d.click('button.load-url');
     });
   }, url);
-  await waitForRecorded(page, 'ready', 1);
+  await waitForEvents(page, 'ready', 1);
 }
 
-const recordedIn = (page: TestPage) => page.evaluate(() => (window as unknown as { recorded: Recorded }).recorded);
+/** What the element reported since installDriver ran on this page load. */
+const recorded = (page: Page | TestPage): Promise<Recorded> =>
+  (page as TestPage).evaluate(() => (window as unknown as { recorded: Recorded }).recorded);
 
 /** Waits until the element reported `count` events of a kind (or an error, which fails the test). */
-async function waitForRecorded(page: TestPage, kind: 'ready' | 'messages', count: number): Promise<Recorded> {
-  await page.evaluate(([k, n]) => {
+async function waitForEvents(page: Page | TestPage, kind: 'ready' | 'messages', count: number): Promise<Recorded> {
+  await (page as TestPage).evaluate(([k, n]) => {
     const d = (window as unknown as { driver: Driver }).driver;
     const r = (window as unknown as { recorded: Recorded }).recorded;
     return d.until(() => r[k as 'ready' | 'messages'].length >= (n as number) || r.errors.length > 0, 240_000);
   }, [kind, count] as const);
-  const result = await recordedIn(page);
+  const result = await recorded(page);
   expect(result.errors, JSON.stringify({ ...result, kind, count })).toEqual([]);
   return result;
 }

@@ -103,8 +103,22 @@ async function closeTabs(): Promise<void> {
   for (const page of opened.splice(0)) await page.close();
 }
 
-const call = <T>(page: Page, method: string, ...args: unknown[]): Promise<T> =>
-  page.evaluate(([name, rest]) => (window as unknown as { tab: Record<string, (...a: unknown[]) => unknown> }).tab[name as string](...(rest as unknown[])), [method, args] as const) as Promise<T>;
+/** Runs `window.tab[method](...args)` in a tab (Chromium's, or one of the cross-engine harness). */
+const call = <T>(page: Page | TestPage, method: string, ...args: unknown[]): Promise<T> =>
+  (page as TestPage).evaluate(([name, rest]) => (window as unknown as { tab: Record<string, (...a: unknown[]) => unknown> }).tab[name as string]!(...(rest as unknown[])), [method, args] as const) as Promise<T>;
+
+/** One question from each tab at once: both answers whole (not cut by the other) and Node's. */
+async function expectBothAnswered(first: Page | TestPage, second: Page | TestPage): Promise<void> {
+  const a = prompt('First tab asks about rivers.', 40);
+  const b = prompt('Second tab asks about mountains.', 40);
+  const [ra, rb] = await Promise.all([call<StreamReport>(first, 'stream', a), call<StreamReport>(second, 'stream', b)]);
+  expect(ra.error).toBeUndefined();
+  expect(rb.error).toBeUndefined();
+  expect(ra.content).toBe(await expected(a));
+  expect(rb.content).toBe(await expected(b));
+  expect(ra.finish).not.toBe('abort');
+  expect(rb.finish).not.toBe('abort');
+}
 
 /** Engine workers alive across every open tab: one model in memory means one. */
 function engineWorkers(): number {
@@ -171,15 +185,7 @@ describe('one engine for all tabs (Chromium)', () => {
     const first = await openTab();
     expect((await call<LoadReport>(first, 'load', { kind: 'url', url: modelUrl }, OPTIONS)).error).toBeUndefined();
     const second = await openTab();
-    const a = prompt('First tab asks about rivers.', 40);
-    const b = prompt('Second tab asks about mountains.', 40);
-    const [ra, rb] = await Promise.all([call<StreamReport>(first, 'stream', a), call<StreamReport>(second, 'stream', b)]);
-    expect(ra.error).toBeUndefined();
-    expect(rb.error).toBeUndefined();
-    expect(ra.content).toBe(await expected(a));
-    expect(rb.content).toBe(await expected(b));
-    expect(ra.finish).not.toBe('abort');
-    expect(rb.finish).not.toBe('abort');
+    await expectBothAnswered(first, second);
     await closeTabs();
   }, 180_000);
 
@@ -318,32 +324,22 @@ describe.each(testBrowsers().filter((name) => name === 'firefox'))('one engine f
     return tab;
   }
 
-  const callIn = <T>(tab: TestPage, method: string, ...args: unknown[]): Promise<T> =>
-    tab.evaluate(([name, rest]) => (window as unknown as { tab: Record<string, (...a: unknown[]) => unknown> }).tab[name as string]!(...(rest as unknown[])), [method, args] as const) as Promise<T>;
-
   it('a second tab uses the first tab\'s model, and generations from both queue, each answer right', async () => {
     const spec = { kind: 'url', url: modelUrl };
     const first = await open();
-    const loaded = await callIn<LoadReport>(first, 'load', spec, OPTIONS);
+    const loaded = await call<LoadReport>(first, 'load', spec, OPTIONS);
     expect(loaded.error).toBeUndefined();
-    expect(await callIn<string>(first, 'role')).toBe('owner');
+    expect(await call<string>(first, 'role')).toBe('owner');
 
     const second = await open();
     await second.waitForFunction(() => (window as unknown as { tab: { info(): unknown } }).tab.info() !== undefined);
-    expect(await callIn<string>(second, 'role')).toBe('follower');
-    const joined = await callIn<LoadReport>(second, 'load', spec, OPTIONS);
+    expect(await call<string>(second, 'role')).toBe('follower');
+    const joined = await call<LoadReport>(second, 'load', spec, OPTIONS);
     expect(joined.info).toEqual(loaded.info);
     expect(joined.progress).toEqual([]);
-    expect(await callIn<number>(second, 'enginesMade')).toBe(0);
+    expect(await call<number>(second, 'enginesMade')).toBe(0);
 
-    const a = prompt('First tab asks about rivers.', 40);
-    const b = prompt('Second tab asks about mountains.', 40);
-    const [ra, rb] = await Promise.all([callIn<StreamReport>(first, 'stream', a), callIn<StreamReport>(second, 'stream', b)]);
-    expect(ra.error).toBeUndefined();
-    expect(rb.error).toBeUndefined();
-    expect(ra.content).toBe(await expected(a));
-    expect(rb.content).toBe(await expected(b));
-    expect([ra.finish, rb.finish]).not.toContain('abort');
+    await expectBothAnswered(first, second);
     expect(browser.consoleErrors, browser.consoleErrors.join('\n')).toEqual([]);
   }, 180_000);
 });
