@@ -1,6 +1,8 @@
 // The app page's bootstrap: in a production build, register the service worker (offline app
 // shell + cross-origin isolation on hosts that send no headers), reload once when it first takes
 // control so that the page becomes cross-origin isolated, then define <qwen-chat>.
+import { importCode } from './lazy-code.ts';
+
 const RELOAD_FLAG = 'qwen-web:isolation-reload';
 
 /** Defined by vite.config.ts: true in a built site. */
@@ -49,7 +51,16 @@ function waitForControl(registration: ServiceWorkerRegistration): Promise<boolea
 
 async function main(): Promise<void> {
   if ((await ensureIsolation()) === 'reloading') return;
-  await import('./lib.ts');
+  try {
+    await importCode('qwen-web', () => import('./lib.ts'));
+  } catch (error) {
+    // The page's only content is the loading line: it says what happened instead.
+    const line = document.querySelector('.app-loading');
+    if (line) line.textContent = error instanceof Error ? error.message : String(error);
+    document.documentElement.dataset.ready = 'failed';
+    console.error(error);
+    return;
+  }
   document.documentElement.dataset.ready = 'true';
 }
 

@@ -16,6 +16,7 @@ import {
   toWebLlmRequest,
 } from '../src/engine/webllm-mapping.ts';
 import { gpuOfThisContext, requestWebLlmAdapter, summarizeAdapter } from '../src/engine/webgpu-detect.ts';
+import { importCode } from '../src/lazy-code.ts';
 
 type WebLlmModule = typeof import('@mlc-ai/web-llm');
 
@@ -41,7 +42,11 @@ async function* interruptible(
 }
 
 function importWebLlm(): Promise<WebLlmModule> {
-  return (webllmModule ??= import('@mlc-ai/web-llm'));
+  // A failed fetch is not kept: the next load tries again (in a fresh worker where it has to).
+  return (webllmModule ??= importCode('WebLLM', () => import('@mlc-ai/web-llm')).catch((error: unknown) => {
+    webllmModule = undefined;
+    throw error;
+  }));
 }
 
 // web-llm logs a lost device and unloads, but tells its caller nothing until the next request

@@ -17,6 +17,7 @@ import { detectWebGPU, type WebGpuSupport } from './webgpu-detect.ts';
 import { createWebGpuEngine, type WebGpuEngine, type WebGpuEngineOptions } from './webgpu-engine.ts';
 import { mlcModelNeedsShaderF16 } from './webllm-mapping.ts';
 import { createWorkerEngine, type WorkerEngineOptions } from './worker-engine.ts';
+import { isCodeUnavailable } from '../lazy-code.ts';
 import { CATALOGUE } from '../storage/catalogue.ts';
 
 export { detectWebGPU, type WebGpuSupport, type WebGpuAdapterSummary } from './webgpu-detect.ts';
@@ -221,10 +222,21 @@ class BackendSwitchingEngine implements SwitchingEngine {
       this.cpuSpecFor(model); // throws 'unsupported' before announcing a fallback that cannot happen
       this.notify(choice);
     }
-    const info = await this.cpu().load(this.cpuSpecFor(model), options);
-    this.active = this.cpuEngine;
-    this.thinkingDefault = undefined;
-    return info;
+    const cpu = this.cpu();
+    try {
+      const info = await cpu.load(this.cpuSpecFor(model), options);
+      this.active = cpu;
+      this.thinkingDefault = undefined;
+      return info;
+    } catch (error) {
+      // A worker that could not fetch part of its code keeps that failure (Firefox): the next
+      // load gets a fresh worker.
+      if (isCodeUnavailable(error) && this.cpuEngine === cpu) {
+        cpu.terminate();
+        this.cpuEngine = undefined;
+      }
+      throw error;
+    }
   }
 
   /** After a lost GPU: the same model on the CPU engine. */

@@ -11,6 +11,7 @@
 import type * as XGrammar from '@mlc-ai/web-xgrammar';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { EngineError } from './errors.ts';
+import { importCode, isCodeUnavailable } from '../lazy-code.ts';
 import { prepareSchema } from './json-schema.ts';
 import type { ResponseFormat, ToolDefinition } from './types.ts';
 
@@ -34,7 +35,7 @@ async function loadXGrammar(): Promise<XGrammarModule> {
     try {
       // Run as an ES module (Node, a dev server) it sets globalThis.xgrammar; a bundler that
       // wraps it as CommonJS gives its exports instead (the default export, or named ones).
-      const module = (await import('@mlc-ai/web-xgrammar')) as Partial<XGrammarModule> & { default?: Partial<XGrammarModule> };
+      const module = (await importCode('The grammar engine (XGrammar)', () => import('@mlc-ai/web-xgrammar'))) as Partial<XGrammarModule> & { default?: Partial<XGrammarModule> };
       const xgrammar = [module, module.default, scope.xgrammar].find((m) => m?.TokenizerInfo) as XGrammarModule | undefined;
       if (!xgrammar) throw new Error('@mlc-ai/web-xgrammar gave neither exports nor globalThis.xgrammar');
       // Its wasm starts on first use: while the lent globals are still there.
@@ -48,6 +49,7 @@ async function loadXGrammar(): Promise<XGrammarModule> {
     return await loading;
   } catch (error) {
     loading = undefined;
+    if (isCodeUnavailable(error)) throw new EngineError('unsupported', (error as Error).message, { cause: error, detail: 'code-unavailable' });
     throw new EngineError('internal', `the grammar engine (XGrammar) did not start: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }

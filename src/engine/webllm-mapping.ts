@@ -19,6 +19,7 @@
 //    fails with ContextWindowSizeExceededError instead): dropped_messages = 0.
 import type * as WebLlm from '@mlc-ai/web-llm';
 import { EngineError, type EngineErrorCode } from './errors.ts';
+import { isCodeUnavailable } from '../lazy-code.ts';
 import type {
   ChatCompletionChunk,
   ChatCompletionTokenLogprob,
@@ -339,6 +340,7 @@ export function classifyWebLlmError(
     return make(phase === 'load' ? 'load-failed' : 'no-model', 'device-lost', `the WebGPU device was lost: ${message}`);
   }
   if (phase === 'load') {
+    if (isCodeUnavailable(error)) return make('load-failed', 'code-unavailable');
     if (name === 'WebGPUNotAvailableError' || name === 'WebGPUNotFoundError' || /compatible GPU/.test(message)) {
       return make('load-failed', 'no-adapter');
     }

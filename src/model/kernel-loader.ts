@@ -3,6 +3,7 @@
 // memory64), the module's memory import, rewritten to a non-shared memory for hosts without
 // SharedArrayBuffer, and, for memory64, its exports adapted to take and give plain numbers.
 // kernels.ts instantiates what this gives.
+import { importCode } from '../lazy-code.ts';
 import { KERNEL_BUILDS, type KernelBuild, type KernelPlatform } from './kernel-platform.ts';
 
 /** Bytes of a wasm memory page, and the most pages wasm32 can address (4 GiB). */
@@ -248,7 +249,7 @@ export async function loadPlatform(): Promise<KernelPlatform> {
     const mod = (await import(/* @vite-ignore */ nodeHost)) as typeof import('./kernel-platform-node.ts');
     return mod.nodePlatform;
   }
-  return (await import('./kernel-platform-browser.ts')).browserPlatform;
+  return (await importCode('The kernels\' host', () => import('./kernel-platform-browser.ts'))).browserPlatform;
 }
 
 export interface KernelModule {

@@ -33,6 +33,7 @@ import {
 import type { CreatedEngine } from './engine-factory.ts';
 import type { SharedModel } from '../engine/tab-shared-engine.ts';
 import { formatBytes, formatDuration } from '../format.ts';
+import { importCode, isCodeUnavailable } from '../lazy-code.ts';
 import { smallerModels } from './device.ts';
 import { GenerationController } from './generation-controller.ts';
 import { resolveLang, t, type Lang } from './i18n.ts';
@@ -91,6 +92,7 @@ export class QwenChat extends LitElement {
     loadState: { state: true },
     errorText: { state: true },
     offerLocalFile: { state: true },
+    offerReload: { state: true },
     offerModels: { state: true },
     refusedBytes: { state: true },
     notice: { state: true },
@@ -138,6 +140,8 @@ export class QwenChat extends LitElement {
   declare errorText: string | undefined;
   /** The error banner offers to open a local GGUF file (a download could not reach its server). */
   declare offerLocalFile: boolean;
+  /** The last error was part of the app's code failing to load: offer to reload the page. */
+  declare offerReload: boolean;
   /** The error banner offers these smaller models (the device had too little memory for the one asked for). */
   declare offerModels: CatalogueEntry[];
   /** The smallest model file whose load failed here for want of memory (the model list marks those as large). */
@@ -199,6 +203,7 @@ export class QwenChat extends LitElement {
     this.loadState = undefined;
     this.errorText = undefined;
     this.offerLocalFile = false;
+    this.offerReload = false;
     this.offerModels = [];
     this.refusedBytes = undefined;
     this.notice = undefined;
@@ -401,6 +406,9 @@ export class QwenChat extends LitElement {
           ${this.offerLocalFile
             ? html`<button type="button" class="link open-local" @click=${this.openLocalFile}>${t(l, 'openLocalInstead')}</button>`
             : nothing}
+          ${this.offerReload
+            ? html`<button type="button" class="link reload-page" @click=${() => location.reload()}>${t(l, 'reloadPage')}</button>`
+            : nothing}
           ${this.offerModels.map((entry) => html`<button type="button" class="link try-model" data-id=${entry.id}
               @click=${() => void this.load({ spec: { kind: 'url', url: entry.url }, name: entry.name, entry, sizeBytes: entry.sizeBytes }).catch(() => undefined)}>
               ${t(l, 'tryModel', { name: entry.name, size: formatBytes(entry.sizeBytes) })}</button>`)}
@@ -509,7 +517,7 @@ export class QwenChat extends LitElement {
     const own = this.activeEngine();
     if (own) return own;
     this.creating ??= (async () => {
-      const { createChatEngine } = await import('./engine-factory.ts');
+      const { createChatEngine } = await engineFactory();
       this.created = await createChatEngine(parseBackend(this.backend), (_reason, choice) => {
         this.notice = t(this.locale, 'fallback', { reason: backendReasonText(choice, this.locale) });
       });
@@ -522,8 +530,12 @@ export class QwenChat extends LitElement {
   /** Another tab of the origin already runs the model: use it here at once instead of loading a copy. */
   private async joinOtherTab(): Promise<void> {
     if (this.engine || this.created || this.creating || this.loadController || this.modelInfo) return;
-    const { otherTabRunsEngine } = await import('./engine-factory.ts');
-    if (await otherTabRunsEngine()) await this.ensureEngine();
+    try {
+      const { otherTabRunsEngine } = await engineFactory();
+      if (await otherTabRunsEngine()) await this.ensureEngine();
+    } catch {
+      // Nothing to join, or the engine's code did not come: a load says so when the person asks for one.
+    }
   }
 
   /** Any tab changed the model every tab shares (loaded, unloaded, or took it over from a closed tab). */
@@ -610,6 +622,8 @@ export class QwenChat extends LitElement {
           if (size !== undefined) this.refusedBytes = Math.min(this.refusedBytes ?? Infinity, size);
           this.offerModels = smallerModels(size);
         }
+        // Part of the app's code did not come: a reload fetches it again (so may a new try).
+        this.offerReload = isCodeUnavailable(error);
       }
       throw error;
     } finally {
@@ -890,10 +904,14 @@ export class QwenChat extends LitElement {
   }
 
   private async detectWebGpu(): Promise<void> {
-    const { detectWebGpu } = await import('./engine-factory.ts');
-    const support = await detectWebGpu();
-    this.webgpu = { state: 'done', available: support.available, detail: support.available ? support.adapter?.description || support.adapter?.vendor || undefined : webGpuReasonText(support, this.locale) };
+    try {
+      const support = await (await engineFactory()).detectWebGpu();
+      this.webgpu = { state: 'done', available: support.available, detail: support.available ? support.adapter?.description || support.adapter?.vendor || undefined : webGpuReasonText(support, this.locale) };
+    } catch (error) {
+      this.webgpu = { state: 'done', available: false, detail: describeError(error, this.locale) };
+    }
   }
+
 
   private focusComposer(): void {
     void this.updateComplete.then(() => this.renderRoot.querySelector<QwenComposer>('qwen-composer')?.focus());
@@ -918,6 +936,7 @@ export class QwenChat extends LitElement {
   private showError(text: string): void {
     this.errorText = text;
     this.offerLocalFile = false;
+    this.offerReload = false;
     this.offerModels = [];
   }
 
@@ -964,6 +983,11 @@ export function describeError(error: unknown, lang: Lang): string {
   if (name === 'QuotaExceededError') return t(lang, 'storageFull');
   const text = typeof message === 'string' && message ? message : typeof name === 'string' && name ? name : String(error);
   return typeof code === 'string' ? `${text} (${code})` : text;
+}
+
+/** The engine's code, loaded with the first model (it is most of the app's bytes). */
+function engineFactory(): Promise<typeof import('./engine-factory.ts')> {
+  return importCode('The engine', () => import('./engine-factory.ts'));
 }
 
 /** Why the engine runs on the CPU, in the UI's language. */

@@ -107,7 +107,8 @@ async function launchFirefox(): Promise<TestBrowser> {
 /** Captures a WebKit page's errors from the moment it runs (W3C WebDriver has no console log). */
 const CAPTURE_ERRORS = `
   window.__errors ??= [];
-  addEventListener('error', (e) => window.__errors.push('uncaught: ' + e.message));
+  // ErrorEvents only: <qwen-chat>'s own 'error' event (a CustomEvent) bubbles up to window too.
+  addEventListener('error', (e) => { if (e instanceof ErrorEvent) window.__errors.push('uncaught: ' + e.message); });
   addEventListener('unhandledrejection', (e) => window.__errors.push('uncaught: ' + String(e.reason)));
   const error = console.error.bind(console);
   console.error = (...args) => { window.__errors.push(args.map(String).join(' ')); error(...args); };`;
