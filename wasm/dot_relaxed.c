@@ -42,7 +42,7 @@ INLINE v128_t widen_i16(v128_t s) { return wasm_i32x4_extadd_pairwise_i16x8(s); 
 INLINE void tile_q4_0(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
                       int cols, const int T) {
     const block_q4_0 *w = (const block_q4_0 *)wrow;
-    const v128_t low4 = wasm_i8x16_splat(15);
+    const v128_t low4 = loop_const(wasm_i8x16_splat(15));
     v128_t acc[TILE_T];
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int b = 0; b < cols / QK4_0; b++) {
@@ -113,7 +113,7 @@ INLINE void store_groups(float *out, int out_stride, const v128_t *acc, const in
 
 // One Q4_0 weight row against G groups.
 INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
-    const v128_t low4 = wasm_i8x16_splat(15);
+    const v128_t low4 = loop_const(wasm_i8x16_splat(15));
     v128_t acc[GROUP_TILE];
     UNROLL for (int g = 0; g < G; g++) acc[g] = wasm_f32x4_splat(0.0f);
     for (int b = 0; b < n_blocks; b++) {
@@ -127,8 +127,8 @@ INLINE void tile_q4_0_x4(float *out, int out_stride, const block_q4_0 *w, const 
 }
 
 // A Q4_0x4 group's quants as bytes 0..15: lo[j] the low nibbles of qs[j], hi[j] the high ones.
-INLINE void q4_0x4_unpack(const block_q4_0x4 *w, v128_t lo[4], v128_t hi[4]) {
-    const v128_t low4 = wasm_i8x16_splat(15);
+// low4: every byte 15.
+INLINE void q4_0x4_unpack(const block_q4_0x4 *w, v128_t lo[4], v128_t hi[4], v128_t low4) {
     UNROLL for (int j = 0; j < 4; j++) {
         v128_t v = wasm_v128_load(w->qs[j]);
         lo[j] = wasm_v128_and(v, low4);
@@ -141,11 +141,12 @@ INLINE void q4_0x4_unpack(const block_q4_0x4 *w, v128_t lo[4], v128_t hi[4]) {
 // tile_q4_0_x4 makes with lane shuffles. (Transposing each group back into 4 blocks,
 // or unpacking whole rows first, was slower.)
 INLINE void tile_q4_0x4_x4(float *out, int out_stride, const block_q4_0x4 *w, const block_q8_32x4 *x, int n_blocks, const int G) {
+    const v128_t low4 = loop_const(wasm_i8x16_splat(15));
     v128_t acc[GROUP_TILE];
     UNROLL for (int g = 0; g < G; g++) acc[g] = wasm_f32x4_splat(0.0f);
     for (int q = 0; q < n_blocks / 4; q++) {
         v128_t lo[4], hi[4];
-        q4_0x4_unpack(&w[q], lo, hi);
+        q4_0x4_unpack(&w[q], lo, hi, low4);
         _Pragma("clang loop unroll(disable)")  // unrolled: larger code, measured slower
         for (int k = 0; k < 4; k++) {
             v128_t lane = wasm_i32x4_splat(0x03020100 + 0x04040404 * k);  // bytes 4k .. 4k+3, four times
@@ -194,12 +195,14 @@ static void groups_q4_0x4(float *out, int out_stride, const uint8_t *w, size_t w
 #define Q4_0X4_TILE_T 4
 INLINE void tile_q4_0x4(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs, int cols, const int T) {
     const block_q4_0x4 *w = (const block_q4_0x4 *)wrow;
+    const v128_t low4 = loop_const(wasm_i8x16_splat(15)), ones = loop_const(wasm_i16x8_splat(1));
+    const fp16_consts f16 = fp16_loop_consts();
     v128_t acc[Q4_0X4_TILE_T];
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int q = 0; q < cols / 128; q++) {
         v128_t lo[4], hi[4];
-        q4_0x4_unpack(&w[q], lo, hi);
-        v128_t dw = fp16x4_to_f32x4(w[q].d);
+        q4_0x4_unpack(&w[q], lo, hi, low4);
+        v128_t dw = fp16x4_to_f32x4(w[q].d, f16);
         UNROLL for (int t = 0; t < T; t++) {
             const block_q8_32x4 *a = (const block_q8_32x4 *)(x + t * xs) + q;
             // int16 pair sums (rdot16: one instruction on x86 where rdot takes three), in two chains
@@ -213,7 +216,8 @@ INLINE void tile_q4_0x4(float *out, int out_stride, const uint8_t *wrow, const u
             s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[5]), hi[1]));
             s0 = wasm_i16x8_add(s0, rdot16(wasm_v128_load(a->qs[6]), hi[2]));
             s1 = wasm_i16x8_add(s1, rdot16(wasm_v128_load(a->qs[7]), hi[3]));
-            v128_t isum = wasm_i32x4_add(widen_i16(wasm_i16x8_add(s0, s1)), wasm_v128_load(a->offset));
+            // widen_i16 as a dot with ones: the same sums, with ones in a register
+            v128_t isum = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_add(s0, s1), ones), wasm_v128_load(a->offset));
             v128_t scale = wasm_f32x4_mul(dw, wasm_v128_load(a->d));
             acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), scale));
         }
@@ -268,8 +272,7 @@ static void rows_q8_0(float *out, int out_stride, const uint8_t *w, size_t w_row
 // then i32x4.dot_i16x8 scales and widens them in one step (at most 2 * 7680 * 63).
 // Decode too: fewer instructions than the int32 dot and an int32 multiply.
 INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *x, size_t xs, int c,
-                       v128_t s_even, v128_t s_odd, const int T) {
-    const v128_t low4 = wasm_i8x16_splat(15);
+                       v128_t s_even, v128_t s_odd, v128_t low4, const int T) {
     v128_t v0 = wasm_v128_load(w[b].qs + 32 * c), v1 = wasm_v128_load(w[b].qs + 32 * c + 16);
     v128_t lo0 = wasm_v128_and(v0, low4), lo1 = wasm_v128_and(v1, low4);
     v128_t hi0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), low4), hi1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), low4);
@@ -284,6 +287,7 @@ INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *
 INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
                       int cols, const int T) {
     const block_q4_K *w = (const block_q4_K *)wrow;
+    const v128_t low4 = loop_const(wasm_i8x16_splat(15));
     v128_t acc[TILE_T];
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int b = 0; b < cols / QK_K; b++) {
@@ -298,7 +302,7 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         // unrolled super-block is slower in V8: register pressure)
         v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
                             LANE_SPLAT(sc_hi, 0), LANE_SPLAT(sc_hi, 1), LANE_SPLAT(sc_hi, 2), LANE_SPLAT(sc_hi, 3) };
-        for (int c = 0; c < 4; c++) q4_K_chunk(isum, w, b, x, xs, c, scale[2 * c], scale[2 * c + 1], T);
+        for (int c = 0; c < 4; c++) q4_K_chunk(isum, w, b, x, xs, c, scale[2 * c], scale[2 * c + 1], low4, T);
         float d = fp16_lookup(w[b].d), dmin = fp16_lookup(w[b].dmin);
         UNROLL for (int t = 0; t < T; t++) {
             const block_q8_256 *a = (const block_q8_256 *)(x + t * xs) + b;
@@ -353,9 +357,13 @@ INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *
 // 16 quants): a faster decode. The SIMD128 build keeps Q6_K: its kernel on this
 // layout (dot_i16x8 lanes as sub-blocks) was slower in every variant tried.
 
+// Masks of quant bits, as loop constants (kernels.h).
+typedef struct { v128_t low4, bits45; } q6_masks;
+INLINE q6_masks q6_loop_masks(void) { return (q6_masks){ loop_const(wasm_i8x16_splat(15)), loop_const(wasm_i8x16_splat(0x30)) }; }
+
 // Vector 4c + r of a block: its 16 quants (0..63) in bytes.
-INLINE v128_t q6_Kx_vector(const block_q6_Kx *w, const int c, const int r) {
-    const v128_t low4 = wasm_i8x16_splat(15), bits45 = wasm_i8x16_splat(0x30);
+INLINE v128_t q6_Kx_vector(const block_q6_Kx *w, const int c, const int r, q6_masks k) {
+    const v128_t low4 = k.low4, bits45 = k.bits45;
     v128_t l = wasm_v128_load(w->ql[r + 4 * (c & 1)]), h = wasm_v128_load(w->qh[r]);
     if (c >= 2) l = wasm_u16x8_shr(l, 4);  // groups 2, 3: the high nibbles
     // bits 2c, 2c+1 of each qh byte to bits 4, 5 (what crosses bytes is masked off)
@@ -368,9 +376,9 @@ INLINE v128_t q6_Kx_vector(const block_q6_Kx *w, const int c, const int r) {
 // the group's scales (each in the two int16 lanes of its sub-block) scales and
 // widens them.
 INLINE void q6_Kx_group(v128_t *isum, const block_q6_Kx *w, int b, const uint8_t *x, size_t xs, const int c,
-                        v128_t scales16, const int T) {
+                        v128_t scales16, q6_masks k, const int T) {
     UNROLL for (int r = 0; r < 4; r += 2) {
-        v128_t q0 = q6_Kx_vector(w, c, r), q1 = q6_Kx_vector(w, c, r + 1);
+        v128_t q0 = q6_Kx_vector(w, c, r, k), q1 = q6_Kx_vector(w, c, r + 1, k);
         UNROLL for (int t = 0; t < T; t++) {
             const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 16 * (4 * c + r);
             v128_t pairs = wasm_i16x8_add(rdot16(wasm_v128_load(a), q0), rdot16(wasm_v128_load(a + 16), q1));
@@ -382,6 +390,7 @@ INLINE void q6_Kx_group(v128_t *isum, const block_q6_Kx *w, int b, const uint8_t
 INLINE void tile_q6_Kx(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
                        int cols, const int T) {
     const block_q6_Kx *w = (const block_q6_Kx *)wrow;
+    const q6_masks k = q6_loop_masks();
     v128_t acc[TILE_T];
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int b = 0; b < cols / QK_K; b++) {
@@ -392,10 +401,10 @@ INLINE void tile_q6_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
             isum[t] = wasm_i32x4_neg(q6_K_offset(sc16_lo, sc16_hi, ((const q6_K_act_block *)(x + t * xs) + b)->bsums));
         // Group c's scales 4c .. 4c+3, each in the two int16 lanes of its sub-block.
 #define Q6_KX_PAIRS(v, k) wasm_i16x8_shuffle((v), (v), (k), (k), (k) + 1, (k) + 1, (k) + 2, (k) + 2, (k) + 3, (k) + 3)
-        q6_Kx_group(isum, w + b, b, x, xs, 0, Q6_KX_PAIRS(sc16_lo, 0), T);
-        q6_Kx_group(isum, w + b, b, x, xs, 1, Q6_KX_PAIRS(sc16_lo, 4), T);
-        q6_Kx_group(isum, w + b, b, x, xs, 2, Q6_KX_PAIRS(sc16_hi, 0), T);
-        q6_Kx_group(isum, w + b, b, x, xs, 3, Q6_KX_PAIRS(sc16_hi, 4), T);
+        q6_Kx_group(isum, w + b, b, x, xs, 0, Q6_KX_PAIRS(sc16_lo, 0), k, T);
+        q6_Kx_group(isum, w + b, b, x, xs, 1, Q6_KX_PAIRS(sc16_lo, 4), k, T);
+        q6_Kx_group(isum, w + b, b, x, xs, 2, Q6_KX_PAIRS(sc16_hi, 0), k, T);
+        q6_Kx_group(isum, w + b, b, x, xs, 3, Q6_KX_PAIRS(sc16_hi, 4), k, T);
 #undef Q6_KX_PAIRS
         float d = fp16_lookup(w[b].d);
         UNROLL for (int t = 0; t < T; t++) {

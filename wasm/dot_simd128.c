@@ -64,6 +64,7 @@ static void rows_q4_0(float *out, int out_stride, const uint8_t *w, size_t w_row
 typedef block_q8_32x4w q4_0x4_act_block;
 INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4w *a, int n_groups) {
     const v128_t low4 = wasm_i16x8_splat(15);
+    const fp16_consts f16 = fp16_consts_plain();
     v128_t acc = wasm_f32x4_splat(0.0f);
     for (int q = 0; q < n_groups; q++) {
         v128_t s0 = wasm_v128_load(a[q].offset), s1 = wasm_i32x4_splat(0);
@@ -74,7 +75,7 @@ INLINE float dot_q4_0x4(const block_q4_0x4 *w, const block_q8_32x4w *a, int n_gr
             s1 = wasm_i32x4_add(s1, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), low4), wasm_v128_load(a[q].qs[4 + j])),
                                                    wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), wasm_v128_load(a[q].qs[12 + j]))));
         }
-        v128_t scale = wasm_f32x4_mul(fp16x4_to_f32x4(w[q].d), wasm_v128_load(a[q].d));
+        v128_t scale = wasm_f32x4_mul(fp16x4_to_f32x4(w[q].d, f16), wasm_v128_load(a[q].d));
         acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_add(s0, s1)), scale));
     }
     return hsum_f32x4(acc);

@@ -53,6 +53,10 @@ export interface LoadTimings {
   touch?: number;
   /** Rewriting matrices into the kernels' layouts. */
   repack?: number;
+  /** Reading and checking the GGUF header (before any weight). */
+  header?: number;
+  /** Starting the kernels: module compile and probe, memory, threads. */
+  kernels?: number;
 }
 
 /** A matrix in wasm memory: `rows` output features of `cols` inputs, in GGUF layout. */
@@ -147,7 +151,9 @@ export class Qwen3Model {
 
   /** Reads the GGUF header from `source`, checks the model fits, and places its weights in wasm memory. */
   static async load(source: ByteSource, options: LoadOptions = {}): Promise<Qwen3Model> {
+    const headerStarted = performance.now();
     const gguf = await readGGUF(source);
+    if (options.timings) options.timings.header = performance.now() - headerStarted;
     const config = readModelConfig(gguf);
     const maxBatch = options.maxBatch ?? 64;
     if (!(Number.isInteger(maxBatch) && maxBatch > 0)) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
@@ -180,6 +186,7 @@ export class Qwen3Model {
         `a smaller model needs less.`);
     };
 
+    const kernelsStarted = performance.now();
     const kernels = await createKernels({ ...options, initialBytes: options.initialBytes ?? needed, memory64: plan.addressing === 'memory64' })
       .catch((error: unknown) => {
         if (error instanceof MemoryAllocationError) throw deviceMemoryError(error);
@@ -190,6 +197,7 @@ export class Qwen3Model {
           `more than wasm32's 4 GiB, and the memory64 kernels cannot run here (${error instanceof Error ? error.message : String(error)}). ` +
           `At most ${wasm32.maxContextLength.toLocaleString('en-US')} tokens of context fit: choose that or less.`);
       });
+    if (options.timings) options.timings.kernels = performance.now() - kernelsStarted;
     try {
       // Weights: one arena, each tensor read straight into its place.
       const weightBase = kernels.alloc(weightBytes, ALIGN);

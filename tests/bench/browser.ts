@@ -28,6 +28,14 @@ export const BENCH_PAGES_PATH = '/tests/bench/pages';
 /** A vite-served bench call gives up after this long unless told otherwise. */
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 
+/**
+ * Extra Chromium flags for a bench from BENCH_CHROMIUM_ARGS (space-separated), e.g.
+ * `--js-flags=--perf-prof` to see V8's machine code with linux-perf (tests/bench/README.md).
+ */
+function benchChromiumArgs(): string[] {
+  return (process.env.BENCH_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 /** Waits until the page has defined `window.bench`. */
 async function waitForBench(page: Page): Promise<void> {
   await page.waitForFunction('typeof window.bench === "object"', undefined, { timeout: 60_000 });
@@ -86,7 +94,7 @@ export async function withBenchBrowser<T>(options: BenchBrowserOptions, run: (br
   const pages = await startVitePages({}, { root: REPO_ROOT });
   let chromium: LaunchedChromium | undefined;
   try {
-    chromium = await launchChromium({ onConsole: relayConsole(options.log) });
+    chromium = await launchChromium({ onConsole: relayConsole(options.log), extraArgs: benchChromiumArgs() });
     const launched = chromium;
     return await run({
       chromium: launched,

@@ -15,6 +15,7 @@
 //   touch   the first write to each fresh wasm page (the OS maps and zeroes it)
 //   repack  rewriting matrices into the kernels' layouts
 //   other   the rest: worker and kernel start, GGUF header, tokenizer and template, messages
+//           (three of them shown apart: header, kernels, tokenizer)
 // Peak is the renderer's VmHWM over the load (reset before it through /proc/PID/clear_refs).
 // Then, through the engine the app uses (the tabs' shared engine): the first tab's load → ready, and
 // a second tab's time from opening to ready, which joins the first tab's engine instead of loading.
@@ -50,6 +51,10 @@ interface LoadRow {
   parts?: { read: number; copy: number; touch: number; repack: number; other: number };
   /** The tokenizer and chat template's share of `other`. */
   tokenizerSeconds?: number;
+  /** The GGUF header's share of `other` (read and checked before any weight). */
+  headerSeconds?: number;
+  /** The kernels' start (module compile and probe, memory, threads): their share of `other`. */
+  kernelsSeconds?: number;
 }
 
 const path = await ensureFixture(args.fixture!);
@@ -110,7 +115,7 @@ try {
       const seconds = result.ms / 1000;
       parts.other = seconds - parts.read - parts.copy - parts.touch - parts.repack;
       rows.push({ path: `${label} (${result.build}, ${result.threads} thr)`, seconds, bytes: size, peakMiB: await peakMiB(browser.chromium), parts,
-        tokenizerSeconds: part(t.tokenizer) });
+        tokenizerSeconds: part(t.tokenizer), headerSeconds: part(t.header), kernelsSeconds: part(t.kernels) });
       console.log(`${label}: ${seconds.toFixed(2)} s`);
     };
     for (let run = 1; run <= runs; run++) {
@@ -146,9 +151,9 @@ try {
 }
 
 const fixed = (n: number | undefined, digits = 2) => (n === undefined ? '' : n.toFixed(digits));
-const header = ['path', 'load → ready (s)', 'MB/s', 'read', 'copy', 'touch', 'repack', 'other', '(tokenizer)', 'peak MiB'];
+const header = ['path', 'load → ready (s)', 'MB/s', 'read', 'copy', 'touch', 'repack', 'other', '(header)', '(kernels)', '(tokenizer)', 'peak MiB'];
 const cells = rows.map((r) => [r.path, fixed(r.seconds), r.bytes ? (r.bytes / 1e6 / r.seconds).toFixed(0) : '—', fixed(r.parts?.read), fixed(r.parts?.copy),
-  fixed(r.parts?.touch), fixed(r.parts?.repack), fixed(r.parts?.other), fixed(r.tokenizerSeconds), fixed(r.peakMiB, 0)]);
+  fixed(r.parts?.touch), fixed(r.parts?.repack), fixed(r.parts?.other), fixed(r.headerSeconds), fixed(r.kernelsSeconds), fixed(r.tokenizerSeconds), fixed(r.peakMiB, 0)]);
 const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
 const line = (row: string[]) => `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
 console.log(`\n${args.fixture}: ${size} bytes (${gb.toFixed(2)} GB), Chromium headless, ${threads} threads; parts in seconds`);
