@@ -166,7 +166,7 @@ export async function openBrowserBench<L>(options: BrowserBenchOptions): Promise
     await server.close();
   };
   try {
-    chromium = await launchChromium({ onConsole: relayConsole(options.log) });
+    chromium = await launchChromium({ onConsole: relayConsole(options.log), extraArgs: benchChromiumArgs() });
     const page = await chromium.newPage();
     await page.goto(`${server.url}/bench.html`);
     await waitForBench(page);
