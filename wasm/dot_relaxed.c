@@ -287,7 +287,7 @@ INLINE void q4_K_chunk(v128_t *isum, const block_q4_K *w, int b, const uint8_t *
 INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
                       int cols, const int T) {
     const block_q4_K *w = (const block_q4_K *)wrow;
-    const v128_t low4 = loop_const(wasm_i8x16_splat(15));
+    const v128_t low4 = loop_const(wasm_i8x16_splat(15)), dup16 = loop_const(wasm_i32x4_splat(0x10001));
     v128_t acc[TILE_T];
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int b = 0; b < cols / QK_K; b++) {
@@ -296,8 +296,8 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         v128_t isum[TILE_T];
         UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
         // each scale in all 8 int16 lanes (see q4_K_chunk)
-        sc_lo = wasm_v128_or(sc_lo, wasm_i32x4_shl(sc_lo, 16));
-        sc_hi = wasm_v128_or(sc_hi, wasm_i32x4_shl(sc_hi, 16));
+        sc_lo = wasm_i32x4_mul(sc_lo, dup16);  // sc | sc << 16 (clang's own form of it, with the constant hoisted)
+        sc_hi = wasm_i32x4_mul(sc_hi, dup16);
         // splat scales in a small array so the chunk loop can stay a loop (a fully
         // unrolled super-block is slower in V8: register pressure)
         v128_t scale[8] = { LANE_SPLAT(sc_lo, 0), LANE_SPLAT(sc_lo, 1), LANE_SPLAT(sc_lo, 2), LANE_SPLAT(sc_lo, 3),
