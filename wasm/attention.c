@@ -142,8 +142,9 @@ static void softmax_rows4(float *scores, int n_pos) {
     v128_t mx = wasm_v128_load(scores);
     for (int p = 1; p < n_pos; p++) mx = wasm_f32x4_max(mx, wasm_v128_load(scores + 4 * (size_t)p));
     v128_t sum = wasm_f32x4_splat(0.0f);
+    const exp_consts ec = exp_loop_consts();
     for (int p = 0; p < n_pos; p++) {
-        v128_t e = expf_accurate_f32x4(wasm_f32x4_sub(wasm_v128_load(scores + 4 * (size_t)p), mx));
+        v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(scores + 4 * (size_t)p), mx), ec);
         wasm_v128_store(scores + 4 * (size_t)p, e);
         sum = wasm_f32x4_add(sum, e);
     }
@@ -346,6 +347,7 @@ INLINE void attention_q8_0_heads(float *out, const int16_t *q16, const float *dq
     const int nb = hd / QK8_0;
     v128_t m = wasm_f32x4_splat(-__builtin_inff());  // running max per head (lane j)
     v128_t sum = wasm_f32x4_splat(0.0f);             // running sum of exp(s - m)
+    const exp_consts ec = exp_loop_consts();
     for (int i = 0; i < G * hd; i++) acc[i] = 0.0f;
     for (int p0 = 0; p0 < n_pos; p0 += Q8_TILE) {
         int p1 = p0 + Q8_TILE < n_pos ? p0 + Q8_TILE : n_pos;
@@ -387,7 +389,7 @@ INLINE void attention_q8_0_heads(float *out, const int16_t *q16, const float *dq
         }
         for (int p = p0; p < p1; p++) {
             float *sp = scores + 4 * (size_t)(p - p0);
-            v128_t e = expf_accurate_f32x4(wasm_f32x4_sub(wasm_v128_load(sp), m));
+            v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(sp), m), ec);
             wasm_v128_store(sp, e);
             sum = wasm_f32x4_add(sum, e);
         }

@@ -162,8 +162,56 @@ INLINE int32_t hsum_i32x4(v128_t v) {
 // ---------------------------------------------------------------------------
 // math (ops.c)
 
+// expf to about 1 ulp (ops.c says how); the f32x4 version gives the scalar one's bits.
+#define EXP_LN2_HI 0x1.62e4p-1f            // 0.693145751953125
+#define EXP_LN2_LO 0x1.7f7d1cf79abcap-20f  // ln2 - EXP_LN2_HI
+#define EXP_LOG2E 0x1.715476p+0f
+#define EXP_MAX 0x1.62e42ep+6f             // largest x with finite expf(x)
+#define EXP_MIN (-0x1.9fe368p+6f)          // below: rounds to 0
+
 float expf_accurate(float x);
 v128_t expf_accurate_f32x4(v128_t x);
+
+// The constants of the f32x4 expf: plain, or as loop constants (loop_const) for a loop of calls.
+typedef struct { v128_t log2e, ln2_hi, ln2_lo, c7, c6, c5, c4, c3, c2, one, k_min, k_max, bias, inf, zero, x_max, x_min; } exp_consts;
+INLINE exp_consts exp_consts_plain(void) {
+    return (exp_consts){
+        wasm_f32x4_splat(EXP_LOG2E), wasm_f32x4_splat(EXP_LN2_HI), wasm_f32x4_splat(EXP_LN2_LO),
+        wasm_f32x4_splat(1.0f / 5040.0f), wasm_f32x4_splat(1.0f / 720.0f), wasm_f32x4_splat(1.0f / 120.0f),
+        wasm_f32x4_splat(1.0f / 24.0f), wasm_f32x4_splat(1.0f / 6.0f), wasm_f32x4_splat(0.5f), wasm_f32x4_splat(1.0f),
+        wasm_f32x4_splat(-150.0f), wasm_f32x4_splat(128.0f), wasm_i32x4_splat(127),
+        wasm_f32x4_splat(__builtin_inff()), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(EXP_MAX), wasm_f32x4_splat(EXP_MIN),
+    };
+}
+INLINE exp_consts exp_loop_consts(void) {
+    exp_consts c = exp_consts_plain();
+    v128_t *v = (v128_t *)&c;
+    for (unsigned i = 0; i < sizeof c / sizeof *v; i++) v[i] = loop_const(v[i]);
+    return c;
+}
+
+// expf_accurate_f32x4 with its constants given.
+INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
+    v128_t k = wasm_f32x4_nearest(wasm_f32x4_mul(x, c.log2e));
+    v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(k, c.ln2_hi)), wasm_f32x4_mul(k, c.ln2_lo));
+    v128_t p = c.c7;
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c6);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c5);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c4);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c3);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c2);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.one);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.one);
+    // Clamp k so the exponent arithmetic stays in range for out-of-range lanes
+    // (their results are replaced below).
+    v128_t ki = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_pmin(wasm_f32x4_pmax(k, c.k_min), c.k_max));
+    v128_t k1 = wasm_i32x4_shr(ki, 1), k2 = wasm_i32x4_sub(ki, k1);
+    v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, wasm_i32x4_shl(wasm_i32x4_add(k1, c.bias), 23)),
+                              wasm_i32x4_shl(wasm_i32x4_add(k2, c.bias), 23));
+    y = wasm_v128_bitselect(c.inf, y, wasm_f32x4_gt(x, c.x_max));
+    y = wasm_v128_bitselect(c.zero, y, wasm_f32x4_lt(x, c.x_min));
+    return wasm_v128_bitselect(x, y, wasm_f32x4_ne(x, x));  // NaN stays NaN
+}
 
 // ---------------------------------------------------------------------------
 // thread pool (pool.c)

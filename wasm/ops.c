@@ -21,11 +21,6 @@ EXPORT void kernels_init(void) {
 // representable. The scalar and the f32x4 versions run the same operations in
 // the same order, so they return identical bits.
 
-#define EXP_LN2_HI 0x1.62e4p-1f            // 0.693145751953125
-#define EXP_LN2_LO 0x1.7f7d1cf79abcap-20f  // ln2 - EXP_LN2_HI
-#define EXP_LOG2E 0x1.715476p+0f
-#define EXP_MAX 0x1.62e42ep+6f             // largest x with finite expf(x)
-#define EXP_MIN (-0x1.9fe368p+6f)          // below: rounds to 0
 
 INLINE float exp_poly(float r) {
     float p = 1.0f / 5040.0f;
@@ -49,36 +44,15 @@ float expf_accurate(float x) {
     return exp_poly(r) * f32_from_bits((uint32_t)(k1 + 127) << 23) * f32_from_bits((uint32_t)(k2 + 127) << 23);
 }
 
-v128_t expf_accurate_f32x4(v128_t x) {
-    v128_t k = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(EXP_LOG2E)));
-    v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(k, wasm_f32x4_splat(EXP_LN2_HI))),
-                              wasm_f32x4_mul(k, wasm_f32x4_splat(EXP_LN2_LO)));
-    v128_t p = wasm_f32x4_splat(1.0f / 5040.0f);
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 720.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 120.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 24.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 6.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(0.5f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f));
-    // Clamp k so the exponent arithmetic stays in range for out-of-range lanes
-    // (their results are replaced below).
-    v128_t ki = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_pmin(wasm_f32x4_pmax(k, wasm_f32x4_splat(-150.0f)), wasm_f32x4_splat(128.0f)));
-    v128_t k1 = wasm_i32x4_shr(ki, 1), k2 = wasm_i32x4_sub(ki, k1);
-    v128_t bias = wasm_i32x4_splat(127);
-    v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, wasm_i32x4_shl(wasm_i32x4_add(k1, bias), 23)),
-                              wasm_i32x4_shl(wasm_i32x4_add(k2, bias), 23));
-    y = wasm_v128_bitselect(wasm_f32x4_splat(__builtin_inff()), y, wasm_f32x4_gt(x, wasm_f32x4_splat(EXP_MAX)));
-    y = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), y, wasm_f32x4_lt(x, wasm_f32x4_splat(EXP_MIN)));
-    return wasm_v128_bitselect(x, y, wasm_f32x4_ne(x, x));  // NaN stays NaN
-}
+v128_t expf_accurate_f32x4(v128_t x) { return expf_f32x4_with(x, exp_consts_plain()); }
 
 EXPORT float kernel_expf(float x) { return expf_accurate(x); }
 
 // dst[i] = exp(src[i]) with the SIMD version (tests compare it with the scalar one).
 EXPORT void expf_vec(float *dst, const float *src, int n) {
     int i = 0;
-    for (; i + 4 <= n; i += 4) wasm_v128_store(dst + i, expf_accurate_f32x4(wasm_v128_load(src + i)));
+    const exp_consts k = exp_loop_consts();
+    for (; i + 4 <= n; i += 4) wasm_v128_store(dst + i, expf_f32x4_with(wasm_v128_load(src + i), k));
     for (; i < n; i++) dst[i] = expf_accurate(src[i]);
 }
 
@@ -187,10 +161,10 @@ EXPORT int rope_neox(float *x, int n_tokens, int n_heads, int head_dim, const in
 
 EXPORT void silu_mul(float *gate, const float *up, int n) {
     int i = 0;
-    const v128_t one = wasm_f32x4_splat(1.0f);
+    const exp_consts k = exp_loop_consts();
     for (; i + 4 <= n; i += 4) {
         v128_t g = wasm_v128_load(gate + i);
-        v128_t silu = wasm_f32x4_div(g, wasm_f32x4_add(one, expf_accurate_f32x4(wasm_f32x4_neg(g))));
+        v128_t silu = wasm_f32x4_div(g, wasm_f32x4_add(k.one, expf_f32x4_with(wasm_f32x4_neg(g), k)));
         wasm_v128_store(gate + i, wasm_f32x4_mul(silu, wasm_v128_load(up + i)));
     }
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf_accurate(-gate[i])) * up[i];
