@@ -9,9 +9,9 @@
 // instead), and in Node its start-up reads the CommonJS globals `require` and `__filename`, which
 // ES modules lack. Both are lent to it while it starts, then removed.
 import type * as XGrammar from '@mlc-ai/web-xgrammar';
+import { importCode, isCodeUnavailable } from '../lazy-code.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { EngineError } from './errors.ts';
-import { importCode, isCodeUnavailable } from '../lazy-code.ts';
 import { prepareSchema } from './json-schema.ts';
 import type { ResponseFormat, ToolDefinition } from './types.ts';
 

@@ -912,7 +912,6 @@ export class QwenChat extends LitElement {
     }
   }
 
-
   private focusComposer(): void {
     void this.updateComplete.then(() => this.renderRoot.querySelector<QwenComposer>('qwen-composer')?.focus());
   }
