@@ -107,8 +107,8 @@ INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi) {
 extern volatile int32_t kernel_runtime_zero;
 INLINE v128_t loop_const(v128_t c) { return wasm_v128_xor(c, wasm_i32x4_splat(kernel_runtime_zero)); }
 
-// What fp16x4_to_f32x4 needs; as loop constants (above) for V8's sake in the relaxed build (the
-// SIMD128 build's other engines measured no gain).
+// What fp16x4_to_f32x4 needs; as loop constants (above) in the relaxed build's decode loops (the
+// SIMD128 build's Q4_0x4 kernel measured a little slower with them in Node).
 typedef struct { v128_t mask, scale; } fp16_consts;
 INLINE fp16_consts fp16_consts_plain(void) {
     return (fp16_consts){ wasm_i32x4_splat((int32_t)0x8fffe000u), wasm_f32x4_splat(0x1p112f) };
