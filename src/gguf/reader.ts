@@ -94,13 +94,48 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const utf8Decoder = new TextDecoder('utf-8'); // not fatal: invalid bytes become U+FFFD
 
+/** Strings up to this many bytes are decoded here when they are plain 1- to 3-byte UTF-8. */
+const SHORT_STRING_BYTES = 32;
+const shortCodes: number[] = [];
+
 /** UTF-8 bytes [start, end) to a string; invalid sequences become U+FFFD, never an exception. */
 export function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
-  // A hand-written decoder for short tokens measured no faster than TextDecoder in a full parse.
   if (start === end) return '';
+  // A vocabulary is 150,000 short strings: a call of TextDecoder (and the view it needs) costs
+  // more than decoding them here, in a browser worker more than in Node (docs/perf-log.md).
+  if (end - start <= SHORT_STRING_BYTES) {
+    const short = decodeShortUtf8(bytes, start, end);
+    if (short !== undefined) return short;
+  }
   // TextDecoder refuses views of shared memory (a source over a wasm memory): copy those.
   const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.buffer instanceof SharedArrayBuffer;
   return utf8Decoder.decode(shared ? bytes.slice(start, end) : bytes.subarray(start, end));
+}
+
+/** Well-formed UTF-8 of 1- to 3-byte sequences (the Basic Multilingual Plane); else undefined. */
+function decodeShortUtf8(bytes: Uint8Array, start: number, end: number): string | undefined {
+  shortCodes.length = 0;
+  for (let i = start; i < end;) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      shortCodes.push(b);
+      i += 1;
+    } else if (b >= 0xc2 && b < 0xe0) {
+      const b1 = bytes[i + 1]!;
+      if (i + 1 >= end || (b1 & 0xc0) !== 0x80) return undefined;
+      shortCodes.push(((b & 0x1f) << 6) | (b1 & 0x3f));
+      i += 2;
+    } else if (b >= 0xe0 && b < 0xf0) {
+      const b1 = bytes[i + 1]!, b2 = bytes[i + 2]!;
+      if (i + 2 >= end || (b1 & 0xc0) !== 0x80 || (b2 & 0xc0) !== 0x80) return undefined;
+      if ((b === 0xe0 && b1 < 0xa0) || (b === 0xed && b1 >= 0xa0)) return undefined;  // overlong; a surrogate
+      shortCodes.push(((b & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f));
+      i += 3;
+    } else {
+      return undefined;  // 4-byte sequences and invalid bytes: TextDecoder's rules
+    }
+  }
+  return String.fromCharCode.apply(null, shortCodes);
 }
 
 // ---------------------------------------------------------------------------------------------

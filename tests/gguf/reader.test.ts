@@ -11,6 +11,7 @@ import { GGML_TYPE_INFO, GGMLType, rowBytes, tensorBytes } from '../../src/gguf/
 import { NodeFileSource } from '../../src/gguf/node-file-source.ts';
 import {
   decodeNumberArrayPortable,
+  decodeUtf8,
   GGUFValueType as T,
   MAX_ARRAY_DEPTH,
   readGGUF,
@@ -402,6 +403,30 @@ describe('round trip', () => {
     expect([...file.metadata.keys()]).toEqual([expected, 'ok']);
     expect(file.metadata.get(expected)).toBe(expected);
     expect(file.metadata.get('ok')).toEqual([expected]);
+  });
+
+  it("decodes strings as the WHATWG decoder does (TextDecoder), short ones by its own path included", () => {
+    const oracle = new TextDecoder('utf-8');
+    const texts = ['', 'a', 'Ġthe', 'ĠĠĠĠ', 'é', '中文', '€', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '😀', 'a😀b', 'x'.repeat(40)];
+    const samples = texts.map((t) => new TextEncoder().encode(t));
+    // a surrogate, overlong forms, a 4-byte one past U+10FFFF, cut sequences, a lone continuation
+    for (const bytes of [[0xed, 0xa0, 0x80], [0x61, 0xed, 0xbf, 0xbf], [0xe0, 0x80, 0x80], [0xe0, 0x9f, 0xbf], [0xc0, 0xaf], [0xc1, 0xbf],
+      [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xc3], [0x80], [0x62, 0xe2, 0x82, 0x63]]) samples.push(new Uint8Array(bytes));
+    // Random bytes, biased to the lead and continuation bytes where UTF-8 goes wrong: cut, overlong,
+    // surrogate and 4-byte sequences, lone continuations, 0xc0/0xc1/0xf5..0xff.
+    const edges = [0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x9f, 0xa0];
+    const raw = pseudoRandomBytes(20_000, 9);
+    for (let at = 0; at < raw.length;) {
+      const n = raw[at]! % 36;
+      const bytes = raw.slice(at + 1, at + 1 + n).map((b, i) => (i % 3 === 0 ? edges[b % edges.length]! : b));
+      samples.push(bytes);
+      at += n + 1;
+    }
+    for (const bytes of samples) {
+      const padded = new Uint8Array(bytes.length + 6);
+      padded.set(bytes, 3);
+      expect(decodeUtf8(padded, 3, 3 + bytes.length), [...bytes].map((b) => b.toString(16)).join(' ')).toBe(oracle.decode(bytes));
+    }
   });
 
   it('the big-endian-host decoder gives the same arrays as the fast path', () => {
