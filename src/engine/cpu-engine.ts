@@ -174,6 +174,8 @@ export class CpuEngine implements Engine {
           const loaded = this.describe(model, source, performance.now() - started);
           if (this.options.promptCache && options.promptCache !== false) loaded.promptCacheKey = await modelKey(model, source.source);
           this.loaded = loaded;
+          // After the load has answered: the person reads and types meanwhile.
+          setTimeout(() => loaded.tokenizer.prepare(), 0);
         } catch (error) {
           model.dispose();
           throw error;

@@ -71,9 +71,14 @@ class MergeTable {
 }
 
 export class BytePairEncoder {
-  private readonly table: MergeTable;
+  // Built by prepare() (on first use, or when the engine is idle after a load): the merges' 150,000
+  // string lookups are a good part of a model's time to ready, and nothing needs them before.
+  private table!: MergeTable;
   /** rank -> id of the merged token. */
-  private readonly mergedIds: Int32Array;
+  private mergedIds!: Int32Array;
+  private prepared = false;
+  private readonly idOf: ReadonlyMap<string, number>;
+  private readonly merges: readonly string[];
   /** byte -> id of the single-byte token. */
   private readonly byteTokens = new Int32Array(256);
   private readonly cache = new Map<string, readonly number[]>();
@@ -100,22 +105,35 @@ export class BytePairEncoder {
     if (merges.length >= 2 ** (53 - POSITION_BITS)) {
       throw new TokenizerError('invalid-data', `${merges.length} merges are more than the encoder can rank`);
     }
+    // "a b": split at the first space after the first character, as llama.cpp does. A merge
+    // without one makes the vocabulary unusable: refused now, at load.
+    for (let rank = 0; rank < merges.length; rank++) {
+      if (merges[rank].indexOf(' ', 1) < 0) throw new TokenizerError('invalid-data', `merge ${rank} "${merges[rank]}" has no space`);
+    }
+    this.idOf = idOf;
+    this.merges = merges;
+  }
+
+  /** Builds the merge table (idempotent; encoding does it first if nothing did). */
+  prepare(): void {
+    if (this.prepared) return;
+    const { idOf, merges } = this;
     this.table = new MergeTable(merges.length);
     this.mergedIds = new Int32Array(merges.length).fill(-1);
     for (let rank = 0; rank < merges.length; rank++) {
       const merge = merges[rank];
-      // "a b": split at the first space after the first character, as llama.cpp does.
       const space = merge.indexOf(' ', 1);
-      if (space < 0) throw new TokenizerError('invalid-data', `merge ${rank} "${merge}" has no space`);
-      const left = idOf.get(merge.slice(0, space));
-      const right = idOf.get(merge.slice(space + 1));
-      const merged = idOf.get(merge.slice(0, space) + merge.slice(space + 1));
+      const leftText = merge.slice(0, space), rightText = merge.slice(space + 1);
+      const left = idOf.get(leftText);
+      const right = idOf.get(rightText);
+      const merged = idOf.get(leftText + rightText);
       // HF refuses to load such merges; llama.cpp would merge text that no token spells. A merge
       // that cannot produce a token can never appear in a valid encoding, so skip it.
       if (left === undefined || right === undefined || merged === undefined) continue;
       this.mergedIds[rank] = merged;
       this.table.add(left, right, rank);
     }
+    this.prepared = true;
   }
 
   /** Appends the token ids of one word to `out`. */
@@ -136,6 +154,7 @@ export class BytePairEncoder {
   }
 
   private mergeWord(word: string, out: number[]): void {
+    this.prepare();
     // UTF-8 (lone surrogates become U+FFFD, as everywhere else in the tokenizer).
     if (this.bytes.length < word.length * 3) this.bytes = new Uint8Array(word.length * 3);
     const n = this.encoder.encodeInto(word, this.bytes).written;

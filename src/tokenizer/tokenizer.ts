@@ -184,6 +184,11 @@ export class Tokenizer {
     return new Tokenizer(data, options);
   }
 
+  /** Does now the work the first encode() would (the BPE merge table), e.g. while the engine is idle. */
+  prepare(): void {
+    this.bpe.prepare();
+  }
+
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (text.length > MAX_ENCODE_CHARS) {
       throw new TokenizerError('too-long', `a text of ${text.length} characters is longer than the ${MAX_ENCODE_CHARS} one call may encode`);

@@ -347,6 +347,19 @@ describe('tokenizer data', () => {
     expect(attempt({ ...vocab, pre: 'default' })).toBe('unsupported-pre');
     expect(attempt({ ...vocab, tokenTypes: vocab.tokenTypes.subarray(1) })).toBe('invalid-data');
     expect(attempt({ ...vocab, eosId: QWEN3_VOCAB_SIZE })).toBe('invalid-data');
+    // A merge without a space is refused when the tokenizer is made (at load), though its merge
+    // table is built later.
+    expect(attempt({ ...vocab, merges: [...vocab.merges.slice(0, 100), 'Ġthe', ...vocab.merges.slice(100)] })).toBe('invalid-data');
+  });
+
+  it('encodes the same whether its merge table was built ahead (prepare) or by the first encode', () => {
+    const vocab = loadQwen3Vocab();
+    const ahead = Tokenizer.fromData(vocab), lazy = Tokenizer.fromData(vocab);
+    ahead.prepare();
+    ahead.prepare();  // idempotent
+    const text = 'The quick brown fox, 1234 times — naïve café, 中文, and a <|im_start|> marker.';
+    expect(ahead.encode(text, { parseSpecial: true })).toEqual(lazy.encode(text, { parseSpecial: true }));
+    expect(lazy.encode(text)).toEqual(tokenizer.encode(text));
   });
 });
 
