@@ -96,10 +96,11 @@ export class QwenMessageList extends LitElement {
     if (list) this.resizes.observe(list);
   }
 
-  /** Scrolls to the end if following. */
+  /** Scrolls to the end if following (and not there yet: no scroll, no scroll event, for nothing). */
   private follow(): void {
     if (!this.following) return;
-    this.scrollTop = this.scrollHeight;
+    const end = this.scrollHeight - this.clientHeight;
+    if (this.scrollTop < end - 1) this.scrollTop = end;
     this.lastScrollTop = this.scrollTop;
   }
 
