@@ -378,7 +378,7 @@ INLINE void attention_q8_0_heads(float *out, const int16_t *q16, const float *dq
         // a new maximum rescales what was summed so far
         v128_t m_new = wasm_f32x4_max(m, tile_max);
         v128_t first = wasm_f32x4_eq(m, wasm_f32x4_splat(-__builtin_inff()));  // nothing summed yet (exp(-inf - x) would be NaN here)
-        v128_t correction = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), expf_accurate_f32x4(wasm_f32x4_sub(m, m_new)), first);
+        v128_t correction = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), expf_f32x4_with(wasm_f32x4_sub(m, m_new), ec), first);
         m = m_new;
         sum = wasm_f32x4_mul(sum, correction);
         float factor[HEADS_PER_BATCH];

@@ -107,8 +107,8 @@ INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi) {
 extern volatile int32_t kernel_runtime_zero;
 INLINE v128_t loop_const(v128_t c) { return wasm_v128_xor(c, wasm_i32x4_splat(kernel_runtime_zero)); }
 
-// What fp16x4_to_f32x4 needs; as loop constants (above) in the relaxed build's decode loops (the
-// SIMD128 build's Q4_0x4 kernel measured a little slower with them in Node).
+// What fp16x4_to_f32x4 needs: plain, or as loop constants (above) for the relaxed build's decode
+// loops (the SIMD128 build keeps plain ones; docs/perf-log.md says why).
 typedef struct { v128_t mask, scale; } fp16_consts;
 INLINE fp16_consts fp16_consts_plain(void) {
     return (fp16_consts){ wasm_i32x4_splat((int32_t)0x8fffe000u), wasm_f32x4_splat(0x1p112f) };
@@ -162,7 +162,8 @@ INLINE int32_t hsum_i32x4(v128_t v) {
 // ---------------------------------------------------------------------------
 // math (ops.c)
 
-// expf to about 1 ulp (ops.c says how); the f32x4 version gives the scalar one's bits.
+// expf (ops.c says how it is computed); the f32x4 version, expf_f32x4_with below, gives the
+// scalar one's bits.
 #define EXP_LN2_HI 0x1.62e4p-1f            // 0.693145751953125
 #define EXP_LN2_LO 0x1.7f7d1cf79abcap-20f  // ln2 - EXP_LN2_HI
 #define EXP_LOG2E 0x1.715476p+0f
@@ -170,9 +171,8 @@ INLINE int32_t hsum_i32x4(v128_t v) {
 #define EXP_MIN (-0x1.9fe368p+6f)          // below: rounds to 0
 
 float expf_accurate(float x);
-v128_t expf_accurate_f32x4(v128_t x);
 
-// The constants of the f32x4 expf: plain, or as loop constants (loop_const) for a loop of calls.
+// The constants of the f32x4 expf, as loop constants (loop_const) for the loops that call it.
 typedef struct { v128_t log2e, ln2_hi, ln2_lo, c7, c6, c5, c4, c3, c2, one, k_min, k_max, bias, inf, zero, x_max, x_min; } exp_consts;
 INLINE exp_consts exp_consts_plain(void) {
     return (exp_consts){
@@ -190,7 +190,7 @@ INLINE exp_consts exp_loop_consts(void) {
     return c;
 }
 
-// expf_accurate_f32x4 with its constants given.
+// expf_accurate of each lane, with its constants given.
 INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
     v128_t k = wasm_f32x4_nearest(wasm_f32x4_mul(x, c.log2e));
     v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(k, c.ln2_hi)), wasm_f32x4_mul(k, c.ln2_lo));

@@ -21,7 +21,6 @@ EXPORT void kernels_init(void) {
 // representable. The scalar and the f32x4 versions run the same operations in
 // the same order, so they return identical bits.
 
-
 INLINE float exp_poly(float r) {
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
@@ -43,8 +42,6 @@ float expf_accurate(float x) {
     int32_t k1 = ki >> 1, k2 = ki - k1;
     return exp_poly(r) * f32_from_bits((uint32_t)(k1 + 127) << 23) * f32_from_bits((uint32_t)(k2 + 127) << 23);
 }
-
-v128_t expf_accurate_f32x4(v128_t x) { return expf_f32x4_with(x, exp_consts_plain()); }
 
 EXPORT float kernel_expf(float x) { return expf_accurate(x); }
 
