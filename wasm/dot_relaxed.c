@@ -3,9 +3,9 @@
 // i32x4.relaxed_dot_i8x16_i7x16_add_s. Its second operand must lie in 0..127 for the result to
 // be the same on every engine: we always pass the weight quants there (4-bit 0..15 or 6-bit
 // 0..63), never the signed activations. Q4_0 prefill goes further (groups_q4_0): tokens in groups
-// of 4 interleaved so that the dot products' lanes are tokens. Load-time repacking gives Q4_0x4
-// and Q6_Kx (quants.h); Q4_K keeps GGUF's layout (Q4_Kx gained nothing here). The measurements
-// behind these choices: docs/perf-log.md, "Kernel choices".
+// of 4 interleaved so that the dot products' lanes are tokens. Load-time repacking gives Q4_0x4,
+// Q4_Kx and Q6_Kx (quants.h). The measurements behind these choices: docs/perf-log.md, "Kernel
+// choices".
 #if !defined(__wasm_relaxed_simd__)
 #error "dot_relaxed.c is the relaxed-SIMD build: compile it with -mrelaxed-simd"
 #endif
@@ -320,6 +320,98 @@ static void rows_q4_K(float *out, int out_stride, const uint8_t *w, size_t w_row
 }
 
 // ---------------------------------------------------------------------------
+// Q4_Kx (quants.h): int32 lane k of a dot product with a weight vector's low nibbles sums
+// sub-block 2k, with its high nibbles sub-block 2k + 1, so two i32x4.dot_i16x8 apply a
+// super-block's 8 scales. Its activations: block_q8_256k. The 6-bit scales and mins are
+// unpacked in SIMD from the block's first 16 bytes.
+
+typedef struct { v128_t mask_lo, mask_hi, even, odd, mins, low4; } q4_Kx_consts;
+
+INLINE q4_Kx_consts q4_Kx_loop_consts(void) {
+    return (q4_Kx_consts){
+        loop_const(wasm_i32x4_make(0x3f3f3f3f, 0x3f3f3f3f, 0x0f0f0f0f, 0x0f0f0f0f)),
+        loop_const(wasm_i32x4_make(0, 0, 0x30303030, 0x30303030)),
+        // relaxed_swizzle: an index with its top bit set gives 0 on every engine
+        loop_const(wasm_i8x16_make(0, -128, 0, -128, 2, -128, 2, -128, 8, -128, 8, -128, 10, -128, 10, -128)),
+        loop_const(wasm_i8x16_make(1, -128, 1, -128, 3, -128, 3, -128, 9, -128, 9, -128, 11, -128, 11, -128)),
+        loop_const(wasm_i8x16_make(4, -128, 5, -128, 6, -128, 7, -128, 12, -128, 13, -128, 14, -128, 15, -128)),
+        loop_const(wasm_i8x16_splat(15)),
+    };
+}
+
+// A block's scales as int16: even/odd: the scales of sub-blocks 0, 2, 4, 6 / 1, 3, 5, 7, each in
+// the two lanes of its int32 lane; mins: the 8 mins in order.
+INLINE void q4_Kx_scales(const block_q4_Kx *w, q4_Kx_consts k, v128_t *even, v128_t *odd, v128_t *mins) {
+    v128_t v = wasm_v128_load(w);  // int32 lanes: d | dmin << 16, then u0, u1, u2 of scales[12]
+    // as unpack_q4_K_scales: bytes sc0..3 = u0 & 63, m0..3 = u1 & 63,
+    // sc4..7 = (u2 & 15) | (u0 >> 2 & 0x30), m4..7 = (u2 >> 4 & 15) | (u1 >> 2 & 0x30)
+    v128_t lo = wasm_i32x4_shuffle(v, wasm_u32x4_shr(v, 4), 1, 2, 3, 7);
+    v128_t hi = wasm_i32x4_shuffle(v, wasm_u32x4_shr(v, 2), 0, 0, 5, 6);
+    v128_t r = wasm_v128_or(wasm_v128_and(lo, k.mask_lo), wasm_v128_and(hi, k.mask_hi));
+    *even = wasm_i8x16_relaxed_swizzle(r, k.even);
+    *odd = wasm_i8x16_relaxed_swizzle(r, k.odd);
+    *mins = wasm_i8x16_relaxed_swizzle(r, k.mins);
+}
+
+INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const uint8_t *x, size_t xs,
+                       int cols, const int T) {
+    const block_q4_Kx *w = (const block_q4_Kx *)wrow;
+    const q4_Kx_consts k = q4_Kx_loop_consts();
+    v128_t acc[TILE_T];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < cols / QK_K; b++) {
+        v128_t isum[TILE_T], sc_even, sc_odd, mins;
+        if (T <= 2) {
+            // int16 pair sums over the whole super-block: 8 per lane, at most 8 * 3840 (see rdot16)
+            v128_t s_even[TILE_T], s_odd[TILE_T];
+            UNROLL for (int t = 0; t < T; t++) s_even[t] = s_odd[t] = wasm_i16x8_splat(0);
+            _Pragma("clang loop unroll_count(2)")
+            for (int m = 0; m < 8; m++) {
+                v128_t v = wasm_v128_load(w[b].qs[m]);
+                v128_t lo = wasm_v128_and(v, k.low4), hi = wasm_v128_and(wasm_u16x8_shr(v, 4), k.low4);
+                UNROLL for (int t = 0; t < T; t++) {
+                    const block_q8_256k *a = (const block_q8_256k *)(x + t * xs) + b;
+                    v128_t pe = rdot16(wasm_v128_load(a->qs[m]), lo), po = rdot16(wasm_v128_load(a->qs[8 + m]), hi);
+                    s_even[t] = wasm_i16x8_add(s_even[t], pe);
+                    s_odd[t] = wasm_i16x8_add(s_odd[t], po);
+                }
+            }
+            q4_Kx_scales(&w[b], k, &sc_even, &sc_odd, &mins);  // after the quants: fewer live registers
+            UNROLL for (int t = 0; t < T; t++)
+                isum[t] = wasm_i32x4_add(wasm_i32x4_dot_i16x8(s_even[t], sc_even), wasm_i32x4_dot_i16x8(s_odd[t], sc_odd));
+        } else {
+            // more tokens: scaled and widened every 2 vectors (the same integers)
+            q4_Kx_scales(&w[b], k, &sc_even, &sc_odd, &mins);
+            UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
+            for (int m = 0; m < 8; m += 2) {
+                v128_t v0 = wasm_v128_load(w[b].qs[m]), v1 = wasm_v128_load(w[b].qs[m + 1]);
+                v128_t lo0 = wasm_v128_and(v0, k.low4), hi0 = wasm_v128_and(wasm_u16x8_shr(v0, 4), k.low4);
+                v128_t lo1 = wasm_v128_and(v1, k.low4), hi1 = wasm_v128_and(wasm_u16x8_shr(v1, 4), k.low4);
+                UNROLL for (int t = 0; t < T; t++) {
+                    const block_q8_256k *a = (const block_q8_256k *)(x + t * xs) + b;
+                    v128_t pe = wasm_i16x8_add(rdot16(wasm_v128_load(a->qs[m]), lo0), rdot16(wasm_v128_load(a->qs[m + 1]), lo1));
+                    v128_t po = wasm_i16x8_add(rdot16(wasm_v128_load(a->qs[8 + m]), hi0), rdot16(wasm_v128_load(a->qs[9 + m]), hi1));
+                    isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(pe, sc_even), wasm_i32x4_dot_i16x8(po, sc_odd)));
+                }
+            }
+        }
+        float d = fp16_lookup(w[b].d), dmin = fp16_lookup(w[b].dmin);
+        UNROLL for (int t = 0; t < T; t++) {
+            const block_q8_256k *a = (const block_q8_256k *)(x + t * xs) + b;
+            v128_t msum = wasm_i32x4_dot_i16x8(mins, wasm_v128_load(a->sums));
+            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)),
+                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+        }
+    }
+    STORE_TILE(out, out_stride, acc, T);
+}
+
+static void rows_q4_Kx(float *out, int out_stride, const uint8_t *w, size_t w_row_bytes, int n_rows,
+                const uint8_t *x, size_t x_row_bytes, int n_tok, int cols) {
+    ROWS_LOOP(tile_q4_Kx)
+}
+
+// ---------------------------------------------------------------------------
 // Q6_K
 
 // This build's q6_K_group (declared, with what it computes, in dot_simd.h).
@@ -450,9 +542,10 @@ const weight_layout build_layouts[] = {
     { GGML_TYPE_F16, 1, 2, ACT_F16, rows_f16, 0, 0 },
     { GGML_TYPE_Q4_0, QK4_0, sizeof(block_q4_0), ACT_Q8_32, rows_q4_0, groups_q4_0, KERNEL_TYPE_Q4_0X4 },
     { GGML_TYPE_Q8_0, QK8_0, sizeof(block_q8_0), ACT_Q8_32, rows_q8_0, 0, 0 },
-    { GGML_TYPE_Q4_K, QK_K, sizeof(block_q4_K), ACT_Q8_256, rows_q4_K, 0, 0 },
+    { GGML_TYPE_Q4_K, QK_K, sizeof(block_q4_K), ACT_Q8_256, rows_q4_K, 0, KERNEL_TYPE_Q4_KX },
     { GGML_TYPE_Q6_K, QK_K, sizeof(block_q6_K), ACT_Q8_256, rows_q6_K, 0, KERNEL_TYPE_Q6_KX },
     { KERNEL_TYPE_Q4_0X4, 4 * QK4_0, sizeof(block_q4_0x4), ACT_Q8_32X4, rows_q4_0x4, groups_q4_0x4, 0 },
+    { KERNEL_TYPE_Q4_KX, QK_K, sizeof(block_q4_Kx), ACT_Q8_256K, rows_q4_Kx, 0, 0 },
     { KERNEL_TYPE_Q6_KX, QK_K, sizeof(block_q6_Kx), ACT_Q8_256_Q6X, rows_q6_Kx, 0, 0 },
     { -1, 0, 0, ACT_F32, 0, 0, 0 },
 };

@@ -188,8 +188,7 @@ static void rows_q4_K(float *out, int out_stride, const uint8_t *w, size_t w_row
     ROWS_LOOP(tile_q4_K)
 }
 
-// Q4_Kx (SIMD128 build only: the relaxed build's Q4_K kernel ran as fast on
-// this layout as on GGUF's, so it keeps that). A weight vector qs[m] read as
+// Q4_Kx (the relaxed build has its own kernel on it). A weight vector qs[m] read as
 // uint16 lanes gives, with the masks of tile_q4_0, the even and odd bytes' low
 // and high nibbles; int32 lane k of each i32x4.dot_i16x8 then holds chunk k only
 // (lanes 2k, 2k+1 are its bytes), against activations stored in that order

@@ -238,6 +238,7 @@ typedef enum {
     ACT_Q8_32X4W,    // block_q8_32x4w: 4 Q8_32W blocks with their int16 pairs interleaved
     ACT_Q8_256X,     // block_q8_256w with the quants in Q4_Kx order
     ACT_Q8_256_Q6X,  // block_q8_256 with the quants in Q6_Kx order
+    ACT_Q8_256K,     // block_q8_256k: the quants in Q4_Kx order, sums per sub-block (relaxed build)
 } act_layout;
 
 // Bytes of one activation row of `cols` elements in `act`.

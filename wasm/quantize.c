@@ -178,6 +178,20 @@ static void quantize_row_q8_256_q6x(const float *x, block_q8_256 *y, int n) {
         for (int c = 0; c < 4; c++) interleave_runs((const uint8_t *)y[b].qs + 64 * c, 16, 1, (uint8_t *)y[b].qs + 64 * c);
 }
 
+// Q8_256 activations of Q4_Kx weights in the relaxed build (block_q8_256k).
+static void quantize_row_q8_256k(const float *x, block_q8_256k *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        block_q8_256 natural;
+        quantize_row_q8_256(x + (size_t)b * QK_K, &natural, QK_K);
+        // runs k = sub-blocks 2k (low nibbles) and 2k + 1 (high nibbles): 64 bytes apart
+        interleave_runs((const uint8_t *)natural.qs, 64, 2, (uint8_t *)y[b].qs[0]);
+        interleave_runs((const uint8_t *)natural.qs + 32, 64, 2, (uint8_t *)y[b].qs[8]);
+        for (int j = 0; j < 8; j++) y[b].sums[j] = (int16_t)(natural.bsums[2 * j] + natural.bsums[2 * j + 1]);
+        y[b].d = natural.d;
+        y[b].pad[0] = y[b].pad[1] = y[b].pad[2] = 0;
+    }
+}
+
 static void quantize_row_q8_256(const float *x, block_q8_256 *y, int n) {
     for (int b = 0; b < n / QK_K; b++, x += QK_K) {
         float id = q8_multiplier(max_abs(x, QK_K));
@@ -220,6 +234,7 @@ size_t act_row_bytes(act_layout act, int cols) {
     case ACT_Q8_256W: case ACT_Q8_256X: return (size_t)(cols / QK_K) * sizeof(block_q8_256w);
     case ACT_Q8_32X4: return (size_t)(cols / 128) * sizeof(block_q8_32x4);
     case ACT_Q8_32X4W: return (size_t)(cols / 128) * sizeof(block_q8_32x4w);
+    case ACT_Q8_256K: return (size_t)(cols / QK_K) * sizeof(block_q8_256k);
     }
     return 0;
 }
@@ -238,5 +253,6 @@ void quantize_activation_row(act_layout act, const float *x, uint8_t *y, int col
     case ACT_Q8_32X4W: quantize_row_q8_32x4w(x, (block_q8_32x4w *)y, cols); break;
     case ACT_Q8_256X: quantize_row_q8_256x(x, (block_q8_256w *)y, cols); break;
     case ACT_Q8_256_Q6X: quantize_row_q8_256_q6x(x, (block_q8_256 *)y, cols); break;
+    case ACT_Q8_256K: quantize_row_q8_256k(x, (block_q8_256k *)y, cols); break;
     }
 }

@@ -67,11 +67,12 @@ typedef struct {
 } block_q4_K;
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K is 144 bytes");
 
-// Q4_Kx: a Q4_K block repacked at load time by the SIMD128 build (same 144 bytes,
+// Q4_Kx: a Q4_K block repacked at load time by both builds (same 144 bytes,
 // scales as in Q4_K). qs[m] holds bytes 4m .. 4m+3 of chunk 0, then of chunks 1,
 // 2 and 3, so int32 lane k of a dot product sums chunk k's low nibbles (sub-block
 // 2k) or high nibbles (2k+1): one vector holds 4 sub-blocks' sums and takes their
-// scales in one multiply. Its activations are block_q8_256w in a matching order.
+// scales in one multiply. Its activations are block_q8_256w (SIMD128) or block_q8_256k
+// (relaxed) in a matching order.
 typedef struct {
     uint16_t d;
     uint16_t dmin;
@@ -155,6 +156,17 @@ typedef struct {
     int32_t offset[4];
 } block_q8_32x4;
 _Static_assert(sizeof(block_q8_32x4) == 160, "block_q8_32x4 is 160 bytes");
+
+// Q8_256 for Q4_Kx weights in the relaxed build: qs[m] (m < 8) holds quants 4m .. 4m+3 of
+// sub-blocks 0, 2, 4, 6 (the low nibbles of weight vector m) and qs[8 + m] those of sub-blocks
+// 1, 3, 5, 7 (its high nibbles); sums[j]: the sum of sub-block j's 32 quants (for the mins).
+typedef struct {
+    int8_t qs[16][16];
+    int16_t sums[8];
+    float d;
+    int32_t pad[3];
+} block_q8_256k;
+_Static_assert(sizeof(block_q8_256k) == 288, "block_q8_256k is 288 bytes");
 
 // SIMD128 builds have no 8-bit dot product, only i32x4.dot_i16x8_s. Their
 // activations are therefore stored widened to int16 and permuted so that a

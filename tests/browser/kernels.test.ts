@@ -301,8 +301,8 @@ function makeCases(): Case[] {
     const x = new Float32Array(cols * nTokens).map((_, i) => (Math.floor(i / cols) % 2 ? -1 : 1) * 3);
     cases.push({ type: WeightType.Q6_K, rows, cols, nTokens, raw, x });
   }
-  // Q4_K (the relaxed build keeps it; Q4_Kx is SIMD128's) at the largest int16 pair sums of its
-  // prefill kernel: every nibble 15, every 6-bit scale and min 63, activations at +-127 of one
+  // Q4_K (both builds repack it into Q4_Kx) at the largest int16 pair sums of the relaxed build's
+  // kernels (its decode sums a whole super-block's pairs in int16): every nibble 15, every 6-bit scale and min 63, activations at +-127 of one
   // sign per token.
   {
     const rows = 5, cols = 512, nTokens = 5;
@@ -448,16 +448,16 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('kernels in %s
         }
       }
     });
-    // the nine Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K cases
-    expect(packedCases).toBe(18);
+    // the nine Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K and the seven Q4_K cases
+    expect(packedCases).toBe(25);
   });
 
-  it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups and Q6_K into Q6_Kx (Q4_K stays: Q4_Kx is for SIMD128); rows decode to the same weights', () => {
+  it('repack turns Q4_0 into Q4_0x4 where rows hold whole 4-block groups, Q4_K into Q4_Kx and Q6_K into Q6_Kx; rows decode to the same weights', () => {
     expect(reply.error).toBeUndefined();
     cases.forEach((c, ci) => {
       if (c.type !== WeightType.Q4_0 && c.type !== WeightType.Q4_K && c.type !== WeightType.Q6_K) return;
       const o = reply.outputs[ci]!;
-      const packed = c.type === WeightType.Q4_0 && c.cols % 128 === 0 ? WeightType.Q4_0x4 : c.type === WeightType.Q6_K ? WeightType.Q6_Kx : c.type;
+      const packed = c.type === WeightType.Q4_0 && c.cols % 128 === 0 ? WeightType.Q4_0x4 : c.type === WeightType.Q6_K ? WeightType.Q6_Kx : c.type === WeightType.Q4_K ? WeightType.Q4_Kx : c.type;
       expect(o.packedType, `${c.rows}x${c.cols}`).toBe(packed);
       const rows = f32FromB64(o.packedRows!);
       const src = nodeKernels.alloc(c.raw.length, 64), dst = nodeKernels.alloc(c.cols * 4);

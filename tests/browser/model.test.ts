@@ -211,7 +211,7 @@ describe.each(testBrowsers())('model worker in %s', (browserName) => {
         'forward-result') as ForwardReply;
       // f32 rounding of re-associated sums through the layers: far below any meaningful change.
       // Except where the two builds run different kernels (relaxed: Q4_0x4 prefill on 4-token groups,
-      // Q6_Kx; SIMD128: Q4_0x4 prefill token by token, Q4_Kx) that add block products in other
+      // Q6_Kx; SIMD128: Q4_0x4 prefill token by token; each its own Q4_Kx) that add block products in other
       // orders: once in a while an activation then rounds to the
       // neighbouring int8 and later positions move by a few tenths (tests/model/forward-llama.test.ts
       // bounds the same effect against llama.cpp by 0.5 for Q4_0, 0.8 for Q4_K_M). Position 0
