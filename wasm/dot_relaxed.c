@@ -361,8 +361,10 @@ INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
     UNROLL for (int t = 0; t < T; t++) acc[t] = wasm_f32x4_splat(0.0f);
     for (int b = 0; b < cols / QK_K; b++) {
         v128_t isum[TILE_T], sc_even, sc_odd, mins;
-        if (T <= 2) {
-            // int16 pair sums over the whole super-block: 8 per lane, at most 8 * 3840 (see rdot16)
+        if (T <= 4) {
+            // up to 4 tokens: int16 pair sums over the whole super-block, 8 per lane, at most
+            // 8 * 3840 (see rdot16); the m loop unrolled by 2 only, so the weight vectors are not
+            // all loaded ahead (V8 then spills them)
             v128_t s_even[TILE_T], s_odd[TILE_T];
             UNROLL for (int t = 0; t < T; t++) s_even[t] = s_odd[t] = wasm_i16x8_splat(0);
             _Pragma("clang loop unroll_count(2)")
@@ -380,7 +382,8 @@ INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
             UNROLL for (int t = 0; t < T; t++)
                 isum[t] = wasm_i32x4_add(wasm_i32x4_dot_i16x8(s_even[t], sc_even), wasm_i32x4_dot_i16x8(s_odd[t], sc_odd));
         } else {
-            // more tokens: scaled and widened every 2 vectors (the same integers)
+            // more tokens (prefill's tiles of 8): scaled and widened every 2 vectors, so that
+            // the 8 tokens' sums stay in registers; the same integers
             q4_Kx_scales(&w[b], k, &sc_even, &sc_odd, &mins);
             UNROLL for (int t = 0; t < T; t++) isum[t] = wasm_i32x4_splat(0);
             for (int m = 0; m < 8; m += 2) {
