@@ -307,8 +307,7 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         UNROLL for (int t = 0; t < T; t++) {
             const block_q8_256 *a = (const block_q8_256 *)(x + t * xs) + b;
             v128_t msum = q4_K_min_sums(mins_lo, mins_hi, a->bsums);
-            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)),
-                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+            acc[t] = q4_K_accumulate(acc[t], isum[t], msum, d, dmin, a->d);
         }
     }
     STORE_TILE(out, out_stride, acc, T);
@@ -402,8 +401,7 @@ INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
         UNROLL for (int t = 0; t < T; t++) {
             const block_q8_256k *a = (const block_q8_256k *)(x + t * xs) + b;
             v128_t msum = wasm_i32x4_dot_i16x8(mins, wasm_v128_load(a->sums));
-            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)),
-                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+            acc[t] = q4_K_accumulate(acc[t], isum[t], msum, d, dmin, a->d);
         }
     }
     STORE_TILE(out, out_stride, acc, T);

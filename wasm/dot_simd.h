@@ -113,6 +113,12 @@ INLINE void q4_K_scale_vectors(const uint8_t *s, v128_t *sc_lo, v128_t *sc_hi, v
     *mins_hi = wasm_u16x8_extend_high_u8x16(mdup);
 }
 
+// acc + (d_w * d_x) * isum - (dmin_w * d_x) * msum: a Q4_K super-block's float step.
+INLINE v128_t q4_K_accumulate(v128_t acc, v128_t isum, v128_t msum, float d, float dmin, float dx) {
+    return wasm_f32x4_add(acc, wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_splat(d * dx)),
+                                              wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * dx))));
+}
+
 // sum_j m_j * (bsums[2j] + bsums[2j+1]) in 4 lanes
 INLINE v128_t q4_K_min_sums(v128_t mins_lo, v128_t mins_hi, const int16_t *bsums) {
     return wasm_i32x4_add(wasm_i32x4_dot_i16x8(mins_lo, wasm_v128_load(bsums)),

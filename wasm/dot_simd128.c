@@ -176,8 +176,7 @@ INLINE void tile_q4_K(float *out, int out_stride, const uint8_t *wrow, const uin
         UNROLL for (int t = 0; t < T; t++) {
             const block_q8_256w *a = (const block_q8_256w *)(x + t * xs) + b;
             v128_t msum = q4_K_min_sums(mins_lo, mins_hi, a->bsums);
-            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum[t]), wasm_f32x4_splat(d * a->d)),
-                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+            acc[t] = q4_K_accumulate(acc[t], isum[t], msum, d, dmin, a->d);
         }
     }
     STORE_TILE(out, out_stride, acc, T);
@@ -236,8 +235,7 @@ INLINE void tile_q4_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
             v128_t isum = T > 1 ? wasm_i32x4_add(s_lo[t], s_hi[t])
                                 : wasm_i32x4_add(wasm_i32x4_mul(s_lo[t], sc_even), wasm_i32x4_mul(s_hi[t], sc_odd));
             v128_t msum = q4_K_min_sums(mins_lo, mins_hi, a->bsums);
-            acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_splat(d * a->d)),
-                                                           wasm_f32x4_mul(wasm_f32x4_convert_i32x4(msum), wasm_f32x4_splat(dmin * a->d))));
+            acc[t] = q4_K_accumulate(acc[t], isum, msum, d, dmin, a->d);
         }
     }
     STORE_TILE(out, out_stride, acc, T);

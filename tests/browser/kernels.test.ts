@@ -302,8 +302,8 @@ function makeCases(): Case[] {
     cases.push({ type: WeightType.Q6_K, rows, cols, nTokens, raw, x });
   }
   // Q4_K (both builds repack it into Q4_Kx) at the largest int16 pair sums of the relaxed build's
-  // kernels (its decode sums a whole super-block's pairs in int16): every nibble 15, every 6-bit scale and min 63, activations at +-127 of one
-  // sign per token.
+  // kernels (tiles of up to 4 tokens sum a whole super-block's pairs in int16): every nibble 15,
+  // every 6-bit scale and min 63, activations at +-127 of one sign per token.
   {
     const rows = 5, cols = 512, nTokens = 5;
     const raw = new Uint8Array((rows * cols / 256) * 144).fill(0xff);
@@ -448,7 +448,8 @@ describe.each(testBrowsers().filter((name) => name !== 'webkit'))('kernels in %s
         }
       }
     });
-    // the nine Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K and the seven Q4_K cases
+    // the nine Q4_0 cases of whole 4-block groups and the two extremes; the seven Q6_K and the
+    // seven Q4_K cases
     expect(packedCases).toBe(25);
   });
 
