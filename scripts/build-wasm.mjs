@@ -28,8 +28,9 @@ const COMMON_SOURCES = ['libc.c', 'quantize.c', 'weights.c', 'dot_ref.c', 'matmu
 const SOURCES = { simd128: [...COMMON_SOURCES, 'dot_simd128.c'], relaxed: [...COMMON_SOURCES, 'dot_relaxed.c'] };
 const HEADERS = ['kernels.h', 'quants.h', 'dot_simd.h'];
 
-// -ffp-contract=off: no fused multiply-adds (relaxed_madd) anywhere, so scalar
-// and SIMD paths round identically. -ffreestanding: no libc, and memset/memcpy
+// -ffp-contract=off: the compiler fuses no multiply-adds, so scalar and SIMD paths
+// round identically; the only fused ones are the attention's explicit madd_f32x4
+// (kernels.h) in the relaxed build. -ffreestanding: no libc, and memset/memcpy
 // loops stay loops.
 // Warnings are printed, not fatal: a newer compiler must still build.
 const CFLAGS = ['-O3', '-msimd128', '-matomics', '-mbulk-memory', '-mmutable-globals', '-ffreestanding',

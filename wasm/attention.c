@@ -58,11 +58,15 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 //
 // q, out: [n_tokens][n_heads][head_dim] f32. Token t (absolute position
 // start_pos + t) attends to cache positions 0 .. start_pos + t. Query head h
-// reads KV head h / (n_heads / n_kv_heads). One work item = up to 4 tokens and
-// one KV head: every K/V row is converted from f16 once for all of them (a
-// prompt's tokens share their cache rows), and their query heads go in batches
-// of up to 4 whose scores share one vector: scores are stored position-major,
-// [position][4], and the softmax runs on all 4 heads at once.
+// reads KV head h / (n_heads / n_kv_heads). One work item = up to
+// TOKENS_PER_ITEM tokens and one KV head: every K/V row is converted from f16
+// once for all of them (a prompt's tokens share their cache rows), and their
+// query heads go in batches of up to 4.
+//
+// Scores: K rows are converted K_TILE at a time into a transposed tile
+// ([dim][K_TILE]), so a query's scores against the tile come out as vectors of
+// positions, one multiply-add per value with the query value splatted. Scores
+// are stored [token][head][position]; the softmax runs along a row.
 //
 // Rounding follows llama.cpp's CPU attention, so that our activations and its
 // agree closely enough to quantize to the same integers in the next matmul: it
@@ -71,12 +75,13 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 // and the normalized probabilities before the V pass. Each output sums in the
 // same order however many tokens share an item, so results do not depend on it.
 //
-// scratch: per thread, 4 * n_ctx floats of scores per token of an item, their
-// output accumulators, and a converted K row and V block
-// (n_ctx = start_pos + n_tokens; see attention_scratch_bytes).
+// scratch: per thread, the scores of an item's tokens (4 heads x n_ctx each),
+// their output accumulators, a K tile and a V block (n_ctx = start_pos +
+// n_tokens; see attention_scratch_bytes).
 
 #define HEADS_PER_BATCH 4
-#define TOKENS_PER_ITEM 4
+#define TOKENS_PER_ITEM 8
+#define K_TILE 8             // positions per K tile: two vectors of scores per query head
 #define V_POSITION_BLOCK 64  // positions per pass over the V rows (their 8-dim slices stay in L1)
 
 // One attention call, for either cache type (cache_k / cache_v point at its rows).
@@ -87,7 +92,7 @@ typedef struct {
     int n_tokens, start_pos, n_heads, n_kv_heads, head_dim, group;
     float scale;
     float *scratch;
-    size_t scores_floats;  // f16: per token, 4 * n_ctx rounded up to 16
+    size_t score_stride;   // f16: floats per head's row of scores, n_ctx rounded up to 16
     size_t scratch_floats_per_thread;
 } attention_args;
 
@@ -120,82 +125,116 @@ INLINE v128_t transpose_sum4(v128_t a, v128_t b, v128_t c, v128_t d) {
     return wasm_f32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
 }
 
-// scale * q_j . k for G (1..4) heads q[0..G) against one converted K row; lanes j >= G are 0.
-INLINE v128_t head_scores(const float *q, const float *k, int hd, float scale, const int G) {
-    v128_t lo[HEADS_PER_BATCH], hi[HEADS_PER_BATCH];
-    UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) lo[j] = hi[j] = wasm_f32x4_splat(0.0f);
+// The K rows of positions p0 .. p0 + rows - 1 (rows <= K_TILE; missing rows read as 0) to f32,
+// transposed: kt[d * K_TILE + r] = k[p0 + r][d]. Each step loads all the rows, so their cache
+// misses overlap.
+INLINE void k_tile_transposed(float *kt, const uint16_t *k, size_t kv_stride, int rows, int hd, fp16_consts fc) {
     for (int d = 0; d < hd; d += 8) {
-        v128_t k_lo = wasm_v128_load(k + d), k_hi = wasm_v128_load(k + d + 4);
-        UNROLL_ATTN for (int j = 0; j < G; j++) {
-            lo[j] = wasm_f32x4_add(lo[j], wasm_f32x4_mul(k_lo, wasm_v128_load(q + (size_t)j * hd + d)));
-            hi[j] = wasm_f32x4_add(hi[j], wasm_f32x4_mul(k_hi, wasm_v128_load(q + (size_t)j * hd + d + 4)));
+        v128_t lo[K_TILE], hi[K_TILE];
+        UNROLL_ATTN for (int r = 0; r < K_TILE; r++) {
+            if (r < rows) fp16x8_to_f32x4x2(k + (size_t)r * kv_stride + d, &lo[r], &hi[r], fc);
+            else lo[r] = hi[r] = wasm_f32x4_splat(0.0f);
+        }
+        v128_t w[4];
+        UNROLL_ATTN for (int half = 0; half < K_TILE / 4; half++) {
+            transpose_words(lo[4 * half], lo[4 * half + 1], lo[4 * half + 2], lo[4 * half + 3], w);
+            UNROLL_ATTN for (int i = 0; i < 4; i++) wasm_v128_store(kt + (size_t)(d + i) * K_TILE + 4 * half, w[i]);
+            transpose_words(hi[4 * half], hi[4 * half + 1], hi[4 * half + 2], hi[4 * half + 3], w);
+            UNROLL_ATTN for (int i = 0; i < 4; i++) wasm_v128_store(kt + (size_t)(d + 4 + i) * K_TILE + 4 * half, w[i]);
         }
     }
-    v128_t s = transpose_sum4(wasm_f32x4_add(lo[0], hi[0]), wasm_f32x4_add(lo[1], hi[1]),
-                              wasm_f32x4_add(lo[2], hi[2]), wasm_f32x4_add(lo[3], hi[3]));
-    return wasm_f32x4_mul(s, wasm_f32x4_splat(scale));
 }
 
-// exp(s - max) over the first n_pos rows of [position][4] scores, normalized, rounded to f16
-// as llama.cpp does before multiplying by V.
-static void softmax_rows4(float *scores, int n_pos) {
-    v128_t mx = wasm_v128_load(scores);
-    for (int p = 1; p < n_pos; p++) mx = wasm_f32x4_max(mx, wasm_v128_load(scores + 4 * (size_t)p));
+// s_j[r] = scale * q_j . k_r for the K_TILE positions of a transposed tile and G (1..4) heads
+// q_j = q + j * hd; head j's scores go to s + j * score_stride.
+INLINE void tile_scores(float *s, size_t score_stride, const float *q, const float *kt, int hd, float scale, const int G) {
+    v128_t lo[HEADS_PER_BATCH], hi[HEADS_PER_BATCH];
+    UNROLL_ATTN for (int j = 0; j < G; j++) lo[j] = hi[j] = wasm_f32x4_splat(0.0f);
+    for (int d = 0; d < hd; d++) {
+        v128_t k_lo = wasm_v128_load(kt + (size_t)d * K_TILE), k_hi = wasm_v128_load(kt + (size_t)d * K_TILE + 4);
+        UNROLL_ATTN for (int j = 0; j < G; j++) {
+            v128_t qd = wasm_v128_load32_splat(q + (size_t)j * hd + d);
+            lo[j] = madd_f32x4(k_lo, qd, lo[j]);
+            hi[j] = madd_f32x4(k_hi, qd, hi[j]);
+        }
+    }
+    const v128_t sc = wasm_f32x4_splat(scale);
+    UNROLL_ATTN for (int j = 0; j < G; j++) {
+        wasm_v128_store(s + (size_t)j * score_stride, wasm_f32x4_mul(lo[j], sc));
+        wasm_v128_store(s + (size_t)j * score_stride + 4, wasm_f32x4_mul(hi[j], sc));
+    }
+}
+
+INLINE float hmax_f32x4(v128_t v) {
+    v128_t m = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+    return wasm_f32x4_extract_lane(wasm_f32x4_pmax(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2)), 0);
+}
+
+// exp(s - max) over the first n scores of a row, normalized, rounded to f16 as llama.cpp does
+// before multiplying by V. The row has room for n rounded up to 4; lanes past n take no part.
+static void softmax_row(float *s, int n, exp_consts ec) {
+    const int full = n & ~3;
+    const v128_t tail_lanes = wasm_i32x4_lt(wasm_i32x4_make(0, 1, 2, 3), wasm_i32x4_splat(n - full));
+    const v128_t minus_inf = wasm_f32x4_splat(-__builtin_inff());
+    // pmax: one instruction where max's NaN rules take several (a NaN score is not lost: exp gives NaN)
+    v128_t mx = minus_inf;
+    for (int p = 0; p < full; p += 4) mx = wasm_f32x4_pmax(mx, wasm_v128_load(s + p));
+    if (full < n) mx = wasm_f32x4_pmax(mx, wasm_v128_bitselect(wasm_v128_load(s + full), minus_inf, tail_lanes));
+    const v128_t m = wasm_f32x4_splat(hmax_f32x4(mx));
     v128_t sum = wasm_f32x4_splat(0.0f);
-    const exp_consts ec = exp_loop_consts();
-    for (int p = 0; p < n_pos; p++) {
-        v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(scores + 4 * (size_t)p), mx), ec);
-        wasm_v128_store(scores + 4 * (size_t)p, e);
+    for (int p = 0; p < full; p += 4) {
+        v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(s + p), m), ec);
+        wasm_v128_store(s + p, e);
         sum = wasm_f32x4_add(sum, e);
     }
-    v128_t inv_sum = wasm_f32x4_div(wasm_f32x4_splat(1.0f), sum);
-    for (int p = 0; p < n_pos; p++) {
-        float *sp = scores + 4 * (size_t)p;
-        wasm_v128_store(sp, round_to_f16_f32x4(wasm_f32x4_mul(wasm_v128_load(sp), inv_sum)));
+    if (full < n) {
+        v128_t e = wasm_v128_and(expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(s + full), m), ec), tail_lanes);
+        wasm_v128_store(s + full, e);
+        sum = wasm_f32x4_add(sum, e);
     }
+    const v128_t inv_sum = wasm_f32x4_splat(1.0f / hsum_f32x4(sum));
+    for (int p = 0; p < n; p += 4) wasm_v128_store(s + p, round_to_f16_f32x4(wasm_f32x4_mul(wasm_v128_load(s + p), inv_sum)));
 }
 
-// T (1..4) tokens x G (1..4) query heads of one KV head. q and out point at the first token's
-// first head of the batch; tokens are q_stride floats apart; token t sees n_pos0 + t positions.
+// T (1..TOKENS_PER_ITEM) tokens x G (1..4) query heads of one KV head. q and out point at the
+// first token's first head of the batch; tokens are q_stride floats apart; token t sees n_pos0 + t
+// positions.
 INLINE void attention_tokens(float *out, const float *q, size_t q_stride, const uint16_t *k, const uint16_t *v,
                              size_t kv_stride, int n_pos0, int T, int hd, float scale, float *scratch,
-                             size_t scores_floats, const int G) {
-    float *scores = scratch;                                 // [T][n_ctx][4]
-    float *acc = scores + (size_t)TOKENS_PER_ITEM * scores_floats;  // [T][G][hd]
-    float *row = acc + (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * hd;  // one K row, f32
-    float *vblock = row + hd;                                // [V_POSITION_BLOCK][8]
+                             size_t score_stride, const int G) {
+    const size_t token_scores = HEADS_PER_BATCH * score_stride;
+    float *scores = scratch;                                        // [T][4][score_stride]
+    float *acc = scores + (size_t)TOKENS_PER_ITEM * token_scores;   // [T][G][hd]
+    float *kt = acc + (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * hd;  // [hd][K_TILE]
+    float *vblock = kt + (size_t)K_TILE * hd;                       // [V_POSITION_BLOCK][8]
     const int n_pos_max = n_pos0 + T - 1;
+    const fp16_consts fc = fp16_loop_consts();
 
-    // scores[t][p][j] = scale * q_tj . k_p, each K row converted once for the T tokens
-    for (int p = 0; p < n_pos_max; p++) {
-        const uint16_t *kp = k + (size_t)p * kv_stride;
-        for (int d = 0; d < hd; d += 8) {
-            v128_t lo, hi;
-            fp16x8_to_f32x4x2(kp + d, &lo, &hi);
-            wasm_v128_store(row + d, lo);
-            wasm_v128_store(row + d + 4, hi);
-        }
-        for (int t = (p >= n_pos0 ? p - n_pos0 + 1 : 0); t < T; t++) {
-            v128_t sv = head_scores(q + (size_t)t * q_stride, row, hd, scale, G);
-            wasm_v128_store(scores + (size_t)t * scores_floats + 4 * (size_t)p, sv);
-        }
+    // scores[t][j][p] = scale * q_tj . k_p, each K tile converted once for the T tokens (a
+    // token's scores past its own positions are computed with the tile and never read)
+    for (int p0 = 0; p0 < n_pos_max; p0 += K_TILE) {
+        k_tile_transposed(kt, k + (size_t)p0 * kv_stride, kv_stride, n_pos_max - p0 < K_TILE ? n_pos_max - p0 : K_TILE, hd, fc);
+        for (int t = (p0 >= n_pos0 ? p0 - n_pos0 + 1 : 0); t < T; t++)
+            tile_scores(scores + (size_t)t * token_scores + p0, score_stride, q + (size_t)t * q_stride, kt, hd, scale, G);
     }
-    for (int t = 0; t < T; t++) softmax_rows4(scores + (size_t)t * scores_floats, n_pos0 + t);
+    const exp_consts ec = exp_loop_consts();
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < G; j++) softmax_row(scores + (size_t)t * token_scores + (size_t)j * score_stride, n_pos0 + t, ec);
 
-    // acc[t][j] = sum_p scores[t][p][j] * v_p: each V block converted once, 8 dims at a time
+    // acc[t][j] = sum_p scores[t][j][p] * v_p: each V block converted once, 8 dims at a time
     for (int i = 0; i < T * G * hd; i++) acc[i] = 0.0f;
     for (int p0 = 0; p0 < n_pos_max; p0 += V_POSITION_BLOCK) {
         int p1 = p0 + V_POSITION_BLOCK < n_pos_max ? p0 + V_POSITION_BLOCK : n_pos_max;
         for (int d = 0; d < hd; d += 8) {
             for (int p = p0; p < p1; p++) {
                 v128_t lo, hi;
-                fp16x8_to_f32x4x2(v + (size_t)p * kv_stride + d, &lo, &hi);
+                fp16x8_to_f32x4x2(v + (size_t)p * kv_stride + d, &lo, &hi, fc);
                 wasm_v128_store(vblock + 8 * (size_t)(p - p0), lo);
                 wasm_v128_store(vblock + 8 * (size_t)(p - p0) + 4, hi);
             }
             for (int t = 0; t < T; t++) {
                 int end = n_pos0 + t < p1 ? n_pos0 + t : p1;
-                const float *st = scores + (size_t)t * scores_floats;
+                const float *st = scores + (size_t)t * token_scores;
                 float *at = acc + (size_t)t * G * hd;
                 v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
                 UNROLL_ATTN for (int j = 0; j < G; j++) {
@@ -206,9 +245,9 @@ INLINE void attention_tokens(float *out, const float *q, size_t q_stride, const 
                     v128_t v_lo = wasm_v128_load(vblock + 8 * (size_t)(p - p0));
                     v128_t v_hi = wasm_v128_load(vblock + 8 * (size_t)(p - p0) + 4);
                     UNROLL_ATTN for (int j = 0; j < G; j++) {
-                        v128_t w = wasm_v128_load32_splat(st + 4 * (size_t)p + j);
-                        a_lo[j] = wasm_f32x4_add(a_lo[j], wasm_f32x4_mul(v_lo, w));
-                        a_hi[j] = wasm_f32x4_add(a_hi[j], wasm_f32x4_mul(v_hi, w));
+                        v128_t w = wasm_v128_load32_splat(st + (size_t)j * score_stride + p);
+                        a_lo[j] = madd_f32x4(v_lo, w, a_lo[j]);
+                        a_hi[j] = madd_f32x4(v_hi, w, a_hi[j]);
                     }
                 }
                 UNROLL_ATTN for (int j = 0; j < G; j++) {
@@ -237,21 +276,22 @@ static void attention_item(const void *vargs, int item, int thread_index) {
         const float *q = a->q + head * hd;
         int n_pos0 = a->start_pos + t0 + 1;
         switch (a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH) {
-        case 1: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 1); break;
-        case 2: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 2); break;
-        case 3: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 3); break;
-        default: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->scores_floats, 4); break;
+        case 1: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 1); break;
+        case 2: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 2); break;
+        case 3: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 3); break;
+        default: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 4); break;
         }
     }
 }
 
-INLINE size_t attention_scores_floats(int n_tokens, int start_pos) {
-    return (4 * (size_t)(start_pos + n_tokens) + 15) & ~(size_t)15;  // 64-byte aligned per token
+INLINE size_t attention_score_stride(int n_tokens, int start_pos) {
+    return ((size_t)start_pos + n_tokens + 15) & ~(size_t)15;  // whole K tiles, 64-byte aligned rows
 }
 
 INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_dim) {
-    size_t floats = TOKENS_PER_ITEM * attention_scores_floats(n_tokens, start_pos) +
-                    (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * head_dim + head_dim + 8 * V_POSITION_BLOCK;
+    size_t floats = (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * attention_score_stride(n_tokens, start_pos) +
+                    (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * head_dim + (size_t)K_TILE * head_dim +
+                    8 * V_POSITION_BLOCK;
     return (floats + 15) & ~(size_t)15;  // keep every thread's slice 64-byte aligned
 }
 
@@ -267,7 +307,7 @@ EXPORT int attention(float *out, const float *q, const uint16_t *cache_k, const 
     attention_args a;
     if (attention_setup(&a, out, q, cache_k, cache_v, n_tokens, start_pos, n_heads, n_kv_heads, head_dim, scale, scratch, 8))
         return KERNEL_BAD_ARGS;
-    a.scores_floats = attention_scores_floats(n_tokens, start_pos);
+    a.score_stride = attention_score_stride(n_tokens, start_pos);
     a.scratch_floats_per_thread = attention_floats_per_thread(n_tokens, start_pos, head_dim);
     // q to f16 precision, in place (see the header comment)
     float *qw = (float *)q;

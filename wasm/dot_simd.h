@@ -75,7 +75,7 @@ INLINE void tile_f16(float *out, int out_stride, const uint8_t *wrow, const uint
     int i = 0;
     for (; i + 8 <= cols; i += 8) {
         v128_t lo, hi;
-        fp16x8_to_f32x4x2(w + i, &lo, &hi);
+        fp16x8_to_f32x4x2(w + i, &lo, &hi, fp16_consts_plain());
         UNROLL for (int t = 0; t < T; t++) {
             const float *a = (const float *)(x + t * xs) + i;
             acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_add(wasm_f32x4_mul(lo, wasm_v128_load(a)),

@@ -87,27 +87,13 @@ extern float fp16_table[65536];
 
 INLINE float fp16_lookup(uint16_t h) { return fp16_table[h]; }
 
-// Eight halves (unaligned) -> two f32x4. Finite inputs only (inf/NaN come out
-// as large finite numbers), which holds for weights and the KV cache.
-INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi) {
-    v128_t h = wasm_v128_load(p);
-    // Sign-extending puts the sign in bit 31; << 13 moves exponent+mantissa into
-    // float position; the mask clears the copies of the sign in bits 28..30.
-    const v128_t mask = wasm_i32x4_splat((int32_t)0x8fffe000u);
-    const v128_t scale = wasm_f32x4_splat(0x1p112f);
-    v128_t l = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), mask);
-    v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), mask);
-    *lo = wasm_f32x4_mul(l, scale);
-    *hi = wasm_f32x4_mul(u, scale);
-}
-
 // V8 materializes a v128.const at every use, inside loops too: on x64 three instructions
 // (movabs, vmovq, punpcklqdq) per use and iteration. A value it cannot see as constant is
 // computed once before the loop and stays in a register. kernel_runtime_zero is always 0.
 extern volatile int32_t kernel_runtime_zero;
 INLINE v128_t loop_const(v128_t c) { return wasm_v128_xor(c, wasm_i32x4_splat(kernel_runtime_zero)); }
 
-// What fp16x4_to_f32x4 needs: plain, or as loop constants (above) for the relaxed build's decode
+// What the half conversions below need: plain, or as loop constants (above) for the relaxed build's decode
 // loops (the SIMD128 build keeps plain ones; docs/perf-log.md says why).
 typedef struct { v128_t mask, scale; } fp16_consts;
 INLINE fp16_consts fp16_consts_plain(void) {
@@ -116,6 +102,18 @@ INLINE fp16_consts fp16_consts_plain(void) {
 INLINE fp16_consts fp16_loop_consts(void) {
     fp16_consts k = fp16_consts_plain();
     return (fp16_consts){ loop_const(k.mask), loop_const(k.scale) };
+}
+
+// Eight halves (unaligned) -> two f32x4. Finite inputs only (inf/NaN come out
+// as large finite numbers), which holds for weights and the KV cache.
+INLINE void fp16x8_to_f32x4x2(const uint16_t *p, v128_t *lo, v128_t *hi, fp16_consts k) {
+    v128_t h = wasm_v128_load(p);
+    // Sign-extending puts the sign in bit 31; << 13 moves exponent+mantissa into
+    // float position; the mask clears the copies of the sign in bits 28..30.
+    v128_t l = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), k.mask);
+    v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), k.mask);
+    *lo = wasm_f32x4_mul(l, k.scale);
+    *hi = wasm_f32x4_mul(u, k.scale);
 }
 
 // Four halves (unaligned) -> f32x4, the same way. Finite inputs only: callers
@@ -137,6 +135,16 @@ INLINE v128_t round_to_f16_f32x4(v128_t x) {
     v128_t c = wasm_f32x4_splat(0.75f);
     v128_t subnormal = wasm_f32x4_sub(wasm_f32x4_add(x, c), c);
     return wasm_v128_bitselect(subnormal, normal, wasm_f32x4_lt(wasm_f32x4_abs(x), wasm_f32x4_splat(0x1p-14f)));
+}
+
+// a * b + c. The relaxed build fuses it where the engine and CPU do (relaxed_madd: fused or
+// not, fixed for a given engine and CPU); the SIMD128 build multiplies, then adds.
+INLINE v128_t madd_f32x4(v128_t a, v128_t b, v128_t c) {
+#if defined(__wasm_relaxed_simd__) && !defined(NO_FMA)
+    return wasm_f32x4_relaxed_madd(a, b, c);
+#else
+    return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+#endif
 }
 
 INLINE float hsum_f32x4(v128_t v) {

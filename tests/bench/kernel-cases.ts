@@ -22,9 +22,12 @@ export interface BenchOptions {
 }
 
 export interface AbOptions {
+  /** Weight types (matmuls of the FFN shapes), or ATTN_F16 / ATTN_Q8_0 (one layer's attention). */
   types: string[];
   tokens: number[];
   rounds: number;
+  /** Cache positions before the tokens in the attention cases. */
+  depth: number;
 }
 
 const COLD_BYTES = 256 * 1024 * 1024;
@@ -124,10 +127,49 @@ export function runKernelBench(k: Kernels, options: BenchOptions, log: (line: st
 // ---------------------------------------------------------------------------
 // A/B comparison of builds
 
+/** The attention cases: one layer of Qwen3-4B's (32 query heads, 8 KV heads of 128) per cache type. */
+const ATTENTION_CASES: Record<string, 'f16' | 'q8_0'> = { ATTN_F16: 'f16', ATTN_Q8_0: 'q8_0' };
+const ATTN_HEADS = 32, ATTN_KV_HEADS = 8, ATTN_HEAD_DIM = 128;
+
+/** A cache holding `depth + maxTok` positions of seeded keys and values, and queries for `maxTok` tokens. */
+function attentionBuffers(k: Kernels, cache: 'f16' | 'q8_0', depth: number, maxTok: number) {
+  const kvDim = ATTN_KV_HEADS * ATTN_HEAD_DIM, positions = depth + maxTok;
+  const rowBytes = cache === 'f16' ? kvDim * 2 : (kvDim / 32) * 34;
+  const ck = k.alloc(positions * rowBytes), cv = k.alloc(positions * rowBytes);
+  const rows = k.alloc(positions * kvDim * 4);
+  const q = k.alloc(maxTok * ATTN_HEADS * ATTN_HEAD_DIM * 4), out = k.alloc(maxTok * ATTN_HEADS * ATTN_HEAD_DIM * 4);
+  const f = k.f32();
+  for (let i = 0; i < positions * kvDim; i++) f[rows / 4 + i] = Math.sin(i * 0.61) * 2;
+  for (let i = 0; i < maxTok * ATTN_HEADS * ATTN_HEAD_DIM; i++) f[q / 4 + i] = Math.sin(i * 0.13);
+  if (cache === 'f16') k.kvStore(ck, cv, rows, rows, positions, 0, kvDim);
+  else k.kvStoreQ8_0(ck, cv, rows, rows, positions, 0, kvDim);
+  return { ck, cv, q, out };
+}
+
+/** One attention case: call(i) runs variant i's attention of nTok tokens after `depth` positions. */
+function attentionCase(kernels: Kernels[], cache: 'f16' | 'q8_0', options: AbOptions,
+                       measure: (label: string, nTok: number, call: (variant: number) => void) => void): void {
+  const bufs = kernels.map((k) => attentionBuffers(k, cache, options.depth, Math.max(...options.tokens)));
+  for (const nTok of options.tokens) {
+    const call = (i: number) => {
+      const k = kernels[i]!, b = bufs[i]!;
+      const run = cache === 'f16' ? k.attention : k.attentionQ8_0;
+      run.call(k, b.out, b.q, b.ck, b.cv, nTok, options.depth, ATTN_HEADS, ATTN_KV_HEADS, ATTN_HEAD_DIM);
+    };
+    kernels.forEach((_, i) => call(i));
+    measure(`attention ${cache} depth=${options.depth} t=${nTok}`, nTok, call);
+  }
+}
+
 /** Every type x shape x token count: `measure(label, nTok, call)`, where call(i) runs variant i's
- * matmul once; each variant has its own buffers and has made one warm-up call. */
+ * matmul (or attention) once; each variant has its own buffers and has made one warm-up call. */
 function eachCase(kernels: Kernels[], options: AbOptions, measure: (label: string, nTok: number, call: (variant: number) => void) => void): void {
   for (const name of options.types) {
+    const cache = ATTENTION_CASES[name];
+    if (cache) {
+      attentionCase(kernels, cache, options, measure);
+      continue;
+    }
     const t = weightType(name);
     for (const { rows, cols } of SHAPES) {
       const bufs = kernels.map((k) => matmulBuffers(k, t, rows, cols, Math.max(...options.tokens)));

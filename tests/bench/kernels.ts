@@ -17,6 +17,7 @@
 //   npm run bench:kernels -- --ab A.wasm B.wasm [--types Q4_0,Q4_K] [--tokens 1,64] [--rounds 15] [--threads 1]
 //   npm run bench:kernels -- --ab --browser A.wasm B.wasm ...   (relaxed builds, in a headless Chromium Worker)
 //   npm run bench:kernels -- --ab --browser --cpu A.wasm B.wasm ... [--batch 0.5]
+//   npm run bench:kernels -- --ab ... --types ATTN_F16,ATTN_Q8_0 [--depth 2048]   (one layer's attention)
 //
 // --cpu (browser, 1 thread): each variant runs batches of calls (--batch seconds each) and is
 // charged the CPU time Linux counted for the Worker thread meanwhile (/proc schedstat, sampled
@@ -45,7 +46,8 @@ import {
 const USAGE = `usage: npm run bench:kernels -- [--browser] [--threads 1,2] [--build simd128|relaxed|auto] [--quick]
                                 [--tokens 1,32] [--types Q4_0,Q4_K,Q6_K,Q8_0] [--cold]
        npm run bench:kernels -- --ab [--browser [--cpu [--batch 0.5]]] A.wasm B.wasm ...
-                                [--types Q4_0,Q4_K,Q6_K,Q8_0] [--tokens 1,64] [--rounds 15] [--threads 1]
+                                [--types Q4_0,Q4_K,Q6_K,Q8_0,ATTN_F16,ATTN_Q8_0] [--tokens 1,64] [--rounds 15]
+                                [--threads 1] [--depth 2048]
 `;
 
 const { values: args, positionals } = parseArgs({
@@ -61,6 +63,7 @@ const { values: args, positionals } = parseArgs({
     types: { type: 'string' },
     cold: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '15' },
+    depth: { type: 'string', default: '2048' },
     batch: { type: 'string', default: '0.5' },
     help: { type: 'boolean', default: false },
   },
@@ -119,6 +122,7 @@ function abOptions(): AbOptions {
     types: (args.types ?? 'Q4_0,Q4_K,Q6_K,Q8_0').split(','),
     tokens: numbers(args.tokens ?? '1,64'),
     rounds: Number(args.rounds),
+    depth: Number(args.depth),
   };
 }
 

@@ -10,6 +10,7 @@ import { createKernels, type Kernels, MAX_MEMORY_BYTES, WeightType } from '../..
 import { expectedRelaxedProbe, findMemoryImport, withUnsharedMemory } from '../../src/model/kernel-loader.ts';
 import { nodePlatform } from '../../src/model/kernel-platform-node.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../fixtures/quantize.ts';
+import { attentionMismatch, type AttentionShape } from '../support/attention-reference.ts';
 import { Rng } from '../fixtures/random.ts';
 import { layoutTableProblems } from '../support/weight-layouts.ts';
 
@@ -848,23 +849,22 @@ describe('kv_store', () => {
   });
 });
 
-interface AttentionCase {
-  nTokens: number;
-  startPos: number;
-  nHeads: number;
-  nKvHeads: number;
-  headDim: number;
-}
-
-const ATTENTION_CASES: AttentionCase[] = [
+const ATTENTION_CASES: AttentionShape[] = [
   { nTokens: 3, startPos: 5, nHeads: 8, nKvHeads: 2, headDim: 128 },   // GQA 4:1, prefill after a prefix
   { nTokens: 1, startPos: 40, nHeads: 8, nKvHeads: 2, headDim: 128 },  // decode
   { nTokens: 7, startPos: 0, nHeads: 3, nKvHeads: 3, headDim: 16 },   // MHA, fresh prompt
   { nTokens: 2, startPos: 9, nHeads: 4, nKvHeads: 1, headDim: 24 },   // all heads share one KV head
   { nTokens: 2, startPos: 70, nHeads: 14, nKvHeads: 2, headDim: 8 },  // 7 heads per KV head: batches of 4 + 3; > 64 positions
+  { nTokens: 19, startPos: 13, nHeads: 8, nKvHeads: 2, headDim: 64 }, // items of 8 + 8 + 3 tokens; K tiles cut mid-prompt
+  { nTokens: 1, startPos: 130, nHeads: 2, nKvHeads: 1, headDim: 32 }, // decode: 2 heads of a batch of 4, a partial last tile
 ];
 
-function runAttention(k: Kernels, c: AttentionCase, seed: number) {
+/** Keys and values of every position (f32, before the cache rounds them). */
+interface AttentionRows { kAll: Float32Array; vAll: Float32Array }
+
+/** One attention call of case c on seeded inputs, or on the given queries and the first
+ * startPos + nTokens positions of the given rows. */
+function runAttention(k: Kernels, c: AttentionShape, seed: number, givenQ?: Float32Array, given?: AttentionRows) {
   const rng = new Rng(seed);
   const kvDim = c.nKvHeads * c.headDim;
   const nCtx = c.startPos + c.nTokens;
@@ -874,74 +874,36 @@ function runAttention(k: Kernels, c: AttentionCase, seed: number) {
   // Poison: huge keys would dominate any softmax that reads them, huge values any output.
   u16.fill(f32ToF16Bits(30000), cacheK / 2, cacheK / 2 + capacity * kvDim);
   u16.fill(f32ToF16Bits(30000), cacheV / 2, cacheV / 2 + capacity * kvDim);
-  const kAll = new Float32Array(nCtx * kvDim).map(() => rng.nextGaussian());
-  const vAll = new Float32Array(nCtx * kvDim).map(() => rng.nextGaussian());
+  const kAll = given ? given.kAll.subarray(0, nCtx * kvDim) : new Float32Array(nCtx * kvDim).map(() => rng.nextGaussian());
+  const vAll = given ? given.vAll.subarray(0, nCtx * kvDim) : new Float32Array(nCtx * kvDim).map(() => rng.nextGaussian());
   // the prefix in one store, then this step's tokens
   if (c.startPos > 0) k.kvStore(cacheK, cacheV, put(k, kAll.subarray(0, c.startPos * kvDim)), put(k, vAll.subarray(0, c.startPos * kvDim)), c.startPos, 0, kvDim);
   k.kvStore(cacheK, cacheV, put(k, kAll.subarray(c.startPos * kvDim)), put(k, vAll.subarray(c.startPos * kvDim)), c.nTokens, c.startPos, kvDim);
-  const q = new Float32Array(c.nTokens * c.nHeads * c.headDim).map(() => rng.nextGaussian() * 2);
+  const q = givenQ ?? new Float32Array(c.nTokens * c.nHeads * c.headDim).map(() => rng.nextGaussian() * 2);
   const qp = put(k, q), out = k.alloc(q.length * 4);
   k.attention(out, qp, cacheK, cacheV, c.nTokens, c.startPos, c.nHeads, c.nKvHeads, c.headDim);
   const kh = Float64Array.from(k.u16().slice(cacheK / 2, cacheK / 2 + nCtx * kvDim), f16BitsToF32);
   const vh = Float64Array.from(k.u16().slice(cacheV / 2, cacheV / 2 + nCtx * kvDim), f16BitsToF32);
-  return { got: readF32(k, out, q.length), q, kh, vh };
+  return { got: readF32(k, out, q.length), q, kh, vh, rows: { kAll, vAll } };
 }
 
 describe.each(ATTENTION_CASES)('attention nTokens=$nTokens startPos=$startPos heads=$nHeads/$nKvHeads headDim=$headDim', (c) => {
   it('matches a causal f64 softmax attention over the stored f16 K/V, with q and the probabilities at f16 precision', () => {
-    const { got, q: qRaw, kh, vh } = runAttention(k2, c, 77 + c.startPos);
-    // llama.cpp's CPU attention multiplies f16 operands: q and the probabilities are rounded to
-    // f16 first, and the kernel does the same so its activations stay within rounding of llama.cpp's.
-    const toF16 = (x: number) => f16BitsToF32(f32ToF16Bits(x));
-    const q = qRaw.map(toF16);
-    const kvDim = c.nKvHeads * c.headDim;
-    const group = c.nHeads / c.nKvHeads;
-    const scale = 1 / Math.sqrt(c.headDim);
-    for (let t = 0; t < c.nTokens; t++) {
-      const nPos = c.startPos + t + 1;  // causal: positions 0 .. startPos + t
-      for (let h = 0; h < c.nHeads; h++) {
-        const kvh = Math.floor(h / group);
-        const qo = (t * c.nHeads + h) * c.headDim;
-        const scores: number[] = [];
-        let scoreSize = 0;
-        for (let p = 0; p < nPos; p++) {
-          let s = 0, size = 0;
-          for (let d = 0; d < c.headDim; d++) {
-            const prod = q[qo + d]! * kh[p * kvDim + kvh * c.headDim + d]!;
-            s += prod;
-            size += Math.abs(prod);
-          }
-          scores.push(s * scale);
-          scoreSize = Math.max(scoreSize, size * scale);
-        }
-        const mx = Math.max(...scores);
-        const e = scores.map((s) => Math.exp(s - mx));
-        const sum = e.reduce((a, b) => a + b, 0);
-        let vmax = 0;
-        for (let p = 0; p < nPos; p++) for (let d = 0; d < c.headDim; d++) vmax = Math.max(vmax, Math.abs(vh[p * kvDim + kvh * c.headDim + d]!));
-        // A score off by delta changes its weight by a factor e^delta ~ 1 + delta; scores carry
-        // about headDim/4 + 4 roundings of their term magnitude, softmax and the weighted sum
-        // a few more relative to max|v|.
-        // The f16 rounding of a probability may land one f16 step (2^-10 relative, or 2^-24 for
-        // subnormals) away from the f64 reference's when the f32 value sits near a tie.
-        const scoreError = (c.headDim / 4 + 6) * EPS32 * scoreSize;
-        const roundingFlip = 2 ** -10 + nPos * 2 ** -24;
-        const allowed = (2 * scoreError + (nPos + 10) * EPS32 + roundingFlip) * vmax;
-        const prob = e.map((x) => toF16(x / sum));
-        for (let d = 0; d < c.headDim; d++) {
-          let want = 0;
-          for (let p = 0; p < nPos; p++) want += prob[p]! * vh[p * kvDim + kvh * c.headDim + d]!;
-          const g = got[qo + d]!;
-          if (!(Math.abs(g - want) <= allowed)) {
-            throw new Error(`token ${t} head ${h} dim ${d}: got ${g}, want ${want} (allowed ${allowed})`);
-          }
-        }
-      }
-    }
+    const { got, q, kh, vh } = runAttention(k2, c, 77 + c.startPos);
+    expect(attentionMismatch(got, q, kh, vh, c)).toBeUndefined();
   });
 
   it('gives identical bits on 1 and 2 threads', () => {
     expect(runAttention(k1, c, 5).got).toEqual(runAttention(k2, c, 5).got);
+  });
+
+  it('gives each token the bits of a call with that token alone (speculative decoding verifies drafts so)', () => {
+    const all = runAttention(k2, c, 9);
+    const width = c.nHeads * c.headDim;
+    for (let t = 0; t < c.nTokens; t++) {
+      const alone = runAttention(k2, { ...c, nTokens: 1, startPos: c.startPos + t }, 9, all.q.subarray(t * width, (t + 1) * width), all.rows);
+      expect(alone.got, `token ${t}`).toEqual(all.got.subarray(t * width, (t + 1) * width));
+    }
   });
 });
 
@@ -997,7 +959,7 @@ describe('q8_0 KV cache', () => {
     expect([...gotV.q]).toEqual([...want.q].map((x) => (x === 0 ? 0 : -x)));
   });
 
-  const CASES: AttentionCase[] = [
+  const CASES: AttentionShape[] = [
     { nTokens: 3, startPos: 5, nHeads: 8, nKvHeads: 2, headDim: 128 },    // GQA 4:1 after a prefix
     { nTokens: 1, startPos: 300, nHeads: 8, nKvHeads: 2, headDim: 128 },  // decode over ten tiles
     { nTokens: 2, startPos: 40, nHeads: 14, nKvHeads: 2, headDim: 64 },   // 7 heads per KV head: batches of 4 + 3
