@@ -58,10 +58,10 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 //
 // q, out: [n_tokens][n_heads][head_dim] f32. Token t (absolute position
 // start_pos + t) attends to cache positions 0 .. start_pos + t. Query head h
-// reads KV head h / (n_heads / n_kv_heads). One work item = up to
-// TOKENS_PER_ITEM tokens and one KV head: every K/V row is converted from f16
-// once for all of them (a prompt's tokens share their cache rows), and their
-// query heads go in batches of up to 4.
+// reads KV head h / (n_heads / n_kv_heads). One work item = up to 8 tokens
+// (4 where the context is long: see attention_tokens_per_item) and one KV head:
+// every K/V row is converted from f16 once for all of them (a prompt's tokens
+// share their cache rows), and their query heads go in batches of up to 4.
 //
 // Scores: K rows are converted K_TILE at a time into a transposed tile
 // ([dim][K_TILE]), so a query's scores against the tile come out as vectors of
@@ -80,7 +80,7 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 // n_tokens; see attention_scratch_bytes).
 
 #define HEADS_PER_BATCH 4
-#define TOKENS_PER_ITEM 8
+#define MAX_TOKENS_PER_ITEM 8
 #define K_TILE 8             // positions per K tile: two vectors of scores per query head
 #define V_POSITION_BLOCK 64  // positions per pass over the V rows (their 8-dim slices stay in L1)
 
@@ -93,6 +93,7 @@ typedef struct {
     float scale;
     float *scratch;
     size_t score_stride;   // f16: floats per head's row of scores, n_ctx rounded up to 16
+    int tokens_per_item;   // f16: see attention_tokens_per_item
     size_t scratch_floats_per_thread;
 } attention_args;
 
@@ -196,16 +197,16 @@ static void softmax_row(float *s, int n, exp_consts ec) {
     for (int p = 0; p < n; p += 4) wasm_v128_store(s + p, round_to_f16_f32x4(wasm_f32x4_mul(wasm_v128_load(s + p), inv_sum)));
 }
 
-// T (1..TOKENS_PER_ITEM) tokens x G (1..4) query heads of one KV head. q and out point at the
+// T (1..item_tokens) tokens x G (1..4) query heads of one KV head. q and out point at the
 // first token's first head of the batch; tokens are q_stride floats apart; token t sees n_pos0 + t
 // positions.
 INLINE void attention_tokens(float *out, const float *q, size_t q_stride, const uint16_t *k, const uint16_t *v,
                              size_t kv_stride, int n_pos0, int T, int hd, float scale, float *scratch,
-                             size_t score_stride, const int G) {
+                             size_t score_stride, int item_tokens, const int G) {
     const size_t token_scores = HEADS_PER_BATCH * score_stride;
     float *scores = scratch;                                        // [T][4][score_stride]
-    float *acc = scores + (size_t)TOKENS_PER_ITEM * token_scores;   // [T][G][hd]
-    float *kt = acc + (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * hd;  // [hd][K_TILE]
+    float *acc = scores + (size_t)item_tokens * token_scores;       // [T][G][hd]
+    float *kt = acc + (size_t)item_tokens * HEADS_PER_BATCH * hd;   // [hd][K_TILE]
     float *vblock = kt + (size_t)K_TILE * hd;                       // [V_POSITION_BLOCK][8]
     const int n_pos_max = n_pos0 + T - 1;
     const fp16_consts fc = fp16_loop_consts();
@@ -264,8 +265,8 @@ INLINE void attention_tokens(float *out, const float *q, size_t q_stride, const 
 static void attention_item(const void *vargs, int item, int thread_index) {
     const attention_args *a = (const attention_args *)vargs;
     int block = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
-    int t0 = block * TOKENS_PER_ITEM;
-    int T = a->n_tokens - t0 < TOKENS_PER_ITEM ? a->n_tokens - t0 : TOKENS_PER_ITEM;
+    int t0 = block * a->tokens_per_item;
+    int T = a->n_tokens - t0 < a->tokens_per_item ? a->n_tokens - t0 : a->tokens_per_item;
     int hd = a->head_dim;
     size_t kv_stride = (size_t)a->n_kv_heads * hd, q_stride = (size_t)a->n_heads * hd;
     float *scratch = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
@@ -276,10 +277,10 @@ static void attention_item(const void *vargs, int item, int thread_index) {
         const float *q = a->q + head * hd;
         int n_pos0 = a->start_pos + t0 + 1;
         switch (a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH) {
-        case 1: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 1); break;
-        case 2: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 2); break;
-        case 3: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 3); break;
-        default: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, 4); break;
+        case 1: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, a->tokens_per_item, 1); break;
+        case 2: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, a->tokens_per_item, 2); break;
+        case 3: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, a->tokens_per_item, 3); break;
+        default: attention_tokens(out, q, q_stride, k, v, kv_stride, n_pos0, T, hd, a->scale, scratch, a->score_stride, a->tokens_per_item, 4); break;
         }
     }
 }
@@ -288,10 +289,17 @@ INLINE size_t attention_score_stride(int n_tokens, int start_pos) {
     return ((size_t)start_pos + n_tokens + 15) & ~(size_t)15;  // whole K tiles, 64-byte aligned rows
 }
 
+// 8 tokens an item while their scores take at most 1 MiB (contexts up to 8,192), else 4: a
+// thread's scratch grows with the context, and long contexts keep the 4-token size.
+INLINE int attention_tokens_per_item(size_t score_stride) {
+    return score_stride <= 8192 ? MAX_TOKENS_PER_ITEM : MAX_TOKENS_PER_ITEM / 2;
+}
+
 INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_dim) {
-    size_t floats = (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * attention_score_stride(n_tokens, start_pos) +
-                    (size_t)TOKENS_PER_ITEM * HEADS_PER_BATCH * head_dim + (size_t)K_TILE * head_dim +
-                    8 * V_POSITION_BLOCK;
+    size_t stride = attention_score_stride(n_tokens, start_pos);
+    size_t item_tokens = (size_t)attention_tokens_per_item(stride);
+    size_t floats = item_tokens * HEADS_PER_BATCH * stride + item_tokens * HEADS_PER_BATCH * head_dim +
+                    (size_t)K_TILE * head_dim + 8 * V_POSITION_BLOCK;
     return (floats + 15) & ~(size_t)15;  // keep every thread's slice 64-byte aligned
 }
 
@@ -313,7 +321,8 @@ EXPORT int attention(float *out, const float *q, const uint16_t *cache_k, const 
     float *qw = (float *)q;
     size_t nq = (size_t)n_tokens * n_heads * head_dim;
     for (size_t i = 0; i < nq; i += 4) wasm_v128_store(qw + i, round_to_f16_f32x4(wasm_v128_load(qw + i)));
-    pool_run(attention_item, &a, (n_tokens + TOKENS_PER_ITEM - 1) / TOKENS_PER_ITEM * n_kv_heads);
+    a.tokens_per_item = attention_tokens_per_item(a.score_stride);
+    pool_run(attention_item, &a, (n_tokens + a.tokens_per_item - 1) / a.tokens_per_item * n_kv_heads);
     return KERNEL_OK;
 }
 

@@ -857,6 +857,7 @@ const ATTENTION_CASES: AttentionShape[] = [
   { nTokens: 2, startPos: 70, nHeads: 14, nKvHeads: 2, headDim: 8 },  // 7 heads per KV head: batches of 4 + 3; > 64 positions
   { nTokens: 19, startPos: 13, nHeads: 8, nKvHeads: 2, headDim: 64 }, // items of 8 + 8 + 3 tokens; K tiles cut mid-prompt
   { nTokens: 1, startPos: 130, nHeads: 2, nKvHeads: 1, headDim: 32 }, // decode: 2 heads of a batch of 4, a partial last tile
+  { nTokens: 9, startPos: 8190, nHeads: 4, nKvHeads: 1, headDim: 8 },  // a long context: items of 4 tokens
 ];
 
 /** Keys and values of every position (f32, before the cache rounds them). */
