@@ -379,6 +379,7 @@ EXPORT int kv_store_q8_0(block_q8_0 *cache_k, block_q8_0 *cache_v, const float *
 // Positions per online-softmax step: scores for a tile, one rescale of the
 // accumulators, then the tile's v rows.
 #define Q8_TILE 32
+#define Q8_TOKENS_PER_ITEM 8
 
 // Eight int8 at p -> two f32x4.
 INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
@@ -387,139 +388,212 @@ INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
     *hi = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(w));
 }
 
-// G (1..4) query heads, quantized (q16: G rows of head_dim int16, dq: their
-// blocks' scales), against one KV head's rows (k, v point at the head's first
-// block in position 0; rows are kv_blocks apart).
-INLINE void attention_q8_0_heads(float *out, const int16_t *q16, const float *dq, const block_q8_0 *k, const block_q8_0 *v,
-                                 size_t kv_blocks, int n_pos, int hd, float scale, float *scores, float *acc,
-                                 const int G) {
+// One item's scratch (attention_q8_0_floats_per_thread sizes it): the tile's K rows widened to
+// int16 with their block scales, its V rows dequantized, and per token the quantized queries of
+// a batch of heads, the online softmax's state and the output accumulators.
+typedef struct {
+    int16_t *k16;   // [Q8_TILE][hd]
+    float *dk;      // [Q8_TILE][nb]
+    float *v32;     // [Q8_TILE][hd]: q * d, as llama.cpp dequantizes before its f32 multiply-add
+    float *scores;  // [Q8_TILE][4]
+    block_q8_32 *qq; // [4 * nb]: one token's heads, quantized
+    int16_t *q16;   // [T][4][hd]
+    float *dq;      // [T][4 * nb]
+    float *state;   // [T][8]: running max per head (4 lanes), running sum of exp(s - max)
+    float *acc;     // [T][4][hd]
+} q8_scratch;
+
+// Positions p0 .. p1 - 1 of one KV head (k, v at its first block of position 0; rows kv_blocks
+// apart) into the tile buffers: each row read once for all the item's tokens.
+INLINE void q8_0_tile(const q8_scratch *s, const block_q8_0 *k, const block_q8_0 *v, size_t kv_blocks, int p0, int p1, int hd) {
     const int nb = hd / QK8_0;
-    v128_t m = wasm_f32x4_splat(-__builtin_inff());  // running max per head (lane j)
-    v128_t sum = wasm_f32x4_splat(0.0f);             // running sum of exp(s - m)
-    const exp_consts ec = exp_loop_consts();
-    for (int i = 0; i < G * hd; i++) acc[i] = 0.0f;
-    for (int p0 = 0; p0 < n_pos; p0 += Q8_TILE) {
-        int p1 = p0 + Q8_TILE < n_pos ? p0 + Q8_TILE : n_pos;
-        // scores[p][j] = scale * q_j . k_p: per block, integer products in 4 lanes, times both
-        // scales, summed in f32 lanes across blocks (as llama.cpp's q8_0 dot), lanes added last
-        v128_t tile_max = wasm_f32x4_splat(-__builtin_inff());
-        for (int p = p0; p < p1; p++) {
-            const block_q8_0 *kp = k + (size_t)p * kv_blocks;
-            v128_t acc_s[HEADS_PER_BATCH];
-            UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) acc_s[j] = wasm_f32x4_splat(0.0f);
-            for (int b = 0; b < nb; b++) {
-                v128_t k0 = wasm_v128_load(kp[b].qs), k1 = wasm_v128_load(kp[b].qs + 16);
-                v128_t kw[4] = {wasm_i16x8_extend_low_i8x16(k0), wasm_i16x8_extend_high_i8x16(k0),
-                                wasm_i16x8_extend_low_i8x16(k1), wasm_i16x8_extend_high_i8x16(k1)};
-                float dk = fp16_lookup(kp[b].d);
-                UNROLL_ATTN for (int j = 0; j < G; j++) {
-                    const int16_t *qw = q16 + ((size_t)j * nb + b) * QK8_0;
-                    v128_t dot = wasm_i32x4_add(
-                        wasm_i32x4_add(wasm_i32x4_dot_i16x8(kw[0], wasm_v128_load(qw)), wasm_i32x4_dot_i16x8(kw[1], wasm_v128_load(qw + 8))),
-                        wasm_i32x4_add(wasm_i32x4_dot_i16x8(kw[2], wasm_v128_load(qw + 16)), wasm_i32x4_dot_i16x8(kw[3], wasm_v128_load(qw + 24))));
-                    acc_s[j] = wasm_f32x4_add(acc_s[j], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(dk * dq[j * nb + b])));
-                }
-            }
-            v128_t sv = wasm_f32x4_mul(transpose_sum4(acc_s[0], acc_s[1], acc_s[2], acc_s[3]), wasm_f32x4_splat(scale));
-            wasm_v128_store(scores + 4 * (size_t)(p - p0), sv);
-            tile_max = wasm_f32x4_max(tile_max, sv);
-        }
-        // a new maximum rescales what was summed so far
-        v128_t m_new = wasm_f32x4_max(m, tile_max);
-        v128_t first = wasm_f32x4_eq(m, wasm_f32x4_splat(-__builtin_inff()));  // nothing summed yet (exp(-inf - x) would be NaN here)
-        v128_t correction = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), expf_f32x4_with(wasm_f32x4_sub(m, m_new), ec), first);
-        m = m_new;
-        sum = wasm_f32x4_mul(sum, correction);
-        float factor[HEADS_PER_BATCH];
-        wasm_v128_store(factor, correction);
-        UNROLL_ATTN for (int j = 0; j < G; j++) {
-            v128_t c = wasm_f32x4_splat(factor[j]);
-            for (int d = 0; d < hd; d += 4) wasm_v128_store(acc + (size_t)j * hd + d, wasm_f32x4_mul(wasm_v128_load(acc + (size_t)j * hd + d), c));
-        }
-        for (int p = p0; p < p1; p++) {
-            float *sp = scores + 4 * (size_t)(p - p0);
-            v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(sp), m), ec);
-            wasm_v128_store(sp, e);
-            sum = wasm_f32x4_add(sum, e);
-        }
-        // acc[j] += e[p][j] * v_p, v dequantized (q * d) as llama.cpp does before its f32 multiply-add
-        for (int d = 0; d < hd; d += 8) {
-            const int b = d / QK8_0, off = d % QK8_0;
-            v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
-            UNROLL_ATTN for (int j = 0; j < G; j++) {
-                a_lo[j] = wasm_v128_load(acc + (size_t)j * hd + d);
-                a_hi[j] = wasm_v128_load(acc + (size_t)j * hd + d + 4);
-            }
-            for (int p = p0; p < p1; p++) {
-                const block_q8_0 *vb = v + (size_t)p * kv_blocks + b;
-                v128_t dv = wasm_f32x4_splat(fp16_lookup(vb->d));
+    for (int p = p0; p < p1; p++) {
+        const block_q8_0 *kp = k + (size_t)p * kv_blocks, *vp = v + (size_t)p * kv_blocks;
+        int16_t *k16 = s->k16 + (size_t)(p - p0) * hd;
+        float *v32 = s->v32 + (size_t)(p - p0) * hd;
+        for (int b = 0; b < nb; b++) {
+            v128_t k0 = wasm_v128_load(kp[b].qs), k1 = wasm_v128_load(kp[b].qs + 16);
+            wasm_v128_store(k16 + b * QK8_0, wasm_i16x8_extend_low_i8x16(k0));
+            wasm_v128_store(k16 + b * QK8_0 + 8, wasm_i16x8_extend_high_i8x16(k0));
+            wasm_v128_store(k16 + b * QK8_0 + 16, wasm_i16x8_extend_low_i8x16(k1));
+            wasm_v128_store(k16 + b * QK8_0 + 24, wasm_i16x8_extend_high_i8x16(k1));
+            s->dk[(size_t)(p - p0) * nb + b] = fp16_lookup(kp[b].d);
+            v128_t dv = wasm_f32x4_splat(fp16_lookup(vp[b].d));
+            for (int off = 0; off < QK8_0; off += 8) {
                 v128_t v_lo, v_hi;
-                i8x8_to_f32x4x2(vb->qs + off, &v_lo, &v_hi);
-                v_lo = wasm_f32x4_mul(v_lo, dv);
-                v_hi = wasm_f32x4_mul(v_hi, dv);
-                UNROLL_ATTN for (int j = 0; j < G; j++) {
-                    v128_t w = wasm_v128_load32_splat(scores + 4 * (size_t)(p - p0) + j);
-                    a_lo[j] = wasm_f32x4_add(a_lo[j], wasm_f32x4_mul(v_lo, w));
-                    a_hi[j] = wasm_f32x4_add(a_hi[j], wasm_f32x4_mul(v_hi, w));
-                }
-            }
-            UNROLL_ATTN for (int j = 0; j < G; j++) {
-                wasm_v128_store(acc + (size_t)j * hd + d, a_lo[j]);
-                wasm_v128_store(acc + (size_t)j * hd + d + 4, a_hi[j]);
+                i8x8_to_f32x4x2(vp[b].qs + off, &v_lo, &v_hi);
+                wasm_v128_store(v32 + b * QK8_0 + off, wasm_f32x4_mul(v_lo, dv));
+                wasm_v128_store(v32 + b * QK8_0 + off + 4, wasm_f32x4_mul(v_hi, dv));
             }
         }
     }
-    float sums[HEADS_PER_BATCH];
-    wasm_v128_store(sums, sum);
-    UNROLL_ATTN for (int j = 0; j < G; j++) {
-        v128_t inv = wasm_f32x4_splat(1.0f / sums[j]);
-        for (int d = 0; d < hd; d += 4)
-            wasm_v128_store(out + (size_t)j * hd + d, wasm_f32x4_mul(wasm_v128_load(acc + (size_t)j * hd + d), inv));
+}
+
+// One token's G (1..4) query heads (q16, dq: quantized) over tile positions p0 .. p1 - 1 (the
+// tile starts at p0): the tile's scores, the online softmax's step, the tile's v rows added to
+// acc ([G][hd]); state holds the running max and sum (a lane per head).
+INLINE void q8_0_token_tile(const q8_scratch *s, const int16_t *q16, const float *dq, float *state, float *acc,
+                            int p0, int p1, int hd, float scale, exp_consts ec, const int G) {
+    const int nb = hd / QK8_0;
+    float *scores = s->scores;
+    // scores[p][j] = scale * q_j . k_p: per block, integer products in 4 lanes, times both
+    // scales, summed in f32 lanes across blocks (as llama.cpp's q8_0 dot), lanes added last
+    v128_t tile_max = wasm_f32x4_splat(-__builtin_inff());
+    for (int p = p0; p < p1; p++) {
+        const int16_t *k16 = s->k16 + (size_t)(p - p0) * hd;
+        v128_t acc_s[HEADS_PER_BATCH];
+        UNROLL_ATTN for (int j = 0; j < HEADS_PER_BATCH; j++) acc_s[j] = wasm_f32x4_splat(0.0f);
+        for (int b = 0; b < nb; b++) {
+            const int16_t *kb = k16 + b * QK8_0;
+            v128_t kw0 = wasm_v128_load(kb), kw1 = wasm_v128_load(kb + 8), kw2 = wasm_v128_load(kb + 16), kw3 = wasm_v128_load(kb + 24);
+            float dk = s->dk[(size_t)(p - p0) * nb + b];
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                const int16_t *qw = q16 + ((size_t)j * nb + b) * QK8_0;
+                v128_t dot = wasm_i32x4_add(
+                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(kw0, wasm_v128_load(qw)), wasm_i32x4_dot_i16x8(kw1, wasm_v128_load(qw + 8))),
+                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(kw2, wasm_v128_load(qw + 16)), wasm_i32x4_dot_i16x8(kw3, wasm_v128_load(qw + 24))));
+                acc_s[j] = madd_f32x4(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(dk * dq[j * nb + b]), acc_s[j]);
+            }
+        }
+        v128_t sv = wasm_f32x4_mul(transpose_sum4(acc_s[0], acc_s[1], acc_s[2], acc_s[3]), wasm_f32x4_splat(scale));
+        wasm_v128_store(scores + 4 * (size_t)(p - p0), sv);
+        tile_max = wasm_f32x4_max(tile_max, sv);
     }
+    // a new maximum rescales what was summed so far
+    v128_t m = wasm_v128_load(state), sum = wasm_v128_load(state + 4);
+    v128_t m_new = wasm_f32x4_max(m, tile_max);
+    v128_t first = wasm_f32x4_eq(m, wasm_f32x4_splat(-__builtin_inff()));  // nothing summed yet (exp(-inf - x) would be NaN here)
+    v128_t correction = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), expf_f32x4_with(wasm_f32x4_sub(m, m_new), ec), first);
+    m = m_new;
+    sum = wasm_f32x4_mul(sum, correction);
+    float factor[HEADS_PER_BATCH];
+    wasm_v128_store(factor, correction);
+    UNROLL_ATTN for (int j = 0; j < G; j++) {
+        v128_t c = wasm_f32x4_splat(factor[j]);
+        for (int d = 0; d < hd; d += 4) wasm_v128_store(acc + (size_t)j * hd + d, wasm_f32x4_mul(wasm_v128_load(acc + (size_t)j * hd + d), c));
+    }
+    for (int p = p0; p < p1; p++) {
+        float *sp = scores + 4 * (size_t)(p - p0);
+        v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(sp), m), ec);
+        wasm_v128_store(sp, e);
+        sum = wasm_f32x4_add(sum, e);
+    }
+    wasm_v128_store(state, m);
+    wasm_v128_store(state + 4, sum);
+    // acc[j] += e[p][j] * v_p
+    for (int d = 0; d < hd; d += 8) {
+        v128_t a_lo[HEADS_PER_BATCH], a_hi[HEADS_PER_BATCH];
+        UNROLL_ATTN for (int j = 0; j < G; j++) {
+            a_lo[j] = wasm_v128_load(acc + (size_t)j * hd + d);
+            a_hi[j] = wasm_v128_load(acc + (size_t)j * hd + d + 4);
+        }
+        for (int p = p0; p < p1; p++) {
+            const float *vp = s->v32 + (size_t)(p - p0) * hd + d;
+            v128_t v_lo = wasm_v128_load(vp), v_hi = wasm_v128_load(vp + 4);
+            UNROLL_ATTN for (int j = 0; j < G; j++) {
+                v128_t w = wasm_v128_load32_splat(scores + 4 * (size_t)(p - p0) + j);
+                a_lo[j] = madd_f32x4(v_lo, w, a_lo[j]);
+                a_hi[j] = madd_f32x4(v_hi, w, a_hi[j]);
+            }
+        }
+        UNROLL_ATTN for (int j = 0; j < G; j++) {
+            wasm_v128_store(acc + (size_t)j * hd + d, a_lo[j]);
+            wasm_v128_store(acc + (size_t)j * hd + d + 4, a_hi[j]);
+        }
+    }
+}
+
+// T tokens x G (1..4) query heads of one KV head (q16, dq of the T tokens prepared in s); token
+// t sees n_pos0 + t positions. Tiles of Q8_TILE positions from 0, as for a token alone.
+INLINE void attention_q8_0_tokens(float *out, size_t q_stride, const q8_scratch *s, const block_q8_0 *k,
+                                  const block_q8_0 *v, size_t kv_blocks, int n_pos0, int T, int hd, float scale,
+                                  const int G) {
+    const int nb = hd / QK8_0;
+    const int n_pos_max = n_pos0 + T - 1;
+    const exp_consts ec = exp_loop_consts();
+    for (int t = 0; t < T; t++) {
+        v128_t minus_inf = wasm_f32x4_splat(-__builtin_inff());
+        wasm_v128_store(s->state + 8 * (size_t)t, minus_inf);
+        wasm_v128_store(s->state + 8 * (size_t)t + 4, wasm_f32x4_splat(0.0f));
+        for (int i = 0; i < G * hd; i++) s->acc[(size_t)t * HEADS_PER_BATCH * hd + i] = 0.0f;
+    }
+    for (int p0 = 0; p0 < n_pos_max; p0 += Q8_TILE) {
+        int p1 = p0 + Q8_TILE < n_pos_max ? p0 + Q8_TILE : n_pos_max;
+        q8_0_tile(s, k, v, kv_blocks, p0, p1, hd);
+        for (int t = (p0 >= n_pos0 ? p0 - n_pos0 + 1 : 0); t < T; t++) {
+            int end = n_pos0 + t < p1 ? n_pos0 + t : p1;
+            q8_0_token_tile(s, s->q16 + (size_t)t * HEADS_PER_BATCH * hd, s->dq + (size_t)t * HEADS_PER_BATCH * nb,
+                            s->state + 8 * (size_t)t, s->acc + (size_t)t * HEADS_PER_BATCH * hd, p0, end, hd, scale, ec, G);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float sums[HEADS_PER_BATCH];
+        wasm_v128_store(sums, wasm_v128_load(s->state + 8 * (size_t)t + 4));
+        const float *acc = s->acc + (size_t)t * HEADS_PER_BATCH * hd;
+        UNROLL_ATTN for (int j = 0; j < G; j++) {
+            v128_t inv = wasm_f32x4_splat(1.0f / sums[j]);
+            for (int d = 0; d < hd; d += 4)
+                wasm_v128_store(out + (size_t)t * q_stride + (size_t)j * hd + d, wasm_f32x4_mul(wasm_v128_load(acc + (size_t)j * hd + d), inv));
+        }
+    }
+}
+
+// Per thread (all independent of the context length): the tile's K rows (int16) and scales and
+// V rows (f32), a tile of scores, and per token of an item the quantized queries of 4 heads, the
+// softmax state and the accumulators.
+INLINE size_t attention_q8_0_floats_per_thread(int head_dim) {
+    const size_t nb = (size_t)head_dim / QK8_0, T = Q8_TOKENS_PER_ITEM;
+    size_t floats = (size_t)Q8_TILE * head_dim / 2 + Q8_TILE * nb + (size_t)Q8_TILE * head_dim + 4 * Q8_TILE +
+                    HEADS_PER_BATCH * nb * (sizeof(block_q8_32) / 4) + T * HEADS_PER_BATCH * head_dim / 2 +
+                    T * HEADS_PER_BATCH * nb + 8 * T + T * HEADS_PER_BATCH * (size_t)head_dim;
+    return (floats + 15) & ~(size_t)15;
 }
 
 static void attention_q8_0_item(const void *vargs, int item, int thread_index) {
     const attention_args *a = (const attention_args *)vargs;
-    int t = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
-    int n_pos = a->start_pos + t + 1;
+    int block = item / a->n_kv_heads, kvh = item % a->n_kv_heads;
+    int t0 = block * Q8_TOKENS_PER_ITEM;
+    int T = a->n_tokens - t0 < Q8_TOKENS_PER_ITEM ? a->n_tokens - t0 : Q8_TOKENS_PER_ITEM;
     int hd = a->head_dim, nb = hd / QK8_0;
-    size_t kv_blocks = (size_t)a->n_kv_heads * nb;
-    float *scores = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
-    float *acc = scores + 4 * Q8_TILE;
-    block_q8_32 *qq = (block_q8_32 *)(acc + (size_t)HEADS_PER_BATCH * hd);
-    int16_t *q16 = (int16_t *)(qq + HEADS_PER_BATCH * nb);
-    float *dq = (float *)(q16 + (size_t)HEADS_PER_BATCH * hd);
+    size_t kv_blocks = (size_t)a->n_kv_heads * nb, q_stride = (size_t)a->n_heads * hd;
+    float *base = a->scratch + (size_t)thread_index * a->scratch_floats_per_thread;
+    q8_scratch s;
+    s.k16 = (int16_t *)base;
+    s.dk = (float *)(s.k16 + (size_t)Q8_TILE * hd);
+    s.v32 = s.dk + (size_t)Q8_TILE * nb;
+    s.scores = s.v32 + (size_t)Q8_TILE * hd;
+    s.qq = (block_q8_32 *)(s.scores + 4 * Q8_TILE);
+    s.q16 = (int16_t *)(s.qq + HEADS_PER_BATCH * nb);
+    s.dq = (float *)(s.q16 + (size_t)Q8_TOKENS_PER_ITEM * HEADS_PER_BATCH * hd);
+    s.state = s.dq + (size_t)Q8_TOKENS_PER_ITEM * HEADS_PER_BATCH * nb;
+    s.acc = s.state + 8 * Q8_TOKENS_PER_ITEM;
     const block_q8_0 *k = (const block_q8_0 *)a->cache_k + (size_t)kvh * nb, *v = (const block_q8_0 *)a->cache_v + (size_t)kvh * nb;
     for (int j0 = 0; j0 < a->group; j0 += HEADS_PER_BATCH) {
-        size_t head = (size_t)t * a->n_heads + (size_t)kvh * a->group + j0;
         int G = a->group - j0 < HEADS_PER_BATCH ? a->group - j0 : HEADS_PER_BATCH;
         // q to Q8_0, as llama.cpp quantizes it for the integer dot with a q8_0 K; widened to int16 once
-        quantize_activation_row(ACT_Q8_32, a->q + head * hd, (uint8_t *)qq, G * hd);
-        for (int b = 0; b < G * nb; b++) {
-            dq[b] = qq[b].d;
-            v128_t w0 = wasm_v128_load(qq[b].qs), w1 = wasm_v128_load(qq[b].qs + 16);
-            wasm_v128_store(q16 + b * QK8_0, wasm_i16x8_extend_low_i8x16(w0));
-            wasm_v128_store(q16 + b * QK8_0 + 8, wasm_i16x8_extend_high_i8x16(w0));
-            wasm_v128_store(q16 + b * QK8_0 + 16, wasm_i16x8_extend_low_i8x16(w1));
-            wasm_v128_store(q16 + b * QK8_0 + 24, wasm_i16x8_extend_high_i8x16(w1));
+        for (int t = 0; t < T; t++) {
+            size_t head = (size_t)(t0 + t) * a->n_heads + (size_t)kvh * a->group + j0;
+            quantize_activation_row(ACT_Q8_32, a->q + head * hd, (uint8_t *)s.qq, G * hd);
+            int16_t *q16 = s.q16 + (size_t)t * HEADS_PER_BATCH * hd;
+            float *dq = s.dq + (size_t)t * HEADS_PER_BATCH * nb;
+            for (int b = 0; b < G * nb; b++) {
+                dq[b] = s.qq[b].d;
+                v128_t w0 = wasm_v128_load(s.qq[b].qs), w1 = wasm_v128_load(s.qq[b].qs + 16);
+                wasm_v128_store(q16 + b * QK8_0, wasm_i16x8_extend_low_i8x16(w0));
+                wasm_v128_store(q16 + b * QK8_0 + 8, wasm_i16x8_extend_high_i8x16(w0));
+                wasm_v128_store(q16 + b * QK8_0 + 16, wasm_i16x8_extend_low_i8x16(w1));
+                wasm_v128_store(q16 + b * QK8_0 + 24, wasm_i16x8_extend_high_i8x16(w1));
+            }
         }
-        float *out = a->out + head * hd;
+        float *out = a->out + ((size_t)t0 * a->n_heads + (size_t)kvh * a->group + j0) * hd;
+        int n_pos0 = a->start_pos + t0 + 1;
         switch (G) {
-        case 1: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 1); break;
-        case 2: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 2); break;
-        case 3: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 3); break;
-        default: attention_q8_0_heads(out, q16, dq, k, v, kv_blocks, n_pos, hd, a->scale, scores, acc, 4); break;
+        case 1: attention_q8_0_tokens(out, q_stride, &s, k, v, kv_blocks, n_pos0, T, hd, a->scale, 1); break;
+        case 2: attention_q8_0_tokens(out, q_stride, &s, k, v, kv_blocks, n_pos0, T, hd, a->scale, 2); break;
+        case 3: attention_q8_0_tokens(out, q_stride, &s, k, v, kv_blocks, n_pos0, T, hd, a->scale, 3); break;
+        default: attention_q8_0_tokens(out, q_stride, &s, k, v, kv_blocks, n_pos0, T, hd, a->scale, 4); break;
         }
     }
-}
-
-// Per thread: a tile of scores (4 heads), the accumulators and the quantized q
-// of 4 heads (blocks, widened to int16, scales); independent of the context length.
-INLINE size_t attention_q8_0_floats_per_thread(int head_dim) {
-    size_t q_floats = (size_t)HEADS_PER_BATCH * (head_dim / QK8_0) * (sizeof(block_q8_32) / 4 + 1) +
-                      (size_t)HEADS_PER_BATCH * head_dim / 2;
-    size_t floats = 4 * Q8_TILE + (size_t)HEADS_PER_BATCH * head_dim + q_floats;
-    return (floats + 15) & ~(size_t)15;
 }
 
 EXPORT int attention_q8_0_scratch_bytes(int head_dim) {
@@ -534,6 +608,6 @@ EXPORT int attention_q8_0(float *out, const float *q, const block_q8_0 *cache_k,
     if (attention_setup(&a, out, q, cache_k, cache_v, n_tokens, start_pos, n_heads, n_kv_heads, head_dim, scale, scratch, QK8_0))
         return KERNEL_BAD_ARGS;
     a.scratch_floats_per_thread = attention_q8_0_floats_per_thread(head_dim);
-    pool_run(attention_q8_0_item, &a, n_tokens * n_kv_heads);
+    pool_run(attention_q8_0_item, &a, (n_tokens + Q8_TOKENS_PER_ITEM - 1) / Q8_TOKENS_PER_ITEM * n_kv_heads);
     return KERNEL_OK;
 }

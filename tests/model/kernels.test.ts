@@ -965,6 +965,7 @@ describe('q8_0 KV cache', () => {
     { nTokens: 1, startPos: 300, nHeads: 8, nKvHeads: 2, headDim: 128 },  // decode over ten tiles
     { nTokens: 2, startPos: 40, nHeads: 14, nKvHeads: 2, headDim: 64 },   // 7 heads per KV head: batches of 4 + 3
     { nTokens: 5, startPos: 0, nHeads: 2, nKvHeads: 2, headDim: 32 },     // MHA, fresh prompt
+    { nTokens: 19, startPos: 37, nHeads: 8, nKvHeads: 2, headDim: 64 },   // items of 8 + 8 + 3 tokens, tiles cut mid-prompt
   ];
 
   describe.each(CASES)('attention nTokens=$nTokens startPos=$startPos heads=$nHeads/$nKvHeads headDim=$headDim', (c) => {
@@ -987,7 +988,7 @@ describe('q8_0 KV cache', () => {
       const qp = put(k, q), out = k.alloc(q.length * 4);
       k.attentionQ8_0(out, qp, cacheK, cacheV, c.nTokens, c.startPos, c.nHeads, c.nKvHeads, c.headDim);
       expect(readF32(k, qp, q.length)).toEqual(q); // q is left as it was
-      return { got: readF32(k, out, q.length), q, kq: q8_0Reference(kAll), vq: q8_0Reference(vAll) };
+      return { got: readF32(k, out, q.length), q, kq: q8_0Reference(kAll), vq: q8_0Reference(vAll), cacheK, cacheV, qp };
     }
 
     it('matches an f64 softmax over the stored q8_0 K/V with q quantized to Q8_0 (llama.cpp flash attention)', () => {
@@ -1034,6 +1035,15 @@ describe('q8_0 KV cache', () => {
 
     it('gives identical bits on 1 and 2 threads', () => {
       expect(run(k1, 5).got).toEqual(run(k2, 5).got);
+    });
+
+    it('gives each token the bits of a call with that token alone', () => {
+      const { got, cacheK, cacheV, qp } = run(k2, 13);
+      const width = c.nHeads * c.headDim, out = k2.alloc(width * 4);
+      for (let t = 0; t < c.nTokens; t++) {
+        k2.attentionQ8_0(out, qp + t * width * 4, cacheK, cacheV, 1, c.startPos + t, c.nHeads, c.nKvHeads, c.headDim);
+        expect(readF32(k2, out, width), `token ${t}`).toEqual(got.subarray(t * width, (t + 1) * width));
+      }
     });
   });
 });
