@@ -93,8 +93,9 @@ INLINE float fp16_lookup(uint16_t h) { return fp16_table[h]; }
 extern volatile int32_t kernel_runtime_zero;
 INLINE v128_t loop_const(v128_t c) { return wasm_v128_xor(c, wasm_i32x4_splat(kernel_runtime_zero)); }
 
-// What the half conversions below need: plain, or as loop constants (above) for the relaxed build's decode
-// loops (the SIMD128 build keeps plain ones; docs/perf-log.md says why).
+// What the half conversions below need: plain, or as loop constants (above) for the relaxed
+// build's decode loops and both builds' attention (the SIMD128 build's matmuls keep plain ones;
+// docs/perf-log.md says why).
 typedef struct { v128_t mask, scale; } fp16_consts;
 INLINE fp16_consts fp16_consts_plain(void) {
     return (fp16_consts){ wasm_i32x4_splat((int32_t)0x8fffe000u), wasm_f32x4_splat(0x1p112f) };
@@ -140,7 +141,7 @@ INLINE v128_t round_to_f16_f32x4(v128_t x) {
 // a * b + c. The relaxed build fuses it where the engine and CPU do (relaxed_madd: fused or
 // not, fixed for a given engine and CPU); the SIMD128 build multiplies, then adds.
 INLINE v128_t madd_f32x4(v128_t a, v128_t b, v128_t c) {
-#if defined(__wasm_relaxed_simd__) && !defined(NO_FMA)
+#ifdef __wasm_relaxed_simd__
     return wasm_f32x4_relaxed_madd(a, b, c);
 #else
     return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
