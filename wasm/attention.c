@@ -291,21 +291,34 @@ INLINE size_t attention_score_stride(int n_tokens, int start_pos) {
 
 // 8 tokens an item while their scores take at most 1 MiB (contexts up to 8,192), else 4: a
 // thread's scratch grows with the context, and long contexts keep the 4-token size.
+#define ITEM8_MAX_SCORE_STRIDE 8192
 INLINE int attention_tokens_per_item(size_t score_stride) {
-    return score_stride <= 8192 ? MAX_TOKENS_PER_ITEM : MAX_TOKENS_PER_ITEM / 2;
+    return score_stride <= ITEM8_MAX_SCORE_STRIDE ? MAX_TOKENS_PER_ITEM : MAX_TOKENS_PER_ITEM / 2;
 }
 
-INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_dim) {
-    size_t stride = attention_score_stride(n_tokens, start_pos);
-    size_t item_tokens = (size_t)attention_tokens_per_item(stride);
-    size_t floats = item_tokens * HEADS_PER_BATCH * stride + item_tokens * HEADS_PER_BATCH * head_dim +
+INLINE size_t attention_floats_per_thread_at(size_t score_stride, int head_dim) {
+    size_t item_tokens = (size_t)attention_tokens_per_item(score_stride);
+    size_t floats = item_tokens * HEADS_PER_BATCH * score_stride + item_tokens * HEADS_PER_BATCH * head_dim +
                     (size_t)K_TILE * head_dim + 8 * V_POSITION_BLOCK;
     return (floats + 15) & ~(size_t)15;  // keep every thread's slice 64-byte aligned
 }
 
+INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_dim) {
+    return attention_floats_per_thread_at(attention_score_stride(n_tokens, start_pos), head_dim);
+}
+
+// The scratch of any call over at most start_pos + n_tokens positions: the largest of them (rows
+// of scores grow with the context, and a call just past the 8-token items needs less than one
+// just before), so that scratch sized once for a context serves every call in it.
 EXPORT int attention_scratch_bytes(int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim) {
     if (n_kv_heads <= 0 || n_heads % n_kv_heads || n_tokens <= 0 || start_pos < 0 || head_dim <= 0) return KERNEL_BAD_ARGS;
-    size_t bytes = attention_floats_per_thread(n_tokens, start_pos, head_dim) * 4 * (size_t)pool_thread_count();
+    size_t stride = attention_score_stride(n_tokens, start_pos);
+    size_t floats = attention_floats_per_thread_at(stride, head_dim);
+    if (stride > ITEM8_MAX_SCORE_STRIDE) {
+        size_t at_most_8 = attention_floats_per_thread_at(ITEM8_MAX_SCORE_STRIDE, head_dim);
+        if (at_most_8 > floats) floats = at_most_8;
+    }
+    size_t bytes = floats * 4 * (size_t)pool_thread_count();
     return bytes > 0x7fffffff ? KERNEL_BAD_ARGS : (int)bytes;
 }
 

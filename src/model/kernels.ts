@@ -133,6 +133,12 @@ export interface Kernels {
    * online softmax); headDim a multiple of 32. Leaves q as it is. */
   attentionQ8_0(out: number, q: number, cacheK: number, cacheV: number, nTokens: number, startPos: number,
     nHeads: number, nKvHeads: number, headDim: number, scale?: number): void;
+  /**
+   * Allocates now the scratch every attention call over a cache of up to `positions` positions
+   * needs (the f16 kernel's rows of scores grow with the context), so that no later call allocates;
+   * returns its bytes.
+   */
+  reserveAttention(cache: 'f16' | 'q8_0', positions: number, nHeads: number, nKvHeads: number, headDim: number): number;
   /** Each `block` values of nRows rows of `width` floats times the normalized Sylvester Hadamard matrix, in place. */
   hadamardRotate(x: number, nRows: number, width: number, block: number): void;
   /** The kernels' expf (scalar) and its f32x4 version over an array (tests). */
@@ -212,6 +218,18 @@ const DEFAULT_INITIAL_BYTES = 16 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------
 
+/** The pool needs shared memory, and a caller thread that may wait for its workers. */
+function threadCount(platform: KernelPlatform, options: KernelOptions): number {
+  return platform.sharedMemory && platform.canBlock
+    ? Math.max(1, Math.min(Math.floor(options.threads ?? platform.hardwareThreads()), 256))
+    : 1;
+}
+
+/** The pool threads (the calling one included) createKernels would start here with these options. */
+export async function kernelThreadCount(options: KernelOptions = {}, platformOverride?: KernelPlatform): Promise<number> {
+  return threadCount(platformOverride ?? (await loadPlatform()), options);
+}
+
 export async function createKernels(options: KernelOptions = {}, platformOverride?: KernelPlatform): Promise<Kernels> {
   const platform = platformOverride ?? (await loadPlatform());
   const requested = options.build ?? 'auto';
@@ -221,10 +239,7 @@ export async function createKernels(options: KernelOptions = {}, platformOverrid
   const { build, module, minPages } = kernelModule;
   const maxBytes = memory64 ? MAX_MEMORY64_BYTES : MAX_MEMORY_BYTES;
 
-  // The pool needs shared memory, and a caller thread that may wait for its workers.
-  const threads = platform.sharedMemory && platform.canBlock
-    ? Math.max(1, Math.min(Math.floor(options.threads ?? platform.hardwareThreads()), 256))
-    : 1;
+  const threads = threadCount(platform, options);
 
   const initialBytes = options.initialBytes ?? DEFAULT_INITIAL_BYTES;
   if (!(initialBytes >= 0 && initialBytes <= maxBytes)) {
@@ -485,6 +500,16 @@ class WasmKernels implements Kernels {
     check(need, 'attention_scratch_bytes');
     const scratch = this.ensure(this.attnScratch, need);
     check(this.x.attention(out, q, cacheK, cacheV, nTokens, startPos, nHeads, nKvHeads, headDim, scale, scratch), 'attention');
+  }
+
+  reserveAttention(cache: 'f16' | 'q8_0', positions: number, nHeads: number, nKvHeads: number, headDim: number): number {
+    positive('positions', positions);
+    const need = cache === 'f16'
+      ? this.x.attention_scratch_bytes(1, positions - 1, nHeads, nKvHeads, headDim)
+      : this.x.attention_q8_0_scratch_bytes(headDim);
+    check(need, cache === 'f16' ? 'attention_scratch_bytes' : 'attention_q8_0_scratch_bytes');
+    this.ensure(this.attnScratch, need);
+    return need;
   }
 
   kvStoreQ8_0(cacheK: number, cacheV: number, k: number, v: number, nTokens: number, startPos: number, kvDim: number): void {

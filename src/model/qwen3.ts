@@ -10,8 +10,8 @@ import { readModelConfig, type ModelConfig } from '../gguf/metadata.ts';
 import { readGGUF, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import { ModelError } from './errors.ts';
 import {
-  GGUF_WEIGHT_TYPES, MAX_MEMORY64_BYTES, MAX_MEMORY_BYTES, MemoryAllocationError, WeightType, createKernels, hasMemory64, kvCacheRowBytes,
-  type KernelOptions, type Kernels, type KvCacheType,
+  GGUF_WEIGHT_TYPES, MAX_MEMORY64_BYTES, MAX_MEMORY_BYTES, MemoryAllocationError, WeightType, createKernels, hasMemory64, kernelThreadCount,
+  kvCacheRowBytes, type KernelOptions, type Kernels, type KvCacheType,
 } from './kernels.ts';
 
 /** How the kernels address their memory: wasm32 (4 GiB, faster) or memory64 (up to 16 GiB). */
@@ -172,7 +172,8 @@ export class Qwen3Model {
     }
     const tensors = modelTensors(gguf, config);
     const weightBytes = tensors.reduce((sum, t) => sum + alignUp(t.byteSize), 0);
-    const plan = planMemory(config, weightBytes, { ...options, maxBatch, kvCache, memory64: options.addressing !== 'wasm32' && hasMemory64() });
+    const threads = await kernelThreadCount(options);
+    const plan = planMemory(config, weightBytes, { ...options, threads, maxBatch, kvCache, memory64: options.addressing !== 'wasm32' && hasMemory64() });
     const { contextLength, maxContextLength, neededBytes: needed } = plan;
     /** The device would not give us the memory: say how much was asked for, and what needs less. */
     const deviceMemoryError = (error: MemoryAllocationError): ModelError => {
@@ -192,13 +193,20 @@ export class Qwen3Model {
         if (error instanceof MemoryAllocationError) throw deviceMemoryError(error);
         if (plan.addressing !== 'memory64' || options.addressing === 'memory64') throw error;
         // memory64 was chosen because the context needs it, and it failed here: say what fits without.
-        const wasm32 = planMemory(config, weightBytes, { ...options, maxBatch, kvCache, memory64: false, contextLength: undefined });
+        const wasm32 = planMemory(config, weightBytes, { ...options, threads, maxBatch, kvCache, memory64: false, contextLength: undefined });
         throw new ModelError('model-too-large', `${contextLength.toLocaleString('en-US')} tokens of context need ${gib(needed)} of memory, ` +
           `more than wasm32's 4 GiB, and the memory64 kernels cannot run here (${error instanceof Error ? error.message : String(error)}). ` +
           `At most ${wasm32.maxContextLength.toLocaleString('en-US')} tokens of context fit: choose that or less.`);
       });
     if (options.timings) options.timings.kernels = performance.now() - kernelsStarted;
     try {
+      // The attention's scratch for the whole context, now: no call allocates later.
+      const attentionBytes = kernels.reserveAttention(kvCache, contextLength, config.nHeads, config.nKvHeads, config.headDim);
+      const attentionBound = attentionScratchBound(kvCache, contextLength, kernels.threads, config.headDim);
+      if (attentionBytes > attentionBound) {
+        throw new Error(`the attention kernel's scratch (${attentionBytes} bytes for ${contextLength} positions on ${kernels.threads} ` +
+          `threads) outgrew the memory plan's ${attentionBound}: update ATTENTION_SCORE_BYTES and attentionScratchBound`);
+      }
       // Weights: one arena, each tensor read straight into its place.
       const weightBase = kernels.alloc(weightBytes, ALIGN);
       const placed = new Map<string, number>();
@@ -538,6 +546,8 @@ export function planMemory(
     contextLength?: number; memoryLimitBytes?: number; maxBatch: number; kvCache?: KvCacheType;
     /** The host runs the memory64 kernels (default false: 4 GiB at most). */
     memory64?: boolean;
+    /** The kernels' pool threads (default 1): each has its own rows of attention scores. */
+    threads?: number;
     addressing?: 'auto' | Addressing;
   },
 ): MemoryPlan {
@@ -545,7 +555,9 @@ export function planMemory(
   const forced = options.addressing === 'auto' ? undefined : options.addressing;
   const addressLimit = forced === 'memory64' || (forced === undefined && options.memory64) ? MAX_MEMORY64_BYTES : MAX_MEMORY_BYTES;
   const limit = Math.min(options.memoryLimitBytes ?? addressLimit, addressLimit);
-  const kvPerToken = kvCacheBytesPerToken(config, options.kvCache ?? 'f16');
+  const kvCache = options.kvCache ?? 'f16';
+  // the cache, and what the attention's scratch takes per position of it
+  const kvPerToken = kvCacheBytesPerToken(config, kvCache) + attentionScratchPerPosition(kvCache, options.threads ?? 1);
   const fits = Math.floor(Math.max(0, limit - fixedBytes) / kvPerToken / CONTEXT_STEP) * CONTEXT_STEP;
   const maxContextLength = Math.min(config.contextLength, fits);
   const requested = options.contextLength;
@@ -578,6 +590,26 @@ function cacheRotation(c: ModelConfig): { kBlock: number; vBlock: number } {
   let kBlock = 0;
   for (let b = 64; c.headDim % b === 0; b *= 2) kBlock = b;
   return { kBlock, vBlock: c.valueDim % 64 === 0 ? 64 : 0 };
+}
+
+/**
+ * Scores the f16 attention kernel keeps per position of the context and pool thread: 8 tokens x 4
+ * heads of f32 (wasm/attention.c; its scratch grows with the context, the q8_0 kernel's does not).
+ * Load checks the kernel's own figure against attentionScratchBound.
+ */
+const ATTENTION_SCORE_BYTES = 8 * 4 * 4;
+
+function attentionScratchPerPosition(kvCache: KvCacheType, threads: number): number {
+  return kvCache === 'f16' ? ATTENTION_SCORE_BYTES * threads : 0;
+}
+
+/**
+ * The most the attention's scratch may take for `positions` positions: the plan's share of it,
+ * and per thread the rest of a call's scratch (accumulators, tiles, quantized queries: 176 bytes a
+ * head value for the f16 kernel, 404 for q8_0's, and alignment), which KERNEL_OVERHEAD_BYTES holds.
+ */
+function attentionScratchBound(kvCache: KvCacheType, positions: number, threads: number, headDim: number): number {
+  return attentionScratchPerPosition(kvCache, threads) * (positions + 16) + threads * (512 * headDim + 4096);
 }
 
 /** K and V rows of every layer for one position. */

@@ -101,12 +101,18 @@ for (const fixture of ['tiny-f32', 'small-q4_0']) {
     }, 300_000);
 
     it('log-probabilities are those of plain decoding', async () => {
-      const request = ask(PROMPTS[3]!, { logprobs: true, top_logprobs: 3, max_tokens: 40 });
-      const plain = await complete(request, 'off');
-      const fast = await complete(request, 'prompt-lookup');
-      expect(fast.usage.extra.accepted_draft_tokens).toBeGreaterThan(0);
-      expect(fast.choices[0].logprobs).toEqual(plain.choices[0].logprobs);
-    }, 120_000);
+      // Over several prompts: which ones a random-weight model answers with kept drafts depends on
+      // the kernels' rounding, so the test only asks that some did.
+      let kept = 0;
+      for (const content of PROMPTS.slice(0, 6)) {
+        const request = ask(content, { logprobs: true, top_logprobs: 3, max_tokens: 40 });
+        const plain = await complete(request, 'off');
+        const fast = await complete(request, 'prompt-lookup');
+        expect(fast.choices[0].logprobs, content).toEqual(plain.choices[0].logprobs);
+        kept += fast.usage.extra.accepted_draft_tokens!;
+      }
+      expect(kept).toBeGreaterThan(0);
+    }, 240_000);
 
     it('the token budget and the context end fall mid-draft: the same answer and finish as plain decoding', async () => {
       for (const maxTokens of [1, 2, 5, 9, 17, 33]) {

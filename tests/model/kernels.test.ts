@@ -908,6 +908,39 @@ describe.each(ATTENTION_CASES)('attention nTokens=$nTokens startPos=$startPos he
   });
 });
 
+describe('reserveAttention', () => {
+  it('sizes the scratch once for a context: no attention call within it allocates afterwards', async () => {
+    // A fresh memory of its own, so the check sees only this test's allocations.
+    const k = await createKernels({ threads: 2, build: 'simd128' });
+    try {
+      const positions = 8200, nHeads = 4, nKvHeads = 1, headDim = 8, kvDim = nKvHeads * headDim;
+      const f16K = k.alloc(positions * kvDim * 2), f16V = k.alloc(positions * kvDim * 2);
+      const q = k.alloc(8 * nHeads * headDim * 4), out = k.alloc(8 * nHeads * headDim * 4);
+      expect(k.reserveAttention('f16', positions, nHeads, nKvHeads, headDim)).toBeGreaterThan(0);
+      const top = k.alloc(0);
+      // Calls before, at and past the end of the 8-token items (8,192 positions): the largest
+      // scratch is not the longest context's.
+      for (const [nTokens, startPos] of [[8, 8184], [8, 8176], [1, 8199], [8, 8192], [3, 100]]) {
+        k.attention(out, q, f16K, f16V, nTokens, startPos, nHeads, nKvHeads, headDim);
+      }
+      expect(k.alloc(0)).toBe(top);
+      const q8 = await createKernels({ threads: 2, build: 'simd128' });
+      try {
+        const headDim32 = 32, kq = q8.alloc(64 * headDim32 * 34 / 32), vq = q8.alloc(64 * headDim32 * 34 / 32);
+        const qq = q8.alloc(8 * nHeads * headDim32 * 4), oq = q8.alloc(8 * nHeads * headDim32 * 4);
+        q8.reserveAttention('q8_0', 64, nHeads, nKvHeads, headDim32);
+        const top8 = q8.alloc(0);
+        q8.attentionQ8_0(oq, qq, kq, vq, 8, 56, nHeads, nKvHeads, headDim32);
+        expect(q8.alloc(0)).toBe(top8);
+      } finally {
+        q8.dispose();
+      }
+    } finally {
+      k.dispose();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------
 // q8_0 KV cache: llama.cpp's block_q8_0 rows, read as its flash attention reads them
 
