@@ -401,6 +401,15 @@ INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {
     *hi = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(w));
 }
 
+// 32 int8 (a block's quants) -> 32 int16, for the i16 dots of q.k.
+INLINE void widen_i8x32(int16_t *dst, const int8_t *src) {
+    v128_t a = wasm_v128_load(src), b = wasm_v128_load(src + 16);
+    wasm_v128_store(dst, wasm_i16x8_extend_low_i8x16(a));
+    wasm_v128_store(dst + 8, wasm_i16x8_extend_high_i8x16(a));
+    wasm_v128_store(dst + 16, wasm_i16x8_extend_low_i8x16(b));
+    wasm_v128_store(dst + 24, wasm_i16x8_extend_high_i8x16(b));
+}
+
 // One item's scratch (attention_q8_0_floats_per_thread sizes it): the tile's K rows widened to
 // int16 with their block scales, its V rows dequantized, and per token the quantized queries of
 // a batch of heads, the online softmax's state and the output accumulators.
@@ -425,11 +434,7 @@ INLINE void q8_0_tile(const q8_scratch *s, const block_q8_0 *k, const block_q8_0
         int16_t *k16 = s->k16 + (size_t)(p - p0) * hd;
         float *v32 = s->v32 + (size_t)(p - p0) * hd;
         for (int b = 0; b < nb; b++) {
-            v128_t k0 = wasm_v128_load(kp[b].qs), k1 = wasm_v128_load(kp[b].qs + 16);
-            wasm_v128_store(k16 + b * QK8_0, wasm_i16x8_extend_low_i8x16(k0));
-            wasm_v128_store(k16 + b * QK8_0 + 8, wasm_i16x8_extend_high_i8x16(k0));
-            wasm_v128_store(k16 + b * QK8_0 + 16, wasm_i16x8_extend_low_i8x16(k1));
-            wasm_v128_store(k16 + b * QK8_0 + 24, wasm_i16x8_extend_high_i8x16(k1));
+            widen_i8x32(k16 + b * QK8_0, kp[b].qs);
             s->dk[(size_t)(p - p0) * nb + b] = fp16_lookup(kp[b].d);
             v128_t dv = wasm_f32x4_splat(fp16_lookup(vp[b].d));
             for (int off = 0; off < QK8_0; off += 8) {
@@ -591,11 +596,7 @@ static void attention_q8_0_item(const void *vargs, int item, int thread_index) {
             float *dq = s.dq + (size_t)t * HEADS_PER_BATCH * nb;
             for (int b = 0; b < G * nb; b++) {
                 dq[b] = s.qq[b].d;
-                v128_t w0 = wasm_v128_load(s.qq[b].qs), w1 = wasm_v128_load(s.qq[b].qs + 16);
-                wasm_v128_store(q16 + b * QK8_0, wasm_i16x8_extend_low_i8x16(w0));
-                wasm_v128_store(q16 + b * QK8_0 + 8, wasm_i16x8_extend_high_i8x16(w0));
-                wasm_v128_store(q16 + b * QK8_0 + 16, wasm_i16x8_extend_low_i8x16(w1));
-                wasm_v128_store(q16 + b * QK8_0 + 24, wasm_i16x8_extend_high_i8x16(w1));
+                widen_i8x32(q16 + b * QK8_0, s.qq[b].qs);
             }
         }
         float *out = a->out + ((size_t)t0 * a->n_heads + (size_t)kvh * a->group + j0) * hd;

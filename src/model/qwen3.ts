@@ -605,8 +605,8 @@ function attentionScratchPerPosition(kvCache: KvCacheType, threads: number): num
 
 /**
  * The most the attention's scratch may take for `positions` positions: the plan's share of it,
- * and per thread the rest of a call's scratch (accumulators, tiles, quantized queries: 176 bytes a
- * head value for the f16 kernel, 404 for q8_0's, and alignment), which KERNEL_OVERHEAD_BYTES holds.
+ * and per thread the rest of a call's scratch (accumulators, tiles, quantized queries: under 512
+ * bytes a head value in either kernel, and alignment), which KERNEL_OVERHEAD_BYTES holds.
  */
 function attentionScratchBound(kvCache: KvCacheType, positions: number, threads: number, headDim: number): number {
   return attentionScratchPerPosition(kvCache, threads) * (positions + 16) + threads * (512 * headDim + 4096);
