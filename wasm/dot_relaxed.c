@@ -454,26 +454,33 @@ INLINE void q6_K_group(v128_t *isum, const block_q6_K *w, int b, const uint8_t *
 typedef struct { v128_t low4, bits45; } q6_masks;
 INLINE q6_masks q6_loop_masks(void) { return (q6_masks){ loop_const(wasm_i8x16_splat(15)), loop_const(wasm_i8x16_splat(0x30)) }; }
 
-// Vector 4c + r of a block: its 16 quants (0..63) in bytes.
-INLINE v128_t q6_Kx_vector(const block_q6_Kx *w, const int c, const int r, q6_masks k) {
-    const v128_t low4 = k.low4, bits45 = k.bits45;
-    v128_t l = wasm_v128_load(w->ql[r + 4 * (c & 1)]), h = wasm_v128_load(w->qh[r]);
-    if (c >= 2) l = wasm_u16x8_shr(l, 4);  // groups 2, 3: the high nibbles
-    // bits 2c, 2c+1 of each qh byte to bits 4, 5 (what crosses bytes is masked off)
-    h = c == 0 ? wasm_i16x8_shl(h, 4) : c == 1 ? wasm_i16x8_shl(h, 2) : c == 2 ? h : wasm_u16x8_shr(h, 2);
-    return wasm_v128_or(wasm_v128_and(l, low4), wasm_v128_and(h, bits45));
+// Group c's scales, each in the two int16 lanes of its sub-block: [s0 s0 s1 s1 s2 s2 s3 s3].
+INLINE v128_t q6_Kx_scales(const block_q6_Kx *w, int c) {
+    v128_t s = wasm_v128_load32_zero(w->scales + 4 * c);
+    return wasm_i16x8_extend_low_i8x16(wasm_i8x16_shuffle(s, s, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
 }
 
-// Group c of block w (the row's block b) against T activation rows. Two vectors'
-// int16 pair sums add up to at most 4 * 127 * 63 = 32004; one i32x4.dot_i16x8 with
-// the group's scales (each in the two int16 lanes of its sub-block) scales and
-// widens them.
-INLINE void q6_Kx_group(v128_t *isum, const block_q6_Kx *w, int b, const uint8_t *x, size_t xs, const int c,
+// Vector 4c + j of a block, from l = ql[2c + j/2] and h = qh[c]: its 16 quants (0..63) in bytes.
+INLINE v128_t q6_Kx_vector(v128_t l, v128_t h, const int j, q6_masks k) {
+    if (j & 1) l = wasm_u16x8_shr(l, 4);  // odd vectors: the high nibbles
+    // bits 2j, 2j+1 of each qh byte to bits 4, 5 (what crosses bytes is masked off)
+    h = j == 0 ? wasm_i16x8_shl(h, 4) : j == 1 ? wasm_i16x8_shl(h, 2) : j == 2 ? h : wasm_u16x8_shr(h, 2);
+    return wasm_v128_or(wasm_v128_and(l, k.low4), wasm_v128_and(h, k.bits45));
+}
+
+// Group c of block w (the row's block b: vectors 4c .. 4c+3, sub-blocks 4c .. 4c+3 in their
+// int32 lanes) against T activation rows. Two vectors' int16 pair sums add up to at most
+// 4 * 127 * 63 = 32004; one i32x4.dot_i16x8 with the group's scales (each in the two int16
+// lanes of its sub-block: q6_Kx_scales) scales and widens them. c may vary at run time:
+// every group unpacks with the same shifts.
+INLINE void q6_Kx_group(v128_t *isum, const block_q6_Kx *w, int b, const uint8_t *x, size_t xs, int c,
                         v128_t scales16, q6_masks k, const int T) {
-    UNROLL for (int r = 0; r < 4; r += 2) {
-        v128_t q0 = q6_Kx_vector(w, c, r, k), q1 = q6_Kx_vector(w, c, r + 1, k);
+    const v128_t h = wasm_v128_load(w->qh[c]);
+    UNROLL for (int p = 0; p < 2; p++) {
+        v128_t l = wasm_v128_load(w->ql[2 * c + p]);
+        v128_t q0 = q6_Kx_vector(l, h, 2 * p, k), q1 = q6_Kx_vector(l, h, 2 * p + 1, k);
         UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 16 * (4 * c + r);
+            const int8_t *a = ((const block_q8_256 *)(x + t * xs) + b)->qs + 16 * (4 * c + 2 * p);
             v128_t pairs = wasm_i16x8_add(rdot16(wasm_v128_load(a), q0), rdot16(wasm_v128_load(a + 16), q1));
             isum[t] = wasm_i32x4_add(isum[t], wasm_i32x4_dot_i16x8(pairs, scales16));
         }
@@ -492,13 +499,21 @@ INLINE void tile_q6_Kx(float *out, int out_stride, const uint8_t *wrow, const ui
         v128_t isum[TILE_T];  // start from the "- 32" terms
         UNROLL for (int t = 0; t < T; t++)
             isum[t] = wasm_i32x4_neg(q6_K_offset(sc16_lo, sc16_hi, ((const q6_K_act_block *)(x + t * xs) + b)->bsums));
-        // Group c's scales 4c .. 4c+3, each in the two int16 lanes of its sub-block.
-#define Q6_KX_PAIRS(v, k) wasm_i16x8_shuffle((v), (v), (k), (k), (k) + 1, (k) + 1, (k) + 2, (k) + 2, (k) + 3, (k) + 3)
-        q6_Kx_group(isum, w + b, b, x, xs, 0, Q6_KX_PAIRS(sc16_lo, 0), k, T);
-        q6_Kx_group(isum, w + b, b, x, xs, 1, Q6_KX_PAIRS(sc16_lo, 4), k, T);
-        q6_Kx_group(isum, w + b, b, x, xs, 2, Q6_KX_PAIRS(sc16_hi, 0), k, T);
-        q6_Kx_group(isum, w + b, b, x, xs, 3, Q6_KX_PAIRS(sc16_hi, 4), k, T);
+        if (T == 1) {
+            // the scales as above, from the offset's vectors (fewer instructions in one token's loop)
+#define Q6_KX_PAIRS(v, i) wasm_i16x8_shuffle((v), (v), (i), (i), (i) + 1, (i) + 1, (i) + 2, (i) + 2, (i) + 3, (i) + 3)
+            q6_Kx_group(isum, w + b, b, x, xs, 0, Q6_KX_PAIRS(sc16_lo, 0), k, T);
+            q6_Kx_group(isum, w + b, b, x, xs, 1, Q6_KX_PAIRS(sc16_lo, 4), k, T);
+            q6_Kx_group(isum, w + b, b, x, xs, 2, Q6_KX_PAIRS(sc16_hi, 0), k, T);
+            q6_Kx_group(isum, w + b, b, x, xs, 3, Q6_KX_PAIRS(sc16_hi, 4), k, T);
 #undef Q6_KX_PAIRS
+        } else {
+            // A loop: the tokens' sums stay in registers from group to group. Unrolled, the
+            // compiler adds up each token's 8 products at once, and V8 then keeps the block's
+            // 16 weight vectors on the stack, reloaded for every token.
+            _Pragma("clang loop unroll(disable)")
+            for (int c = 0; c < 4; c++) q6_Kx_group(isum, w + b, b, x, xs, c, q6_Kx_scales(w + b, c), k, T);
+        }
         float d = fp16_lookup(w[b].d);
         UNROLL for (int t = 0; t < T; t++) {
             const q6_K_act_block *a = (const q6_K_act_block *)(x + t * xs) + b;

@@ -102,11 +102,12 @@ _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K is 210 bytes");
 //     Q[m][4j + u] = q[16 * (4c + j) + 4r + u]
 // A dot product's lanes then keep to one sub-block each, and one i32x4.dot_i16x8
 // per 2 vectors applies group c's 4 scales (where Q6_K needs one multiply per 16
-// quants). Stored as
-//     ql[16i + k] = Q[i][k] & 15 | (Q[i + 8][k] & 15) << 4           (i < 8)
-//     qh[16i + k] = Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 |
-//                   (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6  (i < 4)
-// so each vector comes out with one mask, one shift and one or per part.
+// quants). Stored group by group (group c: vectors 4c .. 4c+3, one set of scales):
+//     ql[i][k] = Q[2i][k] & 15 | (Q[2i + 1][k] & 15) << 4                       (i < 8)
+//     qh[c][k] = Q[4c][k] >> 4 | (Q[4c + 1][k] >> 4) << 2 |
+//                (Q[4c + 2][k] >> 4) << 4 | (Q[4c + 3][k] >> 4) << 6            (c < 4)
+// so vector 4c + j comes out of ql[2c + j/2] and qh[c] with the same shifts in every group
+// (a group is one iteration of a loop), one mask and one or per part.
 // Its activations are block_q8_256 in the same order (quantize_row_q8_256_q6x).
 typedef struct {
     uint8_t ql[8][16];

@@ -94,8 +94,8 @@ static void q6_K_quants(const block_q6_K *b, uint8_t q[QK_K]) {
 static void q6_Kx_quants(const block_q6_Kx *b, uint8_t q[QK_K]) {
     for (int m = 0; m < 16; m++) {
         for (int k = 0; k < 16; k++) {
-            uint8_t low = m < 8 ? b->ql[m][k] & 15 : b->ql[m - 8][k] >> 4;
-            uint8_t high = (uint8_t)((b->qh[m % 4][k] >> (2 * (m / 4))) & 3);
+            uint8_t low = m % 2 == 0 ? b->ql[m / 2][k] & 15 : b->ql[m / 2][k] >> 4;
+            uint8_t high = (uint8_t)((b->qh[m / 4][k] >> (2 * (m % 4))) & 3);
             q[Q6_KX_INDEX(m, k)] = (uint8_t)(low | high << 4);
         }
     }
@@ -109,9 +109,9 @@ static void pack_q6_Kx(block_q6_K *block) {
     for (int m = 0; m < 16; m++)
         for (int k = 0; k < 16; k++) Q[m][k] = q[Q6_KX_INDEX(m, k)];
     for (int k = 0; k < 16; k++) {
-        for (int i = 0; i < 8; i++) x->ql[i][k] = (uint8_t)((Q[i][k] & 15) | (Q[i + 8][k] & 15) << 4);
-        for (int i = 0; i < 4; i++)
-            x->qh[i][k] = (uint8_t)(Q[i][k] >> 4 | (Q[i + 4][k] >> 4) << 2 | (Q[i + 8][k] >> 4) << 4 | (Q[i + 12][k] >> 4) << 6);
+        for (int i = 0; i < 8; i++) x->ql[i][k] = (uint8_t)((Q[2 * i][k] & 15) | (Q[2 * i + 1][k] & 15) << 4);
+        for (int c = 0; c < 4; c++)
+            x->qh[c][k] = (uint8_t)(Q[4 * c][k] >> 4 | (Q[4 * c + 1][k] >> 4) << 2 | (Q[4 * c + 2][k] >> 4) << 4 | (Q[4 * c + 3][k] >> 4) << 6);
     }
 }
 
