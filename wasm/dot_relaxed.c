@@ -460,11 +460,11 @@ INLINE v128_t q6_Kx_scales(const block_q6_Kx *w, int c) {
     return wasm_i16x8_extend_low_i8x16(wasm_i8x16_shuffle(s, s, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
 }
 
-// Vector 4c + j of a block, from l = ql[2c + j/2] and h = qh[c]: its 16 quants (0..63) in bytes.
-INLINE v128_t q6_Kx_vector(v128_t l, v128_t h, const int j, q6_masks k) {
-    if (j & 1) l = wasm_u16x8_shr(l, 4);  // odd vectors: the high nibbles
-    // bits 2j, 2j+1 of each qh byte to bits 4, 5 (what crosses bytes is masked off)
-    h = j == 0 ? wasm_i16x8_shl(h, 4) : j == 1 ? wasm_i16x8_shl(h, 2) : j == 2 ? h : wasm_u16x8_shr(h, 2);
+// Vector 4c + r of a block, from l = ql[2c + r/2] and h = qh[c]: its 16 quants (0..63) in bytes.
+INLINE v128_t q6_Kx_vector(v128_t l, v128_t h, const int r, q6_masks k) {
+    if (r & 1) l = wasm_u16x8_shr(l, 4);  // odd vectors: the high nibbles
+    // bits 2r, 2r+1 of each qh byte to bits 4, 5 (what crosses bytes is masked off)
+    h = r == 0 ? wasm_i16x8_shl(h, 4) : r == 1 ? wasm_i16x8_shl(h, 2) : r == 2 ? h : wasm_u16x8_shr(h, 2);
     return wasm_v128_or(wasm_v128_and(l, k.low4), wasm_v128_and(h, k.bits45));
 }
 

@@ -106,7 +106,7 @@ _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K is 210 bytes");
 //     ql[i][k] = Q[2i][k] & 15 | (Q[2i + 1][k] & 15) << 4                       (i < 8)
 //     qh[c][k] = Q[4c][k] >> 4 | (Q[4c + 1][k] >> 4) << 2 |
 //                (Q[4c + 2][k] >> 4) << 4 | (Q[4c + 3][k] >> 4) << 6            (c < 4)
-// so vector 4c + j comes out of ql[2c + j/2] and qh[c] with the same shifts in every group
+// so vector 4c + r comes out of ql[2c + r/2] and qh[c] with the same shifts in every group
 // (a group is one iteration of a loop), one mask and one or per part.
 // Its activations are block_q8_256 in the same order (quantize_row_q8_256_q6x).
 typedef struct {
