@@ -21,7 +21,7 @@ import { fitConversation } from './fit-context.ts';
 import { GrammarCompiler, type TokenConstraint } from './grammar.ts';
 import { TOOL_CALL_OPEN, ToolCallOutput, toolUse, type ToolUse } from './tool-calls.ts';
 import { LogprobReporter } from './logprobs.ts';
-import { MAX_DRAFT_TOKENS, PromptLookup } from './prompt-lookup.ts';
+import { MAX_DRAFT_TOKENS, PromptLookup, type LookupMode } from './prompt-lookup.ts';
 import { openModelSource, type OpenedSource } from './model-source.ts';
 import { normalizeRequest } from './request.ts';
 import { DEFAULT_SAMPLING, Sampler, SeededRandom, type SamplingParams } from './sampler.ts';
@@ -79,7 +79,8 @@ interface PreparedRequest {
   /** Report reading the prompt (progress-only chunks). */
   progress: boolean;
   /** Prompt-lookup decoding (see prompt-lookup.ts). */
-  speculative: boolean;
+  /** Prompt-lookup decoding, and how drafts are made (prompt-lookup.ts); undefined for none. */
+  speculative: LookupMode | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -288,8 +289,10 @@ export class CpuEngine implements Engine {
       responseFormat: request.response_format,
       tools,
       progress: request.return_progress || request.onProgress !== undefined,
-      // Default: where a pass of a few tokens costs well under that many decode steps (relaxed SIMD).
-      speculative: (request.speculative ?? (model.kernels.build === 'relaxed' ? 'prompt-lookup' : 'off')) === 'prompt-lookup',
+      // Asked for: every guess is drafted. Default: drafts where they pay, with the kernels where a
+      // pass of a few tokens costs well under that many decode steps (relaxed SIMD).
+      speculative: request.speculative === 'prompt-lookup' ? 'always'
+        : request.speculative === undefined && model.kernels.build === 'relaxed' ? 'when-it-pays' : undefined,
       signal: request.signal,
     };
   }
@@ -364,7 +367,7 @@ export class CpuEngine implements Engine {
       let position = model.position;
       // Prompt-lookup decoding: the prompt and the answer so far, where drafts are looked up; the
       // draft in the cache with the logits after each of its tokens, used while the sampler agrees.
-      const lookup = request.speculative ? new PromptLookup() : undefined;
+      const lookup = request.speculative ? new PromptLookup(request.speculative) : undefined;
       const context = lookup ? prompt.slice() : [];
       let draft: { tokens: number[]; logits: Float32Array[]; checked: number } | undefined;
       let draftTokens = 0;
@@ -414,13 +417,16 @@ export class CpuEngine implements Engine {
         context.push(token);
         // Room for a draft: the context, the answer's token budget, one pass's exact size.
         const guess = lookup?.draft(context, Math.min(MAX_DRAFT_TOKENS, model.contextLength - position, request.maxTokens - completionTokens - 1)) ?? [];
+        const passStart = performance.now();
         if (guess.length === 0) {
           logits = model.decode(token);
+          lookup?.timePass(1, performance.now() - passStart);
           this.cachedTokens.push(token);
           continue;
         }
         // The token and its draft in one pass: row 0 predicts after the token, row i after draft token i.
         const rows = model.forward([token, ...guess], position - 1, true);
+        lookup!.timePass(1 + guess.length, performance.now() - passStart);
         const vocab = model.config.vocabSize;
         this.cachedTokens.push(token, ...guess);
         logits = rows.subarray(0, vocab);

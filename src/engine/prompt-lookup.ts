@@ -5,23 +5,84 @@
 // sampler picks anyway (cpu-engine.ts): rewriting, quoting and editing code repeat long runs of
 // the prompt, and then several tokens come out of one pass.
 //
-// The draft length adapts: it doubles while whole drafts are taken and halves when the first
-// draft token is refused, so text that does not repeat its context costs little.
+// How long a draft is depends on the mode:
+// - 'always' (speculative: 'prompt-lookup'): every guess is drafted; the length doubles while whole
+//   drafts are taken and halves when the first draft token is refused.
+// - 'when-it-pays' (the default): a draft token costs part of a decode step whether or not it is
+//   kept, so a draft of k tokens is made only when the tokens it is expected to save outweigh that:
+//   with p the rate at which guessed tokens turn out right and r the cost of a drafted token in
+//   decode steps, the i-th draft token saves a step with probability p^i and costs r, so the draft
+//   is as long as p^i > r. p is learnt from the drafts and from the guesses not drafted (the token
+//   that came next shows whether a guess was right), recent ones counting most; r from the timed
+//   passes. Free writing, whose guesses are seldom right, then drafts little or nothing.
 
 /** The most tokens one pass checks (the kernels give each of up to 8 tokens its lone bits). */
 export const MAX_DRAFT_TOKENS = 7;
 const MIN_NGRAM = 2;
 const MAX_NGRAM = 4;
+/** Weight kept by the earlier guesses' outcomes at each new one (about the last 10 count). */
+const OUTCOME_DECAY = 0.9;
+/** A drafted token's cost in decode steps before any pass is timed (measured: about two thirds). */
+const INITIAL_TOKEN_COST = 0.7;
+/** Weight of a new timing in the running averages of pass costs. */
+const TIMING_WEIGHT = 0.2;
+
+export type LookupMode = 'always' | 'when-it-pays';
 
 export class PromptLookup {
+  /** 'always': the adaptive draft length. */
   private limit = 2;
+  /** Decayed counts of guessed tokens that were right, and of guessed tokens checked (prior 1 in 2). */
+  private right = 1;
+  private checked = 2;
+  /** Running averages: ms of a one-token pass (a decode step), and ms each draft token adds to a pass. */
+  private stepMs = 0;
+  private draftTokenMs = 0;
+  /** The first token of the last guess not drafted: the next token shows whether it was right. */
+  private undrafted: number | undefined;
+
+  constructor(readonly mode: LookupMode = 'always') {}
 
   /**
-   * Up to `room` (and the adaptive limit) tokens that followed the latest earlier occurrence of the
-   * longest suffix of `tokens` (4 down to 2 tokens) in `tokens`; [] when there is none.
+   * Up to `room` tokens (and as many as the mode allows) that followed the latest earlier
+   * occurrence of the longest suffix of `tokens` (4 down to 2 tokens) in `tokens`; [] when there
+   * is none or, in 'when-it-pays', when drafting would cost more than it is expected to save.
+   * `tokens` is the context so far: each call's last token is the one sampled since the last call.
    */
   draft(tokens: readonly number[], room: number): number[] {
-    const max = Math.min(room, this.limit);
+    if (this.undrafted !== undefined) {
+      this.outcome(tokens[tokens.length - 1] === this.undrafted);
+      this.undrafted = undefined;
+    }
+    const guess = this.lookup(tokens, Math.min(room, MAX_DRAFT_TOKENS));
+    if (guess.length === 0) return [];
+    const length = Math.min(guess.length, this.mode === 'always' ? this.limit : this.worthwhileLength());
+    if (length === 0) this.undrafted = guess[0];
+    return guess.slice(0, length);
+  }
+
+  /** How the last draft fared: `accepted` of its `drafted` tokens were what the sampler picked. */
+  record(drafted: number, accepted: number): void {
+    if (accepted === drafted) this.limit = Math.min(this.limit * 2, MAX_DRAFT_TOKENS);
+    else if (accepted === 0) this.limit = Math.max(1, this.limit >> 1);
+    // Tokens are checked in order until one is refused: `accepted` right, then one wrong if any.
+    for (let i = 0; i < accepted; i++) this.outcome(true);
+    if (accepted < drafted) this.outcome(false);
+  }
+
+  /** A pass of `tokens` tokens (the sampled one and its draft) took `ms`. */
+  timePass(tokens: number, ms: number): void {
+    if (!(ms > 0)) return;
+    if (tokens === 1) {
+      this.stepMs = this.stepMs ? this.stepMs + TIMING_WEIGHT * (ms - this.stepMs) : ms;
+    } else if (this.stepMs) {
+      const perToken = Math.max(0, ms - this.stepMs) / (tokens - 1);
+      this.draftTokenMs = this.draftTokenMs ? this.draftTokenMs + TIMING_WEIGHT * (perToken - this.draftTokenMs) : perToken;
+    }
+  }
+
+  /** The longest suffix's earlier continuation, at most `max` tokens. */
+  private lookup(tokens: readonly number[], max: number): number[] {
     if (max <= 0) return [];
     const n = tokens.length;
     for (let size = Math.min(MAX_NGRAM, n - 1); size >= MIN_NGRAM; size--) {
@@ -35,9 +96,17 @@ export class PromptLookup {
     return [];
   }
 
-  /** How the last draft fared: `accepted` of its `drafted` tokens were what the sampler picked. */
-  record(drafted: number, accepted: number): void {
-    if (accepted === drafted) this.limit = Math.min(this.limit * 2, MAX_DRAFT_TOKENS);
-    else if (accepted === 0) this.limit = Math.max(1, this.limit >> 1);
+  private outcome(right: boolean): void {
+    this.right = this.right * OUTCOME_DECAY + (right ? 1 : 0);
+    this.checked = this.checked * OUTCOME_DECAY + 1;
+  }
+
+  /** The number of draft tokens i for which p^i exceeds a draft token's cost in decode steps. */
+  private worthwhileLength(): number {
+    const p = this.right / this.checked;
+    const cost = this.stepMs && this.draftTokenMs ? this.draftTokenMs / this.stepMs : INITIAL_TOKEN_COST;
+    let length = 0;
+    for (let saved = p; length < MAX_DRAFT_TOKENS && saved > cost; saved *= p) length++;
+    return length;
   }
 }

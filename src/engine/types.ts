@@ -192,7 +192,10 @@ export interface ChatCompletionRequest {
    * Prompt-lookup decoding (CPU engine): draft the next tokens from the prompt and the answer so far
    * and check them in one pass. The answer is the same token for token (the same seed gives the same
    * text); only its speed changes: faster where the answer repeats its context (rewriting, quoting,
-   * editing code). Default 'prompt-lookup' with the relaxed-SIMD kernels, 'off' otherwise.
+   * editing code). 'prompt-lookup' drafts whenever the context offers a guess. Unset (the default,
+   * with the relaxed-SIMD kernels): drafts only where they are expected to pay (how often guesses
+   * turn out right against what a drafted token costs; src/engine/prompt-lookup.ts), so writing that
+   * does not repeat its context runs at the plain speed. 'off': never.
    */
   speculative?: 'prompt-lookup' | 'off';
   /** Return the log-probability of each generated token (OpenAI's `logprobs`). */

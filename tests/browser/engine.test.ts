@@ -456,7 +456,7 @@ describe.each(testBrowsers())('CPU engine in a worker (%s, comlink)', (browserNa
     expect(browser.consoleErrors).toEqual([]);
   }, 120_000);
 
-  it.skipIf(!path.relaxedSimd)('prompt-lookup decoding with the relaxed kernels (on by default there): answers equal to plain decoding, drafts kept', async () => {
+  it.skipIf(!path.relaxedSimd)('prompt-lookup decoding with the relaxed kernels (by default there, drafting where it pays): answers equal to plain decoding, drafts kept', async () => {
     const loaded = await api<LoadReport>('load', { kind: 'url', url: modelUrl }, { build: 'relaxed', contextLength: CONTEXT });
     expect(loaded.error).toBeUndefined();
     expect(loaded.info!.build).toBe('relaxed');

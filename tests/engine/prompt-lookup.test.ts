@@ -42,6 +42,54 @@ describe('PromptLookup.draft', () => {
     lookup.record(1, 0);
     expect(lookup.draft(long, 100)).toHaveLength(1);
   });
+
+  it("'when-it-pays': no draft until guesses prove right, then as long as the odds outweigh a drafted token's timed cost", () => {
+    const lookup = new PromptLookup('when-it-pays');
+    const context = [...Array.from({ length: 40 }, (_, i) => i), 0, 1]; // every guess: the next count
+    // Prior odds 1 in 2, below a drafted token's assumed cost (0.7 of a step): the guess is held back.
+    expect(lookup.draft(context, 100)).toEqual([]);
+    // The text goes on as guessed (the held-back guesses were right): drafting starts, short.
+    let draft: number[] = [];
+    for (let next = 2; draft.length === 0 && next < 10; next++) {
+      context.push(next);
+      draft = lookup.draft(context, 100);
+    }
+    expect(draft.length).toBeGreaterThan(0);
+    expect(draft.length).toBeLessThan(3);
+    expect(draft[0]).toBe(context[context.length - 1]! + 1);
+    lookup.record(draft.length, draft.length);
+    // Timed passes: a drafted token adds 0.2 of a step; of each 4 drafted, 3 are right (p ~ 3/4,
+    // and 0.75^5 > 0.2 > 0.75^6): 5 tokens.
+    for (let i = 0; i < 20; i++) {
+      lookup.timePass(1, 100);
+      lookup.timePass(5, 180);
+      lookup.record(4, 3);
+    }
+    const cheap = lookup.draft(context, 100).length;
+    expect(cheap).toBeGreaterThanOrEqual(4);
+    expect(cheap).toBeLessThan(MAX_DRAFT_TOKENS);
+    // The same odds with a drafted token costing 0.6 of a step: 1 token (0.75 > 0.6 > 0.75^2).
+    for (let i = 0; i < 30; i++) lookup.timePass(3, 220);
+    expect(lookup.draft(context, 100)).toHaveLength(1);
+    // Cheap again, and every draft kept: the longest drafts, within the room.
+    for (let i = 0; i < 30; i++) {
+      lookup.timePass(5, 180);
+      lookup.record(4, 4);
+    }
+    expect(lookup.draft(context, 100)).toHaveLength(MAX_DRAFT_TOKENS);
+    expect(lookup.draft(context, 3)).toHaveLength(3);
+    // Guesses refused again and again (free writing): no drafts, the guesses held back.
+    for (let i = 0; i < 30; i++) lookup.record(1, 0);
+    expect(lookup.draft(context, 100)).toEqual([]);
+    // ...until the held-back guesses turn out right again: the text goes on as guessed.
+    let next = context[context.length - 1]! + 1;
+    do {
+      context.push(next++);
+      draft = lookup.draft(context, 100);
+    } while (draft.length === 0 && next < 40);
+    expect(draft.length).toBeGreaterThan(0);
+    expect(draft[0]).toBe(next);
+  });
 });
 
 const CONTEXT = 512;

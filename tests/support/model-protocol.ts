@@ -69,6 +69,7 @@ export type ModelRequest =
       context: number[];
       answer: number[];
       startPos: number;
+      /** Drafts as the engine makes them by default (PromptLookup 'when-it-pays'), or none. */
       speculative: boolean;
     }
   | { type: 'dispose'; id: number };

@@ -147,7 +147,7 @@ async function handle(request: ModelRequest): Promise<void> {
       const m = requireModel();
       m.truncate(request.startPos);
       const { answer } = request;
-      const lookup = request.speculative ? new PromptLookup() : undefined;
+      const lookup = request.speculative ? new PromptLookup('when-it-pays') : undefined;  // the engine's default
       const context = request.context.slice();
       let passes = 0, drafted = 0, accepted = 0;
       const started = performance.now();
@@ -156,7 +156,9 @@ async function handle(request: ModelRequest): Promise<void> {
         context.push(answer[i]!);
         const room = Math.min(MAX_DRAFT_TOKENS, m.contextLength - m.position - 1, answer.length - i - 2);
         const guess = lookup?.draft(context, room) ?? [];
+        const passStart = performance.now();
         m.forward([answer[i]!, ...guess], m.position, guess.length > 0);
+        lookup?.timePass(1 + guess.length, performance.now() - passStart);
         let kept = 0;
         while (kept < guess.length && guess[kept] === answer[i + 1 + kept]) kept++;
         lookup?.record(guess.length, kept);
