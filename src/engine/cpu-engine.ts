@@ -78,7 +78,6 @@ interface PreparedRequest {
   tools: ToolUse | undefined;
   /** Report reading the prompt (progress-only chunks). */
   progress: boolean;
-  /** Prompt-lookup decoding (see prompt-lookup.ts). */
   /** Prompt-lookup decoding, and how drafts are made (prompt-lookup.ts); undefined for none. */
   speculative: LookupMode | undefined;
   signal: AbortSignal | undefined;
