@@ -58,8 +58,8 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 //
 // q, out: [n_tokens][n_heads][head_dim] f32. Token t (absolute position
 // start_pos + t) attends to cache positions 0 .. start_pos + t. Query head h
-// reads KV head h / (n_heads / n_kv_heads). One work item = up to 8 tokens
-// (4 where the context is long: see attention_tokens_per_item) and one KV head:
+// reads KV head h / (n_heads / n_kv_heads). One work item = up to 16 tokens
+// (fewer where the context is long: see attention_tokens_per_item) and one KV head:
 // every K/V row is converted from f16 once for all of them (a prompt's tokens
 // share their cache rows), and their query heads go in batches of up to 4.
 //
@@ -80,7 +80,7 @@ EXPORT void kv_store(uint16_t *cache_k, uint16_t *cache_v, const float *k, const
 // n_tokens; see attention_scratch_bytes).
 
 #define HEADS_PER_BATCH 4
-#define MAX_TOKENS_PER_ITEM 8
+#define MAX_TOKENS_PER_ITEM 16
 #define K_TILE 8             // positions per K tile: two vectors of scores per query head
 #define V_POSITION_BLOCK 64  // positions per pass over the V rows (their 8-dim slices stay in L1)
 
@@ -184,12 +184,12 @@ static void softmax_row(float *s, int n, exp_consts ec) {
     const v128_t m = wasm_f32x4_splat(hmax_f32x4(mx));
     v128_t sum = wasm_f32x4_splat(0.0f);
     for (int p = 0; p < full; p += 4) {
-        v128_t e = expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(s + p), m), ec);
+        v128_t e = expf_nonpositive_f32x4(wasm_f32x4_sub(wasm_v128_load(s + p), m), ec);
         wasm_v128_store(s + p, e);
         sum = wasm_f32x4_add(sum, e);
     }
     if (full < n) {
-        v128_t e = wasm_v128_and(expf_f32x4_with(wasm_f32x4_sub(wasm_v128_load(s + full), m), ec), tail_lanes);
+        v128_t e = wasm_v128_and(expf_nonpositive_f32x4(wasm_f32x4_sub(wasm_v128_load(s + full), m), ec), tail_lanes);
         wasm_v128_store(s + full, e);
         sum = wasm_f32x4_add(sum, e);
     }
@@ -289,11 +289,15 @@ INLINE size_t attention_score_stride(int n_tokens, int start_pos) {
     return ((size_t)start_pos + n_tokens + 15) & ~(size_t)15;  // whole K tiles, 64-byte aligned rows
 }
 
-// 8 tokens an item while their scores take at most 1 MiB (contexts up to 8,192), else 4: a
-// thread's scratch grows with the context, and long contexts keep the 4-token size.
-#define ITEM8_MAX_SCORE_STRIDE 8192
+// Tokens an item: 16, halved while their scores would take more than 1 MiB (16 up to a context of
+// 4,096, 8 up to 8,192), at least 4: more tokens share each converted K tile and V block, and a
+// thread's scratch stays bounded as the context grows.
+#define ITEM_SCORES_MAX_FLOATS ((size_t)1 << 18)
+#define MIN_TOKENS_PER_ITEM 4
 INLINE int attention_tokens_per_item(size_t score_stride) {
-    return score_stride <= ITEM8_MAX_SCORE_STRIDE ? MAX_TOKENS_PER_ITEM : MAX_TOKENS_PER_ITEM / 2;
+    int tokens = MAX_TOKENS_PER_ITEM;
+    while (tokens > MIN_TOKENS_PER_ITEM && (size_t)tokens * HEADS_PER_BATCH * score_stride > ITEM_SCORES_MAX_FLOATS) tokens /= 2;
+    return tokens;
 }
 
 INLINE size_t attention_floats_per_thread_at(size_t score_stride, int head_dim) {
@@ -308,15 +312,16 @@ INLINE size_t attention_floats_per_thread(int n_tokens, int start_pos, int head_
 }
 
 // The scratch of any call over at most start_pos + n_tokens positions: the largest of them (rows
-// of scores grow with the context, and a call just past the 8-token items needs less than one
-// just before), so that scratch sized once for a context serves every call in it.
+// of scores grow with the context, and a call just past a change of item size needs less than
+// one just before), so that scratch sized once for a context serves every call in it.
 EXPORT int attention_scratch_bytes(int n_tokens, int start_pos, int n_heads, int n_kv_heads, int head_dim) {
     if (n_kv_heads <= 0 || n_heads % n_kv_heads || n_tokens <= 0 || start_pos < 0 || head_dim <= 0) return KERNEL_BAD_ARGS;
     size_t stride = attention_score_stride(n_tokens, start_pos);
     size_t floats = attention_floats_per_thread_at(stride, head_dim);
-    if (stride > ITEM8_MAX_SCORE_STRIDE) {
-        size_t at_most_8 = attention_floats_per_thread_at(ITEM8_MAX_SCORE_STRIDE, head_dim);
-        if (at_most_8 > floats) floats = at_most_8;
+    for (int tokens = MAX_TOKENS_PER_ITEM; tokens > MIN_TOKENS_PER_ITEM; tokens /= 2) {
+        size_t last_stride = ITEM_SCORES_MAX_FLOATS / ((size_t)tokens * HEADS_PER_BATCH);  // the largest with `tokens`
+        size_t at_last = attention_floats_per_thread_at(last_stride, head_dim);
+        if (stride > last_stride && at_last > floats) floats = at_last;
     }
     size_t bytes = floats * 4 * (size_t)pool_thread_count();
     return bytes > 0x7fffffff ? KERNEL_BAD_ARGS : (int)bytes;

@@ -182,7 +182,7 @@ INLINE int32_t hsum_i32x4(v128_t v) {
 float expf_accurate(float x);
 
 // The constants of the f32x4 expf, as loop constants (loop_const) for the loops that call it.
-typedef struct { v128_t log2e, ln2_hi, ln2_lo, c7, c6, c5, c4, c3, c2, one, k_min, k_max, bias, inf, zero, x_max, x_min; } exp_consts;
+typedef struct { v128_t log2e, ln2_hi, ln2_lo, c7, c6, c5, c4, c3, c2, one, k_min, k_max, bias, inf, zero, x_max, x_min, x_floor; } exp_consts;
 INLINE exp_consts exp_consts_plain(void) {
     return (exp_consts){
         wasm_f32x4_splat(EXP_LOG2E), wasm_f32x4_splat(EXP_LN2_HI), wasm_f32x4_splat(EXP_LN2_LO),
@@ -190,6 +190,7 @@ INLINE exp_consts exp_consts_plain(void) {
         wasm_f32x4_splat(1.0f / 24.0f), wasm_f32x4_splat(1.0f / 6.0f), wasm_f32x4_splat(0.5f), wasm_f32x4_splat(1.0f),
         wasm_f32x4_splat(-150.0f), wasm_f32x4_splat(128.0f), wasm_i32x4_splat(127),
         wasm_f32x4_splat(__builtin_inff()), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(EXP_MAX), wasm_f32x4_splat(EXP_MIN),
+        wasm_f32x4_splat(-88.0f),
     };
 }
 INLINE exp_consts exp_loop_consts(void) {
@@ -199,8 +200,8 @@ INLINE exp_consts exp_loop_consts(void) {
     return c;
 }
 
-// expf_accurate of each lane, with its constants given.
-INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
+// exp(x) = p * 2^k: k = x / ln2 rounded, p = exp(x - k ln2) by its polynomial.
+INLINE v128_t expf_poly_f32x4(v128_t x, v128_t *k_out, exp_consts c) {
     v128_t k = wasm_f32x4_nearest(wasm_f32x4_mul(x, c.log2e));
     v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(k, c.ln2_hi)), wasm_f32x4_mul(k, c.ln2_lo));
     v128_t p = c.c7;
@@ -210,7 +211,13 @@ INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
     p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c3);
     p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.c2);
     p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.one);
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), c.one);
+    *k_out = k;
+    return wasm_f32x4_add(wasm_f32x4_mul(p, r), c.one);
+}
+
+// expf_accurate of each lane, with its constants given.
+INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
+    v128_t k, p = expf_poly_f32x4(x, &k, c);
     // Clamp k so the exponent arithmetic stays in range for out-of-range lanes
     // (their results are replaced below).
     v128_t ki = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_pmin(wasm_f32x4_pmax(k, c.k_min), c.k_max));
@@ -220,6 +227,16 @@ INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
     y = wasm_v128_bitselect(c.inf, y, wasm_f32x4_gt(x, c.x_max));
     y = wasm_v128_bitselect(c.zero, y, wasm_f32x4_lt(x, c.x_min));
     return wasm_v128_bitselect(x, y, wasm_f32x4_ne(x, x));  // NaN stays NaN
+}
+
+// The same for x <= 0 (or NaN), with results below 2^-126 (x < -87.3) given as 0 or as
+// expf_f32x4_with does: a softmax's exp(s - max), whose terms that small neither move a sum
+// holding exp(0) = 1 nor survive the probabilities' rounding to f16. The rest get
+// expf_f32x4_with's bits (p * 2^k rounds once either way) without its range checks.
+INLINE v128_t expf_nonpositive_f32x4(v128_t x, exp_consts c) {
+    // -inf and below -88 give k = -127, whose scale reads as 0; NaN stays NaN (pmax keeps it)
+    v128_t k, p = expf_poly_f32x4(wasm_f32x4_pmax(x, c.x_floor), &k, c);
+    return wasm_f32x4_mul(p, wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(k), c.bias), 23));
 }
 
 // ---------------------------------------------------------------------------

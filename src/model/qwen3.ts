@@ -595,9 +595,12 @@ function cacheRotation(c: ModelConfig): { kBlock: number; vBlock: number } {
 /**
  * Scores the f16 attention kernel keeps per position of the context and pool thread: 8 tokens x 4
  * heads of f32 (wasm/attention.c; its scratch grows with the context, the q8_0 kernel's does not).
- * Load checks the kernel's own figure against attentionScratchBound.
+ * Its items take 16 tokens while their scores fit in 1 MiB (up to 4,096 positions): 512 KiB more
+ * per thread at most, which KERNEL_OVERHEAD_BYTES holds. Load checks the kernel's own figure
+ * against attentionScratchBound.
  */
 const ATTENTION_SCORE_BYTES = 8 * 4 * 4;
+const ATTENTION_SHORT_CONTEXT_BYTES = 512 * 1024;
 
 function attentionScratchPerPosition(kvCache: KvCacheType, threads: number): number {
   return kvCache === 'f16' ? ATTENTION_SCORE_BYTES * threads : 0;
@@ -609,7 +612,8 @@ function attentionScratchPerPosition(kvCache: KvCacheType, threads: number): num
  * bytes a head value in either kernel, and alignment), which KERNEL_OVERHEAD_BYTES holds.
  */
 function attentionScratchBound(kvCache: KvCacheType, positions: number, threads: number, headDim: number): number {
-  return attentionScratchPerPosition(kvCache, threads) * (positions + 16) + threads * (512 * headDim + 4096);
+  const shortContext = kvCache === 'f16' ? ATTENTION_SHORT_CONTEXT_BYTES : 0;
+  return attentionScratchPerPosition(kvCache, threads) * (positions + 16) + threads * (512 * headDim + 4096 + shortContext);
 }
 
 /** K and V rows of every layer for one position. */

@@ -855,8 +855,9 @@ const ATTENTION_CASES: AttentionShape[] = [
   { nTokens: 7, startPos: 0, nHeads: 3, nKvHeads: 3, headDim: 16 },   // MHA, fresh prompt
   { nTokens: 2, startPos: 9, nHeads: 4, nKvHeads: 1, headDim: 24 },   // all heads share one KV head
   { nTokens: 2, startPos: 70, nHeads: 14, nKvHeads: 2, headDim: 8 },  // 7 heads per KV head: batches of 4 + 3; > 64 positions
-  { nTokens: 19, startPos: 13, nHeads: 8, nKvHeads: 2, headDim: 64 }, // items of 8 + 8 + 3 tokens; K tiles cut mid-prompt
+  { nTokens: 37, startPos: 13, nHeads: 8, nKvHeads: 2, headDim: 64 }, // items of 16 + 16 + 5 tokens; K tiles cut mid-prompt
   { nTokens: 1, startPos: 130, nHeads: 2, nKvHeads: 1, headDim: 32 }, // decode: 2 heads of a batch of 4, a partial last tile
+  { nTokens: 11, startPos: 4090, nHeads: 4, nKvHeads: 1, headDim: 8 }, // past 4,096 positions: items of 8 tokens
   { nTokens: 9, startPos: 8190, nHeads: 4, nKvHeads: 1, headDim: 8 },  // a long context: items of 4 tokens
 ];
 
@@ -915,12 +916,12 @@ describe('reserveAttention', () => {
     try {
       const positions = 8200, nHeads = 4, nKvHeads = 1, headDim = 8, kvDim = nKvHeads * headDim;
       const f16K = k.alloc(positions * kvDim * 2), f16V = k.alloc(positions * kvDim * 2);
-      const q = k.alloc(8 * nHeads * headDim * 4), out = k.alloc(8 * nHeads * headDim * 4);
+      const q = k.alloc(16 * nHeads * headDim * 4), out = k.alloc(16 * nHeads * headDim * 4);
       expect(k.reserveAttention('f16', positions, nHeads, nKvHeads, headDim)).toBeGreaterThan(0);
       const top = k.alloc(0);
-      // Calls before, at and past the end of the 8-token items (8,192 positions): the largest
-      // scratch is not the longest context's.
-      for (const [nTokens, startPos] of [[8, 8184], [8, 8176], [1, 8199], [8, 8192], [3, 100]]) {
+      // Calls before, at and past the ends of the 16- and 8-token items (4,096 and 8,192
+      // positions): the largest scratch is not the longest context's.
+      for (const [nTokens, startPos] of [[16, 4080], [16, 4064], [8, 4090], [8, 8184], [8, 8176], [1, 8199], [8, 8192], [3, 100]]) {
         k.attention(out, q, f16K, f16V, nTokens, startPos, nHeads, nKvHeads, headDim);
       }
       expect(k.alloc(0)).toBe(top);
