@@ -397,7 +397,7 @@ EXPORT int kv_store_q8_0(block_q8_0 *cache_k, block_q8_0 *cache_v, const float *
 // Positions per online-softmax step: scores for a tile, one rescale of the
 // accumulators, then the tile's v rows.
 #define Q8_TILE 32
-#define Q8_TOKENS_PER_ITEM 8
+#define Q8_TOKENS_PER_ITEM 16
 
 // Eight int8 at p -> two f32x4.
 INLINE void i8x8_to_f32x4x2(const int8_t *p, v128_t *lo, v128_t *hi) {

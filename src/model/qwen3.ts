@@ -608,12 +608,12 @@ function attentionScratchPerPosition(kvCache: KvCacheType, threads: number): num
 
 /**
  * The most the attention's scratch may take for `positions` positions: the plan's share of it,
- * and per thread the rest of a call's scratch (accumulators, tiles, quantized queries: under 512
+ * and per thread the rest of a call's scratch (accumulators, tiles, quantized queries: under 640
  * bytes a head value in either kernel, and alignment), which KERNEL_OVERHEAD_BYTES holds.
  */
 function attentionScratchBound(kvCache: KvCacheType, positions: number, threads: number, headDim: number): number {
   const shortContext = kvCache === 'f16' ? ATTENTION_SHORT_CONTEXT_BYTES : 0;
-  return attentionScratchPerPosition(kvCache, threads) * (positions + 16) + threads * (512 * headDim + 4096 + shortContext);
+  return attentionScratchPerPosition(kvCache, threads) * (positions + 16) + threads * (640 * headDim + 4096 + shortContext);
 }
 
 /** K and V rows of every layer for one position. */

@@ -999,7 +999,7 @@ describe('q8_0 KV cache', () => {
     { nTokens: 1, startPos: 300, nHeads: 8, nKvHeads: 2, headDim: 128 },  // decode over ten tiles
     { nTokens: 2, startPos: 40, nHeads: 14, nKvHeads: 2, headDim: 64 },   // 7 heads per KV head: batches of 4 + 3
     { nTokens: 5, startPos: 0, nHeads: 2, nKvHeads: 2, headDim: 32 },     // MHA, fresh prompt
-    { nTokens: 19, startPos: 37, nHeads: 8, nKvHeads: 2, headDim: 64 },   // items of 8 + 8 + 3 tokens, tiles cut mid-prompt
+    { nTokens: 37, startPos: 37, nHeads: 8, nKvHeads: 2, headDim: 64 },   // items of 16 + 16 + 5 tokens, tiles cut mid-prompt
   ];
 
   describe.each(CASES)('attention nTokens=$nTokens startPos=$startPos heads=$nHeads/$nKvHeads headDim=$headDim', (c) => {
