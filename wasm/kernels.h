@@ -229,10 +229,10 @@ INLINE v128_t expf_f32x4_with(v128_t x, exp_consts c) {
     return wasm_v128_bitselect(x, y, wasm_f32x4_ne(x, x));  // NaN stays NaN
 }
 
-// The same for x <= 0 (or NaN), with results below 2^-126 (x < -87.3) given as 0 or as
-// expf_f32x4_with does: a softmax's exp(s - max), whose terms that small neither move a sum
-// holding exp(0) = 1 nor survive the probabilities' rounding to f16. The rest get
-// expf_f32x4_with's bits (p * 2^k rounds once either way) without its range checks.
+// The same for x <= 0 (or NaN), for a softmax's exp(s - max): results below 2^-126 may come out
+// as 0, since terms that small neither move a sum holding exp(0) = 1 nor survive the
+// probabilities' rounding to f16; the rest get expf_f32x4_with's bits (p * 2^k rounds once in
+// both) without its range checks.
 INLINE v128_t expf_nonpositive_f32x4(v128_t x, exp_consts c) {
     // -inf and below -88 give k = -127, whose scale reads as 0; NaN stays NaN (pmax keeps it)
     v128_t k, p = expf_poly_f32x4(wasm_f32x4_pmax(x, c.x_floor), &k, c);

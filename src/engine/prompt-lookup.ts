@@ -22,12 +22,17 @@ const MIN_NGRAM = 2;
 const MAX_NGRAM = 4;
 /** Weight kept by the earlier guesses' outcomes at each new one (about the last 10 count). */
 const OUTCOME_DECAY = 0.9;
-/** A drafted token's cost in decode steps before any pass is timed (measured: about two thirds). */
+/** A drafted token's cost in decode steps until passes are timed (docs/perf-log.md, prompt lookup). */
 const INITIAL_TOKEN_COST = 0.7;
 /** Weight of a new timing in the running averages of pass costs. */
 const TIMING_WEIGHT = 0.2;
 
 export type LookupMode = 'always' | 'when-it-pays';
+
+/** `average` moved toward `value` by TIMING_WEIGHT; the first value (average 0) as it is. */
+function runningAverage(average: number, value: number): number {
+  return average ? average + TIMING_WEIGHT * (value - average) : value;
+}
 
 export class PromptLookup {
   /** 'always': the adaptive draft length. */
@@ -73,12 +78,8 @@ export class PromptLookup {
   /** A pass of `tokens` tokens (the sampled one and its draft) took `ms`. */
   timePass(tokens: number, ms: number): void {
     if (!(ms > 0)) return;
-    if (tokens === 1) {
-      this.stepMs = this.stepMs ? this.stepMs + TIMING_WEIGHT * (ms - this.stepMs) : ms;
-    } else if (this.stepMs) {
-      const perToken = Math.max(0, ms - this.stepMs) / (tokens - 1);
-      this.draftTokenMs = this.draftTokenMs ? this.draftTokenMs + TIMING_WEIGHT * (perToken - this.draftTokenMs) : perToken;
-    }
+    if (tokens === 1) this.stepMs = runningAverage(this.stepMs, ms);
+    else if (this.stepMs) this.draftTokenMs = runningAverage(this.draftTokenMs, Math.max(0, ms - this.stepMs) / (tokens - 1));
   }
 
   /** The longest suffix's earlier continuation, at most `max` tokens. */

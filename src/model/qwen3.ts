@@ -600,7 +600,7 @@ function cacheRotation(c: ModelConfig): { kBlock: number; vBlock: number } {
  * against attentionScratchBound.
  */
 const ATTENTION_SCORE_BYTES = 8 * 4 * 4;
-const ATTENTION_SHORT_CONTEXT_BYTES = 512 * 1024;
+const ATTENTION_SHORT_CONTEXT_BYTES = 2 ** 20 - ATTENTION_SCORE_BYTES * 4096;
 
 function attentionScratchPerPosition(kvCache: KvCacheType, threads: number): number {
   return kvCache === 'f16' ? ATTENTION_SCORE_BYTES * threads : 0;
