@@ -5,6 +5,11 @@
 // sampler picks anyway (cpu-engine.ts): rewriting, quoting and editing code repeat long runs of
 // the prompt, and then several tokens come out of one pass.
 //
+// While the answer copies a stretch of the context, the lookup follows where it copies from: an
+// occurrence there wins over a later or longer one elsewhere, and after an edit (a word replaced,
+// a typo fixed) one token found just past that place is enough to pick the copy up again, where a
+// 2-token suffix holding the edited word would match nothing.
+//
 // How long a draft is depends on the mode:
 // - 'always' (speculative: 'prompt-lookup'): every guess is drafted; the length doubles while whole
 //   drafts are taken and halves when the first draft token is refused.
@@ -20,6 +25,11 @@
 export const MAX_DRAFT_TOKENS = 7;
 const MIN_NGRAM = 2;
 const MAX_NGRAM = 4;
+/** How far before and after the copy position an occurrence counts as continuing the copy (an
+ * edit replaces a few tokens), and how many tokens after the last kept guess the copy is followed. */
+const COPY_BEHIND = 2;
+const COPY_AHEAD = 8;
+const COPY_MEMORY = 16;
 /** Weight kept by the earlier guesses' outcomes at each new one (about the last 10 count). */
 const OUTCOME_DECAY = 0.9;
 /** A drafted token's cost in decode steps until passes are timed (docs/perf-log.md, prompt lookup). */
@@ -45,18 +55,26 @@ export class PromptLookup {
   private draftTokenMs = 0;
   /** The first token of the last guess not drafted: the next token shows whether it was right. */
   private undrafted: number | undefined;
+  /** The copy being followed: tokens.length minus the index of the token it continues with, and
+   * tokens.length when a guess from it was last right. `guessLag` is the last guess's lag. */
+  private copyLag: number | undefined;
+  private copyConfirmed = 0;
+  private guessLag: number | undefined;
+  private guessedAt = 0;
 
   constructor(readonly mode: LookupMode = 'always') {}
 
   /**
-   * Up to `room` tokens (and as many as the mode allows) that followed the latest earlier
-   * occurrence of the longest suffix of `tokens` (4 down to 2 tokens) in `tokens`; [] when there
-   * is none or, in 'when-it-pays', when drafting would cost more than it is expected to save.
+   * Up to `room` tokens (and as many as the mode allows) that followed an earlier occurrence of
+   * the end of `tokens` (lookup, below); [] when there is none or, in 'when-it-pays', when
+   * drafting would cost more than it is expected to save.
    * `tokens` is the context so far: each call's last token is the one sampled since the last call.
    */
   draft(tokens: readonly number[], room: number): number[] {
     if (this.undrafted !== undefined) {
-      this.outcome(tokens[tokens.length - 1] === this.undrafted);
+      const right = tokens[tokens.length - 1] === this.undrafted;
+      this.outcome(right);
+      if (right) this.followCopy(1);
       this.undrafted = undefined;
     }
     const guess = this.lookup(tokens, Math.min(room, MAX_DRAFT_TOKENS));
@@ -73,6 +91,14 @@ export class PromptLookup {
     // Tokens are checked in order until one is refused: `accepted` right, then one wrong if any.
     for (let i = 0; i < accepted; i++) this.outcome(true);
     if (accepted < drafted) this.outcome(false);
+    if (accepted > 0) this.followCopy(accepted);
+  }
+
+  /** The last guess's first `right` tokens came true: the answer copies from where it came from. */
+  private followCopy(right: number): void {
+    if (this.guessLag === undefined) return;
+    this.copyLag = this.guessLag;
+    this.copyConfirmed = this.guessedAt + right;
   }
 
   /** A pass of `tokens` tokens (the sampled one and its draft) took `ms`. */
@@ -82,17 +108,37 @@ export class PromptLookup {
     else if (this.stepMs) this.draftTokenMs = runningAverage(this.draftTokenMs, Math.max(0, ms - this.stepMs) / (tokens - 1));
   }
 
-  /** The longest suffix's earlier continuation, at most `max` tokens. */
+  /**
+   * An earlier continuation of the text's end, at most `max` tokens: where the copy being followed
+   * goes on, the longest suffix (4 tokens down to 1) found there; else the latest occurrence of
+   * the longest suffix of 4 down to 2 tokens anywhere.
+   */
   private lookup(tokens: readonly number[], max: number): number[] {
     if (max <= 0) return [];
     const n = tokens.length;
+    // Where the copy followed would continue now (if the answer has copied recently), and the
+    // places around it, nearest first.
+    const near: number[] = [];
+    if (this.copyLag !== undefined && n - this.copyConfirmed <= COPY_MEMORY) {
+      const copyAt = n - this.copyLag;
+      for (let d = 0; d <= COPY_AHEAD; d++) near.push(copyAt + d, ...(d > 0 && d <= COPY_BEHIND ? [copyAt - d] : []));
+    }
+    const matches = (end: number, size: number) => {
+      let i = 1;
+      while (i <= size && tokens[end - i] === tokens[n - i]) i++;
+      return i > size;
+    };
+    const from = (end: number) => {
+      this.guessLag = n - end;
+      this.guessedAt = n;
+      return tokens.slice(end, Math.min(end + max, n));
+    };
+    // An occurrence ending at `end` (exclusive) is followed by tokens[end]: end < n.
+    for (let size = Math.min(MAX_NGRAM, n - 1); size >= 1; size--) {
+      for (const end of near) if (end >= size && end < n && matches(end, size)) return from(end);
+    }
     for (let size = Math.min(MAX_NGRAM, n - 1); size >= MIN_NGRAM; size--) {
-      // An occurrence ending at `end` (exclusive) is followed by tokens[end]: end < n.
-      for (let end = n - 1; end >= size; end--) {
-        let i = 1;
-        while (i <= size && tokens[end - i] === tokens[n - i]) i++;
-        if (i > size) return tokens.slice(end, Math.min(end + max, n));
-      }
+      for (let end = n - 1; end >= size; end--) if (matches(end, size)) return from(end);
     }
     return [];
   }

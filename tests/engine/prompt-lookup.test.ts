@@ -26,6 +26,58 @@ describe('PromptLookup.draft', () => {
     expect(lookup.draft([1, 2, 9, 1, 2], 0)).toEqual([]);
   });
 
+  it('follows the copy: after an edited word one token past its place picks the copy up again', () => {
+    const source = Array.from({ length: 30 }, (_, i) => 100 + i);
+    const copying = () => {
+      const lookup = new PromptLookup();
+      [2, 4, 7].forEach((n) => lookup.record(n, n)); // limit 7
+      const tokens = [...source, 100, 101];
+      const draft = lookup.draft(tokens, 100);
+      expect(draft).toEqual([102, 103, 104, 105, 106, 107, 108]);
+      lookup.record(7, 7);
+      tokens.push(...draft);
+      return { lookup, tokens };
+    };
+    // 109 replaced by 900: nothing ends with 900 anywhere, then 110 alone is found where the copy
+    // goes on (a 2-token suffix [900, 110] occurs nowhere).
+    const replaced = copying();
+    replaced.tokens.push(900);
+    expect(replaced.lookup.draft(replaced.tokens, 100)).toEqual([]);
+    replaced.tokens.push(110);
+    expect(replaced.lookup.draft(replaced.tokens, 100)).toEqual([111, 112, 113, 114, 115, 116, 117]);
+    // Without a copy followed, one token is not enough.
+    const fresh = new PromptLookup();
+    [2, 4, 7].forEach((n) => fresh.record(n, n));
+    expect(fresh.draft(replaced.tokens, 100)).toEqual([]);
+    // Two words put in before 109: the copy is found again a little further on.
+    const inserted = copying();
+    inserted.tokens.push(900, 901, 109);
+    expect(inserted.lookup.draft(inserted.tokens, 100)).toEqual([110, 111, 112, 113, 114, 115, 116]);
+    // 109 and 110 left out.
+    const deleted = copying();
+    deleted.tokens.push(111);
+    expect(deleted.lookup.draft(deleted.tokens, 100)).toEqual([112, 113, 114, 115, 116, 117, 118]);
+    // The copy is forgotten 16 tokens after its last right guess: 17 tokens of other text, then
+    // the token the copy would go on with is a lone token again.
+    const left = copying();
+    left.tokens.push(...Array.from({ length: 17 }, (_, i) => 1000 + i), 126);
+    expect(left.lookup.draft(left.tokens, 100)).toEqual([]);
+  });
+
+  it('while copying, the occurrence where the copy goes on wins over a later one elsewhere', () => {
+    const lookup = new PromptLookup();
+    [2, 4, 7].forEach((n) => lookup.record(n, n));
+    // [50, 51, 52, 53] occurs twice in the source; the answer copies the first.
+    const source = [1, 2, 3, 50, 51, 52, 53, 4, 5, 50, 51, 52, 53, 6, 7];
+    const tokens = [...source, 1, 2];
+    expect(lookup.draft(tokens, 3)).toEqual([3, 50, 51]);
+    lookup.record(3, 3);
+    tokens.push(3, 50, 51, 52, 53);
+    expect(lookup.draft(tokens, 3)).toEqual([4, 5, 50]);
+    // Nothing copied: the latest occurrence.
+    expect(new PromptLookup().draft(tokens, 2)).toEqual([6, 7]);
+  });
+
   it('grows the draft while whole drafts are kept and shrinks it when the first token is refused', () => {
     const lookup = new PromptLookup();
     const long = [...Array.from({ length: 20 }, (_, i) => i), 0, 1];

@@ -62,20 +62,26 @@ export interface BenchTask {
 /**
  * `rewrite`: the instruction to fix the typos of the 600-token passage, followed by it; the answer
  * is the passage without typos. `free`: a one-line request for a story; the same answer, which then
- * repeats nothing of its prompt. The answer is cut to `answerLength` tokens.
+ * repeats nothing of its prompt.
  */
+export function taskTexts(task: 'rewrite' | 'free'): { prompt: string; answer: string } {
+  const passage = PASSAGE + MORE;
+  const prompt = task === 'rewrite'
+    ? `Fix the typos in this passage and write it out in full:\n\n${withTypos(passage)}\n\n`
+    : 'Write a short story about a lighthouse keeper and his logbook.\n\n';
+  return { prompt, answer: passage };
+}
+
+/** The task's prompt and answer in the tokens of the model at `modelPath`, the answer cut to `answerLength` tokens. */
 export async function buildTask(modelPath: string, task: 'rewrite' | 'free', answerLength: number): Promise<BenchTask> {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath, vocabOnly: true });
   try {
-    const passage = PASSAGE + MORE;
+    const texts = taskTexts(task);
     const tokenize = (text: string) => Array.from(model.tokenize(text, false), Number);
-    const answer = tokenize(passage);
+    const answer = tokenize(texts.answer);
     if (answer.length < answerLength) throw new Error(`the task's passage has ${answer.length} tokens, fewer than --decode ${answerLength - 1} + 1`);
-    const text = task === 'rewrite'
-      ? `Fix the typos in this passage and write it out in full:\n\n${withTypos(passage)}\n\n`
-      : 'Write a short story about a lighthouse keeper and his logbook.\n\n';
-    return { prompt: { text, tokens: tokenize(text) }, answerTokens: answer.slice(0, answerLength) };
+    return { prompt: { text: texts.prompt, tokens: tokenize(texts.prompt) }, answerTokens: answer.slice(0, answerLength) };
   } finally {
     await model.dispose();
     await llama.dispose();
