@@ -36,6 +36,10 @@ enum { KERNEL_OK = 0, KERNEL_BAD_ARGS = -1, KERNEL_BAD_TYPE = -2 };
 
 void *memset(void *dst, int value, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
+// -ffreestanding makes a call of every memcpy; as builtins, copies of a known size are inlined
+// as loads and stores, and the rest become memory.copy (-mbulk-memory).
+#define memset(dst, value, n) __builtin_memset(dst, value, n)
+#define memcpy(dst, src, n) __builtin_memcpy(dst, src, n)
 
 // ---------------------------------------------------------------------------
 // float helpers

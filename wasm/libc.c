@@ -1,17 +1,14 @@
 // The two libc functions the compiler may emit calls to on its own (struct
-// copies, zeroing). Plain byte loops: -ffreestanding keeps clang from turning
-// them back into calls to themselves.
+// copies, zeroing): bulk memory's memory.fill and memory.copy, which is what the
+// builtins become with -mbulk-memory, rather than byte loops.
 #include "kernels.h"
+#undef memset
+#undef memcpy
 
 void *memset(void *dst, int value, size_t n) {
-    uint8_t *d = (uint8_t *)dst;
-    for (size_t i = 0; i < n; i++) d[i] = (uint8_t)value;
-    return dst;
+    return __builtin_memset(dst, value, n);
 }
 
 void *memcpy(void *dst, const void *src, size_t n) {
-    uint8_t *d = (uint8_t *)dst;
-    const uint8_t *s = (const uint8_t *)src;
-    for (size_t i = 0; i < n; i++) d[i] = s[i];
-    return dst;
+    return __builtin_memcpy(dst, src, n);
 }

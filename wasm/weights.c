@@ -52,9 +52,16 @@ EXPORT int layout_field(int i, int field) {
 // ---------------------------------------------------------------------------
 // Repacked layouts (quants.h): Q4_0 <-> Q4_0x4, Q4_K <-> Q4_Kx, Q6_K <-> Q6_Kx
 
-static void pack_q4_0x4(const block_q4_0 src[4], block_q4_0x4 *dst) {
-    interleave_runs(src[0].qs, sizeof(block_q4_0), 1, &dst->qs[0][0]);
-    for (int k = 0; k < 4; k++) dst->d[k] = src[k].d;
+// In place: the four blocks are all loaded before the first store.
+static void pack_q4_0x4(uint8_t *group) {
+    const block_q4_0 *src = (const block_q4_0 *)group;
+    uint16_t d[4];
+    v128_t q[4];
+    for (int k = 0; k < 4; k++) d[k] = src[k].d;
+    transpose_words(wasm_v128_load(src[0].qs), wasm_v128_load(src[1].qs), wasm_v128_load(src[2].qs), wasm_v128_load(src[3].qs), q);
+    block_q4_0x4 *dst = (block_q4_0x4 *)group;
+    for (int k = 0; k < 4; k++) dst->d[k] = d[k];
+    for (int m = 0; m < 4; m++) wasm_v128_store(dst->qs[m], q[m]);
 }
 
 static void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
@@ -62,10 +69,12 @@ static void unpack_q4_0x4(const block_q4_0x4 *src, block_q4_0 dst[4]) {
     for (int k = 0; k < 4; k++) dst[k].d = src->d[k];
 }
 
+// interleave_runs(b->qs, 32, 2, b->qs) in place: all 8 vectors loaded before the first store.
 static void pack_q4_Kx(block_q4_K *b) {
-    uint8_t qs[QK_K / 2];
-    interleave_runs(b->qs, 32, 2, qs);
-    memcpy(b->qs, qs, sizeof(qs));
+    v128_t v[8], q[8];
+    for (int j = 0; j < 8; j++) v[j] = wasm_v128_load(b->qs + 16 * j);
+    for (int i = 0; i < 2; i++) transpose_words(v[i], v[2 + i], v[4 + i], v[6 + i], q + 4 * i);
+    for (int j = 0; j < 8; j++) wasm_v128_store(b->qs + 16 * j, q[j]);
 }
 
 static void unpack_q4_Kx(const block_q4_Kx *src, block_q4_K *dst) {
@@ -101,17 +110,35 @@ static void q6_Kx_quants(const block_q6_Kx *b, uint8_t q[QK_K]) {
     }
 }
 
+// In vectors, in place (all 12 loaded before the first store). Byte shifts are u16 shifts whose
+// bits crossing into the next byte are masked off (or, shifting left, cannot occur: values <= 15).
 static void pack_q6_Kx(block_q6_K *block) {
-    uint8_t q[QK_K];
-    q6_K_quants(block, q);
+    const v128_t m4 = wasm_i8x16_splat(15), m2 = wasm_i8x16_splat(3);
+    // The natural quants (quants.h, Q6_K): N[8h + 2j + s] holds q[128h + 32j + 16s .. +15].
+    v128_t N[16];
+    for (int h = 0; h < 2; h++) {
+        for (int s = 0; s < 2; s++) {
+            v128_t ql0 = wasm_v128_load(block->ql + 64 * h + 16 * s);
+            v128_t ql1 = wasm_v128_load(block->ql + 64 * h + 32 + 16 * s);
+            v128_t qh = wasm_v128_load(block->qh + 32 * h + 16 * s);
+            v128_t hi[4];
+            for (int j = 0; j < 4; j++) hi[j] = wasm_i16x8_shl(wasm_v128_and(wasm_u16x8_shr(qh, 2 * j), m2), 4);
+            N[8 * h + s] = wasm_v128_or(wasm_v128_and(ql0, m4), hi[0]);
+            N[8 * h + 2 + s] = wasm_v128_or(wasm_v128_and(ql1, m4), hi[1]);
+            N[8 * h + 4 + s] = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(ql0, 4), m4), hi[2]);
+            N[8 * h + 6 + s] = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(ql1, 4), m4), hi[3]);
+        }
+    }
+    // Q[4c + r][k] = natural quant Q6_KX_INDEX(4c + r, k) = byte 4r + k % 4 of N[4c + k / 4].
+    v128_t Q[16];
+    for (int c = 0; c < 4; c++) transpose_words(N[4 * c], N[4 * c + 1], N[4 * c + 2], N[4 * c + 3], Q + 4 * c);
     block_q6_Kx *x = (block_q6_Kx *)block;  // scales and d stay where they are
-    uint8_t Q[16][16];
-    for (int m = 0; m < 16; m++)
-        for (int k = 0; k < 16; k++) Q[m][k] = q[Q6_KX_INDEX(m, k)];
-    for (int k = 0; k < 16; k++) {
-        for (int i = 0; i < 8; i++) x->ql[i][k] = (uint8_t)((Q[2 * i][k] & 15) | (Q[2 * i + 1][k] & 15) << 4);
-        for (int c = 0; c < 4; c++)
-            x->qh[c][k] = (uint8_t)(Q[4 * c][k] >> 4 | (Q[4 * c + 1][k] >> 4) << 2 | (Q[4 * c + 2][k] >> 4) << 4 | (Q[4 * c + 3][k] >> 4) << 6);
+    for (int i = 0; i < 8; i++)
+        wasm_v128_store(x->ql[i], wasm_v128_or(wasm_v128_and(Q[2 * i], m4), wasm_i16x8_shl(wasm_v128_and(Q[2 * i + 1], m4), 4)));
+    for (int c = 0; c < 4; c++) {
+        v128_t h = wasm_v128_and(wasm_u16x8_shr(Q[4 * c], 4), m2);
+        for (int r = 1; r < 4; r++) h = wasm_v128_or(h, wasm_i16x8_shl(wasm_v128_and(wasm_u16x8_shr(Q[4 * c + r], 4), m2), 2 * r));
+        wasm_v128_store(x->qh[c], h);
     }
 }
 
@@ -140,11 +167,7 @@ static void repack_item(const void *vargs, int item, int thread_index) {
             for (size_t b = 0; b < a->row_bytes / sizeof(block_q6_K); b++) pack_q6_Kx((block_q6_K *)row + b);
             break;
         case KERNEL_TYPE_Q4_0X4:
-            for (size_t g = 0; g < a->row_bytes / sizeof(block_q4_0x4); g++) {
-                block_q4_0 blocks[4];
-                memcpy(blocks, row + g * sizeof(blocks), sizeof(blocks));
-                pack_q4_0x4(blocks, (block_q4_0x4 *)(row + g * sizeof(blocks)));
-            }
+            for (size_t g = 0; g < a->row_bytes / sizeof(block_q4_0x4); g++) pack_q4_0x4(row + g * sizeof(block_q4_0x4));
             break;
         }
     }
