@@ -149,6 +149,7 @@ typedef struct {
     uint8_t *w;
     size_t row_bytes;
     int rows, packed;
+    int non_finite;  // a Q4_0 scale is inf or NaN (set by check_item)
 } repack_args;
 
 #define REPACK_ROW_CHUNK 64
@@ -173,6 +174,18 @@ static void repack_item(const void *vargs, int item, int thread_index) {
     }
 }
 
+// Q4_0x4's precondition over an item's rows: every scale finite.
+static void check_item(const void *vargs, int item, int thread_index) {
+    (void)thread_index;
+    repack_args *a = (repack_args *)vargs;
+    int r_end = (item + 1) * REPACK_ROW_CHUNK < a->rows ? (item + 1) * REPACK_ROW_CHUNK : a->rows;
+    const block_q4_0 *b = (const block_q4_0 *)(a->w + (size_t)item * REPACK_ROW_CHUNK * a->row_bytes);
+    size_t n_blocks = (size_t)(r_end - item * REPACK_ROW_CHUNK) * (a->row_bytes / sizeof(block_q4_0));
+    int bad = 0;
+    for (size_t i = 0; i < n_blocks; i++) bad |= (b[i].d & 0x7c00) == 0x7c00;
+    if (bad) __atomic_store_n(&a->non_finite, 1, __ATOMIC_RELAXED);
+}
+
 // Rewrites a weight matrix in place into the layout this build's kernels read fastest (the
 // table's packed_type), and returns the type to pass to matmul from then on (wtype itself when
 // the layout stays). Q4_0x4 takes rows of whole groups of 4 blocks with every scale finite
@@ -185,15 +198,13 @@ EXPORT int repack_weights(uint8_t *w, int wtype, int rows, int cols) {
     if (!packed) return wtype;
     const weight_layout *target = weight_layout_of(packed);
     if (!target || cols % target->block_elems) return wtype;
+    repack_args args = { w, (size_t)rb, rows, packed, 0 };
+    int items = (rows + REPACK_ROW_CHUNK - 1) / REPACK_ROW_CHUNK;
     if (packed == KERNEL_TYPE_Q4_0X4) {
-        size_t n_blocks = (size_t)rows * (size_t)(cols / QK4_0);
-        for (size_t b = 0; b < n_blocks; b++) {
-            uint16_t d = ((const block_q4_0 *)w)[b].d;
-            if ((d & 0x7c00) == 0x7c00) return wtype;  // inf or NaN
-        }
+        pool_run(check_item, &args, items);
+        if (args.non_finite) return wtype;
     }
-    repack_args args = { w, (size_t)rb, rows, packed };
-    pool_run(repack_item, &args, (rows + REPACK_ROW_CHUNK - 1) / REPACK_ROW_CHUNK);
+    pool_run(repack_item, &args, items);
     return packed;
 }
 

@@ -55,10 +55,11 @@ export class PromptLookup {
   private draftTokenMs = 0;
   /** The first token of the last guess not drafted: the next token shows whether it was right. */
   private undrafted: number | undefined;
-  /** The copy being followed: tokens.length minus the index of the token it continues with, and
-   * tokens.length when a guess from it was last right. `guessLag` is the last guess's lag. */
+  /** The copy being followed: how far behind the text's end its source runs (tokens.length minus
+   * the index of the token it goes on with), and the text's length when a guess from it last came true. */
   private copyLag: number | undefined;
   private copyConfirmed = 0;
+  /** The last guess: its lag, and the text's length when it was made. */
   private guessLag: number | undefined;
   private guessedAt = 0;
 

@@ -661,6 +661,12 @@ describe('repack', () => {
     const wInf = put(k1, infinite);
     expect(k1.repack(wInf, WeightType.Q4_0, 3, 256)).toBe(WeightType.Q4_0);
     expect(k1.bytes().slice(wInf, wInf + infinite.length)).toEqual(infinite);
+    // ...wherever the scale lies: a NaN in row 130 of 200 (the rows are checked in pieces of 64)
+    const tall = randomWeights(WeightType.Q4_0, 200, 256, new Rng(78));
+    writeU16(tall, 18 * (8 * 130 + 5), 0x7e00);
+    const wTall = put(k1, tall);
+    expect(k1.repack(wTall, WeightType.Q4_0, 200, 256)).toBe(WeightType.Q4_0);
+    expect(k1.bytes().slice(wTall, wTall + tall.length)).toEqual(tall);
     const w = put(k1, raw);
     const src = k1.alloc(256 * 4), dst = k1.alloc(3 * 4);
     expect(() => k1.matmul(dst, w, WeightType.Q6_Kx, 3, 256, src)).toThrow(/Q6_Kx is not one the simd128 kernels read/);
