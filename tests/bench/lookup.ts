@@ -1,11 +1,11 @@
 // Prompt-lookup drafting without a model: each task's answer is replayed through PromptLookup
 // exactly as the engine does it (one pass per sampled token and its draft, the draft kept up to
 // the first token the answer does not have), and each pass is charged 1 + r × its draft tokens,
-// in decode steps. r, a drafted token's cost as a share of a decode step, is what this machine's
-// kernels give (a 128-token prompt's per-token time ÷ a decode step: about 0.4–0.6 here, see
-// docs/perf-log.md); `npm run bench -- --task rewrite` measures the real thing. What this shows
-// in seconds is which drafts are made: passes, drafted and kept tokens, and the speedup they buy
-// at a given r — the same every run, so drafting rules can be compared exactly.
+// in decode steps. r, a drafted token's cost as a share of a decode step, is the machine's (about
+// a prompt token's time ÷ a decode step; docs/perf-log.md); `npm run bench -- --task rewrite`
+// measures the real thing. This runs in seconds and shows which drafts are made: passes, drafted
+// and kept tokens, and the speedup they buy at a given r, the same every run, so drafting rules
+// can be compared exactly.
 //
 // Tasks: rewrite and free (the main bench's, engines/prompt.ts), and edit (rename two identifiers
 // through this repository's src/engine/stop-filter.ts, the first 2,400 characters).
