@@ -154,10 +154,16 @@ typedef struct {
 
 #define REPACK_ROW_CHUNK 64
 
+// The end of item `item`'s rows (it starts at item * REPACK_ROW_CHUNK).
+static int item_rows_end(const repack_args *a, int item) {
+    int end = (item + 1) * REPACK_ROW_CHUNK;
+    return end < a->rows ? end : a->rows;
+}
+
 static void repack_item(const void *vargs, int item, int thread_index) {
     (void)thread_index;
     const repack_args *a = (const repack_args *)vargs;
-    int r_end = (item + 1) * REPACK_ROW_CHUNK < a->rows ? (item + 1) * REPACK_ROW_CHUNK : a->rows;
+    int r_end = item_rows_end(a, item);
     for (int r = item * REPACK_ROW_CHUNK; r < r_end; r++) {
         uint8_t *row = a->w + (size_t)r * a->row_bytes;
         switch (a->packed) {
@@ -178,7 +184,7 @@ static void repack_item(const void *vargs, int item, int thread_index) {
 static void check_item(const void *vargs, int item, int thread_index) {
     (void)thread_index;
     repack_args *a = (repack_args *)vargs;
-    int r_end = (item + 1) * REPACK_ROW_CHUNK < a->rows ? (item + 1) * REPACK_ROW_CHUNK : a->rows;
+    int r_end = item_rows_end(a, item);
     const block_q4_0 *b = (const block_q4_0 *)(a->w + (size_t)item * REPACK_ROW_CHUNK * a->row_bytes);
     size_t n_blocks = (size_t)(r_end - item * REPACK_ROW_CHUNK) * (a->row_bytes / sizeof(block_q4_0));
     int bad = 0;

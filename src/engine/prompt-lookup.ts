@@ -122,7 +122,10 @@ export class PromptLookup {
     const near: number[] = [];
     if (this.copyLag !== undefined && n - this.copyConfirmed <= COPY_MEMORY) {
       const copyAt = n - this.copyLag;
-      for (let d = 0; d <= COPY_AHEAD; d++) near.push(copyAt + d, ...(d > 0 && d <= COPY_BEHIND ? [copyAt - d] : []));
+      for (let d = 0; d <= COPY_AHEAD; d++) {
+        near.push(copyAt + d);
+        if (d > 0 && d <= COPY_BEHIND) near.push(copyAt - d);
+      }
     }
     const matches = (end: number, size: number) => {
       let i = 1;

@@ -10,6 +10,7 @@ import { readChatTemplate, readTokenizerData } from '../../src/gguf/metadata.ts'
 import { Qwen3Model, type LoadTimings } from '../../src/model/qwen3.ts';
 import { ChatTemplate } from '../../src/tokenizer/chat-template.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { replayAnswer } from './replay-answer.ts';
 import { ModelStore } from '../../src/storage/model-store.ts';
 import { errorInfo } from '../../src/engine/errors.ts';
 import { fillCacheTo } from './fill-cache.ts';
@@ -149,27 +150,16 @@ async function handle(request: ModelRequest): Promise<void> {
       const { answer } = request;
       const lookup = request.speculative ? new PromptLookup('when-it-pays') : undefined;  // the engine's default
       const context = request.context.slice();
-      let passes = 0, drafted = 0, accepted = 0;
       const started = performance.now();
-      // Each pass puts answer[i] (and a draft) in the cache, for the logits that pick answer[i + 1].
-      for (let i = 0; i < answer.length - 1;) {
-        context.push(answer[i]!);
-        const room = Math.min(MAX_DRAFT_TOKENS, m.contextLength - m.position - 1, answer.length - i - 2);
-        const guess = lookup?.draft(context, room) ?? [];
-        const passStart = performance.now();
-        m.forward([answer[i]!, ...guess], m.position, guess.length > 0);
-        lookup?.timePass(1 + guess.length, performance.now() - passStart);
-        let kept = 0;
-        while (kept < guess.length && guess[kept] === answer[i + 1 + kept]) kept++;
-        lookup?.record(guess.length, kept);
-        context.push(...guess.slice(0, kept));
-        passes++;
-        drafted += guess.length;
-        accepted += kept;
-        i += 1 + kept;
-        if (kept < guess.length) m.truncate(request.startPos + i);
-      }
-      scope.postMessage({ type: 'replay-result', id: request.id, ms: performance.now() - started, passes, drafted, accepted });
+      const counts = replayAnswer(lookup, context, answer,
+        (i) => Math.min(MAX_DRAFT_TOKENS, m.contextLength - m.position - 1, answer.length - i - 2),
+        (token, draft) => {
+          const passStart = performance.now();
+          m.forward([token, ...draft], m.position, draft.length > 0);
+          return performance.now() - passStart;
+        },
+        (answered) => m.truncate(request.startPos + answered));
+      scope.postMessage({ type: 'replay-result', id: request.id, ms: performance.now() - started, ...counts });
       return;
     }
     case 'dispose': {
